@@ -1,0 +1,111 @@
+//! The protocol's error envelope (`{"error": message, "code": code}`) and the stable error codes.
+
+use serde::{Deserialize, Serialize};
+
+/// A stable, machine-readable error code as the official client understands it.
+///
+/// The client picks its exception class from this code only, never from the HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// Missing or unknown API key (401).
+    Unauthorized,
+    /// Request body or query could not be understood (400).
+    InvalidRequest,
+    /// Generic missing object (404).
+    NotFound,
+    /// Sandbox id unknown, destroyed, or owned by another tenant (404).
+    SandboxNotFound,
+    /// Template reference unknown (404).
+    TemplateNotFound,
+    /// A path inside a sandbox does not exist (404).
+    FileNotFound,
+    /// The object is in a state that does not allow the request (409).
+    Conflict,
+    /// The sandbox exists but cannot serve the request yet (409).
+    SandboxNotReady,
+    /// The host has no room for another sandbox (503).
+    CapacityExceeded,
+    /// A command could not be started in the sandbox (500).
+    ExecFailed,
+    /// This deployment does not offer the feature (501).
+    FeatureUnavailable,
+    /// The endpoint exists in the protocol but this server does not implement it (501).
+    NotImplemented,
+    /// Something failed on the server side (500).
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code string on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::InvalidRequest => "invalid_request",
+            Self::NotFound => "not_found",
+            Self::SandboxNotFound => "sandbox_not_found",
+            Self::TemplateNotFound => "template_not_found",
+            Self::FileNotFound => "file_not_found",
+            Self::Conflict => "conflict",
+            Self::SandboxNotReady => "sandbox_not_ready",
+            Self::CapacityExceeded => "capacity_exceeded",
+            Self::ExecFailed => "exec_failed",
+            Self::FeatureUnavailable => "feature_unavailable",
+            Self::NotImplemented => "not_implemented",
+            Self::Internal => "internal_error",
+        }
+    }
+
+    /// The HTTP status the server answers with for this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::Unauthorized => 401,
+            Self::InvalidRequest => 400,
+            Self::NotFound | Self::SandboxNotFound | Self::TemplateNotFound | Self::FileNotFound => 404,
+            Self::Conflict | Self::SandboxNotReady => 409,
+            Self::CapacityExceeded => 503,
+            Self::ExecFailed | Self::Internal => 500,
+            Self::FeatureUnavailable | Self::NotImplemented => 501,
+        }
+    }
+}
+
+/// The flat error envelope every non-2xx response carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Human-readable message, lowercase, saying what failed and what to do next.
+    pub error: String,
+    /// Stable error code (see [`ErrorCode`]); kept as a string so unknown codes survive a round trip.
+    pub code: String,
+    /// Whether retrying the same request may succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
+    /// What the caller should do next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested_action: Option<String>,
+}
+
+impl ErrorBody {
+    /// An envelope for `code` with `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { error: message.into(), code: code.as_str().to_owned(), retryable: None, suggested_action: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_is_flat_and_omits_unset_fields() {
+        let body = ErrorBody::new(ErrorCode::SandboxNotFound, "sandbox sb_x not found");
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json, serde_json::json!({"error": "sandbox sb_x not found", "code": "sandbox_not_found"}));
+    }
+
+    #[test]
+    fn statuses_match_the_client_conventions() {
+        assert_eq!(ErrorCode::Unauthorized.http_status(), 401);
+        assert_eq!(ErrorCode::SandboxNotFound.http_status(), 404);
+        assert_eq!(ErrorCode::CapacityExceeded.http_status(), 503);
+    }
+}

@@ -1,0 +1,202 @@
+//! Sandbox objects on the wire: create requests, `SandboxInfo`, list pages and timeouts.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle status of a sandbox as reported to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxStatus {
+    /// Being created; exec and files are not usable yet.
+    Creating,
+    /// Running; exec and files are usable.
+    Running,
+    /// Saved and released; resumable.
+    Paused,
+    /// Gone for good.
+    Destroyed,
+    /// Failed; the message is in the lifecycle events.
+    Error,
+}
+
+impl SandboxStatus {
+    /// The status string on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "creating",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Destroyed => "destroyed",
+            Self::Error => "error",
+        }
+    }
+
+    /// Parses the wire string.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "creating" => Self::Creating,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "destroyed" => Self::Destroyed,
+            "error" => Self::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// Resources of a sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxConfig {
+    /// Virtual CPUs (CPU quota in whole cores).
+    pub vcpus: u32,
+    /// Memory limit in MiB.
+    pub memory_mb: u32,
+}
+
+/// What a sandbox does when its deadline passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeoutAction {
+    /// Destroy the sandbox (the default).
+    #[default]
+    Destroy,
+    /// Hibernate it (save state, release resources).
+    Hibernate,
+}
+
+impl TimeoutAction {
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Destroy => "destroy",
+            Self::Hibernate => "hibernate",
+        }
+    }
+}
+
+/// Body of `POST /v1/sandboxes`. Unknown fields are ignored and `null` means absent, as the client sends
+/// explicit nulls for unset optionals.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateSandboxRequest {
+    /// Template reference (`base` when absent).
+    pub template: Option<String>,
+    /// Virtual CPUs.
+    pub vcpus: Option<u32>,
+    /// Memory in MiB.
+    pub memory_mb: Option<u32>,
+    /// Lifetime in milliseconds from now.
+    pub timeout_ms: Option<u64>,
+    /// What happens at the deadline.
+    pub timeout_action: Option<TimeoutAction>,
+    /// Environment variables visible to every command.
+    pub envs: Option<BTreeMap<String, String>>,
+    /// Free-form metadata; values keep their JSON types.
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Default working directory (created if missing).
+    pub cwd: Option<String>,
+    /// Whether the sandbox may reach the internet.
+    pub internet_access: Option<bool>,
+    /// Snapshot to start from instead of a template.
+    pub snapshot_id: Option<String>,
+}
+
+/// `SandboxInfo`, the object every sandbox route answers with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    /// `sb_…` id.
+    pub id: String,
+    /// Current status.
+    pub status: SandboxStatus,
+    /// Resources.
+    pub config: SandboxConfig,
+    /// Template reference exactly as requested.
+    pub template: String,
+    /// Metadata given at create.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Default working directory.
+    pub cwd: String,
+    /// When the sandbox was created (RFC 3339).
+    pub created_at: String,
+    /// When it started running (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Lifetime in milliseconds, as last set.
+    pub timeout_ms: u64,
+    /// Deadline (RFC 3339).
+    pub timeout_at: String,
+    /// Same as `timeout_at` (the client checks they are equal).
+    pub expires_at: String,
+    /// What happens at the deadline.
+    pub timeout_action: TimeoutAction,
+    /// Set while paused: the snapshot that holds its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+}
+
+/// A page of `GET /v1/sandboxes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxPage {
+    /// Sandboxes on this page.
+    pub items: Vec<SandboxInfo>,
+    /// Token for the next page, if any.
+    pub next_token: Option<String>,
+    /// Whether another page exists.
+    pub has_next: bool,
+}
+
+/// Body of `POST /v1/sandboxes/{id}/timeout`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SetTimeoutRequest {
+    /// New lifetime in milliseconds from now.
+    pub timeout_ms: Option<u64>,
+    /// New timeout action, if changed.
+    pub timeout_action: Option<TimeoutAction>,
+}
+
+/// One template in `GET /v1/templates`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateInfo {
+    /// Template id (`base` for the builtin).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// What it contains.
+    pub description: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Default tag.
+    pub default_tag: Option<String>,
+    /// Whether it ships with the server.
+    pub builtin: bool,
+    /// `nullspace/<name>` for builtins.
+    pub canonical_ref: Option<String>,
+    /// Namespace slug.
+    pub namespace_slug: Option<String>,
+    /// `public` for builtins.
+    pub visibility: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_request_accepts_explicit_nulls_and_unknown_fields() {
+        let body = r#"{"template":"base","vcpus":2,"memory_mb":512,"timeout_ms":300000,"envs":{},"metadata":{"n":1},
+            "network":null,"cwd":null,"internet_access":true,"auto_resume":false,"timeout_action":null}"#;
+        let request: CreateSandboxRequest = serde_json::from_str(body).unwrap();
+        assert_eq!(request.template.as_deref(), Some("base"));
+        assert_eq!(request.cwd, None);
+        assert_eq!(request.metadata.unwrap()["n"], serde_json::json!(1));
+    }
+
+    #[test]
+    fn status_round_trips() {
+        for status in [SandboxStatus::Creating, SandboxStatus::Running, SandboxStatus::Paused, SandboxStatus::Error] {
+            assert_eq!(SandboxStatus::parse(status.as_str()), Some(status));
+        }
+    }
+}
