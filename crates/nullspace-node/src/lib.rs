@@ -1,1 +1,21 @@
-//! placeholder
+//! One host: template layers, an overlay rootfs per sandbox, the isolation runtime, and the link to each
+//! sandbox's guest daemon. The control plane calls [`Node`]; nothing above it touches mounts, runtimes
+//! or guest sockets directly.
+#![warn(missing_docs)]
+
+mod error;
+mod guest_link;
+mod layout;
+mod metrics;
+mod node;
+mod overlay;
+pub mod template;
+
+pub use error::NodeError;
+pub use guest_link::GuestLink;
+pub use layout::SandboxPaths;
+pub use metrics::SandboxUsage;
+pub use node::{LaunchSpec, Node, NodeConfig, ReconcileReport};
+
+/// Result alias of this crate.
+pub type NodeResult<T> = Result<T, NodeError>;

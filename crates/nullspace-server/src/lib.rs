@@ -1,34 +1,15 @@
-//! Control plane: API routes, auth, store, sandbox state machine, reaper.
+//! Control plane of Nullspace: the HTTP/WebSocket API, authentication, the store, the sandbox state
+//! machine, the reaper, and startup. Flow: `api` → `control` → `nullspace_node`.
 #![warn(missing_docs)]
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+mod api;
+mod app;
+mod clock;
+mod control;
+mod error;
+mod ids;
+mod metrics;
+mod store;
 
-/// Options of `nullspace server`.
-#[derive(Debug, Clone)]
-pub struct ServerOptions {
-    /// Address to listen on.
-    pub listen: SocketAddr,
-    /// Data directory (store, templates, sandboxes).
-    pub data_dir: PathBuf,
-    /// `auto`, `runc`, `crun` or `runsc`.
-    pub runtime: String,
-}
-
-/// Errors of the server's entry points.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    /// Placeholder until the server lands.
-    #[error("not yet implemented")]
-    Unimplemented,
-}
-
-/// Runs the server until SIGINT/SIGTERM.
-pub async fn run(_options: ServerOptions) -> Result<(), ServerError> {
-    Err(ServerError::Unimplemented)
-}
-
-/// Creates a new API key for `tenant` (created if missing) in the store under `data_dir`; returns the key.
-pub async fn create_api_key(_data_dir: &std::path::Path, _tenant: &str) -> Result<String, ServerError> {
-    Err(ServerError::Unimplemented)
-}
+pub use app::{create_api_key, run, ServerOptions, BOOTSTRAP_KEY_ENV, DEFAULT_TENANT, GUESTD_ENV};
+pub use error::{error_chain, ServerError};

@@ -1,0 +1,90 @@
+//! Errors of the node: each variant names the operation that failed and the sandbox it concerns.
+
+use std::path::PathBuf;
+
+use nullspace_runtime::RuntimeError;
+
+use crate::template::TemplateError;
+
+/// A node operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The requested template is not built on this node.
+    #[error("template {template} is not available on this node")]
+    UnknownTemplate {
+        /// Template name as requested.
+        template: String,
+    },
+    /// Preparing the template layer failed.
+    #[error("preparing template failed")]
+    Template(#[from] TemplateError),
+    /// A directory or file of the sandbox could not be prepared or removed.
+    #[error("filesystem operation on {path} for sandbox {sandbox_id} failed")]
+    Filesystem {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// Path involved.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Mounting or unmounting the overlay root failed.
+    #[error("overlay {operation} for sandbox {sandbox_id} failed")]
+    Overlay {
+        /// `mount` or `unmount`.
+        operation: &'static str,
+        /// Sandbox id.
+        sandbox_id: String,
+        /// Cause.
+        #[source]
+        source: nix::Error,
+    },
+    /// No isolation runtime works on this host.
+    #[error("no usable isolation runtime; run `nullspace doctor` to see why")]
+    SelectRuntime(#[source] RuntimeError),
+    /// The isolation runtime failed.
+    #[error("runtime operation for sandbox {sandbox_id} failed")]
+    Runtime {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// Cause.
+        #[source]
+        source: RuntimeError,
+    },
+    /// The guest daemon did not become ready in time.
+    #[error("guest of sandbox {sandbox_id} did not become ready within {waited_ms} ms (see {log})")]
+    GuestNotReady {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// How long the node waited.
+        waited_ms: u64,
+        /// Init log of the sandbox.
+        log: PathBuf,
+    },
+    /// The guest answered with another protocol version.
+    #[error("guest of sandbox {sandbox_id} speaks protocol {found}, node expects {expected}")]
+    GuestProtocol {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// Version the guest reported.
+        found: u32,
+        /// Version this node speaks.
+        expected: u32,
+    },
+    /// Talking to the guest daemon failed.
+    #[error("request to the guest of sandbox {sandbox_id} failed")]
+    GuestRequest {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// Cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The guest daemon binary was not found.
+    #[error("guest daemon binary not found at {path}; build it with `cargo build --release -p nullspace-guest` or set NULLSPACE_GUESTD")]
+    GuestBinaryMissing {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+}

@@ -1,0 +1,106 @@
+//! The node's link to one sandbox's guest daemon: HTTP/1.1 and WebSocket over the guest's unix socket.
+//! Requests and responses stream through untouched; this module knows transport, not routes.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Body, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use nullspace_types::guest::{GuestHealth, GUEST_PROTOCOL_VERSION};
+use tokio::net::UnixStream;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::{NodeError, NodeResult};
+
+/// A handle on one guest's socket; cheap to create and clone.
+#[derive(Debug, Clone)]
+pub struct GuestLink {
+    sandbox_id: String,
+    socket: PathBuf,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl GuestLink {
+    /// A link to the guest of `sandbox_id` listening on `socket`.
+    pub fn new(sandbox_id: impl Into<String>, socket: PathBuf) -> Self {
+        Self { sandbox_id: sandbox_id.into(), socket }
+    }
+
+    fn request_error(&self, source: impl Into<BoxError>) -> NodeError {
+        NodeError::GuestRequest { sandbox_id: self.sandbox_id.clone(), source: source.into() }
+    }
+
+    async fn connect(&self) -> NodeResult<UnixStream> {
+        UnixStream::connect(&self.socket).await.map_err(|error| self.request_error(error))
+    }
+
+    /// Sends `request` (whose URI holds only path and query) to the guest and returns its response with
+    /// the body still streaming. Upgrades (WebSocket, TCP tunnels) are kept available on the response.
+    pub async fn send<B>(&self, mut request: Request<B>) -> NodeResult<Response<Incoming>>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let stream = self.connect().await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|error| self.request_error(error))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.with_upgrades().await {
+                tracing::debug!(%error, "guest connection ended with an error");
+            }
+        });
+        request.headers_mut().insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("guest"));
+        sender.send_request(request).await.map_err(|error| self.request_error(error))
+    }
+
+    /// Opens a WebSocket to the guest at `path_and_query` (e.g. `/ws?channel=exec`).
+    pub async fn websocket(&self, path_and_query: &str) -> NodeResult<WebSocketStream<UnixStream>> {
+        let stream = self.connect().await?;
+        let url = format!("ws://guest{path_and_query}");
+        let (socket, _response) = tokio_tungstenite::client_async(url, stream).await.map_err(|error| self.request_error(error))?;
+        Ok(socket)
+    }
+
+    /// Asks the guest for its health once.
+    pub async fn health(&self) -> NodeResult<GuestHealth> {
+        let request = Request::get("/health").body(Empty::<Bytes>::new()).map_err(|error| self.request_error(error))?;
+        let response = self.send(request).await?;
+        let body = response.into_body().collect().await.map_err(|error| self.request_error(error))?.to_bytes();
+        serde_json::from_slice(&body).map_err(|error| self.request_error(error))
+    }
+
+    /// Waits until the guest answers `/health` with our protocol version, polling quickly: this wait is
+    /// most of a sandbox's create latency.
+    pub async fn wait_ready(&self, timeout: Duration, init_log: PathBuf) -> NodeResult<()> {
+        let started = Instant::now();
+        let mut delay = Duration::from_micros(500);
+        loop {
+            if self.socket.exists() {
+                if let Ok(health) = self.health().await {
+                    if health.protocol_version != GUEST_PROTOCOL_VERSION {
+                        return Err(NodeError::GuestProtocol {
+                            sandbox_id: self.sandbox_id.clone(),
+                            found: health.protocol_version,
+                            expected: GUEST_PROTOCOL_VERSION,
+                        });
+                    }
+                    return Ok(());
+                }
+            }
+            if started.elapsed() >= timeout {
+                return Err(NodeError::GuestNotReady {
+                    sandbox_id: self.sandbox_id.clone(),
+                    waited_ms: started.elapsed().as_millis() as u64,
+                    log: init_log,
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(20));
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Where a sandbox's host-side resources live. Every path is derived from the data dir and the sandbox id,
+//! so destroy and the reconcile at start find everything a sandbox owns without any other record.
+
+use std::path::{Path, PathBuf};
+
+/// The host directories of one sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxPaths {
+    /// `<data>/sandboxes/<id>`: everything below is owned by the sandbox.
+    pub root: PathBuf,
+    /// Overlay upper dir (the sandbox's writes).
+    pub upper: PathBuf,
+    /// Overlay work dir.
+    pub work: PathBuf,
+    /// Mount point of the merged overlay (the container's root).
+    pub rootfs: PathBuf,
+    /// Guest control dir, bind-mounted at `/run/nullspace` (socket + boot config).
+    pub control: PathBuf,
+    /// OCI bundle dir (config.json, init log).
+    pub bundle: PathBuf,
+}
+
+impl SandboxPaths {
+    /// Paths of sandbox `id` under `sandboxes_dir`.
+    pub fn new(sandboxes_dir: &Path, id: &str) -> Self {
+        let root = sandboxes_dir.join(id);
+        Self {
+            upper: root.join("upper"),
+            work: root.join("work"),
+            rootfs: root.join("rootfs"),
+            control: root.join("control"),
+            bundle: root.join("bundle"),
+            root,
+        }
+    }
+
+    /// The guest's unix socket on the host side.
+    pub fn guest_socket(&self) -> PathBuf {
+        self.control.join(nullspace_types::guest::GUEST_SOCKET_NAME)
+    }
+
+    /// The guest's boot configuration on the host side.
+    pub fn guest_config(&self) -> PathBuf {
+        self.control.join(nullspace_types::guest::GUEST_CONFIG_NAME)
+    }
+
+    /// The log of the sandbox's init process (guestd's stderr).
+    pub fn init_log(&self) -> PathBuf {
+        self.bundle.join("init.log")
+    }
+}
+
+/// Whether `name` looks like a sandbox id this node created (`sb_` + lowercase alphanumerics).
+pub fn is_sandbox_id(name: &str) -> bool {
+    name.strip_prefix("sb_")
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_all_under_the_sandbox_root() {
+        let paths = SandboxPaths::new(Path::new("/data/sandboxes"), "sb_abc");
+        for path in [&paths.upper, &paths.work, &paths.rootfs, &paths.control, &paths.bundle] {
+            assert!(path.starts_with("/data/sandboxes/sb_abc"));
+        }
+        assert_eq!(paths.guest_socket(), Path::new("/data/sandboxes/sb_abc/control/guest.sock"));
+    }
+
+    #[test]
+    fn sandbox_ids_are_recognised_strictly() {
+        assert!(is_sandbox_id("sb_0a9z"));
+        assert!(!is_sandbox_id("sb_"));
+        assert!(!is_sandbox_id("sb_../x"));
+        assert!(!is_sandbox_id("tmp"));
+    }
+}

@@ -1,0 +1,226 @@
+//! The node: launches sandboxes (overlay root + isolation runtime + guest), destroys them with one
+//! idempotent teardown, and reconciles the host against the store's view at start.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nullspace_runtime::{BindMount, IsolationRuntime, Limits, OciRuntime, SandboxSpec};
+use nullspace_types::guest::{GuestConfig, GUEST_BINARY_PATH, GUEST_CONTROL_DIR};
+
+use crate::layout::{is_sandbox_id, SandboxPaths};
+use crate::metrics::{read_usage, SandboxUsage};
+use crate::overlay;
+use crate::template::{TemplateLayer, TemplateStore};
+use crate::{GuestLink, NodeError, NodeResult};
+
+/// How long a new sandbox's guest gets to answer its first health check.
+const GUEST_READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Processes a sandbox may have at once (contains fork bombs).
+const PIDS_LIMIT: u32 = 1024;
+
+/// Static configuration of the node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Data directory; the node owns `templates/`, `sandboxes/` and `runtime/` below it.
+    pub data_dir: PathBuf,
+    /// The guest daemon binary bind-mounted into every sandbox.
+    pub guestd_path: PathBuf,
+    /// Isolation runtime: `auto`, `runc`, `crun` or `runsc`.
+    pub runtime: String,
+}
+
+/// What a sandbox is launched with.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    /// Sandbox id (`sb_…`).
+    pub sandbox_id: String,
+    /// Template name.
+    pub template: String,
+    /// Create-time environment, layered over the template's.
+    pub envs: BTreeMap<String, String>,
+    /// Default working directory; the template's when `None`.
+    pub cwd: Option<String>,
+    /// CPU quota in cores.
+    pub vcpus: u32,
+    /// Memory limit in MiB.
+    pub memory_mb: u32,
+}
+
+/// Outcome of [`Node::reconcile`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Sandboxes the store expected that are alive and answering.
+    pub alive: BTreeSet<String>,
+    /// Sandboxes the store expected that are gone (now fully cleaned up).
+    pub gone: BTreeSet<String>,
+    /// Sandboxes found on the host that the store did not know (destroyed).
+    pub orphans_destroyed: BTreeSet<String>,
+}
+
+/// One host running sandboxes.
+pub struct Node {
+    config: NodeConfig,
+    templates: TemplateStore,
+    runtime: OciRuntime,
+    sandboxes_dir: PathBuf,
+}
+
+impl Node {
+    /// A node over `config.data_dir`, with the runtime `config.runtime` selects on this host.
+    pub async fn new(config: NodeConfig) -> NodeResult<Self> {
+        if !config.guestd_path.is_file() {
+            return Err(NodeError::GuestBinaryMissing { path: config.guestd_path.clone() });
+        }
+        let choice = nullspace_runtime::select(&config.runtime).await.map_err(NodeError::SelectRuntime)?;
+        tracing::info!(runtime = choice.kind.as_str(), "selected isolation runtime");
+        let runtime = OciRuntime::new(choice.kind, config.data_dir.join("runtime").join(choice.kind.as_str()));
+        let sandboxes_dir = config.data_dir.join("sandboxes");
+        std::fs::create_dir_all(&sandboxes_dir)
+            .map_err(|source| NodeError::Filesystem { sandbox_id: String::new(), path: sandboxes_dir.clone(), source })?;
+        let templates = TemplateStore::new(config.data_dir.join("templates"));
+        Ok(Self { config, templates, runtime, sandboxes_dir })
+    }
+
+    /// The template store of this node.
+    pub fn templates(&self) -> &TemplateStore {
+        &self.templates
+    }
+
+    /// The isolation runtime in use.
+    pub fn runtime_kind(&self) -> nullspace_runtime::RuntimeKind {
+        self.runtime.kind()
+    }
+
+    /// Paths of sandbox `sandbox_id`.
+    pub fn paths(&self, sandbox_id: &str) -> SandboxPaths {
+        SandboxPaths::new(&self.sandboxes_dir, sandbox_id)
+    }
+
+    /// The link to the guest of `sandbox_id`.
+    pub fn guest(&self, sandbox_id: &str) -> GuestLink {
+        GuestLink::new(sandbox_id, self.paths(sandbox_id).guest_socket())
+    }
+
+    /// Launches a sandbox and returns once its guest answers. On failure everything acquired is released.
+    #[tracing::instrument(skip_all, fields(sandbox = %spec.sandbox_id))]
+    pub async fn launch(&self, spec: &LaunchSpec) -> NodeResult<()> {
+        let template = self
+            .templates
+            .get(&spec.template)
+            .ok_or_else(|| NodeError::UnknownTemplate { template: spec.template.clone() })?;
+        let result = self.launch_steps(spec, &template).await;
+        if result.is_err() {
+            if let Err(error) = self.destroy(&spec.sandbox_id).await {
+                tracing::warn!(error = %error, "cleanup after a failed launch failed");
+            }
+        }
+        result
+    }
+
+    async fn launch_steps(&self, spec: &LaunchSpec, template: &TemplateLayer) -> NodeResult<()> {
+        let id = spec.sandbox_id.as_str();
+        let paths = self.paths(id);
+        let fs_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| NodeError::Filesystem { sandbox_id: id.to_owned(), path, source }
+        };
+        for dir in [&paths.upper, &paths.work, &paths.rootfs, &paths.control, &paths.bundle] {
+            std::fs::create_dir_all(dir).map_err(fs_error(dir))?;
+        }
+        let mut envs = template.envs.clone();
+        envs.extend(spec.envs.iter().map(|(key, value)| (key.clone(), value.clone())));
+        let guest_config = GuestConfig {
+            sandbox_id: id.to_owned(),
+            envs,
+            cwd: spec.cwd.clone().unwrap_or_else(|| template.default_cwd.clone()),
+            default_user: template.default_user.clone(),
+        };
+        let config_json = serde_json::to_vec(&guest_config).unwrap_or_default();
+        std::fs::write(paths.guest_config(), config_json).map_err(fs_error(&paths.guest_config()))?;
+
+        overlay::mount_overlay(&template.rootfs, &paths.upper, &paths.work, &paths.rootfs)
+            .map_err(|source| NodeError::Overlay { operation: "mount", sandbox_id: id.to_owned(), source })?;
+
+        let runtime_spec = SandboxSpec {
+            id: id.to_owned(),
+            bundle_dir: paths.bundle.clone(),
+            rootfs: paths.rootfs.clone(),
+            hostname: id.replace('_', "-"),
+            args: vec![GUEST_BINARY_PATH.to_owned()],
+            env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()],
+            mounts: vec![
+                BindMount { source: paths.control.clone(), destination: GUEST_CONTROL_DIR.to_owned(), read_only: false },
+                BindMount {
+                    source: self.config.guestd_path.clone(),
+                    destination: GUEST_BINARY_PATH.to_owned(),
+                    read_only: true,
+                },
+            ],
+            limits: Limits { vcpus: spec.vcpus, memory_mb: spec.memory_mb, pids: PIDS_LIMIT },
+            no_new_privileges: true,
+        };
+        self.runtime
+            .start(&runtime_spec)
+            .await
+            .map_err(|source| NodeError::Runtime { sandbox_id: id.to_owned(), source })?;
+        self.guest(id).wait_ready(GUEST_READY_TIMEOUT, paths.init_log()).await
+    }
+
+    /// Releases everything sandbox `sandbox_id` owns: processes, container state, cgroup, overlay mount and
+    /// directories. Idempotent: succeeds for a sandbox that is partly or entirely gone.
+    #[tracing::instrument(skip_all, fields(sandbox = %sandbox_id))]
+    pub async fn destroy(&self, sandbox_id: &str) -> NodeResult<()> {
+        let paths = self.paths(sandbox_id);
+        self.runtime
+            .destroy(sandbox_id)
+            .await
+            .map_err(|source| NodeError::Runtime { sandbox_id: sandbox_id.to_owned(), source })?;
+        overlay::unmount(&paths.rootfs)
+            .map_err(|source| NodeError::Overlay { operation: "unmount", sandbox_id: sandbox_id.to_owned(), source })?;
+        match std::fs::remove_dir_all(&paths.root) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(NodeError::Filesystem { sandbox_id: sandbox_id.to_owned(), path: paths.root, source }),
+        }
+    }
+
+    /// Usage of a running sandbox, from its cgroup and upper dir.
+    pub fn usage(&self, sandbox_id: &str, memory_mb: u32) -> SandboxUsage {
+        let paths = self.paths(sandbox_id);
+        read_usage(&format!("nullspace/{sandbox_id}"), &paths.upper, &self.config.data_dir, u64::from(memory_mb) << 20)
+    }
+
+    /// Brings the host in line with `expected` (the sandboxes the store believes are running): every
+    /// sandbox found on the host but not expected is destroyed, and every expected one that does not
+    /// answer is destroyed and reported gone.
+    pub async fn reconcile(&self, expected: &BTreeSet<String>) -> NodeResult<ReconcileReport> {
+        let mut found = BTreeSet::new();
+        if let Ok(entries) = std::fs::read_dir(&self.sandboxes_dir) {
+            found.extend(entries.flatten().filter_map(|entry| entry.file_name().into_string().ok()).filter(|n| is_sandbox_id(n)));
+        }
+        match self.runtime.list().await {
+            Ok(ids) => found.extend(ids.into_iter().filter(|id| is_sandbox_id(id))),
+            Err(error) => tracing::warn!(%error, "listing runtime containers failed; reconciling directories only"),
+        }
+        let mut report = ReconcileReport::default();
+        for id in &found {
+            if !expected.contains(id) {
+                self.destroy(id).await?;
+                report.orphans_destroyed.insert(id.clone());
+            }
+        }
+        for id in expected {
+            let alive = found.contains(id)
+                && tokio::time::timeout(Duration::from_secs(2), self.guest(id).health()).await.is_ok_and(|r| r.is_ok());
+            if alive {
+                report.alive.insert(id.clone());
+            } else {
+                self.destroy(id).await?;
+                report.gone.insert(id.clone());
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,29 @@
+//! Mounting and unmounting a sandbox's overlay root: the template's read-only layer below, the sandbox's
+//! own upper dir above.
+
+use std::path::Path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+/// Mounts an overlay of `lower` (read-only) and `upper`/`work` at `target`.
+pub fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> nix::Result<()> {
+    let options = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
+    mount(Some("overlay"), target, Some("overlay"), MsFlags::MS_NODEV, Some(options.as_str()))
+}
+
+/// Unmounts `target`; succeeds when nothing is mounted there. Falls back to a lazy unmount when busy.
+pub fn unmount(target: &Path) -> nix::Result<()> {
+    loop {
+        match umount2(target, MntFlags::empty()) {
+            Ok(()) => continue, // stacked mounts: unmount until nothing is left
+            Err(nix::Error::EINVAL | nix::Error::ENOENT) => return Ok(()),
+            Err(nix::Error::EBUSY) => {
+                return match umount2(target, MntFlags::MNT_DETACH) {
+                    Ok(()) | Err(nix::Error::EINVAL | nix::Error::ENOENT) => Ok(()),
+                    Err(error) => Err(error),
+                };
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The one place errors become HTTP responses: the protocol's flat error envelope and its status codes.
+//! Internal details are logged on the server, never sent to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use nullspace_types::{ErrorBody, ErrorCode};
+
+use crate::control::ControlError;
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with `code` and a message that says what to do.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    /// A 400 `invalid_request`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(error: ControlError) -> Self {
+        let code = match &error {
+            ControlError::SandboxNotFound { .. } => ErrorCode::SandboxNotFound,
+            ControlError::TemplateNotFound { .. } => ErrorCode::TemplateNotFound,
+            ControlError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
+            ControlError::NotRunning { .. } => ErrorCode::SandboxNotReady,
+            ControlError::Capacity { .. } => ErrorCode::CapacityExceeded,
+            ControlError::Node(_) | ControlError::Store(_) => {
+                tracing::error!(error = %crate::error_chain(&error), "internal error");
+                return Self::new(ErrorCode::Internal, "internal error; see the server log for details");
+            }
+        };
+        Self::new(code, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(ErrorBody::new(self.code, self.message))).into_response()
+    }
+}

@@ -1,0 +1,39 @@
+//! The route table and the state every handler shares.
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{any, get, post};
+use axum::Router;
+use nullspace_types::ErrorCode;
+use tower_http::cors::CorsLayer;
+
+use super::{health, relay, sandboxes, templates, websocket, ApiError};
+use crate::control::Control;
+
+/// State shared by all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The control plane.
+    pub control: Control,
+}
+
+/// The whole API as one router (tests build the same app in-process).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/v1/sandboxes", post(sandboxes::create).get(sandboxes::list))
+        .route("/v1/sandboxes/{id}", get(sandboxes::get).delete(sandboxes::kill))
+        .route("/v1/sandboxes/{id}/timeout", post(sandboxes::set_timeout))
+        .route("/v1/sandboxes/{id}/metrics", get(sandboxes::metrics))
+        .route("/v1/sandboxes/{id}/ws", get(websocket::sandbox_ws))
+        .route("/v1/sandboxes/{id}/{*rest}", any(relay::relay))
+        .route("/v1/templates", get(templates::list))
+        .fallback(not_found)
+        .layer(CorsLayer::permissive())
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
+    let error = ApiError::new(ErrorCode::NotFound, format!("no route for {}; see the API reference", uri.path()));
+    (StatusCode::NOT_FOUND, error.into_response())
+}

@@ -1,0 +1,142 @@
+//! Starting the server: open the store, make sure an API key exists, pick the runtime, build the node,
+//! reconcile, serve, and build the base template in the background.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nullspace_node::{Node, NodeConfig};
+
+use crate::api::{router, AppState};
+use crate::control::{spawn_reaper, Control};
+use crate::store::Store;
+use crate::ServerError;
+
+/// Name of the tenant that bootstrap and default keys belong to.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// Environment variable naming an API key that must exist for the default tenant.
+pub const BOOTSTRAP_KEY_ENV: &str = "NULLSPACE_BOOTSTRAP_API_KEY";
+
+/// Environment variable overriding where the guest daemon binary is.
+pub const GUESTD_ENV: &str = "NULLSPACE_GUESTD";
+
+/// Most sandboxes alive at once on this host.
+const MAX_SANDBOXES: usize = 256;
+
+/// Options of `nullspace server`.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Data directory (store, templates, sandboxes).
+    pub data_dir: PathBuf,
+    /// `auto`, `runc`, `crun` or `runsc`.
+    pub runtime: String,
+}
+
+async fn open_store(data_dir: &Path) -> Result<Store, ServerError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| ServerError::DataDir { path: data_dir.to_path_buf(), source })?;
+    Ok(Store::open_sqlite(&data_dir.join("nullspace.db")).await?)
+}
+
+/// Creates a new API key for `tenant` (created if missing) in the store under `data_dir`.
+pub async fn create_api_key(data_dir: &Path, tenant: &str) -> Result<String, ServerError> {
+    let store = open_store(data_dir).await?;
+    let tenant = store.ensure_tenant(tenant).await?;
+    let key = crate::ids::api_key();
+    store.add_api_key(&tenant, &key).await?;
+    Ok(key)
+}
+
+/// Makes sure the bootstrap key exists, or that some key exists (creating and printing one).
+async fn ensure_keys(store: &Store, listen: SocketAddr) -> Result<(), ServerError> {
+    let tenant = store.ensure_tenant(DEFAULT_TENANT).await?;
+    if let Some(key) = std::env::var(BOOTSTRAP_KEY_ENV).ok().filter(|key| !key.is_empty()) {
+        store.add_api_key(&tenant, &key).await?;
+        return Ok(());
+    }
+    if store.count_api_keys().await? > 0 {
+        return Ok(());
+    }
+    let key = crate::ids::api_key();
+    store.add_api_key(&tenant, &key).await?;
+    let base_url = format!("http://{}", if listen.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), listen.port()) } else { listen });
+    eprintln!("created API key for tenant {DEFAULT_TENANT} (shown once): {key}");
+    if let Some(config) = dirs::config_dir().map(|dir| dir.join("nullspace").join("config.json")) {
+        if !config.exists() {
+            let body = serde_json::json!({ "api_key": key, "base_url": base_url });
+            let written = config
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&config, serde_json::to_vec_pretty(&body).unwrap_or_default()));
+            match written {
+                Ok(()) => eprintln!("wrote {} (read by the official client)", config.display()),
+                Err(error) => eprintln!("could not write {}: {error}", config.display()),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn guestd_path() -> PathBuf {
+    if let Some(path) = std::env::var_os(GUESTD_ENV) {
+        return PathBuf::from(path);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("nullspace-guestd")))
+        .unwrap_or_else(|| PathBuf::from("nullspace-guestd"))
+}
+
+/// Runs the server until SIGINT or SIGTERM. Sandboxes keep running across a restart.
+pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
+    let store = open_store(&options.data_dir).await?;
+    ensure_keys(&store, options.listen).await?;
+
+    let node = Node::new(NodeConfig {
+        data_dir: options.data_dir.clone(),
+        guestd_path: guestd_path(),
+        runtime: options.runtime.clone(),
+    })
+    .await?;
+    let control = Control::new(store, Arc::new(node), MAX_SANDBOXES);
+    control.reconcile().await?;
+    spawn_reaper(control.clone());
+
+    let builder = control.clone();
+    tokio::spawn(async move {
+        let progress = |line: &str| tracing::info!(target: "nullspace::template", "{line}");
+        match builder.node().templates().ensure_base(&progress).await {
+            Ok(layer) => tracing::info!(template = %layer.name, "base template ready; the server accepts sandboxes"),
+            Err(error) => tracing::error!(error = %crate::error_chain(&error), "building the base template failed"),
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| ServerError::Listen { address: options.listen, source })?;
+    eprintln!("nullspace server listening on http://{}", options.listen);
+    let app = router(AppState { control });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|source| ServerError::Listen { address: options.listen, source })?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down; sandboxes keep running and are reconciled at the next start");
+}

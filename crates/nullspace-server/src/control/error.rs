@@ -1,0 +1,48 @@
+//! Errors of the control plane.
+
+use nullspace_node::NodeError;
+
+use crate::store::StoreError;
+
+/// A control-plane operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The sandbox does not exist for this tenant (or is gone).
+    #[error("sandbox {sandbox_id} not found")]
+    SandboxNotFound {
+        /// Requested id.
+        sandbox_id: String,
+    },
+    /// The template does not exist.
+    #[error("template {template} not found; list templates with `GET /v1/templates`")]
+    TemplateNotFound {
+        /// Requested reference.
+        template: String,
+    },
+    /// The request is invalid.
+    #[error("{message}")]
+    InvalidRequest {
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The sandbox is not in a state that serves the request.
+    #[error("sandbox {sandbox_id} is {state}, not running")]
+    NotRunning {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// Its state.
+        state: &'static str,
+    },
+    /// The host has no room for the sandbox.
+    #[error("the host has no capacity for another sandbox ({reason}); kill unused sandboxes or retry later")]
+    Capacity {
+        /// What ran out.
+        reason: String,
+    },
+    /// The node failed.
+    #[error("node operation failed")]
+    Node(#[from] NodeError),
+    /// The store failed.
+    #[error("store operation failed")]
+    Store(#[from] StoreError),
+}

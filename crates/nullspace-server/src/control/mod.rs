@@ -1,0 +1,12 @@
+//! The control plane's core: the sandbox state machine and the service that drives sandboxes through it
+//! (create, destroy, timeouts, the reaper and the reconcile at start).
+
+mod error;
+mod reaper;
+mod service;
+mod state;
+
+pub use error::ControlError;
+pub use reaper::spawn_reaper;
+pub use service::{Control, CreateParams};
+pub use state::SandboxState;

@@ -1,0 +1,34 @@
+//! The reaper: destroys sandboxes whose deadline passed, and retries interrupted destroys.
+
+use std::time::Duration;
+
+use super::Control;
+use crate::clock;
+
+/// How often deadlines are checked.
+const TICK: Duration = Duration::from_millis(500);
+
+/// Spawns the reaper loop on the current runtime.
+pub fn spawn_reaper(control: Control) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            match control.store().expired_sandboxes(clock::now_ms()).await {
+                Ok(expired) => {
+                    for (id, _tenant) in expired {
+                        // Hibernate-on-timeout needs snapshots (not in this server yet): every action destroys.
+                        if let Err(error) = control.destroy_any(&id, "timeout").await {
+                            tracing::warn!(sandbox = %id, error = %crate::error_chain(&error), "destroy at deadline failed");
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(error = %crate::error_chain(&error), "reading deadlines failed"),
+            }
+            if let Err(error) = control.finish_pending_destroys().await {
+                tracing::warn!(error = %crate::error_chain(&error), "retrying interrupted destroys failed");
+            }
+        }
+    })
+}

@@ -1,0 +1,32 @@
+//! Object ids: a type prefix and random lowercase alphanumerics (`sb_…`), plus API key generation.
+
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+
+fn random_lowercase(len: usize) -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(|c| char::from(c).to_ascii_lowercase()).collect()
+}
+
+/// A new sandbox id.
+pub fn sandbox_id() -> String {
+    format!("sb_{}", random_lowercase(20))
+}
+
+/// A new API key (shown once, stored hashed).
+pub fn api_key() -> String {
+    let key: String = rand::thread_rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();
+    format!("ns_{key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_ids_have_the_prefix_and_only_lowercase_alphanumerics() {
+        let id = sandbox_id();
+        assert!(id.starts_with("sb_"));
+        assert!(id[3..].bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert_ne!(id, sandbox_id());
+    }
+}

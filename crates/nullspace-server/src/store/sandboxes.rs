@@ -1,0 +1,233 @@
+//! Sandbox rows: insert, state transitions, lookups scoped by tenant, listing and deadlines.
+
+use std::collections::BTreeMap;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::error::query;
+use super::{Store, StoreError, StoreResult};
+use crate::control::SandboxState;
+
+/// A sandbox as the store records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxRecord {
+    /// `sb_…` id.
+    pub id: String,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// Current state.
+    pub state: SandboxState,
+    /// Template reference as requested.
+    pub template: String,
+    /// CPU cores.
+    pub vcpus: u32,
+    /// Memory in MiB.
+    pub memory_mb: u32,
+    /// Create-time environment.
+    pub envs: BTreeMap<String, String>,
+    /// Metadata (JSON object).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Default working directory.
+    pub cwd: String,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 time it started running.
+    pub started_at: Option<String>,
+    /// Lifetime as last set, in ms.
+    pub timeout_ms: u64,
+    /// Deadline in Unix ms.
+    pub deadline_ms: i64,
+    /// `destroy` or `hibernate`.
+    pub timeout_action: String,
+    /// Idempotency key of the create request.
+    pub idempotency_key: Option<String>,
+    /// Why it failed, when state is error.
+    pub error: Option<String>,
+}
+
+/// Filters of a sandbox listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// States to include.
+    pub states: Vec<SandboxState>,
+    /// Template reference, exact.
+    pub template: Option<String>,
+    /// Metadata entries that must all be present with equal values.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+const COLUMNS: &str = "id, tenant_id, state, template, vcpus, memory_mb, envs, metadata, cwd, created_at, started_at, \
+                       timeout_ms, deadline_ms, timeout_action, idempotency_key, error";
+
+fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
+    let id: String = row.get("id");
+    let corrupt = |reason: String| StoreError::Corrupt { id: id.clone(), reason };
+    let state: String = row.get("state");
+    let envs: String = row.get("envs");
+    let metadata: String = row.get("metadata");
+    Ok(SandboxRecord {
+        state: SandboxState::parse(&state).ok_or_else(|| corrupt(format!("unknown state {state}")))?,
+        tenant_id: row.get("tenant_id"),
+        template: row.get("template"),
+        vcpus: u32::try_from(row.get::<i64, _>("vcpus")).map_err(|e| corrupt(e.to_string()))?,
+        memory_mb: u32::try_from(row.get::<i64, _>("memory_mb")).map_err(|e| corrupt(e.to_string()))?,
+        envs: serde_json::from_str(&envs).map_err(|e| corrupt(e.to_string()))?,
+        metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(e.to_string()))?,
+        cwd: row.get("cwd"),
+        created_at: row.get("created_at"),
+        started_at: row.get("started_at"),
+        timeout_ms: u64::try_from(row.get::<i64, _>("timeout_ms")).map_err(|e| corrupt(e.to_string()))?,
+        deadline_ms: row.get("deadline_ms"),
+        timeout_action: row.get("timeout_action"),
+        idempotency_key: row.get("idempotency_key"),
+        error: row.get("error"),
+        id,
+    })
+}
+
+impl Store {
+    /// Inserts a new sandbox row. Returns `false` when the tenant already has a sandbox with the same
+    /// idempotency key (nothing is inserted then).
+    pub async fn insert_sandbox(&self, record: &SandboxRecord) -> StoreResult<bool> {
+        let result = sqlx::query(&format!(
+            "INSERT INTO sandboxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
+        ))
+        .bind(&record.id)
+        .bind(&record.tenant_id)
+        .bind(record.state.as_str())
+        .bind(&record.template)
+        .bind(i64::from(record.vcpus))
+        .bind(i64::from(record.memory_mb))
+        .bind(serde_json::to_string(&record.envs).unwrap_or_default())
+        .bind(serde_json::Value::Object(record.metadata.clone()).to_string())
+        .bind(&record.cwd)
+        .bind(&record.created_at)
+        .bind(&record.started_at)
+        .bind(i64::try_from(record.timeout_ms).unwrap_or(i64::MAX))
+        .bind(record.deadline_ms)
+        .bind(&record.timeout_action)
+        .bind(&record.idempotency_key)
+        .bind(&record.error)
+        .execute(&self.pool)
+        .await
+        .map_err(query("insert sandbox"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// The sandbox `id` of `tenant_id`, in any state.
+    pub async fn get_sandbox(&self, tenant_id: &str, id: &str) -> StoreResult<Option<SandboxRecord>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sandboxes WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query("select sandbox"))?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// The sandbox created by `tenant_id` with `key`.
+    pub async fn get_sandbox_by_idempotency_key(&self, tenant_id: &str, key: &str) -> StoreResult<Option<SandboxRecord>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sandboxes WHERE tenant_id = $1 AND idempotency_key = $2"))
+            .bind(tenant_id)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query("select sandbox by idempotency key"))?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Sandboxes of `tenant_id` matching `filter`, oldest first.
+    pub async fn list_sandboxes(&self, tenant_id: &str, filter: &ListFilter) -> StoreResult<Vec<SandboxRecord>> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM sandboxes WHERE tenant_id = $1 ORDER BY created_at, id"))
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("list sandboxes"))?;
+        let mut records = Vec::new();
+        for row in &rows {
+            let record = decode(row)?;
+            let state_ok = filter.states.contains(&record.state);
+            let template_ok = filter.template.as_ref().is_none_or(|t| *t == record.template);
+            let metadata_ok = filter.metadata.iter().all(|(key, value)| record.metadata.get(key) == Some(value));
+            if state_ok && template_ok && metadata_ok {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// Every sandbox in one of `states`, across tenants (for the reaper and the reconcile).
+    pub async fn sandboxes_in_states(&self, states: &[SandboxState]) -> StoreResult<Vec<SandboxRecord>> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM sandboxes WHERE state <> $1"))
+            .bind(SandboxState::Destroyed.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("select sandboxes by state"))?;
+        let mut records = Vec::new();
+        for row in &rows {
+            let record = decode(row)?;
+            if states.contains(&record.state) {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// Ids of running sandboxes whose deadline is at or before `now_ms`.
+    pub async fn expired_sandboxes(&self, now_ms: i64) -> StoreResult<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT id, tenant_id FROM sandboxes WHERE state = $1 AND deadline_ms <= $2")
+            .bind(SandboxState::Running.as_str())
+            .bind(now_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("select expired sandboxes"))?;
+        Ok(rows.iter().map(|row| (row.get("id"), row.get("tenant_id"))).collect())
+    }
+
+    /// Moves sandbox `id` from one of `from` to `to`; returns whether the row was in one of `from`.
+    /// This compare-and-set is what makes concurrent transitions safe.
+    pub async fn transition(
+        &self,
+        id: &str,
+        from: &[SandboxState],
+        to: SandboxState,
+        error: Option<&str>,
+    ) -> StoreResult<bool> {
+        let mut changed = false;
+        for state in from {
+            let started = if to == SandboxState::Running { Some(crate::clock::now_rfc3339()) } else { None };
+            let result = sqlx::query(
+                "UPDATE sandboxes SET state = $1, error = COALESCE($2, error), started_at = COALESCE($3, started_at) \
+                 WHERE id = $4 AND state = $5",
+            )
+            .bind(to.as_str())
+            .bind(error)
+            .bind(started)
+            .bind(id)
+            .bind(state.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(query("transition sandbox"))?;
+            changed |= result.rows_affected() == 1;
+            if changed {
+                break;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Sets a new lifetime and deadline for sandbox `id`.
+    pub async fn set_timeout(&self, id: &str, timeout_ms: u64, deadline_ms: i64, action: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE sandboxes SET timeout_ms = $1, deadline_ms = $2, timeout_action = $3 WHERE id = $4")
+            .bind(i64::try_from(timeout_ms).unwrap_or(i64::MAX))
+            .bind(deadline_ms)
+            .bind(action)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(query("set timeout"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs the host packages Nullspace needs on Debian/Ubuntu (run as root).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  runc mmdebstrap debian-archive-keyring iproute2 ca-certificates \
+  pkg-config gcc libc6-dev python3 python3-venv python3-pip curl procps >/dev/null

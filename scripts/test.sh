@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: unit and host tests (cargo), then end-to-end tests that start the real server and
+# drive real sandboxes with the official Python client (nullspace-sdk==0.1.9) and with our CLI, then the
+# official client's own integration tests for sandboxes, commands and files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+./scripts/build.sh
+cargo test --release --locked --workspace
+
+venv="$root/target/e2e-venv"
+if [ ! -x "$venv/bin/pytest" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q 'nullspace-sdk==0.1.9' 'pytest>=8' 'pytest-timeout' 'pytest-asyncio' 'httpx'
+fi
+
+export NULLSPACE_BIN="$root/target/release/nullspace"
+export NULLSPACE_E2E_DATA_DIR="${NULLSPACE_E2E_DATA_DIR:-$root/target/e2e-data}"
+"$venv/bin/pytest" -q -p no:cacheprovider --timeout 900 tests/e2e "$@"
+
+./scripts/official-tests.sh
