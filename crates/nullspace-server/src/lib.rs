@@ -9,6 +9,7 @@ mod control;
 mod error;
 mod ids;
 mod metrics;
+mod preview;
 mod store;
 
 pub use app::{create_api_key, run, ServerOptions, BOOTSTRAP_KEY_ENV, DEFAULT_TENANT, GUESTD_ENV};

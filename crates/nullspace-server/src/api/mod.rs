@@ -4,6 +4,7 @@
 mod auth;
 mod error;
 mod health;
+mod ports;
 mod relay;
 mod router;
 mod sandboxes;

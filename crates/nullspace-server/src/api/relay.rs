@@ -13,7 +13,12 @@ use super::{ApiError, AppState};
 const GUEST_ROUTES: &[&str] = &["exec", "processes", "files", "file"];
 
 /// Request headers passed to the guest; everything else (notably `Authorization`) stays here.
-const FORWARDED_HEADERS: &[&str] = &["content-type", "content-length", "transfer-encoding", "x-nullspace-part-sha256"];
+const FORWARDED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "x-nullspace-part-sha256",
+];
 
 /// `ANY /v1/sandboxes/{id}/{*rest}` for the guest's routes.
 pub async fn relay(
@@ -24,7 +29,10 @@ pub async fn relay(
 ) -> Result<Response, ApiError> {
     let first = rest.split('/').next().unwrap_or_default();
     if !GUEST_ROUTES.contains(&first) {
-        return Err(ApiError::new(ErrorCode::NotFound, format!("no route for /v1/sandboxes/{{id}}/{rest}")));
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no route for /v1/sandboxes/{{id}}/{rest}"),
+        ));
     }
     let (_record, guest) = state.control.guest(&tenant, &id).await?;
     let (parts, body) = request.into_parts();
@@ -32,16 +40,25 @@ pub async fn relay(
         Some(query) => format!("/{rest}?{query}"),
         None => format!("/{rest}"),
     };
-    let mut builder = hyper::Request::builder().method(parts.method).uri(path_and_query);
+    let mut builder = hyper::Request::builder()
+        .method(parts.method)
+        .uri(path_and_query);
     for name in FORWARDED_HEADERS {
         if let Some(value) = parts.headers.get(*name) {
             builder = builder.header(*name, value);
         }
     }
-    let guest_request = builder.body(body).map_err(|error| ApiError::invalid(format!("invalid request: {error}")))?;
+    let guest_request = builder
+        .body(body)
+        .map_err(|error| ApiError::invalid(format!("invalid request: {error}")))?;
     let response = guest.send(guest_request).await.map_err(|error| {
         tracing::warn!(sandbox = %id, error = %crate::error_chain(&error), "guest request failed");
-        ApiError::new(ErrorCode::Internal, format!("sandbox {id} did not answer; it may have exited, check `GET /v1/sandboxes/{id}`"))
+        ApiError::new(
+            ErrorCode::Internal,
+            format!(
+                "sandbox {id} did not answer; it may have exited, check `GET /v1/sandboxes/{id}`"
+            ),
+        )
     })?;
     let (parts, body) = response.into_parts();
     Ok(Response::from_parts(parts, Body::new(body)))

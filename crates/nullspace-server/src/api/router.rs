@@ -7,7 +7,7 @@ use axum::Router;
 use nullspace_types::ErrorCode;
 use tower_http::cors::CorsLayer;
 
-use super::{health, relay, sandboxes, templates, websocket, ApiError};
+use super::{health, ports, relay, sandboxes, templates, websocket, ApiError};
 use crate::control::Control;
 
 /// State shared by all handlers.
@@ -21,10 +21,21 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/v1/sandboxes", post(sandboxes::create).get(sandboxes::list))
-        .route("/v1/sandboxes/{id}", get(sandboxes::get).delete(sandboxes::kill))
+        .route(
+            "/v1/sandboxes",
+            post(sandboxes::create).get(sandboxes::list),
+        )
+        .route(
+            "/v1/sandboxes/{id}",
+            get(sandboxes::get).delete(sandboxes::kill),
+        )
         .route("/v1/sandboxes/{id}/timeout", post(sandboxes::set_timeout))
         .route("/v1/sandboxes/{id}/metrics", get(sandboxes::metrics))
+        .route("/v1/sandboxes/{id}/host", post(ports::host))
+        .route(
+            "/v1/sandboxes/{id}/ports/{port}/readiness",
+            post(ports::readiness),
+        )
         .route("/v1/sandboxes/{id}/ws", get(websocket::sandbox_ws))
         .route("/v1/sandboxes/{id}/{*rest}", any(relay::relay))
         .route("/v1/templates", get(templates::list))
@@ -34,6 +45,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
-    let error = ApiError::new(ErrorCode::NotFound, format!("no route for {}; see the API reference", uri.path()));
+    let error = ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route for {}; see the API reference", uri.path()),
+    );
     (StatusCode::NOT_FOUND, error.into_response())
 }

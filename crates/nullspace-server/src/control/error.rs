@@ -39,6 +39,17 @@ pub enum ControlError {
         /// What ran out.
         reason: String,
     },
+    /// Opening a preview forward failed.
+    #[error("opening a preview port for port {port} of sandbox {sandbox_id} failed")]
+    Preview {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// Port in the sandbox.
+        port: u16,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The node failed.
     #[error("node operation failed")]
     Node(#[from] NodeError),

@@ -24,7 +24,9 @@ pub fn spawn_reaper(control: Control) -> tokio::task::JoinHandle<()> {
                         }
                     }
                 }
-                Err(error) => tracing::warn!(error = %crate::error_chain(&error), "reading deadlines failed"),
+                Err(error) => {
+                    tracing::warn!(error = %crate::error_chain(&error), "reading deadlines failed")
+                }
             }
             if let Err(error) = control.finish_pending_destroys().await {
                 tracing::warn!(error = %crate::error_chain(&error), "retrying interrupted destroys failed");
