@@ -1,1 +1,20 @@
-//! placeholder
+//! Rust client of the Nullspace HTTP and WebSocket API, used by the `nullspace` CLI and the end-to-end
+//! tests. Configuration follows the official Python client (see [`config`]).
+#![warn(missing_docs)]
+
+mod client;
+pub mod config;
+mod error;
+mod exec;
+mod files;
+mod sandboxes;
+mod ws;
+
+pub use client::Client;
+pub use config::{ClientConfig, ConfigSources, DEFAULT_BASE_URL};
+pub use error::ClientError;
+pub use sandboxes::{new_idempotency_key, Health, ListSandboxes};
+pub use ws::{ExecEvent, ExecStream};
+
+/// The wire types the client speaks, re-exported for convenience.
+pub use nullspace_types as types;

@@ -1,1 +1,83 @@
-fn main() {}
+//! `nullspace-guestd`: the daemon inside every sandbox (PID 1). Parses its two options, sets up logging
+//! to stderr and hands over to [`boot::run`].
+//!
+//! Options: `--control-dir DIR` (or `NULLSPACE_GUEST_CONTROL_DIR`; default `/run/nullspace`) and
+//! `--write-profile` / `--no-write-profile` (default: write only when running as PID 1).
+
+mod boot;
+mod error;
+mod exec;
+mod files;
+mod reaper;
+mod routes;
+mod state;
+mod tunnel;
+mod users;
+mod watch;
+mod ws;
+
+use std::path::PathBuf;
+
+use nullspace_types::guest::GUEST_CONTROL_DIR;
+
+fn options() -> Result<boot::BootOptions, String> {
+    let mut control_dir = std::env::var_os("NULLSPACE_GUEST_CONTROL_DIR").map(PathBuf::from);
+    let mut write_profile = std::process::id() == 1;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--control-dir" => {
+                control_dir = Some(args.next().ok_or("--control-dir needs a directory")?.into())
+            }
+            "--write-profile" => write_profile = true,
+            "--no-write-profile" => write_profile = false,
+            "--help" | "-h" => return Err(
+                "usage: nullspace-guestd [--control-dir DIR] [--write-profile|--no-write-profile]"
+                    .into(),
+            ),
+            other => return Err(format!("unknown argument {other:?}; see --help")),
+        }
+    }
+    Ok(boot::BootOptions {
+        control_dir: control_dir.unwrap_or_else(|| GUEST_CONTROL_DIR.into()),
+        write_profile,
+    })
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let options = match options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("nullspace-guestd: {message}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("nullspace-guestd: cannot start the async runtime: {error}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(error) = runtime.block_on(boot::run(options)) {
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        tracing::error!("{message}");
+        std::process::exit(1);
+    }
+}

@@ -29,28 +29,50 @@ fn read_u64(path: &Path) -> Option<u64> {
 }
 
 fn v1(controller: &str, cgroup: &str, file: &str) -> PathBuf {
-    Path::new(CGROUP_ROOT).join(controller).join(cgroup).join(file)
+    Path::new(CGROUP_ROOT)
+        .join(controller)
+        .join(cgroup)
+        .join(file)
 }
 
 /// Reads the usage of the cgroup `cgroup` (relative path such as `nullspace/sb_x`), with `upper` the
 /// overlay upper dir and `data_dir` the filesystem the sandbox lives on.
-pub fn read_usage(cgroup: &str, upper: &Path, data_dir: &Path, memory_limit_bytes: u64) -> SandboxUsage {
+pub fn read_usage(
+    cgroup: &str,
+    upper: &Path,
+    data_dir: &Path,
+    memory_limit_bytes: u64,
+) -> SandboxUsage {
     let v2 = Path::new(CGROUP_ROOT).join(cgroup);
     let (cpu_usage_ns, mem_used_bytes, mem_limit) = if v2.join("memory.current").exists() {
         let cpu_ns = std::fs::read_to_string(v2.join("cpu.stat"))
             .ok()
             .and_then(|stat| {
-                stat.lines().find_map(|line| line.strip_prefix("usage_usec ").and_then(|v| v.trim().parse::<u64>().ok()))
+                stat.lines().find_map(|line| {
+                    line.strip_prefix("usage_usec ")
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                })
             })
             .map_or(0, |usec| usec * 1000);
-        (cpu_ns, read_u64(&v2.join("memory.current")).unwrap_or(0), read_u64(&v2.join("memory.max")))
+        (
+            cpu_ns,
+            read_u64(&v2.join("memory.current")).unwrap_or(0),
+            read_u64(&v2.join("memory.max")),
+        )
     } else {
         let cpu = read_u64(&v1("cpu,cpuacct", cgroup, "cpuacct.usage"))
             .or_else(|| read_u64(&v1("cpuacct", cgroup, "cpuacct.usage")))
             .unwrap_or(0);
-        (cpu, read_u64(&v1("memory", cgroup, "memory.usage_in_bytes")).unwrap_or(0), read_u64(&v1("memory", cgroup, "memory.limit_in_bytes")))
+        (
+            cpu,
+            read_u64(&v1("memory", cgroup, "memory.usage_in_bytes")).unwrap_or(0),
+            read_u64(&v1("memory", cgroup, "memory.limit_in_bytes")),
+        )
     };
-    let mem_total_bytes = mem_limit.filter(|limit| *limit < u64::MAX / 2).unwrap_or(memory_limit_bytes).max(1);
+    let mem_total_bytes = mem_limit
+        .filter(|limit| *limit < u64::MAX / 2)
+        .unwrap_or(memory_limit_bytes)
+        .max(1);
     let disk_total_bytes = nix::sys::statvfs::statvfs(data_dir)
         .map(|stat| stat.blocks() as u64 * stat.fragment_size() as u64)
         .unwrap_or(0);
@@ -68,9 +90,13 @@ fn directory_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(path) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&path) else { continue };
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
         for entry in entries.flatten() {
-            let Ok(metadata) = entry.metadata() else { continue };
+            let Ok(metadata) = entry.metadata() else {
+                continue;
+            };
             if metadata.is_dir() {
                 stack.push(entry.path());
             } else if metadata.is_file() {

@@ -3,14 +3,15 @@
 //! [`SandboxSpec`] into an isolated, running init process and tears it down again.
 #![warn(missing_docs)]
 
+mod cgroup;
 mod error;
 mod oci;
 mod probe;
 mod spec;
 
 pub use error::RuntimeError;
-pub use oci::OciRuntime;
-pub use probe::{probe, select, Probe, RuntimeChoice};
+pub use oci::{ContainerInfo, OciRuntime};
+pub use probe::{probe, probe_all, select, Probe, RuntimeChoice};
 pub use spec::{BindMount, Limits, RuntimeKind, SandboxSpec};
 
 /// Result alias of this crate.
@@ -23,7 +24,10 @@ pub trait IsolationRuntime: Send + Sync {
     /// Which backend this is.
     fn kind(&self) -> RuntimeKind;
     /// Creates and starts the sandbox's init process; returns once it runs.
-    fn start(&self, spec: &SandboxSpec) -> impl std::future::Future<Output = RuntimeResult<()>> + Send;
+    fn start(
+        &self,
+        spec: &SandboxSpec,
+    ) -> impl std::future::Future<Output = RuntimeResult<()>> + Send;
     /// Kills every process of the sandbox and deletes its container state and cgroup. Succeeds when the
     /// sandbox does not exist.
     fn destroy(&self, id: &str) -> impl std::future::Future<Output = RuntimeResult<()>> + Send;

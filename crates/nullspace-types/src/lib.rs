@@ -3,7 +3,11 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod exec_api;
+pub mod files_api;
+pub mod files_ops_api;
 pub mod guest;
 pub mod sandbox;
+pub mod watch_api;
 
 pub use error::{ErrorBody, ErrorCode};

@@ -1,0 +1,205 @@
+//! Boot: read the node's configuration, prepare the default cwd (and the login-shell environment when
+//! running as the sandbox's PID 1), bind the control socket, then serve until SIGTERM while reaping.
+
+use std::future::IntoFuture;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nullspace_types::guest::{GuestConfig, GUEST_CONFIG_NAME, GUEST_SOCKET_NAME};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::exec::registry::Registry;
+use crate::routes::router::router;
+use crate::state::Sandbox;
+
+/// Where the sandbox's login shells pick up the sandbox environment.
+pub const PROFILE_SCRIPT: &str = "/etc/profile.d/nullspace-env.sh";
+
+/// How guestd was started.
+#[derive(Debug, Clone)]
+pub struct BootOptions {
+    /// Directory holding `config.json` and the socket.
+    pub control_dir: PathBuf,
+    /// Whether to write [`PROFILE_SCRIPT`] (only inside a sandbox).
+    pub write_profile: bool,
+}
+
+/// What can stop guestd from serving.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The configuration cannot be read.
+    #[error("cannot read the boot configuration {path}")]
+    ReadConfig {
+        /// Its path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is not valid JSON of the expected shape.
+    #[error("invalid boot configuration {path}")]
+    ParseConfig {
+        /// Its path.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The socket cannot be bound.
+    #[error("cannot listen on {path}")]
+    Bind {
+        /// Its path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving the guest socket failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Reads the boot configuration from `control_dir`.
+pub fn load_config(control_dir: &Path) -> Result<GuestConfig, BootError> {
+    let path = control_dir.join(GUEST_CONFIG_NAME);
+    let bytes = std::fs::read(&path).map_err(|source| BootError::ReadConfig {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| BootError::ParseConfig { path, source })
+}
+
+/// Boots and serves until SIGTERM/SIGINT.
+pub async fn run(options: BootOptions) -> Result<(), BootError> {
+    let config = load_config(&options.control_dir)?;
+    let registry = Arc::new(Registry::default());
+    let sandbox = Sandbox::new(config, registry.clone());
+    if let Err(error) = std::fs::create_dir_all(sandbox.cwd()) {
+        tracing::warn!(cwd = sandbox.cwd(), %error, "cannot create the default working directory");
+    }
+    if options.write_profile {
+        if let Err(error) = write_profile(Path::new(PROFILE_SCRIPT), sandbox.envs()) {
+            tracing::warn!(path = PROFILE_SCRIPT, %error, "cannot write the login-shell environment");
+        }
+    }
+    let socket = options.control_dir.join(GUEST_SOCKET_NAME);
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).map_err(|source| BootError::Bind {
+        path: socket.clone(),
+        source,
+    })?;
+    let reaper = tokio::spawn(crate::reaper::run(registry.clone()));
+    tracing::info!(sandbox = sandbox.id(), socket = %socket.display(), cwd = sandbox.cwd(), "guest ready");
+
+    let served = tokio::select! {
+        result = axum::serve(listener, router(sandbox)).into_future() => result.map_err(BootError::Serve),
+        () = shutdown_signal() => Ok(()),
+    };
+    tracing::info!("shutting down");
+    registry.terminate_all();
+    reaper.abort();
+    let _ = std::fs::remove_file(&socket);
+    served
+}
+
+async fn shutdown_signal() {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot watch SIGTERM; stop guestd with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Writes the sandbox environment as a shell script sourced by login shells (Debian's /etc/profile
+/// resets PATH and sources /etc/profile.d/*.sh afterwards).
+pub fn write_profile(
+    path: &Path,
+    envs: &std::collections::BTreeMap<String, String>,
+) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, profile_script(envs))
+}
+
+/// The script text: one `export KEY='value'` per valid variable name.
+pub fn profile_script(envs: &std::collections::BTreeMap<String, String>) -> String {
+    let mut script = String::from(
+        "# Written by nullspace-guestd at boot: the sandbox environment, for login shells too.\n",
+    );
+    for (key, value) in envs {
+        let valid = key
+            .chars()
+            .next()
+            .is_some_and(|first| first == '_' || first.is_ascii_alphabetic())
+            && key
+                .chars()
+                .all(|ch| ch == '_' || ch.is_ascii_alphanumeric());
+        if valid {
+            script.push_str(&format!(
+                "export {key}='{}'\n",
+                value.replace('\'', r"'\''")
+            ));
+        }
+    }
+    script
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn profile_script_quotes_values_and_skips_bad_names() {
+        let envs = BTreeMap::from([
+            ("GOOD".to_owned(), "it's $HOME".to_owned()),
+            ("1BAD".to_owned(), "x".to_owned()),
+            ("ALSO-BAD".to_owned(), "x".to_owned()),
+        ]);
+        let script = profile_script(&envs);
+        assert!(script.contains("export GOOD='it'\\''s $HOME'\n"));
+        assert!(!script.contains("BAD"));
+    }
+
+    #[test]
+    fn profile_script_survives_sh() {
+        let envs = BTreeMap::from([("V".to_owned(), "a'b \"c\" $d `e`".to_owned())]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("env.sh");
+        write_profile(&path, &envs).unwrap();
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(". {}; printf %s \"$V\"", path.display()))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "a'b \"c\" $d `e`");
+    }
+
+    #[test]
+    fn config_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            load_config(dir.path()),
+            Err(BootError::ReadConfig { .. })
+        ));
+        std::fs::write(dir.path().join(GUEST_CONFIG_NAME), "{not json").unwrap();
+        assert!(matches!(
+            load_config(dir.path()),
+            Err(BootError::ParseConfig { .. })
+        ));
+        std::fs::write(
+            dir.path().join(GUEST_CONFIG_NAME),
+            r#"{"sandbox_id":"sb_1","cwd":"/w"}"#,
+        )
+        .unwrap();
+        assert_eq!(load_config(dir.path()).unwrap().sandbox_id, "sb_1");
+    }
+}

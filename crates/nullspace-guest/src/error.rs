@@ -1,0 +1,217 @@
+//! `GuestError`, the one error type of guestd's request handling, and its single mapping to the
+//! protocol's error envelope (`{"error": message, "code": code}`) and HTTP status.
+
+use std::io;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use nullspace_types::{ErrorBody, ErrorCode};
+
+/// Result of guest operations.
+pub type GuestResult<T> = Result<T, GuestError>;
+
+/// Everything a request to guestd can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    /// The request body or query cannot be used.
+    #[error("{message}")]
+    InvalidRequest {
+        /// What is wrong and what to send instead.
+        message: String,
+    },
+    /// A path does not exist.
+    #[error(
+        "file not found: {path}; check the path (relative paths resolve against the sandbox cwd)"
+    )]
+    FileNotFound {
+        /// The resolved path.
+        path: String,
+    },
+    /// A pid that is neither running nor a process guestd started.
+    #[error("process {pid} not found; list processes with GET /processes")]
+    ProcessNotFound {
+        /// The pid asked for.
+        pid: i64,
+    },
+    /// The process no longer accepts input.
+    #[error("process {pid} has exited or closed its stdin")]
+    StdinClosed {
+        /// The pid.
+        pid: u32,
+    },
+    /// A user name not in the sandbox's /etc/passwd.
+    #[error("unknown user {user:?}; use a user that exists in the sandbox's /etc/passwd")]
+    UnknownUser {
+        /// The name asked for.
+        user: String,
+    },
+    /// A filesystem operation failed.
+    #[error("cannot {op} {path}")]
+    FileOp {
+        /// The operation (`read`, `write`, …).
+        op: &'static str,
+        /// The resolved path.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A command could not be started.
+    #[error("cannot start {command:?}")]
+    Spawn {
+        /// The program.
+        command: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A TCP port inside the sandbox refused the tunnel.
+    #[error("cannot connect to port {port} inside the sandbox; start a server listening on 127.0.0.1:{port} first")]
+    PortUnreachable {
+        /// The port.
+        port: u16,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// No route matches the request.
+    #[error("no guest route {method} {path}; see the protocol map for the sandbox routes")]
+    UnknownRoute {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+    },
+    /// Anything else.
+    #[error("internal error: {context}")]
+    Internal {
+        /// What guestd was doing.
+        context: String,
+    },
+}
+
+impl GuestError {
+    /// An `invalid_request` error with `message`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            message: message.into(),
+        }
+    }
+
+    /// A failed filesystem operation on `path`.
+    pub fn file_op(op: &'static str, path: &str, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::NotFound {
+            return Self::FileNotFound {
+                path: path.to_owned(),
+            };
+        }
+        Self::FileOp {
+            op,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// The HTTP status and envelope of this error: the one mapping to the protocol.
+    pub fn envelope(&self) -> (StatusCode, ErrorBody) {
+        let message = self.message();
+        let (status, code) = match self {
+            Self::InvalidRequest { .. } | Self::UnknownUser { .. } => {
+                (400, ErrorCode::InvalidRequest.as_str())
+            }
+            Self::FileNotFound { .. } => (404, ErrorCode::FileNotFound.as_str()),
+            Self::ProcessNotFound { .. } | Self::UnknownRoute { .. } => {
+                (404, ErrorCode::NotFound.as_str())
+            }
+            Self::StdinClosed { .. } => (409, ErrorCode::Conflict.as_str()),
+            Self::FileOp { source, .. } => io_status(source),
+            Self::Spawn { .. } => (500, ErrorCode::ExecFailed.as_str()),
+            Self::PortUnreachable { .. } => (502, "port_unreachable"),
+            Self::Internal { .. } => (500, ErrorCode::Internal.as_str()),
+        };
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut body = ErrorBody::new(ErrorCode::Internal, message);
+        body.code = code.to_owned();
+        (status, body)
+    }
+
+    /// The full message: this error and its source, lowercase.
+    pub fn message(&self) -> String {
+        match std::error::Error::source(self) {
+            Some(source) => format!("{self}: {}", source.to_string().to_lowercase()),
+            None => self.to_string(),
+        }
+    }
+}
+
+fn io_status(error: &io::Error) -> (u16, &'static str) {
+    use io::ErrorKind as K;
+    match error.kind() {
+        K::NotFound => (404, ErrorCode::FileNotFound.as_str()),
+        K::PermissionDenied | K::ReadOnlyFilesystem => (403, "permission_denied"),
+        K::IsADirectory
+        | K::NotADirectory
+        | K::AlreadyExists
+        | K::DirectoryNotEmpty
+        | K::InvalidInput
+        | K::InvalidData
+        | K::CrossesDevices
+        | K::InvalidFilename => (400, ErrorCode::InvalidRequest.as_str()),
+        _ => match error.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::EROFS) => {
+                (403, "permission_denied")
+            }
+            _ => (500, ErrorCode::Internal.as_str()),
+        },
+    }
+}
+
+impl IntoResponse for GuestError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.envelope();
+        // Most failures are the caller's doing; only guestd's own faults are worth a warning.
+        if matches!(self, Self::Internal { .. }) {
+            tracing::warn!(error = %body.error, code = %body.code, "request failed");
+        } else {
+            tracing::debug!(error = %body.error, code = %body.code, "request failed");
+        }
+        (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_files_map_to_file_not_found() {
+        let error = GuestError::file_op("read", "/x", io::Error::from(io::ErrorKind::NotFound));
+        let (status, body) = error.envelope();
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body.code, "file_not_found");
+        assert!(body.error.contains("/x"));
+    }
+
+    #[test]
+    fn spawn_failures_are_exec_failed_with_the_cause() {
+        let error = GuestError::Spawn {
+            command: "x".into(),
+            source: io::Error::from_raw_os_error(libc::EAGAIN),
+        };
+        let (status, body) = error.envelope();
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body.code, "exec_failed");
+        assert!(body.error.starts_with("cannot start \"x\": "));
+    }
+
+    #[test]
+    fn permission_errors_are_403() {
+        let error = GuestError::file_op(
+            "write",
+            "/proc/x",
+            io::Error::from_raw_os_error(libc::EACCES),
+        );
+        assert_eq!(error.envelope().0, StatusCode::FORBIDDEN);
+    }
+}

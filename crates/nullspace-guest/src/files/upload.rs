@@ -1,0 +1,182 @@
+//! Streaming writes of raw bytes (`PUT /file`, batch-write parts) in constant memory: into a temporary
+//! file beside the target, then renamed over it, so readers never see a half-written file. Owner and mode
+//! of a replaced file are kept, or the file is given to the named user.
+
+use std::fmt::Display;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{GuestError, GuestResult};
+use crate::files::ops;
+use crate::users::User;
+
+static UPLOAD_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes the byte `stream` to `path` (creating parents), replacing it atomically.
+pub async fn write_stream<S, E>(path: &str, owner: Option<&User>, mut stream: S) -> GuestResult<()>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Display,
+{
+    {
+        let (path, owner) = (path.to_owned(), owner.cloned());
+        run_blocking(move || ops::ensure_parents(&path, owner.as_ref())).await?;
+    }
+    let existing = tokio::fs::symlink_metadata(path).await.ok();
+    if existing
+        .as_ref()
+        .is_some_and(|metadata| metadata.file_type().is_symlink() || !metadata.is_file())
+    {
+        // A symlink (or a special file) is written through in place, like `cat > path` would.
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .await;
+        let mut file = file.map_err(|error| GuestError::file_op("write", path, error))?;
+        copy_into(&mut file, &mut stream, path).await?;
+        return Ok(());
+    }
+    let temp = temp_path(path);
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o666)
+        .open(&temp)
+        .await;
+    let mut file = file.map_err(|error| GuestError::file_op("write", path, error))?;
+    let result = async {
+        copy_into(&mut file, &mut stream, path).await?;
+        file.flush()
+            .await
+            .map_err(|error| GuestError::file_op("write", path, error))?;
+        drop(file);
+        adopt_ownership(&temp, path, existing.as_ref(), owner)?;
+        tokio::fs::rename(&temp, path)
+            .await
+            .map_err(|error| GuestError::file_op("write", path, error))
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&temp).await;
+    }
+    result
+}
+
+async fn copy_into<S, E>(file: &mut tokio::fs::File, stream: &mut S, path: &str) -> GuestResult<()>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Display,
+{
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| {
+            GuestError::invalid(format!("upload of {path} broke off: {error}; retry it"))
+        })?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|error| GuestError::file_op("write", path, error))?;
+    }
+    Ok(())
+}
+
+fn adopt_ownership(
+    temp: &str,
+    path: &str,
+    existing: Option<&std::fs::Metadata>,
+    owner: Option<&User>,
+) -> GuestResult<()> {
+    let fail = |error| GuestError::file_op("set ownership of", path, error);
+    if let Some(metadata) = existing {
+        std::fs::set_permissions(
+            temp,
+            std::fs::Permissions::from_mode(metadata.mode() & 0o7777),
+        )
+        .map_err(fail)?;
+    }
+    let ids = match (owner, existing) {
+        (Some(user), _) => Some((user.uid, user.gid)),
+        (None, Some(metadata)) => Some((metadata.uid(), metadata.gid())),
+        (None, None) => None,
+    };
+    if let Some((uid, gid)) = ids {
+        std::os::unix::fs::chown(temp, Some(uid), Some(gid)).map_err(fail)?;
+    }
+    Ok(())
+}
+
+fn temp_path(path: &str) -> String {
+    let target = Path::new(path);
+    let dir = target
+        .parent()
+        .map(|dir| dir.display().to_string())
+        .unwrap_or_else(|| "/".into());
+    let name = target
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let unique = UPLOAD_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{}/.{name}.upload-{}-{unique}",
+        dir.trim_end_matches('/'),
+        std::process::id()
+    )
+}
+
+/// Runs blocking filesystem work off the async threads.
+pub async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> GuestResult<T> + Send + 'static,
+) -> GuestResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| GuestError::Internal {
+            context: format!("file task failed: {error}"),
+        })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+
+    fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, Infallible>> + Unpin {
+        futures::stream::iter(
+            parts
+                .iter()
+                .map(|part| Ok(Bytes::from_static(part)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[tokio::test]
+    async fn streams_into_place_and_keeps_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/file.bin").display().to_string();
+        write_stream(&path, None, chunks(&[b"ab", b"cd"]))
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"abcd");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_stream(&path, None, chunks(&[b"new"])).await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, 0o600);
+        let leftovers = std::fs::read_dir(dir.path().join("sub")).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file left behind");
+    }
+
+    #[tokio::test]
+    async fn broken_streams_leave_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f").display().to_string();
+        std::fs::write(&path, "old").unwrap();
+        let broken = futures::stream::iter(vec![Ok(Bytes::from_static(b"x")), Err("reset")]);
+        assert!(write_stream(&path, None, broken).await.is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,123 @@
+//! The one error type of this crate: each variant names the operation that failed, carries the sandbox
+//! id it was for and either the io/serde source or the runtime's own (trimmed) stderr.
+
+use std::path::PathBuf;
+
+use crate::spec::RuntimeKind;
+
+/// Why a runtime operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The [`crate::SandboxSpec`] cannot be turned into a container (bad id, relative path, ...).
+    #[error("invalid spec for sandbox {id}: {reason}")]
+    InvalidSpec {
+        /// Sandbox id.
+        id: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// Building the OCI runtime spec failed.
+    #[error("building the oci spec of sandbox {id}")]
+    BuildSpec {
+        /// Sandbox id.
+        id: String,
+        /// The builder's error.
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+    /// Writing a file of the bundle (config.json, log files) or the state root failed.
+    #[error("writing bundle file {path} of sandbox {id}")]
+    WriteBundle {
+        /// Sandbox id.
+        id: String,
+        /// The file or directory.
+        path: PathBuf,
+        /// The io error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime binary could not be executed at all (missing, not executable).
+    #[error("running {binary} for sandbox {id}")]
+    Spawn {
+        /// Sandbox id (empty for `list`).
+        id: String,
+        /// The binary we tried.
+        binary: PathBuf,
+        /// The io error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `<runtime> run` failed; `stderr` is the runtime's own message.
+    #[error("starting sandbox {id}: {stderr}")]
+    Start {
+        /// Sandbox id.
+        id: String,
+        /// The runtime's error output, trimmed.
+        stderr: String,
+    },
+    /// `<runtime> delete --force` failed.
+    #[error("deleting sandbox {id}: {stderr}")]
+    Delete {
+        /// Sandbox id.
+        id: String,
+        /// The runtime's error output, trimmed.
+        stderr: String,
+    },
+    /// A runtime command did not finish in time (it was killed).
+    #[error("{operation} of sandbox {id} timed out")]
+    Timeout {
+        /// Sandbox id (empty for `list`).
+        id: String,
+        /// The runtime command: start, kill, state, delete or list.
+        operation: &'static str,
+    },
+    /// Removing a cgroup directory of the sandbox failed.
+    #[error("removing cgroup {path} of sandbox {id}")]
+    RemoveCgroup {
+        /// Sandbox id.
+        id: String,
+        /// The cgroup directory.
+        path: PathBuf,
+        /// The io error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `<runtime> list` failed.
+    #[error("listing containers under {root}: {stderr}")]
+    List {
+        /// The runtime's state root.
+        root: PathBuf,
+        /// The runtime's error output, trimmed.
+        stderr: String,
+    },
+    /// `<runtime> list --format json` printed something we cannot read.
+    #[error("parsing the container list under {root}")]
+    ParseList {
+        /// The runtime's state root.
+        root: PathBuf,
+        /// The json error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `select` was asked for a runtime name it does not know.
+    #[error("unknown runtime {requested:?} (expected auto, runc, crun or runsc)")]
+    UnknownRuntime {
+        /// What was asked for.
+        requested: String,
+    },
+    /// `select` was asked for a runtime that does not work on this host.
+    #[error("runtime {kind} does not work on this host: {reason}")]
+    Unavailable {
+        /// The runtime asked for.
+        kind: RuntimeKind,
+        /// Why its probe failed.
+        reason: String,
+    },
+    /// `select("auto")` found no runtime that works.
+    #[error("no isolation runtime works on this host ({reasons})")]
+    NoneAvailable {
+        /// Each probe's reason, joined.
+        reasons: String,
+    },
+}

@@ -1,0 +1,300 @@
+//! Turns a [`SandboxSpec`] into the OCI runtime spec (`config.json`) of its bundle: namespaces,
+//! Docker's default capabilities and masked paths, the standard `/proc`, `/dev`, `/sys` mounts plus
+//! the sandbox's bind mounts, cgroup limits under `/nullspace/<id>`, and the seccomp profile of
+//! [`super::seccomp`].
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+use oci_spec::OciSpecError;
+
+use crate::spec::SandboxSpec;
+
+/// Parent of every sandbox cgroup, relative to each controller's mount point.
+pub const CGROUP_PARENT: &str = "nullspace";
+
+/// The `PATH` given to init when the spec's env has none.
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Wanted `RLIMIT_NOFILE` (soft and hard) of the init process. The container cannot raise a hard limit
+/// above its parent's, so the runtime process is started with it, and where the node itself lacks
+/// `CAP_SYS_RESOURCE` (some CI containers) it is lowered to the node's own hard limit; see
+/// [`nofile_limit`].
+pub const NOFILE: u64 = 1_048_576;
+
+/// The `RLIMIT_NOFILE` to give init on this host: [`NOFILE`] when this process may raise its hard limit
+/// that far, else its current hard limit.
+pub fn nofile_limit() -> u64 {
+    let mut current = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass; no other precondition.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut current) } != 0 {
+        return NOFILE;
+    }
+    let hard: u64 = current.rlim_max;
+    if hard >= NOFILE || has_cap_sys_resource() {
+        NOFILE
+    } else {
+        hard
+    }
+}
+
+fn has_cap_sys_resource() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
+/// Docker's default capability set; the same set is bounding, effective and permitted.
+pub const CAPABILITIES: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+/// Docker's default masked paths (bind-mounted over with /dev/null or an empty read-only tmpfs).
+const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Docker's default read-only paths.
+const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// The cgroup path of a sandbox, as given to the runtime.
+pub fn cgroups_path(id: &str) -> PathBuf {
+    PathBuf::from(format!("/{CGROUP_PARENT}/{id}"))
+}
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, OciSpecError> {
+    MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .build()
+}
+
+fn mounts(spec: &SandboxSpec) -> Result<Vec<Mount>, OciSpecError> {
+    // /dev/shm is charged to the sandbox's memory cgroup anyway; half the memory limit lets browsers
+    // and multiprocessing work without a second knob.
+    let shm_mb = if spec.limits.memory_mb == 0 {
+        1024
+    } else {
+        (spec.limits.memory_mb / 2).max(64)
+    };
+    let shm_size = format!("size={shm_mb}m");
+    let mut out = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", &shm_size],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        )?,
+    ];
+    for m in &spec.mounts {
+        let mut options = vec!["rbind", "nosuid", "nodev"];
+        if m.read_only {
+            options.push("ro");
+        }
+        out.push(
+            MountBuilder::default()
+                .destination(&m.destination)
+                .typ("bind")
+                .source(&m.source)
+                .options(options.into_iter().map(String::from).collect::<Vec<_>>())
+                .build()?,
+        );
+    }
+    Ok(out)
+}
+
+/// The full OCI runtime spec of one sandbox; `nofile` is init's `RLIMIT_NOFILE` (see [`nofile_limit`]).
+pub fn oci_spec(spec: &SandboxSpec, nofile: u64) -> Result<Spec, OciSpecError> {
+    let caps: HashSet<Capability> = CAPABILITIES.iter().copied().collect();
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .inheritable(HashSet::new())
+        .ambient(HashSet::new())
+        .build()?;
+    let mut env = spec.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(UserBuilder::default().uid(0u32).gid(0u32).build()?)
+        .cwd("/")
+        .args(spec.args.clone())
+        .env(env)
+        .no_new_privileges(spec.no_new_privileges)
+        .capabilities(capabilities)
+        .rlimits(vec![PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .soft(nofile)
+            .hard(nofile)
+            .build()?])
+        .build()?;
+
+    let namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Cgroup,
+    ]
+    .into_iter()
+    .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
+    .collect::<Result<Vec<_>, _>>()?;
+
+    let limits = spec.limits;
+    let mut resources = LinuxResourcesBuilder::default()
+        // Deny every device; the runtime adds its standard set (null, zero, full, tty, random, urandom,
+        // ptmx, pts) after this rule.
+        .devices(vec![LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()?]);
+    if limits.memory_mb > 0 {
+        let bytes = i64::from(limits.memory_mb) * 1024 * 1024;
+        resources = resources.memory(
+            LinuxMemoryBuilder::default()
+                .limit(bytes)
+                .swap(bytes)
+                .build()?,
+        );
+    }
+    if limits.vcpus > 0 {
+        let quota = i64::from(limits.vcpus) * 100_000;
+        resources = resources.cpu(
+            LinuxCpuBuilder::default()
+                .quota(quota)
+                .period(100_000u64)
+                .build()?,
+        );
+    }
+    if limits.pids > 0 {
+        resources = resources.pids(
+            LinuxPidsBuilder::default()
+                .limit(i64::from(limits.pids))
+                .build()?,
+        );
+    }
+
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(resources.build()?)
+        .cgroups_path(cgroups_path(&spec.id))
+        .seccomp(super::seccomp::default_profile()?)
+        .masked_paths(
+            MASKED_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .readonly_paths(
+            READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .build()?;
+
+    SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(&spec.rootfs)
+                .readonly(false)
+                .build()?,
+        )
+        .hostname(spec.hostname.clone())
+        .process(process)
+        .mounts(mounts(spec)?)
+        .linux(linux)
+        .build()
+}

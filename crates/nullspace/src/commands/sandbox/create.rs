@@ -1,0 +1,169 @@
+//! `nullspace sandbox create`: build the create request from flags, show progress on a terminal, print
+//! the new sandbox.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use nullspace_client::types::sandbox::{CreateSandboxRequest, SandboxInfo};
+use nullspace_client::Client;
+
+use crate::cli::CreateArgs;
+use crate::exit::{ExitStatus, UserError};
+use crate::output::{print_json, print_table};
+
+/// Creates the sandbox and prints it.
+pub async fn run(client: &Client, args: CreateArgs, json: bool) -> anyhow::Result<ExitStatus> {
+    let key = args.idempotency_key.clone();
+    let request = request(args)?;
+    let template = request.template.clone().unwrap_or_default();
+    let progress = (!json && std::io::stderr().is_terminal())
+        .then(|| Progress::start(format!("creating sandbox from `{template}`")));
+    let result = client.create_sandbox(&request, key.as_deref()).await;
+    let elapsed = progress.map(Progress::stop);
+    let info =
+        result.with_context(|| format!("could not create a sandbox from template `{template}`"))?;
+    print(&info, json, elapsed)?;
+    Ok(ExitStatus::Success)
+}
+
+/// The request body from the flags; JSON flags are merged under the repeated KEY=VALUE ones.
+fn request(args: CreateArgs) -> anyhow::Result<CreateSandboxRequest> {
+    let mut envs: BTreeMap<String, String> = match &args.env_json {
+        Some(raw) => serde_json::from_str(raw).map_err(|e| {
+            UserError::new(
+                format!("--env-json is not a JSON object of strings: {e}"),
+                Some("example: --env-json '{\"DEBUG\":\"1\"}'"),
+            )
+        })?,
+        None => BTreeMap::new(),
+    };
+    envs.extend(args.envs);
+    let mut metadata: serde_json::Map<String, serde_json::Value> = match &args.metadata_json {
+        Some(raw) => serde_json::from_str(raw).map_err(|e| {
+            UserError::new(
+                format!("--metadata-json is not a JSON object: {e}"),
+                Some("example: --metadata-json '{\"team\":\"eval\"}'"),
+            )
+        })?,
+        None => serde_json::Map::new(),
+    };
+    metadata.extend(
+        args.metadata
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v))),
+    );
+    let internet_access = match (args.internet_access, args.no_internet_access) {
+        (_, true) => Some(false),
+        (true, false) => Some(true),
+        _ => None,
+    };
+    Ok(CreateSandboxRequest {
+        template: Some(args.template),
+        vcpus: args.vcpus,
+        memory_mb: args.memory_mb,
+        timeout_ms: args.timeout.map(|secs| secs.saturating_mul(1000)),
+        timeout_action: args.timeout_action.map(Into::into),
+        envs: Some(envs),
+        metadata: Some(metadata),
+        cwd: args.cwd,
+        internet_access,
+        snapshot_id: None,
+    })
+}
+
+fn print(info: &SandboxInfo, json: bool, elapsed: Option<Duration>) -> anyhow::Result<()> {
+    if json {
+        return print_json(info);
+    }
+    print_table(&super::HEADERS, &[super::row(info)])?;
+    if let Some(elapsed) = elapsed {
+        eprintln!("created {} in {:.1}s", info.id, elapsed.as_secs_f64());
+    }
+    Ok(())
+}
+
+/// A one-line spinner on stderr, cleared when stopped.
+struct Progress {
+    task: tokio::task::JoinHandle<()>,
+    started: Instant,
+}
+
+impl Progress {
+    fn start(message: String) -> Self {
+        let started = Instant::now();
+        let task = tokio::spawn(async move {
+            const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+            let mut tick = tokio::time::interval(Duration::from_millis(120));
+            for frame in FRAMES.iter().cycle() {
+                tick.tick().await;
+                eprint!(
+                    "\r\x1b[2K{frame} {message} ({:.1}s)",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        });
+        Self { task, started }
+    }
+
+    fn stop(self) -> Duration {
+        self.task.abort();
+        eprint!("\r\x1b[2K");
+        self.started.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command, SandboxCommand};
+
+    fn args(extra: &[&str]) -> CreateArgs {
+        let argv = ["nullspace", "sandbox", "create"]
+            .iter()
+            .chain(extra)
+            .copied();
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Sandbox(SandboxCommand::Create(args)) => args,
+            _ => panic!("wrong command"),
+        }
+    }
+
+    #[test]
+    fn builds_the_body_from_flags() {
+        let body = request(args(&[
+            "--env-json",
+            r#"{"A":"json","B":"json"}"#,
+            "--env",
+            "B=flag",
+            "--metadata-json",
+            r#"{"n":1}"#,
+            "--metadata",
+            "team=eval",
+            "--timeout",
+            "60",
+            "--no-internet-access",
+            "--cwd",
+            "/workspace",
+        ]))
+        .unwrap();
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json["envs"], serde_json::json!({"A": "json", "B": "flag"}));
+        assert_eq!(
+            json["metadata"],
+            serde_json::json!({"n": 1, "team": "eval"})
+        );
+        assert_eq!(json["timeout_ms"], 60_000);
+        assert_eq!(json["internet_access"], false);
+        assert_eq!(json["template"], "base");
+    }
+
+    #[test]
+    fn bad_json_flags_are_user_errors() {
+        let error = request(args(&["--env-json", "[1]"])).unwrap_err();
+        assert!(error.downcast_ref::<UserError>().is_some());
+    }
+}

@@ -1,0 +1,23 @@
+//! `nullspace server`: run the API server and the local node until SIGINT/SIGTERM.
+
+use nullspace_server::ServerOptions;
+
+use crate::cli::{RuntimeArg, ServerArgs};
+use crate::exit::ExitStatus;
+
+/// Runs the server in the foreground.
+pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
+    let runtime = match args.runtime {
+        RuntimeArg::Auto => "auto",
+        RuntimeArg::Runc => "runc",
+        RuntimeArg::Crun => "crun",
+        RuntimeArg::Runsc => "runsc",
+    };
+    let options = ServerOptions {
+        listen: args.listen,
+        data_dir: super::data_dir(args.data_dir)?,
+        runtime: runtime.into(),
+    };
+    nullspace_server::run(options).await?;
+    Ok(ExitStatus::Success)
+}

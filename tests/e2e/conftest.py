@@ -1,0 +1,427 @@
+"""End-to-end fixtures: the real `nullspace server` process, API keys, the CLI, and a view of what
+sandboxes own on the host (mounts, runc containers, cgroups, directories, processes).
+
+Environment:
+  NULLSPACE_BIN           path of the built `nullspace` binary (required)
+  NULLSPACE_E2E_DATA_DIR  persistent data dir, so the base template is built only once (required)
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import pytest
+
+from nullspace import Sandbox
+
+HEALTH_TIMEOUT_SECS = 880  # first start builds the base template (~1 min, can be much slower)
+TEST_KEY = "ns_e2e_bootstrap_key_" + "0123456789abcdef"
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 80) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"<no log: {exc}>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def unique(prefix: str = "e2e") -> str:
+    return f"{prefix}-{RUN_ID}-{uuid.uuid4().hex[:8]}"
+
+
+def host_snapshot(data_dir: str | os.PathLike[str]) -> dict[str, set[str]]:
+    """What sandboxes own on this host right now, by category.
+
+    - mounts:    mount points (from /proc/self/mountinfo) that mention the data dir
+    - runc:      container ids known to `runc --root <data>/runtime/runc list -q`
+    - cgroups:   `/sys/fs/cgroup/<controller>/nullspace/sb_*` (v1) and `/sys/fs/cgroup/nullspace/sb_*` (v2)
+    - dirs:      entries of `<data>/sandboxes/`
+    - processes: `pid:sb_id` of host processes whose /proc/<pid>/cgroup mentions `nullspace/sb_`
+    """
+    data = str(Path(data_dir).resolve())
+    snap: dict[str, set[str]] = {"mounts": set(), "runc": set(), "cgroups": set(), "dirs": set(), "processes": set()}
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            if data in line:
+                fields = line.split()
+                snap["mounts"].add(fields[4] if len(fields) > 4 else line.strip())
+    runc_root = Path(data) / "runtime" / "runc"
+    if runc_root.exists():
+        proc = subprocess.run(["runc", "--root", str(runc_root), "list", "-q"], capture_output=True, text=True)
+        snap["runc"] = {line.strip() for line in proc.stdout.splitlines() if line.strip()}
+    snap["cgroups"] = set(glob.glob("/sys/fs/cgroup/*/nullspace/sb_*")) | set(glob.glob("/sys/fs/cgroup/nullspace/sb_*"))
+    sandboxes_dir = Path(data) / "sandboxes"
+    if sandboxes_dir.exists():
+        snap["dirs"] = set(os.listdir(sandboxes_dir))
+    snap["processes"] = {f"{pid}:{sb}" for pid, sb in sandbox_processes().items()}
+    return snap
+
+
+def sandbox_processes(sandbox_id: str | None = None) -> dict[int, str]:
+    """Host pids that live in a sandbox cgroup → the sandbox id (optionally only for one sandbox)."""
+    found: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/cgroup").read_text()
+        except OSError:
+            continue
+        match = re.search(r"nullspace/(sb_[A-Za-z0-9_-]+)", text)
+        if match and (sandbox_id is None or match.group(1) == sandbox_id):
+            found[int(entry)] = match.group(1)
+    return found
+
+
+def snapshot_mentions(snap: dict[str, set[str]], sandbox_id: str) -> dict[str, list[str]]:
+    """The items of a snapshot that belong to one sandbox (empty dict: nothing left)."""
+    left = {k: sorted(v for v in items if sandbox_id in v) for k, items in snap.items()}
+    return {k: v for k, v in left.items() if v}
+
+
+def comparable(snap: dict[str, set[str]]) -> dict[str, set[str]]:
+    """A snapshot where processes are reduced to the set of sandboxes that have any (pids churn)."""
+    out = {k: set(v) for k, v in snap.items()}
+    out["processes"] = {item.split(":", 1)[1] for item in snap["processes"]}
+    return out
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.25, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------------------------------
+# the server process
+
+
+class Server:
+    def __init__(self, binary: str, data_dir: Path) -> None:
+        self.binary = binary
+        self.data_dir = data_dir
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.key = TEST_KEY
+        self.log_path = data_dir / "e2e-server.log"
+        self.home = data_dir / "e2e-home"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = None
+        self.extra_keys: list[str] = []
+
+    # lifecycle -------------------------------------------------------------------------------
+    def start(self, timeout: float = HEALTH_TIMEOUT_SECS) -> None:
+        assert self.proc is None, "server already running"
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.update(
+            NULLSPACE_BOOTSTRAP_API_KEY=self.key,
+            HOME=str(self.home),
+            XDG_CONFIG_HOME=str(self.home / ".config"),
+            RUST_BACKTRACE="1",
+        )
+        env.pop("NULLSPACE_API_KEY", None)
+        self._log = open(self.log_path, "ab")
+        self._log.write(f"\n===== e2e: starting server on {self.url} at {time.ctime()} =====\n".encode())
+        self._log.flush()
+        self.proc = subprocess.Popen(
+            [self.binary, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode} before /healthz was 200\n{self.log_tail()}"
+                )
+            try:
+                resp = httpx.get(f"{self.url}/healthz", timeout=5)
+                last = f"{resp.status_code} {resp.text[:200]}"
+                if resp.status_code == 200:
+                    return
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.5)
+        raise RuntimeError(f"/healthz not 200 after {timeout}s (last: {last})\n{self.log_tail()}")
+
+    def stop(self, kill9: bool = False, timeout: float = 60) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            if kill9:
+                self.proc.kill()
+            else:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+                raise AssertionError(f"server did not exit within {timeout}s of SIGTERM\n{self.log_tail()}")
+        self.proc = None
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def restart(self, kill9: bool = False) -> None:
+        self.stop(kill9=kill9)
+        self.start(timeout=120)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 80) -> str:
+        return f"----- server log tail ({self.log_path}) -----\n{_tail(self.log_path, lines)}"
+
+    # conveniences ------------------------------------------------------------------------------
+    def http(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key or self.key}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def create(self, key: str | None = None, **kwargs: Any) -> Sandbox:
+        kwargs.setdefault("timeout", 900)
+        return Sandbox.create(api_key=key or self.key, base_url=self.url, **kwargs)
+
+    def connect(self, sandbox_id: str, key: str | None = None) -> Sandbox:
+        return Sandbox.connect(sandbox_id, api_key=key or self.key, base_url=self.url)
+
+    def kill_all(self, key: str) -> None:
+        """Delete every sandbox the key's tenant can see (best effort)."""
+        try:
+            with self.http(key) as http:
+                ids: list[str] = []
+                token = None
+                for _ in range(100):
+                    params: dict[str, Any] = {"limit": 100}
+                    if token:
+                        params["next_token"] = token
+                    resp = http.get("/v1/sandboxes", params=params)
+                    if resp.status_code != 200:
+                        break
+                    body = resp.json()
+                    items = body if isinstance(body, list) else body.get("items", [])
+                    ids.extend(item["id"] for item in items)
+                    if isinstance(body, list) or not body.get("has_next") or not body.get("next_token"):
+                        break
+                    token = body["next_token"]
+                for sandbox_id in ids:
+                    http.delete(f"/v1/sandboxes/{sandbox_id}")
+        except httpx.HTTPError:
+            pass
+
+
+_SERVER: Server | None = None
+
+
+def _require_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.exit(f"{name} must be set for the end-to-end tests", returncode=2)
+    return value
+
+
+@pytest.fixture(scope="session")
+def server():
+    global _SERVER
+    binary = _require_env("NULLSPACE_BIN")
+    data_dir = Path(_require_env("NULLSPACE_E2E_DATA_DIR")).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    srv = Server(binary, data_dir)
+    _SERVER = srv
+    srv.start()
+    srv.kill_all(srv.key)  # leftovers of an earlier run with the same persistent data dir
+    yield srv
+    if srv.running:
+        for key in [srv.key, *srv.extra_keys]:
+            srv.kill_all(key)
+    srv.stop()
+    _SERVER = None
+
+
+def create_api_key(srv: Server, tenant: str) -> str:
+    proc = subprocess.run(
+        [srv.binary, "api-key", "create", "--tenant", tenant, "--data-dir", str(srv.data_dir), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, f"api-key create failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}"
+    out = proc.stdout.strip()
+    try:
+        body = json.loads(out)
+    except json.JSONDecodeError:
+        body = None
+    if isinstance(body, dict):
+        for field in ("api_key", "key", "token", "secret"):
+            if isinstance(body.get(field), str) and body[field]:
+                return body[field]
+        raise AssertionError(f"api-key create --json printed no key field: {out}")
+    if isinstance(body, str) and body:
+        return body
+    tokens = out.split()
+    assert tokens, f"api-key create printed nothing: {proc.stderr}"
+    return tokens[-1]
+
+
+@pytest.fixture(scope="session")
+def second_key(server):
+    key = create_api_key(server, f"other-{RUN_ID}")
+    assert key and key != server.key
+    server.extra_keys.append(key)
+    return key
+
+
+# --------------------------------------------------------------------------------------------------
+# sandboxes owned by a test
+
+
+class Sandboxes:
+    """Creates sandboxes through the official client and kills whatever is left at teardown."""
+
+    def __init__(self, srv: Server) -> None:
+        self.srv = srv
+        self.created: list[tuple[str, str]] = []
+
+    def create(self, key: str | None = None, **kwargs: Any) -> Sandbox:
+        sb = self.srv.create(key=key, **kwargs)
+        self.created.append((sb.id, key or self.srv.key))
+        return sb
+
+    def cleanup(self) -> None:
+        if not self.srv.running:
+            return
+        for sandbox_id, key in self.created:
+            try:
+                with self.srv.http(key) as http:
+                    http.delete(f"/v1/sandboxes/{sandbox_id}")
+            except httpx.HTTPError:
+                pass
+
+
+@pytest.fixture
+def sandboxes(server):
+    owner = Sandboxes(server)
+    yield owner
+    owner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def module_sandboxes(server):
+    owner = Sandboxes(server)
+    yield owner
+    owner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def sandbox(module_sandboxes):
+    """One shared sandbox per test module (commands and files tests)."""
+    return module_sandboxes.create(metadata={"e2e": RUN_ID})
+
+
+@pytest.fixture
+def snapshot(server):
+    return lambda: host_snapshot(server.data_dir)
+
+
+# --------------------------------------------------------------------------------------------------
+# the CLI
+
+
+class Cli:
+    def __init__(self, srv: Server) -> None:
+        self.srv = srv
+        self.home = srv.data_dir / "e2e-cli-home"
+        self.home.mkdir(parents=True, exist_ok=True)
+
+    def env(self, key: str | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            NULLSPACE_API_URL=self.srv.url,
+            NULLSPACE_API_KEY=key or self.srv.key,
+            HOME=str(self.home),
+            XDG_CONFIG_HOME=str(self.home / ".config"),
+        )
+        env.pop("NULLSPACE_BASE_URL", None)
+        return env
+
+    def run(self, *args: str, key: str | None = None, json_flag: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv = list(args)
+        if json_flag and "--json" not in argv:
+            if "--" in argv:
+                argv.insert(argv.index("--"), "--json")
+            else:
+                argv.append("--json")
+        return subprocess.run(
+            [self.srv.binary, *argv],
+            capture_output=True,
+            text=True,
+            env=self.env(key),
+            cwd=str(self.home),
+            timeout=timeout,
+        )
+
+    def json(self, *args: str, key: str | None = None) -> Any:
+        proc = self.run(*args, key=key)
+        assert proc.returncode == 0, f"nullspace {' '.join(args)} exited {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+        try:
+            return json.loads(proc.stdout)
+        except json.JSONDecodeError as exc:
+            raise AssertionError(f"nullspace {' '.join(args)} --json printed non-JSON: {proc.stdout!r}") from exc
+
+    def __call__(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return self.run(*args, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def cli(server):
+    return Cli(server)
+
+
+# --------------------------------------------------------------------------------------------------
+# reporting
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed and _SERVER is not None:
+        rep.sections.append(("nullspace server log", _SERVER.log_tail()))
