@@ -53,6 +53,24 @@ pub enum Command {
     /// List templates.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Measure a running server (create→first-exec, exec, files) next to bare `runc run` on this host.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Sandboxes to create for the create→first-exec figure (and bare runc runs).
+    #[arg(long, default_value_t = 20)]
+    pub sandboxes: usize,
+    /// Exec round trips to time in one sandbox.
+    #[arg(long, default_value_t = 50)]
+    pub execs: usize,
+    /// Size of the file written and read back, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub file_mb: usize,
+    /// The server's data directory (to find the base template rootfs for the runc baseline).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Isolation runtime of `nullspace server`.

@@ -39,9 +39,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sandboxes/{id}/ws", get(websocket::sandbox_ws))
         .route("/v1/sandboxes/{id}/{*rest}", any(relay::relay))
         .route("/v1/templates", get(templates::list))
+        .route("/v1/volumes", post(volumes_unavailable).get(volumes_unavailable))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(CorsLayer::permissive())
         .with_state(state)
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> impl IntoResponse {
+    let message = format!("{method} is not supported on {}; see the API reference", uri.path());
+    let body = axum::Json(nullspace_types::ErrorBody::new(ErrorCode::InvalidRequest, message));
+    (StatusCode::METHOD_NOT_ALLOWED, body)
+}
+
+/// Volumes are not offered by this server yet; the client treats `feature_unavailable` as such.
+async fn volumes_unavailable() -> ApiError {
+    ApiError::new(ErrorCode::FeatureUnavailable, "persistent volumes are not available on this server yet")
 }
 
 async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {

@@ -2,6 +2,7 @@
 //! API client from the global flags.
 
 mod api_key;
+mod bench;
 mod doctor;
 mod sandbox;
 mod server;
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Doctor => doctor::run(&global).await,
         Command::Sandbox(command) => sandbox::run(command, &global).await,
         Command::Template(command) => template::run(command, &global).await,
+        Command::Bench(args) => bench::run(args, &global).await,
     }
 }
 
