@@ -203,8 +203,11 @@ mod tests {
         logs.push(Stream::Stdout, b"abcdef");
         logs.push(Stream::Stderr, b"xyz");
         let (stdout, stderr, output) = logs.texts();
-        assert_eq!((stdout.as_str(), stderr.as_str(), output.as_str()), ("cdef", "xyz", "defxyz"));
-        assert_eq!(logs.retained(), 4 + 3 + 6);
+        assert_eq!(
+            (stdout.as_str(), stderr.as_str(), output.as_str()),
+            ("cdef", "xyz", "bcdefxyz")
+        );
+        assert_eq!(logs.retained(), 4 + 3 + 8);
     }
 
     #[test]

@@ -244,7 +244,10 @@ impl Registry {
         let mut inner = lock(&self.inner);
         inner.exited.push_back(pid);
         let retained = |inner: &Inner| -> usize {
-            let exited = inner.exited.iter().filter_map(|pid| inner.processes.get(pid));
+            let exited = inner
+                .exited
+                .iter()
+                .filter_map(|pid| inner.processes.get(pid));
             exited.map(|process| lock(&process.logs).retained()).sum()
         };
         while inner.exited.len() > MAX_EXITED
