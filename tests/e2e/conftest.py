@@ -59,7 +59,8 @@ def host_snapshot(data_dir: str | os.PathLike[str]) -> dict[str, set[str]]:
     - runc:      container ids known to `runc --root <data>/runtime/runc list -q`
     - cgroups:   `/sys/fs/cgroup/<controller>/nullspace/sb_*` (v1) and `/sys/fs/cgroup/nullspace/sb_*` (v2)
     - dirs:      entries of `<data>/sandboxes/`
-    - processes: `pid:sb_id` of host processes whose /proc/<pid>/cgroup mentions `nullspace/sb_`
+    - processes: `pid:sb_id` of host processes whose /proc/<pid>/cgroup mentions `nullspace/sb_` (zombies
+                 excluded: they have exited and only wait for the host's init to reap them)
     """
     data = str(Path(data_dir).resolve())
     snap: dict[str, set[str]] = {"mounts": set(), "runc": set(), "cgroups": set(), "dirs": set(), "processes": set()}
@@ -92,14 +93,38 @@ def sandbox_processes(sandbox_id: str | None = None) -> dict[int, str]:
             continue
         match = re.search(r"nullspace/(sb_[A-Za-z0-9_-]+)", text)
         if match and (sandbox_id is None or match.group(1) == sandbox_id):
+            if _is_zombie(entry):
+                continue  # exited, waiting for the host's init to reap it: owns nothing any more
             found[int(entry)] = match.group(1)
     return found
+
+
+def _is_zombie(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 def snapshot_mentions(snap: dict[str, set[str]], sandbox_id: str) -> dict[str, list[str]]:
     """The items of a snapshot that belong to one sandbox (empty dict: nothing left)."""
     left = {k: sorted(v for v in items if sandbox_id in v) for k, items in snap.items()}
     return {k: v for k, v in left.items() if v}
+
+
+def restrict(snap: dict[str, set[str]], sandbox_ids: set[str]) -> dict[str, set[str]]:
+    """Keep only the host-global items (cgroups, processes) of the given sandboxes. Other servers on the
+    same host (other data dirs) share `/sys/fs/cgroup/*/nullspace/`; their sandboxes are not ours."""
+    out = {k: set(v) for k, v in snap.items()}
+    for key in ("cgroups", "processes"):
+        out[key] = {item for item in snap[key] if _sandbox_id_of(item) in sandbox_ids}
+    return out
+
+
+def _sandbox_id_of(item: str) -> str | None:
+    match = re.search(r"(sb_[A-Za-z0-9_-]+)", item)
+    return match.group(1) if match else None
 
 
 def comparable(snap: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -207,6 +232,18 @@ class Server:
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def known_ids(self) -> set[str]:
+        """Every sandbox id this data dir's servers ever logged or hold a directory for."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            text = ""
+        ids = set(re.findall(r"sb_[a-z0-9]{8,}", text))
+        sandboxes_dir = self.data_dir / "sandboxes"
+        if sandboxes_dir.exists():
+            ids |= set(os.listdir(sandboxes_dir))
+        return ids
 
     def log_tail(self, lines: int = 80) -> str:
         return f"----- server log tail ({self.log_path}) -----\n{_tail(self.log_path, lines)}"

@@ -17,6 +17,7 @@ from conftest import (
     RUN_ID,
     comparable,
     host_snapshot,
+    restrict,
     sandbox_processes,
     snapshot_mentions,
     unique,
@@ -103,7 +104,7 @@ def _cmdline(pid: int) -> str:
 
 
 def test_create_kill_cycles_leak_nothing(server):
-    before = comparable(host_snapshot(server.data_dir))
+    before_raw = host_snapshot(server.data_dir)
     errors: list[str] = []
 
     def cycle(i: int) -> str:
@@ -124,16 +125,22 @@ def test_create_kill_cycles_leak_nothing(server):
     assert not errors, f"{len(errors)} of 100 create/kill cycles failed: {errors[:5]}"
     assert len(set(ids)) == 100
 
-    def settled():
-        return comparable(host_snapshot(server.data_dir)) == before
+    ours = server.known_ids() | set(ids)
+    before = comparable(restrict(before_raw, ours))
+
+    def current():
+        return comparable(restrict(host_snapshot(server.data_dir), ours))
 
     try:
-        wait_until(settled, 10, what="host snapshot to return to its state before the cycles")
+        wait_until(lambda: current() == before, 10, what="host snapshot to return to its state before the cycles")
     except AssertionError:
-        after = comparable(host_snapshot(server.data_dir))
+        after = current()
         diff = {k: {"added": sorted(after[k] - before[k])[:10], "removed": sorted(before[k] - after[k])[:10]}
                 for k in before if after[k] != before[k]}
         raise AssertionError(f"create/kill cycles leaked host resources: {diff}")
+    snap = host_snapshot(server.data_dir)
+    for sandbox_id in ids:
+        assert snapshot_mentions(snap, sandbox_id) == {}, sandbox_id
     leftover = [i.id for i in Sandbox.list(query=SandboxQuery(metadata={"cycle": RUN_ID}),
                                            api_key=server.key, base_url=server.url)]
     assert leftover == []
@@ -167,6 +174,9 @@ def test_fork_bomb_is_contained(server, sandboxes):
     assert time.monotonic() - start < 10, "server/bystander slow while a fork bomb runs"
     count = len(sandbox_processes(bomb.id))
     assert count <= 1100, f"fork bomb has {count} processes, over the 1024 pids limit"
+    events = _cgroup_file(bomb.id, "pids", "pids.events", "pids.events") or ""
+    hits = int(events.split()[-1]) if events.startswith("max") else 0
+    assert hits > 0, f"the fork bomb never reached the pids limit (pids.events: {events!r}); test did not bomb"
 
     bomb.kill()
     with pytest.raises(NotFoundError):

@@ -105,6 +105,13 @@ def test_list_filters_and_pagination(server, sandboxes):
 def test_kill_and_kill_by_id(server, sandboxes):
     sb = sandboxes.create()
     sandbox_id = sb.id
+    # what the sandbox owns on the host while it runs (so the "nothing left" checks below mean something)
+    owned = snapshot_mentions(host_snapshot(server.data_dir), sandbox_id)
+    assert set(owned) == {"mounts", "runc", "cgroups", "dirs", "processes"}, owned
+    layout = server.data_dir / "sandboxes" / sandbox_id
+    assert {"upper", "work", "rootfs", "control", "bundle"} <= {p.name for p in layout.iterdir()}
+    assert any(m.endswith(f"/sandboxes/{sandbox_id}/rootfs") for m in owned["mounts"]), owned["mounts"]
+    assert sb.commands.run("true").exit_code == 0
     sb.kill()
     with pytest.raises(NotFoundError) as err:
         Sandbox.get_info_by_id(sandbox_id, api_key=server.key, base_url=server.url)
@@ -127,7 +134,7 @@ def test_kill_and_kill_by_id(server, sandboxes):
 
 def test_timeout_is_enforced(server, sandboxes):
     sb = sandboxes.create(timeout=2)
-    assert sb.commands.run("echo alive").stdout == "alive\n"
+    assert sb.commands.run("echo", ["alive"]).stdout == "alive\n"
     start = time.monotonic()
     wait_until(lambda: _gone(server, sb.id), timeout=12, interval=0.5, what=f"{sb.id} to expire")
     assert time.monotonic() - start < 12
@@ -148,7 +155,7 @@ def test_set_timeout_extends(server, sandboxes):
     assert info.timeout_ms == 60_000
     time.sleep(6)
     assert not _gone(server, sb.id), "set_timeout(60) did not extend a 3 s sandbox"
-    assert sb.commands.run("echo still here").stdout == "still here\n"
+    assert sb.commands.run("echo", ["still here"]).stdout == "still here\n"
     # and shortening works too
     sb.set_timeout(1)
     wait_until(lambda: _gone(server, sb.id), timeout=12, interval=0.5, what="shortened sandbox to expire")

@@ -20,10 +20,8 @@ pub struct Client {
 impl Client {
     /// A client for `config`.
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
-        let base = url::Url::parse(&config.base_url).map_err(|source| ClientError::InvalidUrl {
-            url: config.base_url.clone(),
-            source,
-        })?;
+        let base = url::Url::parse(&config.base_url)
+            .map_err(|source| ClientError::InvalidUrl { url: config.base_url.clone(), source })?;
         if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
             return Err(ClientError::InvalidUrl {
                 url: config.base_url,
@@ -35,16 +33,8 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("nullspace-rust/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|source| ClientError::Transport {
-                method: "INIT".into(),
-                url: config.base_url.clone(),
-                source,
-            })?;
-        Ok(Self {
-            http,
-            base,
-            api_key: config.api_key,
-        })
+            .map_err(|source| ClientError::Transport { method: "INIT".into(), url: config.base_url.clone(), source })?;
+        Ok(Self { http, base, api_key: config.api_key })
     }
 
     /// A client configured from the environment and config files (see [`crate::config`]).
@@ -76,11 +66,7 @@ impl Client {
     }
 
     /// An authenticated request builder.
-    pub(crate) fn request(
-        &self,
-        method: Method,
-        path: &str,
-    ) -> Result<RequestBuilder, ClientError> {
+    pub(crate) fn request(&self, method: Method, path: &str) -> Result<RequestBuilder, ClientError> {
         let key = self.api_key()?;
         Ok(self.http.request(method, self.url(path)).bearer_auth(key))
     }
@@ -99,53 +85,33 @@ impl Client {
         })?;
         let (method, url) = (request.method().to_string(), request.url().to_string());
         tracing::debug!(%method, %url, "request");
-        let response =
-            self.http
-                .execute(request)
-                .await
-                .map_err(|source| ClientError::Transport {
-                    method: method.clone(),
-                    url: url.clone(),
-                    source,
-                })?;
+        let response = self.http.execute(request).await.map_err(|source| ClientError::Transport {
+            method: method.clone(),
+            url: url.clone(),
+            source,
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| ClientError::Transport {
-                method,
-                url,
-                source,
-            })?;
+        let body = response.bytes().await.map_err(|source| ClientError::Transport { method, url, source })?;
         Err(ClientError::from_response(status.as_u16(), &body))
     }
 
     /// Sends and reads the whole body.
-    pub(crate) async fn send_bytes(
-        &self,
-        builder: RequestBuilder,
-    ) -> Result<(String, Vec<u8>), ClientError> {
+    pub(crate) async fn send_bytes(&self, builder: RequestBuilder) -> Result<(String, Vec<u8>), ClientError> {
         let response = self.send(builder).await?;
         let url = response.url().to_string();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| ClientError::Transport {
-                method: "READ".into(),
-                url: url.clone(),
-                source,
-            })?;
+        let body = response.bytes().await.map_err(|source| ClientError::Transport {
+            method: "READ".into(),
+            url: url.clone(),
+            source,
+        })?;
         Ok((url, body.to_vec()))
     }
 
     /// Sends and decodes a JSON body.
-    pub(crate) async fn send_json<T: DeserializeOwned>(
-        &self,
-        builder: RequestBuilder,
-    ) -> Result<T, ClientError> {
+    pub(crate) async fn send_json<T: DeserializeOwned>(&self, builder: RequestBuilder) -> Result<T, ClientError> {
         let (url, body) = self.send_bytes(builder).await?;
         serde_json::from_slice(&body).map_err(|source| ClientError::Decode { url, source })
     }
@@ -158,9 +124,7 @@ impl Client {
 
 /// Percent-encodes one path segment (ids come from users).
 pub(crate) fn segment(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>().replace('+', "%20")
 }
 
 #[cfg(test)]
@@ -169,33 +133,20 @@ mod tests {
 
     #[test]
     fn urls_keep_the_base_path_and_encode_segments() {
-        let client =
-            Client::new(ClientConfig::new("http://host:1/prefix/", Some("k".into()))).unwrap();
-        assert_eq!(
-            client.url("/v1/sandboxes"),
-            "http://host:1/prefix/v1/sandboxes"
-        );
+        let client = Client::new(ClientConfig::new("http://host:1/prefix/", Some("k".into()))).unwrap();
+        assert_eq!(client.url("/v1/sandboxes"), "http://host:1/prefix/v1/sandboxes");
         assert_eq!(segment("sb_a/b c"), "sb_a%2Fb%20c");
     }
 
     #[test]
     fn rejects_urls_that_are_not_http() {
-        assert!(matches!(
-            Client::new(ClientConfig::new("localhost:3000", None)),
-            Err(ClientError::InvalidUrl { .. })
-        ));
-        assert!(matches!(
-            Client::new(ClientConfig::new("not a url", None)),
-            Err(ClientError::InvalidUrl { .. })
-        ));
+        assert!(matches!(Client::new(ClientConfig::new("localhost:3000", None)), Err(ClientError::InvalidUrl { .. })));
+        assert!(matches!(Client::new(ClientConfig::new("not a url", None)), Err(ClientError::InvalidUrl { .. })));
     }
 
     #[tokio::test]
     async fn requests_that_need_a_key_fail_before_sending() {
         let client = Client::new(ClientConfig::new("http://127.0.0.1:9", None)).unwrap();
-        assert!(matches!(
-            client.get_sandbox("sb_x").await,
-            Err(ClientError::MissingApiKey)
-        ));
+        assert!(matches!(client.get_sandbox("sb_x").await, Err(ClientError::MissingApiKey)));
     }
 }

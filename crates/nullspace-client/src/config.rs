@@ -29,18 +29,12 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// A config with `base_url` and `api_key` as given.
     pub fn new(base_url: impl Into<String>, api_key: Option<String>) -> Self {
-        Self {
-            base_url: normalize_url(&base_url.into()),
-            api_key,
-            timeout: DEFAULT_TIMEOUT,
-        }
+        Self { base_url: normalize_url(&base_url.into()), api_key, timeout: DEFAULT_TIMEOUT }
     }
 
     /// Resolves from the real process environment, working directory and home.
     pub fn resolve(explicit_api_key: Option<String>, explicit_base_url: Option<String>) -> Self {
-        ConfigSources::from_process()
-            .with_explicit(explicit_api_key, explicit_base_url)
-            .resolve()
+        ConfigSources::from_process().with_explicit(explicit_api_key, explicit_base_url).resolve()
     }
 }
 
@@ -99,18 +93,14 @@ impl ConfigSources {
                 .or_else(|| project.get("NULLSPACE_API_URL").and_then(|v| non_empty(v)))
                 .or_else(|| project.get("NULLSPACE_BASE_URL").and_then(|v| non_empty(v)))
                 .or_else(|| {
-                    configs.iter().find_map(|file| {
-                        json_string(file, "base_url").or_else(|| json_string(file, "api_url"))
-                    })
+                    configs
+                        .iter()
+                        .find_map(|file| json_string(file, "base_url").or_else(|| json_string(file, "api_url")))
                 }),
         }
         .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
 
-        ClientConfig {
-            base_url: normalize_url(&base_url),
-            api_key,
-            timeout: DEFAULT_TIMEOUT,
-        }
+        ClientConfig { base_url: normalize_url(&base_url), api_key, timeout: DEFAULT_TIMEOUT }
     }
 
     /// Paths of the config files, in precedence order.
@@ -132,17 +122,11 @@ impl ConfigSources {
     }
 
     fn project_env(&self) -> HashMap<String, String> {
-        self.project_dir
-            .as_deref()
-            .map(|dir| parse_dotenv(&dir.join(".env")))
-            .unwrap_or_default()
+        self.project_dir.as_deref().map(|dir| parse_dotenv(&dir.join(".env"))).unwrap_or_default()
     }
 
     fn config_files(&self) -> Vec<serde_json::Value> {
-        self.config_paths()
-            .iter()
-            .filter_map(|path| read_json(path))
-            .collect()
+        self.config_paths().iter().filter_map(|path| read_json(path)).collect()
     }
 }
 
@@ -156,9 +140,7 @@ fn normalize_url(url: &str) -> String {
 }
 
 fn json_string(file: &serde_json::Value, key: &str) -> Option<String> {
-    file.get(key)
-        .and_then(|value| value.as_str())
-        .and_then(non_empty)
+    file.get(key).and_then(|value| value.as_str()).and_then(non_empty)
 }
 
 fn read_json(path: &Path) -> Option<serde_json::Value> {
@@ -175,15 +157,7 @@ fn parse_dotenv(path: &Path) -> HashMap<String, String> {
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .filter_map(|line| line.split_once('='))
-        .map(|(key, value)| {
-            (
-                key.trim().to_owned(),
-                value
-                    .trim()
-                    .trim_matches(|c| c == '\'' || c == '"')
-                    .to_owned(),
-            )
-        })
+        .map(|(key, value)| (key.trim().to_owned(), value.trim().trim_matches(|c| c == '\'' || c == '"').to_owned()))
         .filter(|(key, _)| !key.is_empty())
         .collect()
 }
@@ -194,10 +168,7 @@ mod tests {
 
     fn sources(home: &Path, env: &[(&str, &str)]) -> ConfigSources {
         ConfigSources {
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             project_dir: Some(home.join("project")),
             home_dir: Some(home.to_path_buf()),
             ..Default::default()
@@ -225,90 +196,47 @@ mod tests {
             r#"{"api_key":"file_key","base_url":"http://file:1/"}"#,
         );
         let config = sources(home.path(), &[]).resolve();
-        assert_eq!(
-            (config.api_key.as_deref(), config.base_url.as_str()),
-            (Some("file_key"), "http://file:1")
-        );
+        assert_eq!((config.api_key.as_deref(), config.base_url.as_str()), (Some("file_key"), "http://file:1"));
 
         write(
             &home.path().join("project/.env"),
             "# comment\nNULLSPACE_API_KEY='dotenv_key'\nNULLSPACE_BASE_URL=http://dotenv:2\n",
         );
         let config = sources(home.path(), &[]).resolve();
-        assert_eq!(
-            (config.api_key.as_deref(), config.base_url.as_str()),
-            (Some("dotenv_key"), "http://dotenv:2")
-        );
+        assert_eq!((config.api_key.as_deref(), config.base_url.as_str()), (Some("dotenv_key"), "http://dotenv:2"));
 
-        let env = [
-            ("NULLSPACE_API_KEY", "env_key"),
-            ("NULLSPACE_BASE_URL", "http://base:3"),
-            ("NULLSPACE_API_URL", " "),
-        ];
+        let env =
+            [("NULLSPACE_API_KEY", "env_key"), ("NULLSPACE_BASE_URL", "http://base:3"), ("NULLSPACE_API_URL", " ")];
         let config = sources(home.path(), &env).resolve();
-        assert_eq!(
-            (config.api_key.as_deref(), config.base_url.as_str()),
-            (Some("env_key"), "http://base:3")
-        );
+        assert_eq!((config.api_key.as_deref(), config.base_url.as_str()), (Some("env_key"), "http://base:3"));
 
-        let env = [
-            ("NULLSPACE_API_URL", "http://api:4"),
-            ("NULLSPACE_BASE_URL", "http://base:3"),
-        ];
-        assert_eq!(
-            sources(home.path(), &env).resolve().base_url,
-            "http://api:4"
-        );
+        let env = [("NULLSPACE_API_URL", "http://api:4"), ("NULLSPACE_BASE_URL", "http://base:3")];
+        assert_eq!(sources(home.path(), &env).resolve().base_url, "http://api:4");
 
-        let config = sources(home.path(), &env)
-            .with_explicit(Some("explicit".into()), Some("http://x:5/".into()))
-            .resolve();
-        assert_eq!(
-            (config.api_key.as_deref(), config.base_url.as_str()),
-            (Some("explicit"), "http://x:5")
-        );
+        let config =
+            sources(home.path(), &env).with_explicit(Some("explicit".into()), Some("http://x:5/".into())).resolve();
+        assert_eq!((config.api_key.as_deref(), config.base_url.as_str()), (Some("explicit"), "http://x:5"));
     }
 
     #[test]
     fn xdg_config_home_wins_over_legacy_file_and_api_url_is_a_fallback_key() {
         let home = tempfile::tempdir().unwrap();
         let xdg = home.path().join("xdg");
-        write(
-            &home.path().join(".nullspace/config.json"),
-            r#"{"api_key":"legacy","base_url":"http://legacy:1"}"#,
-        );
+        write(&home.path().join(".nullspace/config.json"), r#"{"api_key":"legacy","base_url":"http://legacy:1"}"#);
         let env = [("XDG_CONFIG_HOME", xdg.to_str().unwrap())];
-        assert_eq!(
-            sources(home.path(), &env).resolve().api_key.as_deref(),
-            Some("legacy")
-        );
+        assert_eq!(sources(home.path(), &env).resolve().api_key.as_deref(), Some("legacy"));
 
-        write(
-            &xdg.join("nullspace/config.json"),
-            r#"{"api_key":"xdg","api_url":"http://xdg:2"}"#,
-        );
+        write(&xdg.join("nullspace/config.json"), r#"{"api_key":"xdg","api_url":"http://xdg:2"}"#);
         let config = sources(home.path(), &env).resolve();
-        assert_eq!(
-            (config.api_key.as_deref(), config.base_url.as_str()),
-            (Some("xdg"), "http://xdg:2")
-        );
+        assert_eq!((config.api_key.as_deref(), config.base_url.as_str()), (Some("xdg"), "http://xdg:2"));
     }
 
     #[test]
     fn broken_or_mistyped_config_files_are_ignored() {
         let home = tempfile::tempdir().unwrap();
-        write(
-            &home.path().join(".config/nullspace/config.json"),
-            "{not json",
-        );
-        write(
-            &home.path().join(".nullspace/config.json"),
-            r#"{"api_key":42,"base_url":""}"#,
-        );
+        write(&home.path().join(".config/nullspace/config.json"), "{not json");
+        write(&home.path().join(".nullspace/config.json"), r#"{"api_key":42,"base_url":""}"#);
         let config = sources(home.path(), &[]).resolve();
-        assert_eq!(
-            (config.api_key, config.base_url.as_str()),
-            (None, DEFAULT_BASE_URL)
-        );
+        assert_eq!((config.api_key, config.base_url.as_str()), (None, DEFAULT_BASE_URL));
     }
 }

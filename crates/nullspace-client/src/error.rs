@@ -86,11 +86,7 @@ impl ClientError {
             None if text.is_empty() => ("unknown".to_owned(), format!("HTTP {status}")),
             None => ("unknown".to_owned(), text),
         };
-        Self::Api {
-            status,
-            code,
-            message,
-        }
+        Self::Api { status, code, message }
     }
 
     /// Stable code: the API's code, or a client-side one (`transport_error`, `invalid_response`, …).
@@ -138,10 +134,7 @@ impl ClientError {
     /// What the user can do about it, if there is something obvious.
     pub fn hint(&self) -> Option<String> {
         if self.is_unreachable() {
-            return Some(
-                "is the server running? start it with `nullspace server`, or set NULLSPACE_API_URL"
-                    .into(),
-            );
+            return Some("is the server running? start it with `nullspace server`, or set NULLSPACE_API_URL".into());
         }
         let hint = match self.code() {
             "missing_api_key" => {
@@ -168,15 +161,8 @@ fn envelope_fields(value: &serde_json::Value) -> Option<(String, String)> {
     }
     let nested = value.get("error")?.as_object()?;
     let top_code = value.get("code").and_then(|c| c.as_str());
-    let code = nested
-        .get("code")
-        .and_then(|c| c.as_str())
-        .or(top_code)
-        .unwrap_or("unknown");
-    let message = nested
-        .get("message")
-        .and_then(|m| m.as_str())
-        .unwrap_or_default();
+    let code = nested.get("code").and_then(|c| c.as_str()).or(top_code).unwrap_or("unknown");
+    let message = nested.get("message").and_then(|m| m.as_str()).unwrap_or_default();
     Some((code.to_owned(), message.to_owned()))
 }
 
@@ -186,37 +172,20 @@ mod tests {
 
     fn api(status: u16, body: &str) -> (u16, String, String) {
         match ClientError::from_response(status, body.as_bytes()) {
-            ClientError::Api {
-                status,
-                code,
-                message,
-            } => (status, code, message),
+            ClientError::Api { status, code, message } => (status, code, message),
             other => panic!("unexpected {other:?}"),
         }
     }
 
     #[test]
     fn parses_the_flat_envelope() {
-        let parsed = api(
-            404,
-            r#"{"error":"sandbox sb_x not found","code":"sandbox_not_found","retryable":false}"#,
-        );
-        assert_eq!(
-            parsed,
-            (
-                404,
-                "sandbox_not_found".into(),
-                "sandbox sb_x not found".into()
-            )
-        );
+        let parsed = api(404, r#"{"error":"sandbox sb_x not found","code":"sandbox_not_found","retryable":false}"#);
+        assert_eq!(parsed, (404, "sandbox_not_found".into(), "sandbox sb_x not found".into()));
     }
 
     #[test]
     fn parses_the_nested_envelope() {
-        let parsed = api(
-            409,
-            r#"{"error":{"message":"busy","code":"conflict"},"code":"ignored"}"#,
-        );
+        let parsed = api(409, r#"{"error":{"message":"busy","code":"conflict"},"code":"ignored"}"#);
         assert_eq!(parsed, (409, "conflict".into(), "busy".into()));
         let parsed = api(409, r#"{"error":{"message":"busy"},"code":"conflict"}"#);
         assert_eq!(parsed.1, "conflict");
@@ -224,31 +193,20 @@ mod tests {
 
     #[test]
     fn non_json_bodies_become_unknown() {
-        assert_eq!(
-            api(502, "Bad Gateway\n"),
-            (502, "unknown".into(), "Bad Gateway".into())
-        );
+        assert_eq!(api(502, "Bad Gateway\n"), (502, "unknown".into(), "Bad Gateway".into()));
         assert_eq!(api(500, ""), (500, "unknown".into(), "HTTP 500".into()));
         assert_eq!(api(400, r#"["x"]"#).1, "unknown");
     }
 
     #[test]
     fn hints_and_classes_follow_the_code() {
-        let unauthorized =
-            ClientError::from_response(401, br#"{"error":"bad key","code":"unauthorized"}"#);
+        let unauthorized = ClientError::from_response(401, br#"{"error":"bad key","code":"unauthorized"}"#);
         assert!(unauthorized.hint().unwrap().contains("NULLSPACE_API_KEY"));
         assert!(unauthorized.is_user_error());
-        let internal =
-            ClientError::from_response(500, br#"{"error":"boom","code":"internal_error"}"#);
+        let internal = ClientError::from_response(500, br#"{"error":"boom","code":"internal_error"}"#);
         assert!(!internal.is_user_error());
         assert_eq!(internal.hint(), None);
-        assert!(ClientError::MissingApiKey
-            .hint()
-            .unwrap()
-            .contains("NULLSPACE_API_KEY"));
-        assert_eq!(
-            unauthorized.to_string(),
-            "bad key (code unauthorized, HTTP 401)"
-        );
+        assert!(ClientError::MissingApiKey.hint().unwrap().contains("NULLSPACE_API_KEY"));
+        assert_eq!(unauthorized.to_string(), "bad key (code unauthorized, HTTP 401)");
     }
 }

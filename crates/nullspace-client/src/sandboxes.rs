@@ -48,30 +48,20 @@ enum PageOrList {
 impl Client {
     /// `GET /healthz` (no key needed). Any answer below 500 means the server is up.
     pub async fn health(&self) -> Result<Health, ClientError> {
-        let builder = self
-            .request_anonymous(Method::GET, "/healthz")
-            .timeout(Duration::from_secs(5));
+        let builder = self.request_anonymous(Method::GET, "/healthz").timeout(Duration::from_secs(5));
         let url = self.url("/healthz");
         let request = builder.build().map_err(|source| ClientError::Transport {
             method: "GET".into(),
             url: url.clone(),
             source,
         })?;
-        let response = self
-            .http_client()
-            .execute(request)
-            .await
-            .map_err(|source| ClientError::Transport {
-                method: "GET".into(),
-                url: url.clone(),
-                source,
-            })?;
+        let response = self.http_client().execute(request).await.map_err(|source| ClientError::Transport {
+            method: "GET".into(),
+            url: url.clone(),
+            source,
+        })?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let body = response.bytes().await.ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
         Ok(Health { status, body })
     }
 
@@ -81,9 +71,7 @@ impl Client {
         request: &CreateSandboxRequest,
         idempotency_key: Option<&str>,
     ) -> Result<SandboxInfo, ClientError> {
-        let key = idempotency_key
-            .map(str::to_owned)
-            .unwrap_or_else(new_idempotency_key);
+        let key = idempotency_key.map(str::to_owned).unwrap_or_else(new_idempotency_key);
         let builder = self
             .request(Method::POST, "/v1/sandboxes")?
             .header("Idempotency-Key", key)
@@ -108,10 +96,7 @@ impl Client {
             params.push(("template", template.clone()));
         }
         if !query.metadata.is_empty() {
-            params.push((
-                "metadata",
-                serde_json::Value::Object(query.metadata.clone()).to_string(),
-            ));
+            params.push(("metadata", serde_json::Value::Object(query.metadata.clone()).to_string()));
         }
         if let Some(limit) = query.limit {
             params.push(("limit", limit.to_string()));
@@ -122,11 +107,7 @@ impl Client {
         let builder = self.request(Method::GET, "/v1/sandboxes")?.query(&params);
         Ok(match self.send_json::<PageOrList>(builder).await? {
             PageOrList::Page(page) => page,
-            PageOrList::List(items) => SandboxPage {
-                items,
-                next_token: None,
-                has_next: false,
-            },
+            PageOrList::List(items) => SandboxPage { items, next_token: None, has_next: false },
         })
     }
 
@@ -144,16 +125,8 @@ impl Client {
         action: Option<TimeoutAction>,
     ) -> Result<(), ClientError> {
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        let body = SetTimeoutRequest {
-            timeout_ms: Some(timeout_ms),
-            timeout_action: action,
-        };
-        let builder = self
-            .request(
-                Method::POST,
-                &format!("/v1/sandboxes/{}/timeout", segment(id)),
-            )?
-            .json(&body);
+        let body = SetTimeoutRequest { timeout_ms: Some(timeout_ms), timeout_action: action };
+        let builder = self.request(Method::POST, &format!("/v1/sandboxes/{}/timeout", segment(id)))?.json(&body);
         self.send_empty(builder).await
     }
 
@@ -170,14 +143,7 @@ pub fn new_idempotency_key() -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
 #[cfg(test)]
@@ -198,8 +164,6 @@ mod tests {
             matches!(serde_json::from_str::<PageOrList>("[]").unwrap(), PageOrList::List(items) if items.is_empty())
         );
         let page = r#"{"items":[],"next_token":"t","has_next":true}"#;
-        assert!(
-            matches!(serde_json::from_str::<PageOrList>(page).unwrap(), PageOrList::Page(p) if p.has_next)
-        );
+        assert!(matches!(serde_json::from_str::<PageOrList>(page).unwrap(), PageOrList::Page(p) if p.has_next));
     }
 }

@@ -40,20 +40,13 @@ pub struct ExecStream {
 
 impl std::fmt::Debug for ExecStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExecStream")
-            .field("url", &self.url)
-            .field("request_id", &self.request_id)
-            .finish()
+        f.debug_struct("ExecStream").field("url", &self.url).field("request_id", &self.request_id).finish()
     }
 }
 
 impl Client {
     /// Starts `request` over the exec WebSocket channel and returns the stream of its events.
-    pub async fn exec_stream(
-        &self,
-        id: &str,
-        request: &ExecRequest,
-    ) -> Result<ExecStream, ClientError> {
+    pub async fn exec_stream(&self, id: &str, request: &ExecRequest) -> Result<ExecStream, ClientError> {
         let path = format!("/v1/sandboxes/{}/ws?channel=exec", segment(id));
         let mut socket = self.connect_ws(&path).await?;
         let url = ws_url(&self.url(&path));
@@ -67,36 +60,17 @@ impl Client {
             envs: (!request.envs.is_empty()).then(|| request.envs.clone()),
             shell: request.shell,
         };
-        let text = serde_json::to_string(&start).map_err(|e| ClientError::Stream {
-            message: e.to_string(),
-        })?;
-        socket
-            .send(Message::text(text))
-            .await
-            .map_err(|e| ws_error(&url, e))?;
-        Ok(ExecStream {
-            socket,
-            url,
-            request_id,
-            done: false,
-        })
+        let text = serde_json::to_string(&start).map_err(|e| ClientError::Stream { message: e.to_string() })?;
+        socket.send(Message::text(text)).await.map_err(|e| ws_error(&url, e))?;
+        Ok(ExecStream { socket, url, request_id, done: false })
     }
 
     /// Opens an authenticated WebSocket at `path` (with query), mapping a refused upgrade to an API error.
-    async fn connect_ws(
-        &self,
-        path: &str,
-    ) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, ClientError> {
+    async fn connect_ws(&self, path: &str) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, ClientError> {
         let url = ws_url(&self.url(path));
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| ws_error(&url, e))?;
-        let auth = HeaderValue::from_str(&format!("Bearer {}", self.api_key()?)).map_err(|_| {
-            ClientError::Stream {
-                message: "API key is not a valid header value".into(),
-            }
-        })?;
+        let mut request = url.as_str().into_client_request().map_err(|e| ws_error(&url, e))?;
+        let auth = HeaderValue::from_str(&format!("Bearer {}", self.api_key()?))
+            .map_err(|_| ClientError::Stream { message: "API key is not a valid header value".into() })?;
         request.headers_mut().insert("authorization", auth);
         match tokio_tungstenite::connect_async(request).await {
             Ok((socket, _)) => Ok(socket),
@@ -155,15 +129,10 @@ impl ExecStream {
     }
 
     fn closed_early(&self) -> Result<ExecEvent, ClientError> {
-        Err(ClientError::Stream {
-            message: "the server closed the stream before the command exited".into(),
-        })
+        Err(ClientError::Stream { message: "the server closed the stream before the command exited".into() })
     }
 
-    fn finish(
-        &mut self,
-        item: Option<Result<ExecEvent, ClientError>>,
-    ) -> Option<Result<ExecEvent, ClientError>> {
+    fn finish(&mut self, item: Option<Result<ExecEvent, ClientError>>) -> Option<Result<ExecEvent, ClientError>> {
         self.done = true;
         item
     }
@@ -181,10 +150,7 @@ fn ws_url(http_url: &str) -> String {
 }
 
 fn ws_error(url: &str, source: tungstenite::Error) -> ClientError {
-    ClientError::WebSocket {
-        url: url.to_owned(),
-        source: Box::new(source),
-    }
+    ClientError::WebSocket { url: url.to_owned(), source: Box::new(source) }
 }
 
 #[cfg(test)]
@@ -193,10 +159,7 @@ mod tests {
 
     #[test]
     fn websocket_urls_follow_the_base_scheme() {
-        assert_eq!(
-            ws_url("http://h:1/v1/sandboxes/x/ws?channel=exec"),
-            "ws://h:1/v1/sandboxes/x/ws?channel=exec"
-        );
+        assert_eq!(ws_url("http://h:1/v1/sandboxes/x/ws?channel=exec"), "ws://h:1/v1/sandboxes/x/ws?channel=exec");
         assert_eq!(ws_url("https://h/p"), "wss://h/p");
     }
 }

@@ -53,9 +53,7 @@ pub enum NodeError {
         source: RuntimeError,
     },
     /// The guest daemon did not become ready in time.
-    #[error(
-        "guest of sandbox {sandbox_id} did not become ready within {waited_ms} ms (see {log})"
-    )]
+    #[error("guest of sandbox {sandbox_id} did not become ready within {waited_ms} ms (see {log})")]
     GuestNotReady {
         /// Sandbox id.
         sandbox_id: String,

@@ -27,23 +27,15 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 impl GuestLink {
     /// A link to the guest of `sandbox_id` listening on `socket`.
     pub fn new(sandbox_id: impl Into<String>, socket: PathBuf) -> Self {
-        Self {
-            sandbox_id: sandbox_id.into(),
-            socket,
-        }
+        Self { sandbox_id: sandbox_id.into(), socket }
     }
 
     fn request_error(&self, source: impl Into<BoxError>) -> NodeError {
-        NodeError::GuestRequest {
-            sandbox_id: self.sandbox_id.clone(),
-            source: source.into(),
-        }
+        NodeError::GuestRequest { sandbox_id: self.sandbox_id.clone(), source: source.into() }
     }
 
     async fn connect(&self) -> NodeResult<UnixStream> {
-        UnixStream::connect(&self.socket)
-            .await
-            .map_err(|error| self.request_error(error))
+        UnixStream::connect(&self.socket).await.map_err(|error| self.request_error(error))
     }
 
     /// Sends `request` (whose URI holds only path and query) to the guest and returns its response with
@@ -63,23 +55,16 @@ impl GuestLink {
                 tracing::debug!(%error, "guest connection ended with an error");
             }
         });
-        request.headers_mut().insert(
-            hyper::header::HOST,
-            hyper::header::HeaderValue::from_static("guest"),
-        );
-        sender
-            .send_request(request)
-            .await
-            .map_err(|error| self.request_error(error))
+        request.headers_mut().insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("guest"));
+        sender.send_request(request).await.map_err(|error| self.request_error(error))
     }
 
     /// Opens a WebSocket to the guest at `path_and_query` (e.g. `/ws?channel=exec`).
     pub async fn websocket(&self, path_and_query: &str) -> NodeResult<WebSocketStream<UnixStream>> {
         let stream = self.connect().await?;
         let url = format!("ws://guest{path_and_query}");
-        let (socket, _response) = tokio_tungstenite::client_async(url, stream)
-            .await
-            .map_err(|error| self.request_error(error))?;
+        let (socket, _response) =
+            tokio_tungstenite::client_async(url, stream).await.map_err(|error| self.request_error(error))?;
         Ok(socket)
     }
 
@@ -93,35 +78,19 @@ impl GuestLink {
         let response = self.send(request).await?;
         if response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
             let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
             let message = String::from_utf8_lossy(&body).into_owned();
-            return Err(self.request_error(format!(
-                "tunnel to port {port} refused ({status}): {message}"
-            )));
+            return Err(self.request_error(format!("tunnel to port {port} refused ({status}): {message}")));
         }
-        let upgraded = hyper::upgrade::on(response)
-            .await
-            .map_err(|error| self.request_error(error))?;
+        let upgraded = hyper::upgrade::on(response).await.map_err(|error| self.request_error(error))?;
         Ok(TokioIo::new(upgraded))
     }
 
     /// Asks the guest for its health once.
     pub async fn health(&self) -> NodeResult<GuestHealth> {
-        let request = Request::get("/health")
-            .body(Empty::<Bytes>::new())
-            .map_err(|error| self.request_error(error))?;
+        let request = Request::get("/health").body(Empty::<Bytes>::new()).map_err(|error| self.request_error(error))?;
         let response = self.send(request).await?;
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|error| self.request_error(error))?
-            .to_bytes();
+        let body = response.into_body().collect().await.map_err(|error| self.request_error(error))?.to_bytes();
         serde_json::from_slice(&body).map_err(|error| self.request_error(error))
     }
 

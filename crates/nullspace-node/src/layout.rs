@@ -52,12 +52,8 @@ impl SandboxPaths {
 
 /// Whether `name` looks like a sandbox id this node created (`sb_` + lowercase alphanumerics).
 pub fn is_sandbox_id(name: &str) -> bool {
-    name.strip_prefix("sb_").is_some_and(|rest| {
-        !rest.is_empty()
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    })
+    name.strip_prefix("sb_")
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -67,19 +63,10 @@ mod tests {
     #[test]
     fn paths_are_all_under_the_sandbox_root() {
         let paths = SandboxPaths::new(Path::new("/data/sandboxes"), "sb_abc");
-        for path in [
-            &paths.upper,
-            &paths.work,
-            &paths.rootfs,
-            &paths.control,
-            &paths.bundle,
-        ] {
+        for path in [&paths.upper, &paths.work, &paths.rootfs, &paths.control, &paths.bundle] {
             assert!(path.starts_with("/data/sandboxes/sb_abc"));
         }
-        assert_eq!(
-            paths.guest_socket(),
-            Path::new("/data/sandboxes/sb_abc/control/guest.sock")
-        );
+        assert_eq!(paths.guest_socket(), Path::new("/data/sandboxes/sb_abc/control/guest.sock"));
     }
 
     #[test]

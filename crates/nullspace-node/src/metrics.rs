@@ -29,36 +29,22 @@ fn read_u64(path: &Path) -> Option<u64> {
 }
 
 fn v1(controller: &str, cgroup: &str, file: &str) -> PathBuf {
-    Path::new(CGROUP_ROOT)
-        .join(controller)
-        .join(cgroup)
-        .join(file)
+    Path::new(CGROUP_ROOT).join(controller).join(cgroup).join(file)
 }
 
 /// Reads the usage of the cgroup `cgroup` (relative path such as `nullspace/sb_x`), with `upper` the
 /// overlay upper dir and `data_dir` the filesystem the sandbox lives on.
-pub fn read_usage(
-    cgroup: &str,
-    upper: &Path,
-    data_dir: &Path,
-    memory_limit_bytes: u64,
-) -> SandboxUsage {
+pub fn read_usage(cgroup: &str, upper: &Path, data_dir: &Path, memory_limit_bytes: u64) -> SandboxUsage {
     let v2 = Path::new(CGROUP_ROOT).join(cgroup);
     let (cpu_usage_ns, mem_used_bytes, mem_limit) = if v2.join("memory.current").exists() {
         let cpu_ns = std::fs::read_to_string(v2.join("cpu.stat"))
             .ok()
             .and_then(|stat| {
-                stat.lines().find_map(|line| {
-                    line.strip_prefix("usage_usec ")
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                })
+                stat.lines()
+                    .find_map(|line| line.strip_prefix("usage_usec ").and_then(|v| v.trim().parse::<u64>().ok()))
             })
             .map_or(0, |usec| usec * 1000);
-        (
-            cpu_ns,
-            read_u64(&v2.join("memory.current")).unwrap_or(0),
-            read_u64(&v2.join("memory.max")),
-        )
+        (cpu_ns, read_u64(&v2.join("memory.current")).unwrap_or(0), read_u64(&v2.join("memory.max")))
     } else {
         let cpu = read_u64(&v1("cpu,cpuacct", cgroup, "cpuacct.usage"))
             .or_else(|| read_u64(&v1("cpuacct", cgroup, "cpuacct.usage")))
@@ -69,10 +55,7 @@ pub fn read_usage(
             read_u64(&v1("memory", cgroup, "memory.limit_in_bytes")),
         )
     };
-    let mem_total_bytes = mem_limit
-        .filter(|limit| *limit < u64::MAX / 2)
-        .unwrap_or(memory_limit_bytes)
-        .max(1);
+    let mem_total_bytes = mem_limit.filter(|limit| *limit < u64::MAX / 2).unwrap_or(memory_limit_bytes).max(1);
     let disk_total_bytes = nix::sys::statvfs::statvfs(data_dir)
         .map(|stat| stat.blocks() as u64 * stat.fragment_size() as u64)
         .unwrap_or(0);

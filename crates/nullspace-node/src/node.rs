@@ -71,18 +71,11 @@ impl Node {
     /// A node over `config.data_dir`, with the runtime `config.runtime` selects on this host.
     pub async fn new(config: NodeConfig) -> NodeResult<Self> {
         if !config.guestd_path.is_file() {
-            return Err(NodeError::GuestBinaryMissing {
-                path: config.guestd_path.clone(),
-            });
+            return Err(NodeError::GuestBinaryMissing { path: config.guestd_path.clone() });
         }
-        let choice = nullspace_runtime::select(&config.runtime)
-            .await
-            .map_err(NodeError::SelectRuntime)?;
+        let choice = nullspace_runtime::select(&config.runtime).await.map_err(NodeError::SelectRuntime)?;
         tracing::info!(runtime = choice.kind.as_str(), "selected isolation runtime");
-        let runtime = OciRuntime::new(
-            choice.kind,
-            config.data_dir.join("runtime").join(choice.kind.as_str()),
-        );
+        let runtime = OciRuntime::new(choice.kind, config.data_dir.join("runtime").join(choice.kind.as_str()));
         let sandboxes_dir = config.data_dir.join("sandboxes");
         std::fs::create_dir_all(&sandboxes_dir).map_err(|source| NodeError::Filesystem {
             sandbox_id: String::new(),
@@ -90,12 +83,7 @@ impl Node {
             source,
         })?;
         let templates = TemplateStore::new(config.data_dir.join("templates"));
-        Ok(Self {
-            config,
-            templates,
-            runtime,
-            sandboxes_dir,
-        })
+        Ok(Self { config, templates, runtime, sandboxes_dir })
     }
 
     /// The template store of this node.
@@ -121,12 +109,10 @@ impl Node {
     /// Launches a sandbox and returns once its guest answers. On failure everything acquired is released.
     #[tracing::instrument(skip_all, fields(sandbox = %spec.sandbox_id))]
     pub async fn launch(&self, spec: &LaunchSpec) -> NodeResult<()> {
-        let template =
-            self.templates
-                .get(&spec.template)
-                .ok_or_else(|| NodeError::UnknownTemplate {
-                    template: spec.template.clone(),
-                })?;
+        let template = self
+            .templates
+            .get(&spec.template)
+            .ok_or_else(|| NodeError::UnknownTemplate { template: spec.template.clone() })?;
         let result = self.launch_steps(spec, &template).await;
         if result.is_err() {
             if let Err(error) = self.destroy(&spec.sandbox_id).await {
@@ -141,46 +127,24 @@ impl Node {
         let paths = self.paths(id);
         let fs_error = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| NodeError::Filesystem {
-                sandbox_id: id.to_owned(),
-                path,
-                source,
-            }
+            move |source| NodeError::Filesystem { sandbox_id: id.to_owned(), path, source }
         };
-        for dir in [
-            &paths.upper,
-            &paths.work,
-            &paths.rootfs,
-            &paths.control,
-            &paths.bundle,
-        ] {
+        for dir in [&paths.upper, &paths.work, &paths.rootfs, &paths.control, &paths.bundle] {
             std::fs::create_dir_all(dir).map_err(fs_error(dir))?;
         }
         let mut envs = template.envs.clone();
-        envs.extend(
-            spec.envs
-                .iter()
-                .map(|(key, value)| (key.clone(), value.clone())),
-        );
+        envs.extend(spec.envs.iter().map(|(key, value)| (key.clone(), value.clone())));
         let guest_config = GuestConfig {
             sandbox_id: id.to_owned(),
             envs,
-            cwd: spec
-                .cwd
-                .clone()
-                .unwrap_or_else(|| template.default_cwd.clone()),
+            cwd: spec.cwd.clone().unwrap_or_else(|| template.default_cwd.clone()),
             default_user: template.default_user.clone(),
         };
         let config_json = serde_json::to_vec(&guest_config).unwrap_or_default();
-        std::fs::write(paths.guest_config(), config_json)
-            .map_err(fs_error(&paths.guest_config()))?;
+        std::fs::write(paths.guest_config(), config_json).map_err(fs_error(&paths.guest_config()))?;
 
         overlay::mount_overlay(&template.rootfs, &paths.upper, &paths.work, &paths.rootfs)
-            .map_err(|source| NodeError::Overlay {
-                operation: "mount",
-                sandbox_id: id.to_owned(),
-                source,
-            })?;
+            .map_err(|source| NodeError::Overlay { operation: "mount", sandbox_id: id.to_owned(), source })?;
 
         let runtime_spec = SandboxSpec {
             id: id.to_owned(),
@@ -188,9 +152,7 @@ impl Node {
             rootfs: paths.rootfs.clone(),
             hostname: id.replace('_', "-"),
             args: vec![GUEST_BINARY_PATH.to_owned()],
-            env: vec![
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
-            ],
+            env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()],
             mounts: vec![
                 BindMount {
                     source: paths.control.clone(),
@@ -203,23 +165,14 @@ impl Node {
                     read_only: true,
                 },
             ],
-            limits: Limits {
-                vcpus: spec.vcpus,
-                memory_mb: spec.memory_mb,
-                pids: PIDS_LIMIT,
-            },
+            limits: Limits { vcpus: spec.vcpus, memory_mb: spec.memory_mb, pids: PIDS_LIMIT },
             no_new_privileges: true,
         };
         self.runtime
             .start(&runtime_spec)
             .await
-            .map_err(|source| NodeError::Runtime {
-                sandbox_id: id.to_owned(),
-                source,
-            })?;
-        self.guest(id)
-            .wait_ready(GUEST_READY_TIMEOUT, paths.init_log())
-            .await
+            .map_err(|source| NodeError::Runtime { sandbox_id: id.to_owned(), source })?;
+        self.guest(id).wait_ready(GUEST_READY_TIMEOUT, paths.init_log()).await
     }
 
     /// Releases everything sandbox `sandbox_id` owns: processes, container state, cgroup, overlay mount and
@@ -230,10 +183,7 @@ impl Node {
         self.runtime
             .destroy(sandbox_id)
             .await
-            .map_err(|source| NodeError::Runtime {
-                sandbox_id: sandbox_id.to_owned(),
-                source,
-            })?;
+            .map_err(|source| NodeError::Runtime { sandbox_id: sandbox_id.to_owned(), source })?;
         overlay::unmount(&paths.rootfs).map_err(|source| NodeError::Overlay {
             operation: "unmount",
             sandbox_id: sandbox_id.to_owned(),
@@ -242,23 +192,14 @@ impl Node {
         match std::fs::remove_dir_all(&paths.root) {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(NodeError::Filesystem {
-                sandbox_id: sandbox_id.to_owned(),
-                path: paths.root,
-                source,
-            }),
+            Err(source) => Err(NodeError::Filesystem { sandbox_id: sandbox_id.to_owned(), path: paths.root, source }),
         }
     }
 
     /// Usage of a running sandbox, from its cgroup and upper dir.
     pub fn usage(&self, sandbox_id: &str, memory_mb: u32) -> SandboxUsage {
         let paths = self.paths(sandbox_id);
-        read_usage(
-            &format!("nullspace/{sandbox_id}"),
-            &paths.upper,
-            &self.config.data_dir,
-            u64::from(memory_mb) << 20,
-        )
+        read_usage(&format!("nullspace/{sandbox_id}"), &paths.upper, &self.config.data_dir, u64::from(memory_mb) << 20)
     }
 
     /// Brings the host in line with `expected` (the sandboxes the store believes are running): every
@@ -268,10 +209,7 @@ impl Node {
         let mut found = BTreeSet::new();
         if let Ok(entries) = std::fs::read_dir(&self.sandboxes_dir) {
             found.extend(
-                entries
-                    .flatten()
-                    .filter_map(|entry| entry.file_name().into_string().ok())
-                    .filter(|n| is_sandbox_id(n)),
+                entries.flatten().filter_map(|entry| entry.file_name().into_string().ok()).filter(|n| is_sandbox_id(n)),
             );
         }
         match self.runtime.list().await {
@@ -289,9 +227,7 @@ impl Node {
         }
         for id in expected {
             let alive = found.contains(id)
-                && tokio::time::timeout(Duration::from_secs(2), self.guest(id).health())
-                    .await
-                    .is_ok_and(|r| r.is_ok());
+                && tokio::time::timeout(Duration::from_secs(2), self.guest(id).health()).await.is_ok_and(|r| r.is_ok());
             if alive {
                 report.alive.insert(id.clone());
             } else {

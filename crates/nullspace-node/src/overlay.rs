@@ -7,19 +7,8 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 /// Mounts an overlay of `lower` (read-only) and `upper`/`work` at `target`.
 pub fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> nix::Result<()> {
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
-        upper.display(),
-        work.display()
-    );
-    mount(
-        Some("overlay"),
-        target,
-        Some("overlay"),
-        MsFlags::MS_NODEV,
-        Some(options.as_str()),
-    )
+    let options = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
+    mount(Some("overlay"), target, Some("overlay"), MsFlags::MS_NODEV, Some(options.as_str()))
 }
 
 /// Unmounts `target`; succeeds when nothing is mounted there. Falls back to a lazy unmount when busy.

@@ -28,30 +28,22 @@ pub(crate) fn cgroup_mounts() -> Vec<PathBuf> {
 
 /// `/proc/mounts` escapes space, tab, newline and backslash as octal.
 fn unescape_mount(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 }
 
 /// The directories a sandbox's cgroup may occupy, one per hierarchy, whether or not they exist.
 pub(crate) fn sandbox_cgroup_dirs(id: &str) -> Vec<PathBuf> {
-    cgroup_mounts()
-        .into_iter()
-        .map(|m| m.join(CGROUP_PARENT).join(id))
-        .collect()
+    cgroup_mounts().into_iter().map(|m| m.join(CGROUP_PARENT).join(id)).collect()
 }
 
 /// Removes every cgroup directory of sandbox `id`, killing stragglers that keep one busy.
 pub(crate) async fn remove_sandbox_cgroups(id: &str) -> Result<(), RuntimeError> {
     for dir in sandbox_cgroup_dirs(id) {
-        remove_tree(&dir)
-            .await
-            .map_err(|source| RuntimeError::RemoveCgroup {
-                id: id.to_string(),
-                path: dir.clone(),
-                source,
-            })?;
+        remove_tree(&dir).await.map_err(|source| RuntimeError::RemoveCgroup {
+            id: id.to_string(),
+            path: dir.clone(),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -89,10 +81,7 @@ fn kill_members(dir: &Path) {
     let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
         return;
     };
-    for pid in procs
-        .lines()
-        .filter_map(|l| l.trim().parse::<libc::pid_t>().ok())
-    {
+    for pid in procs.lines().filter_map(|l| l.trim().parse::<libc::pid_t>().ok()) {
         if pid > 0 {
             tracing::warn!(pid, cgroup = %dir.display(), "killing process left in a sandbox cgroup");
             // SAFETY: kill(2) has no memory-safety preconditions; pid is a positive member pid.

@@ -24,10 +24,7 @@ pub trait IsolationRuntime: Send + Sync {
     /// Which backend this is.
     fn kind(&self) -> RuntimeKind;
     /// Creates and starts the sandbox's init process; returns once it runs.
-    fn start(
-        &self,
-        spec: &SandboxSpec,
-    ) -> impl std::future::Future<Output = RuntimeResult<()>> + Send;
+    fn start(&self, spec: &SandboxSpec) -> impl std::future::Future<Output = RuntimeResult<()>> + Send;
     /// Kills every process of the sandbox and deletes its container state and cgroup. Succeeds when the
     /// sandbox does not exist.
     fn destroy(&self, id: &str) -> impl std::future::Future<Output = RuntimeResult<()>> + Send;

@@ -61,14 +61,8 @@ impl OciRuntime {
     /// A runtime of `kind` keeping its state under `state_root` (e.g. `<data-dir>/runtime/runc`,
     /// created on first start). The binary is looked up in `$PATH` and the sbin directories.
     pub fn new(kind: RuntimeKind, state_root: PathBuf) -> Self {
-        let binary = kind
-            .find_binary()
-            .unwrap_or_else(|| PathBuf::from(kind.binary_name()));
-        OciRuntime {
-            kind,
-            state_root,
-            binary,
-        }
+        let binary = kind.find_binary().unwrap_or_else(|| PathBuf::from(kind.binary_name()));
+        OciRuntime { kind, state_root, binary }
     }
 
     /// Uses this executable instead of the one found in `$PATH`.
@@ -94,10 +88,8 @@ impl OciRuntime {
 
     fn write_bundle_with(&self, spec: &SandboxSpec, nofile: u64) -> RuntimeResult<PathBuf> {
         spec.validate()?;
-        let config = oci_spec(spec, nofile).map_err(|source| RuntimeError::BuildSpec {
-            id: spec.id.clone(),
-            source,
-        })?;
+        let config =
+            oci_spec(spec, nofile).map_err(|source| RuntimeError::BuildSpec { id: spec.id.clone(), source })?;
         let path = spec.bundle_dir.join("config.json");
         let json = serde_json::to_vec_pretty(&config).map_err(|e| RuntimeError::WriteBundle {
             id: spec.id.clone(),
@@ -117,19 +109,11 @@ impl OciRuntime {
         if !self.state_root.is_dir() {
             return Ok(Vec::new());
         }
-        let out = self
-            .output("", "list", &["list", "--format", "json"])
-            .await?;
+        let out = self.output("", "list", &["list", "--format", "json"]).await?;
         if !out.status.success() {
-            return Err(RuntimeError::List {
-                root: self.state_root.clone(),
-                stderr: trimmed(&out.stderr),
-            });
+            return Err(RuntimeError::List { root: self.state_root.clone(), stderr: trimmed(&out.stderr) });
         }
-        parse_list(&out.stdout).map_err(|source| RuntimeError::ParseList {
-            root: self.state_root.clone(),
-            source,
-        })
+        parse_list(&out.stdout).map_err(|source| RuntimeError::ParseList { root: self.state_root.clone(), source })
     }
 
     /// The container's status (`created`, `running`, `paused`, `stopped`), `None` when it does not exist.
@@ -144,58 +128,35 @@ impl OciRuntime {
         struct State {
             status: String,
         }
-        Ok(serde_json::from_slice::<State>(&out.stdout)
-            .ok()
-            .map(|s| s.status))
+        Ok(serde_json::from_slice::<State>(&out.stdout).ok().map(|s| s.status))
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.binary);
-        cmd.arg("--root")
-            .arg(&self.state_root)
-            .args(args)
-            .kill_on_drop(true);
+        cmd.arg("--root").arg(&self.state_root).args(args).kill_on_drop(true);
         cmd
     }
 
     /// Runs a short runtime command with piped output, bounded by [`COMMAND_TIMEOUT`].
-    async fn output(
-        &self,
-        id: &str,
-        operation: &'static str,
-        args: &[&str],
-    ) -> RuntimeResult<Output> {
+    async fn output(&self, id: &str, operation: &'static str, args: &[&str]) -> RuntimeResult<Output> {
         let mut cmd = self.command(args);
         cmd.stdin(Stdio::null());
         let fut = cmd.output();
         match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
             Ok(Ok(out)) => Ok(out),
-            Ok(Err(source)) => Err(RuntimeError::Spawn {
-                id: id.to_string(),
-                binary: self.binary.clone(),
-                source,
-            }),
-            Err(_) => Err(RuntimeError::Timeout {
-                id: id.to_string(),
-                operation,
-            }),
+            Ok(Err(source)) => Err(RuntimeError::Spawn { id: id.to_string(), binary: self.binary.clone(), source }),
+            Err(_) => Err(RuntimeError::Timeout { id: id.to_string(), operation }),
         }
     }
 
     async fn run_detached(&self, spec: &SandboxSpec, nofile: u64) -> RuntimeResult<()> {
         let id = spec.id.as_str();
-        let write_err = |path: &Path, source| RuntimeError::WriteBundle {
-            id: id.to_string(),
-            path: path.to_path_buf(),
-            source,
-        };
+        let write_err =
+            |path: &Path, source| RuntimeError::WriteBundle { id: id.to_string(), path: path.to_path_buf(), source };
         let init_log = spec.bundle_dir.join("init.log");
         let runtime_log = spec.bundle_dir.join("runtime.log");
-        let stdout = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&init_log)
-            .map_err(|e| write_err(&init_log, e))?;
+        let stdout =
+            OpenOptions::new().create(true).append(true).open(&init_log).map_err(|e| write_err(&init_log, e))?;
         let stderr = stdout.try_clone().map_err(|e| write_err(&init_log, e))?;
         File::create(&runtime_log).map_err(|e| write_err(&runtime_log, e))?;
 
@@ -211,22 +172,12 @@ impl OciRuntime {
             log.push(&runtime_log);
             cmd.arg(log).arg("--log-format=json");
         }
-        cmd.arg("run")
-            .arg("--detach")
-            .arg("--bundle")
-            .arg(&spec.bundle_dir)
-            .arg(id);
-        cmd.stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .kill_on_drop(true);
+        cmd.arg("run").arg("--detach").arg("--bundle").arg(&spec.bundle_dir).arg(id);
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr).kill_on_drop(true);
         // SAFETY: the closure only calls setrlimit(2), which is async-signal-safe, and allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
-                let limit = libc::rlimit {
-                    rlim_cur: nofile,
-                    rlim_max: nofile,
-                };
+                let limit = libc::rlimit { rlim_cur: nofile, rlim_max: nofile };
                 // Failure (a host nr_open below it) surfaces as the runtime's own rlimit error.
                 libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
                 Ok(())
@@ -235,18 +186,9 @@ impl OciRuntime {
         let status = match tokio::time::timeout(COMMAND_TIMEOUT, cmd.status()).await {
             Ok(Ok(status)) => status,
             Ok(Err(source)) => {
-                return Err(RuntimeError::Spawn {
-                    id: id.to_string(),
-                    binary: self.binary.clone(),
-                    source,
-                })
+                return Err(RuntimeError::Spawn { id: id.to_string(), binary: self.binary.clone(), source })
             }
-            Err(_) => {
-                return Err(RuntimeError::Timeout {
-                    id: id.to_string(),
-                    operation: "start",
-                })
-            }
+            Err(_) => return Err(RuntimeError::Timeout { id: id.to_string(), operation: "start" }),
         };
         if status.success() {
             return Ok(());
@@ -254,10 +196,7 @@ impl OciRuntime {
         let stderr = last_error(&runtime_log)
             .or_else(|| tail(&init_log))
             .unwrap_or_else(|| format!("{} exited with {status}", self.kind));
-        Err(RuntimeError::Start {
-            id: id.to_string(),
-            stderr,
-        })
+        Err(RuntimeError::Start { id: id.to_string(), stderr })
     }
 
     /// Waits until the container is no longer running (or gone), at most [`STOP_WAIT`].
@@ -309,10 +248,7 @@ impl IsolationRuntime for OciRuntime {
 
     #[tracing::instrument(skip(self), fields(runtime = %self.kind))]
     async fn destroy(&self, id: &str) -> RuntimeResult<()> {
-        validate_id(id).map_err(|r| RuntimeError::InvalidSpec {
-            id: id.to_string(),
-            reason: r.to_string(),
-        })?;
+        validate_id(id).map_err(|r| RuntimeError::InvalidSpec { id: id.to_string(), reason: r.to_string() })?;
         if self.state_root.is_dir() {
             let kill = self.output(id, "kill", &["kill", id, "KILL"]).await?;
             if !kill.status.success() {
@@ -320,18 +256,10 @@ impl IsolationRuntime for OciRuntime {
             } else {
                 self.wait_stopped(id).await?;
             }
-            let delete = self
-                .output(id, "delete", &["delete", "--force", id])
-                .await?;
+            let delete = self.output(id, "delete", &["delete", "--force", id]).await?;
             let stderr = trimmed(&delete.stderr);
-            if !delete.status.success()
-                && !stderr.contains("does not exist")
-                && !stderr.contains("not exist")
-            {
-                return Err(RuntimeError::Delete {
-                    id: id.to_string(),
-                    stderr,
-                });
+            if !delete.status.success() && !stderr.contains("does not exist") && !stderr.contains("not exist") {
+                return Err(RuntimeError::Delete { id: id.to_string(), stderr });
             }
         }
         crate::cgroup::remove_sandbox_cgroups(id).await

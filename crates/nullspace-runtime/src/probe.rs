@@ -71,41 +71,23 @@ pub async fn select(requested: &str) -> Result<RuntimeChoice, RuntimeError> {
                 return Ok(RuntimeChoice { kind, probes });
             }
         }
-        let reasons = probes
-            .iter()
-            .map(|p| format!("{}: {}", p.kind, p.reason))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let reasons = probes.iter().map(|p| format!("{}: {}", p.kind, p.reason)).collect::<Vec<_>>().join("; ");
         return Err(RuntimeError::NoneAvailable { reasons });
     }
     let kind = RuntimeKind::parse(&requested).ok_or(RuntimeError::UnknownRuntime { requested })?;
     let p = probe(kind).await;
     if p.works {
-        Ok(RuntimeChoice {
-            kind,
-            probes: vec![p],
-        })
+        Ok(RuntimeChoice { kind, probes: vec![p] })
     } else {
-        Err(RuntimeError::Unavailable {
-            kind,
-            reason: p.reason,
-        })
+        Err(RuntimeError::Unavailable { kind, reason: p.reason })
     }
 }
 
 /// Starts a container running `/bin/sh -c 'echo …'` with `kind`, waits for its output, destroys it.
 pub async fn probe(kind: RuntimeKind) -> Probe {
-    let fail = |reason: String| Probe {
-        kind,
-        works: false,
-        reason,
-        start_ms: None,
-    };
+    let fail = |reason: String| Probe { kind, works: false, reason, start_ms: None };
     let Some(binary) = kind.find_binary() else {
-        return fail(format!(
-            "{} not found in PATH or the sbin directories",
-            kind.binary_name()
-        ));
+        return fail(format!("{} not found in PATH or the sbin directories", kind.binary_name()));
     };
     let version = version_line(&binary).await;
     match run_probe(kind, &binary).await {
@@ -120,35 +102,20 @@ pub async fn probe(kind: RuntimeKind) -> Probe {
 }
 
 async fn version_line(binary: &Path) -> String {
-    let out = tokio::process::Command::new(binary)
-        .arg("--version")
-        .kill_on_drop(true)
-        .output();
+    let out = tokio::process::Command::new(binary).arg("--version").kill_on_drop(true).output();
     match tokio::time::timeout(Duration::from_secs(10), out).await {
-        Ok(Ok(o)) => String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string(),
+        Ok(Ok(o)) => String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string(),
         _ => "version unknown".to_string(),
     }
 }
 
 async fn run_probe(kind: RuntimeKind, binary: &Path) -> Result<u64, String> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let tmp = tempfile::Builder::new()
-        .prefix("nullspace-probe-")
-        .tempdir()
-        .map_err(|e| format!("temp dir: {e}"))?;
+    let tmp = tempfile::Builder::new().prefix("nullspace-probe-").tempdir().map_err(|e| format!("temp dir: {e}"))?;
     let (bundle, rootfs) = (tmp.path().join("bundle"), tmp.path().join("rootfs"));
     let mounts = host_rootfs(&rootfs).map_err(|e| format!("building the probe rootfs: {e}"))?;
     std::fs::create_dir(&bundle).map_err(|e| format!("creating the probe bundle: {e}"))?;
-    let id = format!(
-        "probe-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
+    let id = format!("probe-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
     let spec = SandboxSpec {
         id: id.clone(),
         bundle_dir: bundle.clone(),
@@ -157,11 +124,7 @@ async fn run_probe(kind: RuntimeKind, binary: &Path) -> Result<u64, String> {
         args: vec!["/bin/sh".into(), "-c".into(), format!("echo {MARKER}")],
         env: Vec::new(),
         mounts,
-        limits: Limits {
-            vcpus: 1,
-            memory_mb: 128,
-            pids: 64,
-        },
+        limits: Limits { vcpus: 1, memory_mb: 128, pids: 64 },
         no_new_privileges: true,
     };
     let runtime = OciRuntime::new(kind, tmp.path().join("state")).with_binary(binary.to_path_buf());
@@ -170,9 +133,7 @@ async fn run_probe(kind: RuntimeKind, binary: &Path) -> Result<u64, String> {
     let result = runtime.start(&spec).await;
     let ms = started.elapsed().as_millis() as u64;
     let outcome = match result {
-        Ok(()) => wait_for_marker(&runtime, &id, &bundle.join("init.log"))
-            .await
-            .map(|()| ms),
+        Ok(()) => wait_for_marker(&runtime, &id, &bundle.join("init.log")).await.map(|()| ms),
         Err(e) => Err(error_chain(&e)),
     };
     if let Err(e) = runtime.destroy(&id).await {
@@ -188,10 +149,7 @@ async fn wait_for_marker(runtime: &OciRuntime, id: &str, log: &Path) -> Result<(
         if printed {
             return Ok(());
         }
-        let stopped = matches!(
-            runtime.status(id).await.ok().flatten().as_deref(),
-            None | Some("stopped")
-        );
+        let stopped = matches!(runtime.status(id).await.ok().flatten().as_deref(), None | Some("stopped"));
         if stopped || Instant::now() >= deadline {
             // Read once more: the output may have landed between the two checks.
             let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -222,11 +180,7 @@ pub(crate) fn host_rootfs(rootfs: &Path) -> std::io::Result<Vec<BindMount>> {
         if meta.file_type().is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&host)?, rootfs.join(name))?;
         } else if meta.is_dir() {
-            mounts.push(BindMount {
-                source: host,
-                destination: format!("/{name}"),
-                read_only: true,
-            });
+            mounts.push(BindMount { source: host, destination: format!("/{name}"), read_only: true });
         }
     }
     Ok(mounts)

@@ -48,17 +48,9 @@ impl RuntimeKind {
     /// non-login root shell may lack in `$PATH` (Debian installs runc in /usr/sbin).
     pub fn find_binary(self) -> Option<PathBuf> {
         let name = self.binary_name();
-        let from_env = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-            .unwrap_or_default();
-        let fallback = [
-            "/usr/local/sbin",
-            "/usr/local/bin",
-            "/usr/sbin",
-            "/usr/bin",
-            "/sbin",
-            "/bin",
-        ];
+        let from_env =
+            std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
+        let fallback = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
         from_env
             .into_iter()
             .chain(fallback.iter().map(PathBuf::from))
@@ -127,22 +119,13 @@ pub struct SandboxSpec {
 impl SandboxSpec {
     /// Checks what the runtime would otherwise reject late or, worse, interpret unexpectedly.
     pub fn validate(&self) -> Result<(), RuntimeError> {
-        let invalid = |reason: String| RuntimeError::InvalidSpec {
-            id: self.id.clone(),
-            reason,
-        };
+        let invalid = |reason: String| RuntimeError::InvalidSpec { id: self.id.clone(), reason };
         validate_id(&self.id).map_err(|r| invalid(r.to_string()))?;
         if !self.bundle_dir.is_absolute() {
-            return Err(invalid(format!(
-                "bundle dir {} is not absolute",
-                self.bundle_dir.display()
-            )));
+            return Err(invalid(format!("bundle dir {} is not absolute", self.bundle_dir.display())));
         }
         if !self.rootfs.is_absolute() {
-            return Err(invalid(format!(
-                "rootfs {} is not absolute",
-                self.rootfs.display()
-            )));
+            return Err(invalid(format!("rootfs {} is not absolute", self.rootfs.display())));
         }
         if self.args.is_empty() {
             return Err(invalid("init argv is empty".into()));
@@ -152,18 +135,12 @@ impl SandboxSpec {
         }
         for m in &self.mounts {
             if !m.source.is_absolute() {
-                return Err(invalid(format!(
-                    "mount source {} is not absolute",
-                    m.source.display()
-                )));
+                return Err(invalid(format!("mount source {} is not absolute", m.source.display())));
             }
             let dest = Path::new(&m.destination);
             let escapes = dest.components().any(|c| matches!(c, Component::ParentDir));
             if !dest.is_absolute() || escapes || dest == Path::new("/") {
-                return Err(invalid(format!(
-                    "mount destination {:?} is not a clean absolute path",
-                    m.destination
-                )));
+                return Err(invalid(format!("mount destination {:?} is not a clean absolute path", m.destination)));
             }
         }
         Ok(())
@@ -199,11 +176,7 @@ mod tests {
                 destination: "/run/nullspace/nullspace-guestd".into(),
                 read_only: true,
             }],
-            limits: Limits {
-                vcpus: 2,
-                memory_mb: 512,
-                pids: 256,
-            },
+            limits: Limits { vcpus: 2, memory_mb: 512, pids: 256 },
             no_new_privileges: true,
         }
     }
@@ -215,10 +188,7 @@ mod tests {
             assert_eq!(k.to_string(), k.as_str());
         }
         assert_eq!(RuntimeKind::parse("auto"), None);
-        assert_eq!(
-            serde_json::to_string(&RuntimeKind::Runsc).unwrap(),
-            "\"runsc\""
-        );
+        assert_eq!(serde_json::to_string(&RuntimeKind::Runsc).unwrap(), "\"runsc\"");
     }
 
     #[test]
@@ -242,10 +212,7 @@ mod tests {
         for f in bad {
             let mut s = sample();
             f(&mut s);
-            assert!(
-                matches!(s.validate(), Err(RuntimeError::InvalidSpec { .. })),
-                "{s:?}"
-            );
+            assert!(matches!(s.validate(), Err(RuntimeError::InvalidSpec { .. })), "{s:?}");
         }
     }
 }

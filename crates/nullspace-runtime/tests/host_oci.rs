@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nullspace_runtime::{
-    probe, select, BindMount, IsolationRuntime, Limits, OciRuntime, RuntimeError, RuntimeKind,
-    SandboxSpec,
+    probe, select, BindMount, IsolationRuntime, Limits, OciRuntime, RuntimeError, RuntimeKind, SandboxSpec,
 };
 
 /// Probes of concurrently running tests would show up in each other's leftover checks.
@@ -31,10 +30,7 @@ struct Sandbox {
 }
 
 fn sandbox(name: &str, args: &[&str]) -> Sandbox {
-    let tmp = tempfile::Builder::new()
-        .prefix("nullspace-rt-test-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::Builder::new().prefix("nullspace-rt-test-").tempdir().unwrap();
     let (bundle, rootfs) = (tmp.path().join("bundle"), tmp.path().join("rootfs"));
     std::fs::create_dir_all(&bundle).unwrap();
     std::fs::create_dir_all(&rootfs).unwrap();
@@ -45,14 +41,9 @@ fn sandbox(name: &str, args: &[&str]) -> Sandbox {
             continue;
         };
         if meta.file_type().is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&host).unwrap(), rootfs.join(name))
-                .unwrap();
+            std::os::unix::fs::symlink(std::fs::read_link(&host).unwrap(), rootfs.join(name)).unwrap();
         } else if meta.is_dir() {
-            mounts.push(BindMount {
-                source: host,
-                destination: format!("/{name}"),
-                read_only: true,
-            });
+            mounts.push(BindMount { source: host, destination: format!("/{name}"), read_only: true });
         }
     }
     let id = format!("nstest-{name}-{}", std::process::id());
@@ -64,19 +55,11 @@ fn sandbox(name: &str, args: &[&str]) -> Sandbox {
         args: args.iter().map(|s| s.to_string()).collect(),
         env: vec!["HOME=/root".into()],
         mounts,
-        limits: Limits {
-            vcpus: 1,
-            memory_mb: 256,
-            pids: 128,
-        },
+        limits: Limits { vcpus: 1, memory_mb: 256, pids: 128 },
         no_new_privileges: true,
     };
     let runtime = OciRuntime::new(RuntimeKind::Runc, tmp.path().join("state"));
-    Sandbox {
-        _tmp: tmp,
-        runtime,
-        spec,
-    }
+    Sandbox { _tmp: tmp, runtime, spec }
 }
 
 fn cgroup_mounts() -> Vec<PathBuf> {
@@ -91,22 +74,13 @@ fn cgroup_mounts() -> Vec<PathBuf> {
 }
 
 fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
-    cgroup_mounts()
-        .into_iter()
-        .map(|m| m.join("nullspace").join(id))
-        .filter(|d| d.exists())
-        .collect()
+    cgroup_mounts().into_iter().map(|m| m.join("nullspace").join(id)).filter(|d| d.exists()).collect()
 }
 
 fn memory_limit(id: &str) -> Option<String> {
-    let v1 = PathBuf::from(format!(
-        "/sys/fs/cgroup/memory/nullspace/{id}/memory.limit_in_bytes"
-    ));
+    let v1 = PathBuf::from(format!("/sys/fs/cgroup/memory/nullspace/{id}/memory.limit_in_bytes"));
     let v2 = PathBuf::from(format!("/sys/fs/cgroup/nullspace/{id}/memory.max"));
-    [v1, v2]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .map(|s| s.trim().to_string())
+    [v1, v2].iter().find_map(|p| std::fs::read_to_string(p).ok()).map(|s| s.trim().to_string())
 }
 
 async fn wait_for_log(bundle: &Path, needle: &str) -> String {
@@ -123,12 +97,7 @@ async fn wait_for_log(bundle: &Path, needle: &str) -> String {
 fn process_alive(pid: i64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // A zombie is dead; it only waits for its (non-subreaper) parent.
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
+        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
         Err(_) => false,
     }
 }
@@ -166,32 +135,16 @@ async fn start_list_limit_destroy() {
     assert!(process_alive(info.pid));
     assert_eq!(memory_limit(&spec.id).as_deref(), Some("268435456"));
     if Path::new("/sys/fs/cgroup/pids/nullspace").exists() {
-        let pids = std::fs::read_to_string(format!(
-            "/sys/fs/cgroup/pids/nullspace/{}/pids.max",
-            spec.id
-        ))
-        .unwrap();
+        let pids = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/nullspace/{}/pids.max", spec.id)).unwrap();
         assert_eq!(pids.trim(), "128");
     }
 
     let log = wait_for_log(&spec.bundle_dir, "ready").await;
-    assert!(
-        log.contains("lo=0x9"),
-        "loopback must be up in the new netns: {log}"
-    );
-    assert!(
-        log.contains("CapEff:\t00000000a80425fb"),
-        "docker default capabilities: {log}"
-    );
+    assert!(log.contains("lo=0x9"), "loopback must be up in the new netns: {log}");
+    assert!(log.contains("CapEff:\t00000000a80425fb"), "docker default capabilities: {log}");
     assert!(log.contains("host=test-sleep"), "{log}");
-    assert!(
-        log.contains("loopback=ok") || log.contains("loopback=skipped"),
-        "{log}"
-    );
-    assert!(
-        log.contains("unshare=denied"),
-        "seccomp must deny unshare: {log}"
-    );
+    assert!(log.contains("loopback=ok") || log.contains("loopback=skipped"), "{log}");
+    assert!(log.contains("unshare=denied"), "seccomp must deny unshare: {log}");
 
     let t = Instant::now();
     rt.destroy(&spec.id).await.unwrap();
@@ -199,16 +152,8 @@ async fn start_list_limit_destroy() {
     eprintln!("runc start {start_ms} ms, destroy {destroy_ms} ms");
 
     assert!(rt.list().await.unwrap().is_empty());
-    assert!(
-        cgroup_dirs(&spec.id).is_empty(),
-        "cgroups left: {:?}",
-        cgroup_dirs(&spec.id)
-    );
-    assert!(
-        !process_alive(info.pid),
-        "init process {} survived destroy",
-        info.pid
-    );
+    assert!(cgroup_dirs(&spec.id).is_empty(), "cgroups left: {:?}", cgroup_dirs(&spec.id));
+    assert!(!process_alive(info.pid), "init process {} survived destroy", info.pid);
     // Idempotent.
     rt.destroy(&spec.id).await.unwrap();
 }
@@ -259,21 +204,14 @@ async fn probe_and_select_runc() {
     let choice = select("auto").await.unwrap();
     assert_eq!(choice.kind, RuntimeKind::Runc);
     assert_eq!(select("runc").await.unwrap().kind, RuntimeKind::Runc);
-    assert!(matches!(
-        select("docker").await,
-        Err(RuntimeError::UnknownRuntime { .. })
-    ));
+    assert!(matches!(select("docker").await, Err(RuntimeError::UnknownRuntime { .. })));
     // The probes cleaned up after themselves.
     let leftovers: Vec<_> = cgroup_mounts()
         .into_iter()
         .filter_map(|m| std::fs::read_dir(m.join("nullspace")).ok())
         .flatten()
         .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("probe-{}-", std::process::id()))
-        })
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("probe-{}-", std::process::id())))
         .map(|e| e.path())
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
@@ -289,32 +227,18 @@ async fn destroy_removes_orphan_cgroups_and_their_processes() {
     let sb = sandbox("orphan", &["/bin/true"]);
     let id = sb.spec.id.clone();
     let mounts = cgroup_mounts();
-    let dirs: Vec<PathBuf> = mounts
-        .iter()
-        .filter(|m| m.join("cgroup.procs").exists())
-        .map(|m| m.join("nullspace").join(&id))
-        .collect();
+    let dirs: Vec<PathBuf> =
+        mounts.iter().filter(|m| m.join("cgroup.procs").exists()).map(|m| m.join("nullspace").join(&id)).collect();
     assert!(!dirs.is_empty(), "no writable cgroup hierarchy: {mounts:?}");
     for d in &dirs {
         std::fs::create_dir_all(d.join("child")).unwrap();
     }
-    let mut sleeper = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
-    std::fs::write(
-        dirs[0].join("child").join("cgroup.procs"),
-        sleeper.id().to_string(),
-    )
-    .unwrap();
+    let mut sleeper = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    std::fs::write(dirs[0].join("child").join("cgroup.procs"), sleeper.id().to_string()).unwrap();
 
     sb.runtime.destroy(&id).await.unwrap();
 
-    assert!(
-        cgroup_dirs(&id).is_empty(),
-        "cgroups left: {:?}",
-        cgroup_dirs(&id)
-    );
+    assert!(cgroup_dirs(&id).is_empty(), "cgroups left: {:?}", cgroup_dirs(&id));
     let status = sleeper.wait().unwrap();
     assert!(!status.success(), "the straggler was killed");
 }
@@ -327,10 +251,7 @@ async fn probe_all_reports_every_kind() {
     let _probing = PROBE_LOCK.lock().await;
     let probes = nullspace_runtime::probe_all().await;
     for p in &probes {
-        eprintln!(
-            "probe {}: works={} start_ms={:?} {}",
-            p.kind, p.works, p.start_ms, p.reason
-        );
+        eprintln!("probe {}: works={} start_ms={:?} {}", p.kind, p.works, p.start_ms, p.reason);
         assert!(!p.reason.is_empty());
         assert_eq!(p.works, p.start_ms.is_some());
     }
@@ -349,26 +270,16 @@ async fn runsc_start_list_destroy_when_installed() {
         return;
     };
     let mut sb = sandbox("runsc", &["/bin/sh", "-c", "echo ready; exec sleep 30"]);
-    sb.runtime = OciRuntime::new(RuntimeKind::Runsc, sb.runtime.state_root().to_path_buf())
-        .with_binary(binary);
+    sb.runtime = OciRuntime::new(RuntimeKind::Runsc, sb.runtime.state_root().to_path_buf()).with_binary(binary);
     let (rt, spec) = (&sb.runtime, &sb.spec);
     let t = Instant::now();
     rt.start(spec).await.unwrap();
     let start_ms = t.elapsed().as_millis();
     assert_eq!(rt.list().await.unwrap(), vec![spec.id.clone()]);
-    assert!(wait_for_log(&spec.bundle_dir, "ready")
-        .await
-        .contains("ready"));
+    assert!(wait_for_log(&spec.bundle_dir, "ready").await.contains("ready"));
     let t = Instant::now();
     rt.destroy(&spec.id).await.unwrap();
-    eprintln!(
-        "runsc start {start_ms} ms, destroy {} ms",
-        t.elapsed().as_millis()
-    );
+    eprintln!("runsc start {start_ms} ms, destroy {} ms", t.elapsed().as_millis());
     assert!(rt.list().await.unwrap().is_empty());
-    assert!(
-        cgroup_dirs(&spec.id).is_empty(),
-        "cgroups left: {:?}",
-        cgroup_dirs(&spec.id)
-    );
+    assert!(cgroup_dirs(&spec.id).is_empty(), "cgroups left: {:?}", cgroup_dirs(&spec.id));
 }

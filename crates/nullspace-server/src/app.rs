@@ -10,6 +10,7 @@ use nullspace_node::{Node, NodeConfig};
 use crate::api::{router, AppState};
 use crate::control::{spawn_reaper, Control};
 use crate::preview::PreviewPorts;
+use crate::signing::Signer;
 use crate::store::Store;
 use crate::ServerError;
 
@@ -37,10 +38,8 @@ pub struct ServerOptions {
 }
 
 async fn open_store(data_dir: &Path) -> Result<Store, ServerError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| ServerError::DataDir {
-        path: data_dir.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|source| ServerError::DataDir { path: data_dir.to_path_buf(), source })?;
     Ok(Store::open_sqlite(&data_dir.join("nullspace.db")).await?)
 }
 
@@ -56,10 +55,7 @@ pub async fn create_api_key(data_dir: &Path, tenant: &str) -> Result<String, Ser
 /// Makes sure the bootstrap key exists, or that some key exists (creating and printing one).
 async fn ensure_keys(store: &Store, listen: SocketAddr) -> Result<(), ServerError> {
     let tenant = store.ensure_tenant(DEFAULT_TENANT).await?;
-    if let Some(key) = std::env::var(BOOTSTRAP_KEY_ENV)
-        .ok()
-        .filter(|key| !key.is_empty())
-    {
+    if let Some(key) = std::env::var(BOOTSTRAP_KEY_ENV).ok().filter(|key| !key.is_empty()) {
         store.add_api_key(&tenant, &key).await?;
         return Ok(());
     }
@@ -70,11 +66,7 @@ async fn ensure_keys(store: &Store, listen: SocketAddr) -> Result<(), ServerErro
     store.add_api_key(&tenant, &key).await?;
     let base_url = format!(
         "http://{}",
-        if listen.ip().is_unspecified() {
-            SocketAddr::new([127, 0, 0, 1].into(), listen.port())
-        } else {
-            listen
-        }
+        if listen.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), listen.port()) } else { listen }
     );
     eprintln!("created API key for tenant {DEFAULT_TENANT} (shown once): {key}");
     if let Some(config) = dirs::config_dir().map(|dir| dir.join("nullspace").join("config.json")) {
@@ -83,12 +75,7 @@ async fn ensure_keys(store: &Store, listen: SocketAddr) -> Result<(), ServerErro
             let written = config
                 .parent()
                 .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| {
-                    std::fs::write(
-                        &config,
-                        serde_json::to_vec_pretty(&body).unwrap_or_default(),
-                    )
-                });
+                .and_then(|()| std::fs::write(&config, serde_json::to_vec_pretty(&body).unwrap_or_default()));
             match written {
                 Ok(()) => eprintln!("wrote {} (read by the official client)", config.display()),
                 Err(error) => eprintln!("could not write {}: {error}", config.display()),
@@ -119,12 +106,7 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
         runtime: options.runtime.clone(),
     })
     .await?;
-    let control = Control::new(
-        store,
-        Arc::new(node),
-        MAX_SANDBOXES,
-        PreviewPorts::new(options.listen.ip()),
-    );
+    let control = Control::new(store, Arc::new(node), MAX_SANDBOXES, PreviewPorts::new(options.listen.ip()));
     control.reconcile().await?;
     spawn_reaper(control.clone());
 
@@ -143,19 +125,14 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
 
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
-        .map_err(|source| ServerError::Listen {
-            address: options.listen,
-            source,
-        })?;
+        .map_err(|source| ServerError::Listen { address: options.listen, source })?;
     eprintln!("nullspace server listening on http://{}", options.listen);
-    let app = router(AppState { control });
+    let signer = Signer::load_or_create(&options.data_dir.join("signing.key"))?;
+    let app = router(AppState { control, signer });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(|source| ServerError::Listen {
-            address: options.listen,
-            source,
-        })?;
+        .map_err(|source| ServerError::Listen { address: options.listen, source })?;
     Ok(())
 }
 

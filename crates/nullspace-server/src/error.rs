@@ -27,6 +27,9 @@ pub enum ServerError {
     /// The reconcile at start failed.
     #[error("reconciling sandboxes at start failed")]
     Reconcile(#[from] ControlError),
+    /// The URL signing key could not be read or created.
+    #[error("preparing the URL signing key failed")]
+    SigningKey(#[from] crate::signing::SigningKeyError),
     /// Listening failed.
     #[error("listening on {address} failed")]
     Listen {

@@ -4,11 +4,7 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 
 fn random_lowercase(len: usize) -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(|c| char::from(c).to_ascii_lowercase())
-        .collect()
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(|c| char::from(c).to_ascii_lowercase()).collect()
 }
 
 /// A new sandbox id.
@@ -18,11 +14,7 @@ pub fn sandbox_id() -> String {
 
 /// A new API key (shown once, stored hashed).
 pub fn api_key() -> String {
-    let key: String = rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(40)
-        .map(char::from)
-        .collect();
+    let key: String = rand::thread_rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();
     format!("ns_{key}")
 }
 
@@ -34,9 +26,7 @@ mod tests {
     fn sandbox_ids_have_the_prefix_and_only_lowercase_alphanumerics() {
         let id = sandbox_id();
         assert!(id.starts_with("sb_"));
-        assert!(id[3..]
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(id[3..].bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
         assert_ne!(id, sandbox_id());
     }
 }

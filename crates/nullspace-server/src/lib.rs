@@ -10,6 +10,7 @@ mod error;
 mod ids;
 mod metrics;
 mod preview;
+mod signing;
 mod store;
 
 pub use app::{create_api_key, run, ServerOptions, BOOTSTRAP_KEY_ENV, DEFAULT_TENANT, GUESTD_ENV};

@@ -15,10 +15,7 @@ impl CpuSampler {
     /// (0 on the first reading).
     pub fn percent(&self, sandbox_id: &str, cpu_usage_ns: u64, vcpus: u32) -> f64 {
         let now = Instant::now();
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let previous = last.insert(sandbox_id.to_owned(), (now, cpu_usage_ns));
         let Some((then, used_before)) = previous else {
             return 0.0;
@@ -33,10 +30,7 @@ impl CpuSampler {
 
     /// Forgets a sandbox.
     pub fn forget(&self, sandbox_id: &str) {
-        self.last
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(sandbox_id);
+        self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(sandbox_id);
     }
 }
 

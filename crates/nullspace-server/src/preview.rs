@@ -31,19 +31,11 @@ pub struct PreviewPorts {
 impl PreviewPorts {
     /// Forwards bound on `bind_ip` (the API's listen address).
     pub fn new(bind_ip: IpAddr) -> Self {
-        Self {
-            bind_ip,
-            forwards: Mutex::default(),
-        }
+        Self { bind_ip, forwards: Mutex::default() }
     }
 
     /// The local address forwarding to `port` in `sandbox_id`, opening it on first use.
-    pub async fn ensure(
-        &self,
-        sandbox_id: &str,
-        port: u16,
-        guest: GuestLink,
-    ) -> std::io::Result<SocketAddr> {
+    pub async fn ensure(&self, sandbox_id: &str, port: u16, guest: GuestLink) -> std::io::Result<SocketAddr> {
         let key = (sandbox_id.to_owned(), port);
         if let Some(forward) = self.lock().get(&key) {
             return Ok(forward.address);
@@ -53,10 +45,7 @@ impl PreviewPorts {
         let task = tokio::spawn(accept_loop(listener, guest, port));
         let mut forwards = self.lock();
         // A concurrent caller may have opened one meanwhile: keep the first, drop ours.
-        Ok(forwards
-            .entry(key)
-            .or_insert(Forward { address, task })
-            .address)
+        Ok(forwards.entry(key).or_insert(Forward { address, task }).address)
     }
 
     /// Closes every forward of `sandbox_id`.
@@ -65,9 +54,7 @@ impl PreviewPorts {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u16), Forward>> {
-        self.forwards
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.forwards.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -99,15 +86,11 @@ async fn forward(
 /// Checks once whether `port` in the sandbox accepts connections (`http_path: None`) or answers an HTTP
 /// `GET http_path` with a status below 500.
 pub async fn probe(guest: &GuestLink, port: u16, http_path: Option<&str>) -> Result<(), String> {
-    let tunnel = guest
-        .tcp_tunnel(port)
-        .await
-        .map_err(|error| crate::error_chain(&error))?;
+    let tunnel = guest.tcp_tunnel(port).await.map_err(|error| crate::error_chain(&error))?;
     let Some(path) = http_path else { return Ok(()) };
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tunnel))
-            .await
-            .map_err(|error| format!("http handshake failed: {error}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tunnel))
+        .await
+        .map_err(|error| format!("http handshake failed: {error}"))?;
     let driver = tokio::spawn(connection);
     let request = hyper::Request::get(path)
         .header(hyper::header::HOST, format!("127.0.0.1:{port}"))

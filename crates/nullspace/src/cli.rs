@@ -8,12 +8,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 /// Self-hostable sandboxes: the API server, its CLI, and a host doctor.
 #[derive(Debug, Parser)]
-#[command(
-    name = "nullspace",
-    version,
-    propagate_version = true,
-    arg_required_else_help = true
-)]
+#[command(name = "nullspace", version, propagate_version = true, arg_required_else_help = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -391,9 +386,7 @@ pub enum TemplateCommand {
 /// Parses `KEY=VALUE` (the value may contain `=`).
 pub fn parse_key_value(raw: &str) -> Result<(String, String), String> {
     match raw.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_owned(), value.to_owned()))
-        }
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got {raw:?}")),
     }
 }
@@ -402,11 +395,7 @@ pub fn parse_key_value(raw: &str) -> Result<(String, String), String> {
 fn parse_mode(raw: &str) -> Result<String, String> {
     let valid = (3..=4).contains(&raw.len()) && raw.chars().all(|c| ('0'..='7').contains(&c));
     if valid {
-        Ok(if raw.len() == 3 {
-            format!("0{raw}")
-        } else {
-            raw.to_owned()
-        })
+        Ok(if raw.len() == 3 { format!("0{raw}") } else { raw.to_owned() })
     } else {
         Err(format!("expected an octal mode such as 0644, got {raw:?}"))
     }
@@ -428,39 +417,19 @@ mod tests {
 
     #[test]
     fn sandbox_create_collects_repeated_pairs() {
-        let cli = parse(&[
-            "sandbox",
-            "create",
-            "--env",
-            "A=1",
-            "--env",
-            "B=x=y",
-            "--metadata",
-            "team=eval",
-            "--json",
-        ])
-        .unwrap();
+        let cli = parse(&["sandbox", "create", "--env", "A=1", "--env", "B=x=y", "--metadata", "team=eval", "--json"])
+            .unwrap();
         assert!(cli.global.json);
-        let Command::Sandbox(SandboxCommand::Create(args)) = cli.command else {
-            panic!("wrong command")
-        };
+        let Command::Sandbox(SandboxCommand::Create(args)) = cli.command else { panic!("wrong command") };
         assert_eq!(args.template, "base");
-        assert_eq!(
-            args.envs,
-            vec![("A".into(), "1".into()), ("B".into(), "x=y".into())]
-        );
+        assert_eq!(args.envs, vec![("A".into(), "1".into()), ("B".into(), "x=y".into())]);
         assert_eq!(args.metadata, vec![("team".into(), "eval".into())]);
     }
 
     #[test]
     fn exec_takes_an_argv_after_double_dash_or_a_shell_line() {
-        let cli = parse(&[
-            "sandbox", "exec", "sb_1", "--cwd", "/tmp", "--", "ls", "-la",
-        ])
-        .unwrap();
-        let Command::Sandbox(SandboxCommand::Exec(args)) = cli.command else {
-            panic!("wrong command")
-        };
+        let cli = parse(&["sandbox", "exec", "sb_1", "--cwd", "/tmp", "--", "ls", "-la"]).unwrap();
+        let Command::Sandbox(SandboxCommand::Exec(args)) = cli.command else { panic!("wrong command") };
         assert_eq!(args.argv, vec!["ls", "-la"]);
         assert!(parse(&["sandbox", "exec", "sb_1", "--shell", "echo hi"]).is_ok());
         assert!(parse(&["sandbox", "exec", "sb_1"]).is_err());
@@ -478,9 +447,7 @@ mod tests {
     #[test]
     fn file_aliases_follow_both_spellings() {
         assert!(matches!(
-            parse(&["sandbox", "files", "cat", "sb", "/etc/hostname"])
-                .unwrap()
-                .command,
+            parse(&["sandbox", "files", "cat", "sb", "/etc/hostname"]).unwrap().command,
             Command::Sandbox(SandboxCommand::File(FileCommand::Read { .. }))
         ));
         assert!(matches!(
@@ -488,8 +455,7 @@ mod tests {
             Command::Sandbox(SandboxCommand::File(FileCommand::List { .. }))
         ));
         let cli = parse(&["sandbox", "file", "chmod", "sb", "/x", "644"]).unwrap();
-        let Command::Sandbox(SandboxCommand::File(FileCommand::Chmod { mode, .. })) = cli.command
-        else {
+        let Command::Sandbox(SandboxCommand::File(FileCommand::Chmod { mode, .. })) = cli.command else {
             panic!("wrong command")
         };
         assert_eq!(mode, "0644");
@@ -497,15 +463,7 @@ mod tests {
 
     #[test]
     fn global_flags_work_after_the_subcommand() {
-        let cli = parse(&[
-            "template",
-            "list",
-            "--api-url",
-            "http://x:1",
-            "--json",
-            "-vv",
-        ])
-        .unwrap();
+        let cli = parse(&["template", "list", "--api-url", "http://x:1", "--json", "-vv"]).unwrap();
         assert_eq!(cli.global.api_url.as_deref(), Some("http://x:1"));
         assert_eq!(cli.global.verbose, 2);
     }

@@ -24,9 +24,7 @@ impl From<ExitStatus> for ExitCode {
             ExitStatus::Success => ExitCode::SUCCESS,
             ExitStatus::Failure => ExitCode::from(1),
             ExitStatus::Error => ExitCode::from(2),
-            ExitStatus::Child(code) => {
-                ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
-            }
+            ExitStatus::Child(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1)),
         }
     }
 }
@@ -44,24 +42,15 @@ pub struct UserError {
 impl UserError {
     /// A user error with a hint.
     pub fn new(message: impl Into<String>, hint: Option<&str>) -> Self {
-        Self {
-            message: message.into(),
-            hint: hint.map(str::to_owned),
-        }
+        Self { message: message.into(), hint: hint.map(str::to_owned) }
     }
 }
 
 /// Prints `error` to stderr (or as JSON on stdout with `--json`) and picks the exit status.
 pub fn report(error: &anyhow::Error, json: bool) -> ExitStatus {
-    let client = error
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<ClientError>());
-    let user = error
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<UserError>());
-    let hint = user
-        .and_then(|u| u.hint.clone())
-        .or_else(|| client.and_then(ClientError::hint));
+    let client = error.chain().find_map(|cause| cause.downcast_ref::<ClientError>());
+    let user = error.chain().find_map(|cause| cause.downcast_ref::<UserError>());
+    let hint = user.and_then(|u| u.hint.clone()).or_else(|| client.and_then(ClientError::hint));
     let is_user = user.is_some() || client.is_some_and(ClientError::is_user_error);
     let messages = chain_messages(error);
     if json {
@@ -117,13 +106,14 @@ mod tests {
 
     #[test]
     fn renders_the_chain_and_the_hint() {
-        let error = anyhow::Error::new(ClientError::from_response(
-            401,
-            br#"{"error":"bad key","code":"unauthorized"}"#,
-        ))
-        .context("could not list sandboxes");
+        let error =
+            anyhow::Error::new(ClientError::from_response(401, br#"{"error":"bad key","code":"unauthorized"}"#))
+                .context("could not list sandboxes");
         let text = render(&chain_messages(&error), Some("check it"));
-        assert_eq!(text, "error: could not list sandboxes\n  Caused by: bad key (code unauthorized, HTTP 401)\n\nhint: check it");
+        assert_eq!(
+            text,
+            "error: could not list sandboxes\n  Caused by: bad key (code unauthorized, HTTP 401)\n\nhint: check it"
+        );
     }
 
     #[test]

@@ -24,17 +24,10 @@ fn main() -> ExitCode {
     };
     init_tracing(&cli);
     let json = cli.global.json;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            return exit::report(
-                &anyhow::Error::new(error).context("could not start the async runtime"),
-                json,
-            )
-            .into()
+            return exit::report(&anyhow::Error::new(error).context("could not start the async runtime"), json).into()
         }
     };
     match runtime.block_on(commands::run(cli)) {
@@ -52,8 +45,5 @@ fn init_tracing(cli: &Cli) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

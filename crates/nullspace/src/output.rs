@@ -52,14 +52,7 @@ mod tests {
 
     #[test]
     fn tables_align_columns() {
-        let rows = vec![vec![
-            "sb_1".to_owned(),
-            "running".to_owned(),
-            "base".to_owned(),
-        ]];
-        assert_eq!(
-            table(&["ID", "STATUS", "TEMPLATE"], &rows),
-            "ID    STATUS   TEMPLATE\nsb_1  running  base\n"
-        );
+        let rows = vec![vec!["sb_1".to_owned(), "running".to_owned(), "base".to_owned()]];
+        assert_eq!(table(&["ID", "STATUS", "TEMPLATE"], &rows), "ID    STATUS   TEMPLATE\nsb_1  running  base\n");
     }
 }

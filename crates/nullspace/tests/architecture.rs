@@ -7,23 +7,12 @@ use std::process::Command;
 /// Normal (non-dev) dependencies of each workspace crate.
 fn workspace_dependencies() -> BTreeMap<String, BTreeSet<String>> {
     let output = Command::new(env!("CARGO"))
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
-    assert!(
-        output.status.success(),
-        "cargo metadata failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    assert!(output.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
     let mut crates = BTreeMap::new();
     for package in metadata["packages"].as_array().expect("packages") {
         let name = package["name"].as_str().expect("name").to_owned();
@@ -42,53 +31,21 @@ fn workspace_dependencies() -> BTreeMap<String, BTreeSet<String>> {
 #[test]
 fn layers_depend_only_downwards() {
     let crates = workspace_dependencies();
-    let deps = |name: &str| {
-        crates
-            .get(name)
-            .unwrap_or_else(|| panic!("crate {name} exists"))
-    };
-    let ours = |name: &str| {
-        deps(name)
-            .iter()
-            .filter(|d| d.starts_with("nullspace"))
-            .cloned()
-            .collect::<BTreeSet<_>>()
-    };
+    let deps = |name: &str| crates.get(name).unwrap_or_else(|| panic!("crate {name} exists"));
+    let ours = |name: &str| deps(name).iter().filter(|d| d.starts_with("nullspace")).cloned().collect::<BTreeSet<_>>();
 
-    let set = |names: &[&str]| {
-        names
-            .iter()
-            .map(|n| (*n).to_owned())
-            .collect::<BTreeSet<_>>()
-    };
-    assert_eq!(
-        ours("nullspace-types"),
-        set(&[]),
-        "types depend on nothing of ours"
-    );
-    assert_eq!(
-        ours("nullspace-guest"),
-        set(&["nullspace-types"]),
-        "the guest depends on no server crate"
-    );
-    assert_eq!(
-        ours("nullspace-runtime"),
-        set(&[]),
-        "runtimes know nothing above them"
-    );
-    assert_eq!(
-        ours("nullspace-node"),
-        set(&["nullspace-types", "nullspace-runtime"])
-    );
+    let set = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<BTreeSet<_>>();
+    assert_eq!(ours("nullspace-types"), set(&[]), "types depend on nothing of ours");
+    assert_eq!(ours("nullspace-guest"), set(&["nullspace-types"]), "the guest depends on no server crate");
+    assert_eq!(ours("nullspace-runtime"), set(&[]), "runtimes know nothing above them");
+    assert_eq!(ours("nullspace-node"), set(&["nullspace-types", "nullspace-runtime"]));
     assert_eq!(
         ours("nullspace-server"),
         set(&["nullspace-types", "nullspace-node"]),
         "the control plane reaches runtimes only through the node"
     );
     assert!(
-        !ours("nullspace-client")
-            .iter()
-            .any(|d| d != "nullspace-types"),
+        !ours("nullspace-client").iter().any(|d| d != "nullspace-types"),
         "the client speaks the wire protocol only"
     );
 }

@@ -51,19 +51,12 @@ fn help_lists_the_commands() {
     let output = nullspace(&home).arg("--help").output().unwrap();
     assert!(output.status.success());
     let stdout = text(&output.stdout);
-    for command in [
-        "server", "api-key", "doctor", "sandbox", "template", "--json",
-    ] {
+    for command in ["server", "api-key", "doctor", "sandbox", "template", "--json"] {
         assert!(stdout.contains(command), "missing {command} in:\n{stdout}");
     }
-    let output = nullspace(&home)
-        .args(["sandbox", "file", "--help"])
-        .output()
-        .unwrap();
+    let output = nullspace(&home).args(["sandbox", "file", "--help"]).output().unwrap();
     assert!(output.status.success());
-    for verb in [
-        "read", "write", "list", "exists", "info", "mkdir", "mv", "chmod", "rm",
-    ] {
+    for verb in ["read", "write", "list", "exists", "info", "mkdir", "mv", "chmod", "rm"] {
         assert!(text(&output.stdout).contains(verb), "missing {verb}");
     }
 }
@@ -71,21 +64,11 @@ fn help_lists_the_commands() {
 #[test]
 fn usage_errors_exit_2_with_a_message() {
     let home = tempfile::tempdir().unwrap();
-    let output = nullspace(&home)
-        .args(["sandbox", "create", "--env", "novalue"])
-        .output()
-        .unwrap();
+    let output = nullspace(&home).args(["sandbox", "create", "--env", "novalue"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("expected KEY=VALUE"),
-        "{}",
-        text(&output.stderr)
-    );
+    assert!(text(&output.stderr).contains("expected KEY=VALUE"), "{}", text(&output.stderr));
 
-    let output = nullspace(&home)
-        .args(["sandbox", "frobnicate"])
-        .output()
-        .unwrap();
+    let output = nullspace(&home).args(["sandbox", "frobnicate"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("error:"));
     assert!(output.stdout.is_empty());
@@ -102,14 +85,8 @@ fn connection_refused_says_to_start_the_server() {
         .unwrap();
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.starts_with("error: could not list sandboxes"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("hint: is the server running? start it with `nullspace server`"),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("error: could not list sandboxes"), "{stderr}");
+    assert!(stderr.contains("hint: is the server running? start it with `nullspace server`"), "{stderr}");
     assert!(output.stdout.is_empty());
 }
 
@@ -117,34 +94,20 @@ fn connection_refused_says_to_start_the_server() {
 fn json_errors_go_to_stdout_as_an_envelope() {
     let home = tempfile::tempdir().unwrap();
     let output = nullspace(&home)
-        .args([
-            "template",
-            "list",
-            "--json",
-            "--api-url",
-            &closed_port_url(),
-            "--api-key",
-            "k",
-        ])
+        .args(["template", "list", "--json", "--api-url", &closed_port_url(), "--api-key", "k"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let body: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(body["error"]["code"], "transport_error");
-    assert!(body["error"]["hint"]
-        .as_str()
-        .unwrap()
-        .contains("nullspace server"));
+    assert!(body["error"]["hint"].as_str().unwrap().contains("nullspace server"));
 }
 
 #[test]
 fn a_missing_key_is_reported_before_any_request() {
     let home = tempfile::tempdir().unwrap();
-    let output = nullspace(&home)
-        .args(["sandbox", "get", "sb_x"])
-        .env("NULLSPACE_API_URL", closed_port_url())
-        .output()
-        .unwrap();
+    let output =
+        nullspace(&home).args(["sandbox", "get", "sb_x"]).env("NULLSPACE_API_URL", closed_port_url()).output().unwrap();
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no API key configured"), "{stderr}");
@@ -159,25 +122,12 @@ fn the_config_file_supplies_url_and_key_and_401_gets_a_hint() {
     );
     let config = home.path().join("config/nullspace");
     std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("config.json"),
-        format!(r#"{{"api_key":"ns_bad","base_url":"{url}"}}"#),
-    )
-    .unwrap();
-    let output = nullspace(&home)
-        .args(["sandbox", "get", "sb_x"])
-        .output()
-        .unwrap();
+    std::fs::write(config.join("config.json"), format!(r#"{{"api_key":"ns_bad","base_url":"{url}"}}"#)).unwrap();
+    let output = nullspace(&home).args(["sandbox", "get", "sb_x"]).output().unwrap();
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("invalid api key (code unauthorized, HTTP 401)"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("hint: check NULLSPACE_API_KEY or ~/.config/nullspace/config.json"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("invalid api key (code unauthorized, HTTP 401)"), "{stderr}");
+    assert!(stderr.contains("hint: check NULLSPACE_API_KEY or ~/.config/nullspace/config.json"), "{stderr}");
 }
 
 #[test]
@@ -186,10 +136,7 @@ fn server_errors_exit_2() {
     let url = one_shot_server(
         "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-length: 4\r\nconnection: close\r\n\r\noops",
     );
-    let output = nullspace(&home)
-        .args(["template", "list", "--api-url", &url, "--api-key", "k"])
-        .output()
-        .unwrap();
+    let output = nullspace(&home).args(["template", "list", "--api-url", &url, "--api-key", "k"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
     assert!(text(&output.stderr).contains("oops (code unknown, HTTP 500)"));
 }

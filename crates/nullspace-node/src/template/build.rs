@@ -29,54 +29,30 @@ pub(super) async fn build_rootfs(
     let recipe_dir = build_dir.join("recipe");
     write_recipe_files(recipe, &recipe_dir)?;
 
-    let mirrors = MirrorPlan::from_host(
-        Path::new("/etc/apt"),
-        &recipe.spec.suite,
-        &recipe.spec.components,
-    );
+    let mirrors = MirrorPlan::from_host(Path::new("/etc/apt"), &recipe.spec.suite, &recipe.spec.components);
     progress(&format!(
         "building template `{name}` ({} {}) from {}: {}",
         recipe.spec.suite,
         recipe.spec.variant,
-        if mirrors.from_host {
-            "the host's apt mirrors"
-        } else {
-            "the default Debian mirror"
-        },
+        if mirrors.from_host { "the host's apt mirrors" } else { "the default Debian mirror" },
         mirrors.lines.join(", ")
     ));
 
     let mut command = Command::new("mmdebstrap");
     command
-        .args(mmdebstrap_args(
-            recipe,
-            &recipe_dir,
-            &build_dir.join("rootfs"),
-            &mirrors,
-        ))
+        .args(mmdebstrap_args(recipe, &recipe_dir, &build_dir.join("rootfs"), &mirrors))
         .env("NULLSPACE_RECIPE_DIR", &recipe_dir)
         .current_dir(build_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let mut child = command
-        .spawn()
-        .map_err(|source| TemplateError::BuilderMissing {
-            name: name.clone(),
-            source,
-        })?;
+    let mut child = command.spawn().map_err(|source| TemplateError::BuilderMissing { name: name.clone(), source })?;
 
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     let readers = [
-        child
-            .stdout
-            .take()
-            .map(|out| tokio::spawn(forward_lines(out, tx.clone()))),
-        child
-            .stderr
-            .take()
-            .map(|err| tokio::spawn(forward_lines(err, tx.clone()))),
+        child.stdout.take().map(|out| tokio::spawn(forward_lines(out, tx.clone()))),
+        child.stderr.take().map(|err| tokio::spawn(forward_lines(err, tx.clone()))),
     ];
     drop(tx);
 
@@ -94,13 +70,8 @@ pub(super) async fn build_rootfs(
     for reader in readers.into_iter().flatten() {
         let _ = reader.await;
     }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| TemplateError::io("wait for mmdebstrap building", build_dir, e))?;
-    tokio::fs::write(log_path, &log)
-        .await
-        .map_err(|e| TemplateError::io("write", log_path, e))?;
+    let status = child.wait().await.map_err(|e| TemplateError::io("wait for mmdebstrap building", build_dir, e))?;
+    tokio::fs::write(log_path, &log).await.map_err(|e| TemplateError::io("write", log_path, e))?;
     if status.success() {
         Ok(())
     } else {
@@ -114,12 +85,7 @@ pub(super) async fn build_rootfs(
 }
 
 /// The mmdebstrap command line for `recipe`, minus the program name.
-pub(super) fn mmdebstrap_args(
-    recipe: &Recipe,
-    recipe_dir: &Path,
-    target: &Path,
-    mirrors: &MirrorPlan,
-) -> Vec<String> {
+pub(super) fn mmdebstrap_args(recipe: &Recipe, recipe_dir: &Path, target: &Path, mirrors: &MirrorPlan) -> Vec<String> {
     let spec = &recipe.spec;
     let mut args = vec![
         format!("--variant={}", spec.variant),
@@ -130,21 +96,10 @@ pub(super) fn mmdebstrap_args(
         args.push(format!("--include={}", spec.packages.join(",")));
     }
     args.extend(mirrors.apt_options.iter().map(|o| format!("--aptopt={o}")));
-    args.extend(
-        spec.path_exclude
-            .iter()
-            .map(|p| format!("--dpkgopt=path-exclude={p}")),
-    );
-    args.extend(
-        spec.path_include
-            .iter()
-            .map(|p| format!("--dpkgopt=path-include={p}")),
-    );
+    args.extend(spec.path_exclude.iter().map(|p| format!("--dpkgopt=path-exclude={p}")));
+    args.extend(spec.path_include.iter().map(|p| format!("--dpkgopt=path-include={p}")));
     let hook = recipe_dir.join(&spec.customize);
-    args.push(format!(
-        "--customize-hook=sh {} \"$1\"",
-        shell_quote(&hook.to_string_lossy())
-    ));
+    args.push(format!("--customize-hook=sh {} \"$1\"", shell_quote(&hook.to_string_lossy())));
     args.push("--".to_owned());
     args.push(spec.suite.clone());
     args.push(target.to_string_lossy().into_owned());
@@ -192,46 +147,21 @@ mod tests {
             apt_options: vec!["Acquire::http::Proxy \"http://p:3128\";".into()],
             from_host: true,
         };
-        let args = mmdebstrap_args(
-            &recipe,
-            Path::new("/data dir/it's/recipe"),
-            Path::new("/t/rootfs"),
-            &mirrors,
-        );
+        let args = mmdebstrap_args(&recipe, Path::new("/data dir/it's/recipe"), Path::new("/t/rootfs"), &mirrors);
         assert!(args.contains(&"--variant=minbase".to_owned()));
-        assert!(args
-            .iter()
-            .any(|a| a.starts_with("--include=") && a.contains("python3") && a.contains("s3fs")));
+        assert!(args.iter().any(|a| a.starts_with("--include=") && a.contains("python3") && a.contains("s3fs")));
         assert!(args.contains(&"--aptopt=Acquire::http::Proxy \"http://p:3128\";".to_owned()));
-        assert!(args.contains(
-            &"--customize-hook=sh '/data dir/it'\\''s/recipe/customize.sh' \"$1\"".to_owned()
-        ));
-        let tail: Vec<&str> = args
-            .iter()
-            .rev()
-            .take(3)
-            .rev()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(
-            tail,
-            ["bookworm", "/t/rootfs", "deb http://m/debian bookworm main"]
-        );
+        assert!(args.contains(&"--customize-hook=sh '/data dir/it'\\''s/recipe/customize.sh' \"$1\"".to_owned()));
+        let tail: Vec<&str> = args.iter().rev().take(3).rev().map(String::as_str).collect();
+        assert_eq!(tail, ["bookworm", "/t/rootfs", "deb http://m/debian bookworm main"]);
     }
 
     #[test]
     fn recipe_files_are_written_with_modes() {
-        let dir =
-            std::env::temp_dir().join(format!("nullspace-recipe-files-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("nullspace-recipe-files-{}", std::process::id()));
         let recipe = Recipe::base().expect("recipe");
         write_recipe_files(&recipe, &dir).expect("write");
-        let mode = |p: &str| {
-            std::fs::metadata(dir.join(p))
-                .expect("stat")
-                .permissions()
-                .mode()
-                & 0o777
-        };
+        let mode = |p: &str| std::fs::metadata(dir.join(p)).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode("customize.sh"), 0o755);
         assert_eq!(mode("files/mount-s3.sh"), 0o755);
         assert_eq!(mode("recipe.json"), 0o644);

@@ -44,19 +44,13 @@ pub(super) fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
             let mut right = right.split(' ');
             let fs_type = right.next()?.to_owned();
             let super_options = right.nth(1).unwrap_or_default().to_owned();
-            Some(MountEntry {
-                mount_point: PathBuf::from(unescape(mount_point)),
-                fs_type,
-                super_options,
-            })
+            Some(MountEntry { mount_point: PathBuf::from(unescape(mount_point)), fs_type, super_options })
         })
         .collect()
 }
 
 fn mounts() -> io::Result<Vec<MountEntry>> {
-    Ok(parse_mountinfo(&std::fs::read_to_string(
-        "/proc/self/mountinfo",
-    )?))
+    Ok(parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo")?))
 }
 
 /// Whether any overlay mount uses a directory under `dir` as one of its layers.
@@ -66,12 +60,8 @@ pub(super) fn overlay_uses(entries: &[MountEntry], dir: &Path) -> bool {
             let Some((key, value)) = opt.split_once('=') else {
                 return false;
             };
-            matches!(
-                key,
-                "lowerdir" | "upperdir" | "workdir" | "lowerdir+" | "datadir+"
-            ) && value
-                .split(':')
-                .any(|layer| Path::new(&unescape(layer)).starts_with(dir))
+            matches!(key, "lowerdir" | "upperdir" | "workdir" | "lowerdir+" | "datadir+")
+                && value.split(':').any(|layer| Path::new(&unescape(layer)).starts_with(dir))
         })
     })
 }
@@ -91,11 +81,8 @@ pub(super) fn remove_tree(dir: &Path) -> io::Result<()> {
         Err(e) => return Err(e),
     };
     let inside = |entries: Vec<MountEntry>| -> Vec<PathBuf> {
-        let mut points: Vec<PathBuf> = entries
-            .into_iter()
-            .map(|m| m.mount_point)
-            .filter(|p| p.starts_with(&dir))
-            .collect();
+        let mut points: Vec<PathBuf> =
+            entries.into_iter().map(|m| m.mount_point).filter(|p| p.starts_with(&dir)).collect();
         points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         points
     };
@@ -106,10 +93,7 @@ pub(super) fn remove_tree(dir: &Path) -> io::Result<()> {
     }
     let left = inside(mounts()?);
     if let Some(point) = left.first() {
-        return Err(io::Error::other(format!(
-            "{} is still mounted",
-            point.display()
-        )));
+        return Err(io::Error::other(format!("{} is still mounted", point.display())));
     }
     std::fs::remove_dir_all(&dir)
 }
@@ -120,15 +104,8 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            let value = bytes[i + 1..i + 4]
-                .iter()
-                .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
+        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+            let value = bytes[i + 1..i + 4].iter().fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
             out.push(u8::try_from(value).unwrap_or(b'?'));
             i += 4;
         } else {
@@ -154,10 +131,7 @@ mod tests {
     fn mountinfo_is_parsed_with_escapes() {
         let entries = parse_mountinfo(MOUNTINFO);
         assert_eq!(entries.len(), 4);
-        assert_eq!(
-            entries[1].mount_point,
-            Path::new("/data/templates/.build-base-1/rootfs/proc")
-        );
+        assert_eq!(entries[1].mount_point, Path::new("/data/templates/.build-base-1/rootfs/proc"));
         assert_eq!(entries[2].mount_point, Path::new("/data/my dir"));
         assert_eq!(entries[3].fs_type, "overlay");
     }
@@ -165,18 +139,9 @@ mod tests {
     #[test]
     fn overlay_layers_are_detected() {
         let entries = parse_mountinfo(MOUNTINFO);
-        assert!(overlay_uses(
-            &entries,
-            Path::new("/data/templates/base-abc")
-        ));
-        assert!(!overlay_uses(
-            &entries,
-            Path::new("/data/templates/base-abd")
-        ));
-        assert!(!overlay_uses(
-            &entries,
-            Path::new("/data/templates/.build-base-1")
-        ));
+        assert!(overlay_uses(&entries, Path::new("/data/templates/base-abc")));
+        assert!(!overlay_uses(&entries, Path::new("/data/templates/base-abd")));
+        assert!(!overlay_uses(&entries, Path::new("/data/templates/.build-base-1")));
     }
 
     #[test]
@@ -185,15 +150,11 @@ mod tests {
         std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
         std::fs::write(dir.join("sub/a"), vec![0u8; 1000]).expect("write");
         std::fs::hard_link(dir.join("sub/a"), dir.join("b")).expect("link");
-        std::os::unix::fs::symlink("/nonexistent/very/long/target", dir.join("c"))
-            .expect("symlink");
+        std::os::unix::fs::symlink("/nonexistent/very/long/target", dir.join("c")).expect("symlink");
         let size = tree_size(&dir).expect("size");
-        let dirs = std::fs::metadata(&dir).expect("stat").len()
-            + std::fs::metadata(dir.join("sub")).expect("stat").len();
-        assert_eq!(
-            size,
-            dirs + 1000 + "/nonexistent/very/long/target".len() as u64
-        );
+        let dirs =
+            std::fs::metadata(&dir).expect("stat").len() + std::fs::metadata(dir.join("sub")).expect("stat").len();
+        assert_eq!(size, dirs + 1000 + "/nonexistent/very/long/target".len() as u64);
         remove_tree(&dir).expect("remove");
         assert!(!dir.exists());
         remove_tree(&dir).expect("removing a missing tree is fine");

@@ -21,12 +21,8 @@ const DEBIAN_SUITES: &[&str] = &[
 ];
 /// apt options copied from the host's configuration into the build (proxies, and the snapshot-mirror
 /// switches some hosts need).
-const FORWARDED_APT_OPTIONS: &[&str] = &[
-    "Acquire::http::Proxy",
-    "Acquire::https::Proxy",
-    "Acquire::Check-Valid-Until",
-    "Acquire::Check-Date",
-];
+const FORWARDED_APT_OPTIONS: &[&str] =
+    &["Acquire::http::Proxy", "Acquire::https::Proxy", "Acquire::Check-Valid-Until", "Acquire::Check-Date"];
 
 /// One enabled `deb` entry of the host's apt sources.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,9 +59,7 @@ pub fn plan(sources: &[AptSource], suite: &str, components: &[String]) -> Mirror
     let mut archives: Vec<&str> = Vec::new();
     let mut security: Vec<&str> = Vec::new();
     for source in sources {
-        let usable = ["http://", "https://", "file:/"]
-            .iter()
-            .any(|s| source.uri.starts_with(s));
+        let usable = ["http://", "https://", "file:/"].iter().any(|s| source.uri.starts_with(s));
         for host_suite in source.suites.iter().filter(|_| usable) {
             let target = if host_suite.ends_with("-security") || host_suite.ends_with("/updates") {
                 &mut security
@@ -95,11 +89,7 @@ pub fn plan(sources: &[AptSource], suite: &str, components: &[String]) -> Mirror
     for uri in security.iter().filter(|_| !rolling) {
         lines.push(format!("deb {uri} {suite}-security {components}"));
     }
-    MirrorPlan {
-        lines,
-        apt_options: Vec::new(),
-        from_host,
-    }
+    MirrorPlan { lines, apt_options: Vec::new(), from_host }
 }
 
 /// Enabled `deb` entries of `sources.list` and `sources.list.d/*.{list,sources}`, in apt's order.
@@ -129,10 +119,7 @@ pub fn parse_one_line(text: &str) -> Vec<AptSource> {
     let mut sources = Vec::new();
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or_default().trim();
-        let Some(rest) = line
-            .strip_prefix("deb ")
-            .or_else(|| line.strip_prefix("deb\t"))
-        else {
+        let Some(rest) = line.strip_prefix("deb ").or_else(|| line.strip_prefix("deb\t")) else {
             continue;
         };
         let mut rest = rest.trim_start();
@@ -142,10 +129,7 @@ pub fn parse_one_line(text: &str) -> Vec<AptSource> {
         }
         let mut words = rest.split_whitespace();
         if let (Some(uri), Some(suite)) = (words.next(), words.next()) {
-            sources.push(AptSource {
-                uri: uri.trim_end_matches('/').to_owned(),
-                suites: vec![suite.to_owned()],
-            });
+            sources.push(AptSource { uri: uri.trim_end_matches('/').to_owned(), suites: vec![suite.to_owned()] });
         }
     }
     sources
@@ -157,24 +141,14 @@ pub fn parse_deb822(text: &str) -> Vec<AptSource> {
     let mut stanza: Vec<(String, String)> = Vec::new();
     let mut flush = |stanza: &mut Vec<(String, String)>| {
         let field = |name: &str| {
-            stanza
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("")
+            stanza.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).unwrap_or("")
         };
         let enabled = !field("Enabled").trim().eq_ignore_ascii_case("no");
         let is_deb = field("Types").split_whitespace().any(|t| t == "deb");
         if enabled && is_deb {
-            let suites: Vec<String> = field("Suites")
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
+            let suites: Vec<String> = field("Suites").split_whitespace().map(str::to_owned).collect();
             for uri in field("URIs").split_whitespace() {
-                sources.push(AptSource {
-                    uri: uri.trim_end_matches('/').to_owned(),
-                    suites: suites.clone(),
-                });
+                sources.push(AptSource { uri: uri.trim_end_matches('/').to_owned(), suites: suites.clone() });
             }
         }
         stanza.clear();
@@ -200,10 +174,7 @@ pub fn parse_deb822(text: &str) -> Vec<AptSource> {
 
 /// Proxy and validity options from `apt-config dump`, as `Key "value";` lines.
 fn host_apt_options() -> Vec<String> {
-    let Ok(output) = std::process::Command::new("apt-config")
-        .arg("dump")
-        .output()
-    else {
+    let Ok(output) = std::process::Command::new("apt-config").arg("dump").output() else {
         return Vec::new();
     };
     let text = String::from_utf8_lossy(&output.stdout);
@@ -215,9 +186,7 @@ fn filter_apt_options(dump: &str) -> Vec<String> {
         .filter(|line| {
             let key = line.split_whitespace().next().unwrap_or_default();
             let value = line[key.len()..].trim();
-            FORWARDED_APT_OPTIONS
-                .iter()
-                .any(|o| key.eq_ignore_ascii_case(o) || key.starts_with(&format!("{o}::")))
+            FORWARDED_APT_OPTIONS.iter().any(|o| key.eq_ignore_ascii_case(o) || key.starts_with(&format!("{o}::")))
                 && value.starts_with('"')
                 && value.ends_with("\";")
                 && value != "\"\";"
@@ -283,14 +252,8 @@ mod tests {
         let ubuntu = parse_one_line("deb http://archive.ubuntu.com/ubuntu jammy main universe\n");
         let plan = plan(&ubuntu, "bookworm", &main());
         assert!(!plan.from_host);
-        assert_eq!(
-            plan.lines[0],
-            "deb http://deb.debian.org/debian bookworm main"
-        );
-        assert_eq!(
-            plan.lines[2],
-            "deb http://deb.debian.org/debian-security bookworm-security main"
-        );
+        assert_eq!(plan.lines[0], "deb http://deb.debian.org/debian bookworm main");
+        assert_eq!(plan.lines[2], "deb http://deb.debian.org/debian-security bookworm-security main");
         let sid = super::plan(&[], "sid", &main());
         assert_eq!(sid.lines, ["deb http://deb.debian.org/debian sid main"]);
     }
@@ -300,11 +263,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("nullspace-mirrors-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("sources.list.d")).expect("mkdir");
         std::fs::write(dir.join("sources.list.d/debian.sources"), HOST_DEB822).expect("write");
-        std::fs::write(
-            dir.join("sources.list.d/x.list.disabled"),
-            "deb http://no.example/debian bookworm main",
-        )
-        .expect("write");
+        std::fs::write(dir.join("sources.list.d/x.list.disabled"), "deb http://no.example/debian bookworm main")
+            .expect("write");
         let sources = read_sources(&dir);
         let _ = std::fs::remove_dir_all(&dir);
         assert!(sources.iter().all(|s| !s.uri.contains("no.example")));
@@ -313,8 +273,7 @@ mod tests {
 
     #[test]
     fn forwards_only_proxy_and_validity_options() {
-        let dump =
-            "APT \"\";\nAcquire::http::Proxy \"http://proxy:3128\";\nAcquire::https::Proxy \"\";\n\
+        let dump = "APT \"\";\nAcquire::http::Proxy \"http://proxy:3128\";\nAcquire::https::Proxy \"\";\n\
             Acquire::Check-Valid-Until \"false\";\nAcquire::http::Proxy::deb.example \"DIRECT\";\n\
             Dir::Etc \"etc/apt/\";\n";
         assert_eq!(

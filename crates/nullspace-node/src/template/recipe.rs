@@ -23,11 +23,7 @@ pub struct RecipeFile {
 }
 
 const BASE_FILES: &[RecipeFile] = &[
-    RecipeFile {
-        path: "recipe.json",
-        content: include_str!("../../../../images/base/recipe.json"),
-        executable: false,
-    },
+    RecipeFile { path: "recipe.json", content: include_str!("../../../../images/base/recipe.json"), executable: false },
     RecipeFile {
         path: "customize.sh",
         content: include_str!("../../../../images/base/customize.sh"),
@@ -95,61 +91,33 @@ impl Recipe {
 
     /// Parses and checks a recipe from its files; `recipe.json` must be one of them.
     pub fn from_files(name: &str, files: &[RecipeFile]) -> Result<Self, TemplateError> {
-        let invalid = |reason: String| TemplateError::Recipe {
-            name: name.to_owned(),
-            reason,
-        };
-        let manifest = files
-            .iter()
-            .find(|f| f.path == "recipe.json")
-            .ok_or_else(|| invalid("recipe.json is missing".into()))?;
-        let spec: RecipeSpec = serde_json::from_str(manifest.content)
-            .map_err(|e| invalid(format!("recipe.json: {e}")))?;
+        let invalid = |reason: String| TemplateError::Recipe { name: name.to_owned(), reason };
+        let manifest =
+            files.iter().find(|f| f.path == "recipe.json").ok_or_else(|| invalid("recipe.json is missing".into()))?;
+        let spec: RecipeSpec =
+            serde_json::from_str(manifest.content).map_err(|e| invalid(format!("recipe.json: {e}")))?;
         if spec.name != name {
-            return Err(invalid(format!(
-                "recipe.json names template `{}`",
-                spec.name
-            )));
+            return Err(invalid(format!("recipe.json names template `{}`", spec.name)));
         }
-        let word = |s: &str| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.:_".contains(c))
-        };
+        let word = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.:_".contains(c));
         for (what, value) in [("suite", &spec.suite), ("variant", &spec.variant)] {
             if !word(value) {
                 return Err(invalid(format!("{what} `{value}` is not a plain word")));
             }
         }
-        if let Some(bad) = spec
-            .packages
-            .iter()
-            .chain(&spec.components)
-            .find(|p| !word(p))
-        {
-            return Err(invalid(format!(
-                "`{bad}` is not a valid package or component name"
-            )));
+        if let Some(bad) = spec.packages.iter().chain(&spec.components).find(|p| !word(p)) {
+            return Err(invalid(format!("`{bad}` is not a valid package or component name")));
         }
         if spec.components.is_empty() {
             return Err(invalid("components is empty".into()));
         }
         if !files.iter().any(|f| f.path == spec.customize) {
-            return Err(invalid(format!(
-                "customize hook `{}` is not part of the recipe",
-                spec.customize
-            )));
+            return Err(invalid(format!("customize hook `{}` is not part of the recipe", spec.customize)));
         }
         if !spec.default_cwd.starts_with('/') {
-            return Err(invalid(format!(
-                "default_cwd `{}` is not absolute",
-                spec.default_cwd
-            )));
+            return Err(invalid(format!("default_cwd `{}` is not absolute", spec.default_cwd)));
         }
-        Ok(Self {
-            spec,
-            files: files.to_vec(),
-        })
+        Ok(Self { spec, files: files.to_vec() })
     }
 
     /// sha256 (hex) over every recipe file, path and content, in path order; any change to the recipe
@@ -183,20 +151,8 @@ mod tests {
         assert_eq!(spec.default_user, "root");
         assert_eq!(spec.default_cwd, "/workspace");
         assert_eq!(spec.envs.get("LANG").map(String::as_str), Some("C.UTF-8"));
-        for needed in [
-            "bash",
-            "python3",
-            "git",
-            "sudo",
-            "openssh-client",
-            "s3fs",
-            "findutils",
-            "debianutils",
-        ] {
-            assert!(
-                spec.packages.iter().any(|p| p == needed),
-                "base recipe lacks {needed}"
-            );
+        for needed in ["bash", "python3", "git", "sudo", "openssh-client", "s3fs", "findutils", "debianutils"] {
+            assert!(spec.packages.iter().any(|p| p == needed), "base recipe lacks {needed}");
         }
     }
 
@@ -221,23 +177,9 @@ mod tests {
         }
 
         // Moving bytes between path and content changes it too (length-prefixed).
-        let x = [RecipeFile {
-            path: "ab",
-            content: "c",
-            executable: false,
-        }];
-        let y = [RecipeFile {
-            path: "a",
-            content: "bc",
-            executable: false,
-        }];
-        let hash = |files: &[RecipeFile]| {
-            Recipe {
-                spec: a.spec.clone(),
-                files: files.to_vec(),
-            }
-            .hash()
-        };
+        let x = [RecipeFile { path: "ab", content: "c", executable: false }];
+        let y = [RecipeFile { path: "a", content: "bc", executable: false }];
+        let hash = |files: &[RecipeFile]| Recipe { spec: a.spec.clone(), files: files.to_vec() }.hash();
         assert_ne!(hash(&x), hash(&y));
     }
 
@@ -245,16 +187,8 @@ mod tests {
     fn invalid_recipes_are_rejected() {
         let manifest = |json: &'static str| {
             vec![
-                RecipeFile {
-                    path: "recipe.json",
-                    content: json,
-                    executable: false,
-                },
-                RecipeFile {
-                    path: "hook.sh",
-                    content: "",
-                    executable: true,
-                },
+                RecipeFile { path: "recipe.json", content: json, executable: false },
+                RecipeFile { path: "hook.sh", content: "", executable: true },
             ]
         };
         let ok = r#"{"name":"t","description":"","suite":"bookworm","variant":"minbase","components":["main"],

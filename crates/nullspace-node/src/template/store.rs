@@ -60,18 +60,12 @@ impl TemplateStore {
 
     /// Builds `base` if it is missing or its recipe changed, and returns the ready layer. Concurrent
     /// callers (threads or processes) wait for one build. Leftovers of interrupted builds are removed.
-    pub async fn ensure_base(
-        &self,
-        progress: &(dyn Fn(&str) + Send + Sync),
-    ) -> Result<TemplateLayer, TemplateError> {
+    pub async fn ensure_base(&self, progress: &(dyn Fn(&str) + Send + Sync)) -> Result<TemplateLayer, TemplateError> {
         self.ensure(Recipe::base()?, false, progress).await
     }
 
     /// Builds `base` again even if a layer of the current recipe exists (for `nullspace template rebuild`).
-    pub async fn rebuild_base(
-        &self,
-        progress: &(dyn Fn(&str) + Send + Sync),
-    ) -> Result<TemplateLayer, TemplateError> {
+    pub async fn rebuild_base(&self, progress: &(dyn Fn(&str) + Send + Sync)) -> Result<TemplateLayer, TemplateError> {
         self.ensure(Recipe::base()?, true, progress).await
     }
 
@@ -98,15 +92,13 @@ impl TemplateStore {
     ) -> Result<TemplateLayer, TemplateError> {
         let name = recipe.spec.name.clone();
         let hash = recipe.hash();
-        std::fs::create_dir_all(&self.root)
-            .map_err(|e| TemplateError::io("create", &self.root, e))?;
+        std::fs::create_dir_all(&self.root).map_err(|e| TemplateError::io("create", &self.root, e))?;
         let _lock = self.lock().await?;
         self.blocking(Self::remove_leftovers).await?;
 
         if !force {
             if let Some((dir, layer)) = self.newest(&name).filter(|(_, l)| l.recipe_hash == hash) {
-                self.blocking(move |store| store.retire_others(&layer.name, &dir))
-                    .await?;
+                self.blocking(move |store| store.retire_others(&layer.name, &dir)).await?;
                 return self.get(&name).ok_or_else(|| vanished(&self.root, &name));
             }
         }
@@ -136,8 +128,7 @@ impl TemplateStore {
                     description: spec.description,
                     rootfs: final_dir.join("rootfs"),
                     recipe_hash: hash,
-                    built_at: chrono::Utc::now()
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    built_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     default_user: spec.default_user,
                     default_cwd: spec.default_cwd,
                     envs: spec.envs,
@@ -154,8 +145,7 @@ impl TemplateStore {
             layer.rootfs.display()
         ));
         let keep = dir.clone();
-        self.blocking(move |store| store.retire_others(&name, &keep))
-            .await?;
+        self.blocking(move |store| store.retire_others(&name, &keep)).await?;
         Ok(layer)
     }
 
@@ -168,23 +158,18 @@ impl TemplateStore {
         mut layer: TemplateLayer,
     ) -> Result<TemplateLayer, TemplateError> {
         let recipe_dir = build_dir.join("recipe");
-        std::fs::remove_dir_all(&recipe_dir)
-            .map_err(|e| TemplateError::io("remove", &recipe_dir, e))?;
+        std::fs::remove_dir_all(&recipe_dir).map_err(|e| TemplateError::io("remove", &recipe_dir, e))?;
         let rootfs = build_dir.join("rootfs");
-        layer.size_bytes =
-            fsutil::tree_size(&rootfs).map_err(|e| TemplateError::io("measure", &rootfs, e))?;
+        layer.size_bytes = fsutil::tree_size(&rootfs).map_err(|e| TemplateError::io("measure", &rootfs, e))?;
         sync_dir(&rootfs)?;
-        std::fs::rename(build_dir, final_dir)
-            .map_err(|e| TemplateError::io("move build into", final_dir, e))?;
+        std::fs::rename(build_dir, final_dir).map_err(|e| TemplateError::io("move build into", final_dir, e))?;
 
         let json = serde_json::to_vec_pretty(&layer)
             .map_err(|e| TemplateError::io("encode marker of", final_dir, e.into()))?;
         let tmp = final_dir.join(format!("{MARKER}.tmp"));
         let marker = final_dir.join(MARKER);
         let mut file = File::create(&tmp).map_err(|e| TemplateError::io("create", &tmp, e))?;
-        file.write_all(&json)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| TemplateError::io("write", &tmp, e))?;
+        file.write_all(&json).and_then(|()| file.sync_all()).map_err(|e| TemplateError::io("write", &tmp, e))?;
         std::fs::rename(&tmp, &marker).map_err(|e| TemplateError::io("write", &marker, e))?;
         sync_dir(final_dir)?;
         sync_dir(&self.root)?;
@@ -212,26 +197,19 @@ impl TemplateStore {
     }
 
     fn newest(&self, name: &str) -> Option<(PathBuf, TemplateLayer)> {
-        self.ready_layers()
-            .into_iter()
-            .rev()
-            .find(|(_, l)| l.name == name)
+        self.ready_layers().into_iter().rev().find(|(_, l)| l.name == name)
     }
 
     /// Removes what interrupted builds left: `.build-*` directories, and layer directories whose marker
     /// was never written. Only called under the lock, so no build is running.
     fn remove_leftovers(&self) -> Result<(), TemplateError> {
-        let entries =
-            std::fs::read_dir(&self.root).map_err(|e| TemplateError::io("read", &self.root, e))?;
+        let entries = std::fs::read_dir(&self.root).map_err(|e| TemplateError::io("read", &self.root, e))?;
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path();
             let file_name = entry.file_name().to_string_lossy().into_owned();
             let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
             let unfinished = !file_name.starts_with('.') && !path.join(MARKER).exists();
-            if is_dir
-                && (file_name.starts_with(BUILD_PREFIX) || unfinished)
-                && !fsutil::in_use_by_overlay(&path)
-            {
+            if is_dir && (file_name.starts_with(BUILD_PREFIX) || unfinished) && !fsutil::in_use_by_overlay(&path) {
                 tracing::info!(dir = %path.display(), "removing unfinished template build");
                 remove_logged(&path);
             }
@@ -242,19 +220,13 @@ impl TemplateStore {
     /// Removes every ready layer named `name` except `keep`, unless a mounted overlay still uses it (then
     /// it stays, hidden behind the newer layer, and goes at a later call).
     fn retire_others(&self, name: &str, keep: &Path) -> Result<(), TemplateError> {
-        for (dir, _) in self
-            .ready_layers()
-            .into_iter()
-            .filter(|(d, l)| l.name == name && d != keep)
-        {
+        for (dir, _) in self.ready_layers().into_iter().filter(|(d, l)| l.name == name && d != keep) {
             if fsutil::in_use_by_overlay(&dir) {
                 tracing::info!(dir = %dir.display(), "keeping old template layer: still used by a sandbox");
                 continue;
             }
             // Hide it from get/list atomically before the slow removal; a crash leaves a `.build-*` leftover.
-            let hidden = self
-                .root
-                .join(format!("{BUILD_PREFIX}retired-{}", unique_suffix()));
+            let hidden = self.root.join(format!("{BUILD_PREFIX}retired-{}", unique_suffix()));
             std::fs::rename(&dir, &hidden).map_err(|e| TemplateError::io("retire", &dir, e))?;
             remove_logged(&hidden);
         }
@@ -284,13 +256,7 @@ impl TemplateStore {
         let store = self.clone();
         tokio::task::spawn_blocking(move || f(&store))
             .await
-            .map_err(|e| {
-                TemplateError::io(
-                    "run blocking work in",
-                    self.root.clone(),
-                    std::io::Error::other(e),
-                )
-            })?
+            .map_err(|e| TemplateError::io("run blocking work in", self.root.clone(), std::io::Error::other(e)))?
     }
 }
 
@@ -301,9 +267,7 @@ fn remove_logged(dir: &Path) {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), TemplateError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| TemplateError::io("sync", dir, e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| TemplateError::io("sync", dir, e))
 }
 
 fn vanished(root: &Path, name: &str) -> TemplateError {
@@ -314,16 +278,9 @@ fn vanished(root: &Path, name: &str) -> TemplateError {
 fn unique_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{:x}{:x}{n:x}",
-        nanos & 0xffff_ffff_ffff,
-        std::process::id()
-    )
+    format!("{:x}{:x}{n:x}", nanos & 0xffff_ffff_ffff, std::process::id())
 }
 
 #[cfg(test)]

@@ -49,42 +49,17 @@ fn a_layer_without_marker_is_never_returned() {
 
     // Renamed into place but the marker not yet written; a build dir (even one carrying a marker); a
     // marker whose rootfs is gone; a marker half written.
-    fake_layer(
-        &root,
-        "base-aaaa-1",
-        &layer("base", "h", "2025-01-01T00:00:00.000Z"),
-        false,
-    );
-    fake_layer(
-        &root,
-        ".build-base-2",
-        &layer("base", "h", "2025-01-01T00:00:00.000Z"),
-        true,
-    );
-    let no_rootfs = fake_layer(
-        &root,
-        "base-bbbb-3",
-        &layer("base", "h", "2025-01-01T00:00:00.000Z"),
-        true,
-    );
+    fake_layer(&root, "base-aaaa-1", &layer("base", "h", "2025-01-01T00:00:00.000Z"), false);
+    fake_layer(&root, ".build-base-2", &layer("base", "h", "2025-01-01T00:00:00.000Z"), true);
+    let no_rootfs = fake_layer(&root, "base-bbbb-3", &layer("base", "h", "2025-01-01T00:00:00.000Z"), true);
     std::fs::remove_dir_all(no_rootfs.join("rootfs")).expect("rm");
-    let torn = fake_layer(
-        &root,
-        "base-cccc-4",
-        &layer("base", "h", "2025-01-01T00:00:00.000Z"),
-        false,
-    );
+    let torn = fake_layer(&root, "base-cccc-4", &layer("base", "h", "2025-01-01T00:00:00.000Z"), false);
     std::fs::write(torn.join(MARKER), b"{\"name\":\"ba").expect("write");
     assert!(store.get("base").is_none());
     assert!(store.list().is_empty());
 
     // Once the marker exists, the layer is ready, with rootfs pointing into the store.
-    let ready = fake_layer(
-        &root,
-        "base-dddd-5",
-        &layer("base", "h", "2025-01-01T00:00:00.000Z"),
-        true,
-    );
+    let ready = fake_layer(&root, "base-dddd-5", &layer("base", "h", "2025-01-01T00:00:00.000Z"), true);
     let got = store.get("base").expect("ready layer");
     assert_eq!(got.rootfs, ready.join("rootfs"));
     assert_eq!(store.list().len(), 1);
@@ -95,24 +70,9 @@ fn a_layer_without_marker_is_never_returned() {
 fn newest_layer_of_a_name_wins() {
     let root = temp_root("newest");
     let store = TemplateStore::new(root.clone());
-    fake_layer(
-        &root,
-        "base-old",
-        &layer("base", "old", "2025-01-01T00:00:00.000Z"),
-        true,
-    );
-    fake_layer(
-        &root,
-        "base-new",
-        &layer("base", "new", "2025-02-01T00:00:00.000Z"),
-        true,
-    );
-    fake_layer(
-        &root,
-        "desktop-x",
-        &layer("desktop", "d", "2024-01-01T00:00:00.000Z"),
-        true,
-    );
+    fake_layer(&root, "base-old", &layer("base", "old", "2025-01-01T00:00:00.000Z"), true);
+    fake_layer(&root, "base-new", &layer("base", "new", "2025-02-01T00:00:00.000Z"), true);
+    fake_layer(&root, "desktop-x", &layer("desktop", "d", "2024-01-01T00:00:00.000Z"), true);
     assert_eq!(store.get("base").expect("base").recipe_hash, "new");
     let names: Vec<String> = store.list().into_iter().map(|l| l.name).collect();
     assert_eq!(names, ["base", "desktop"]);
@@ -125,37 +85,12 @@ async fn ensure_base_reuses_a_current_layer_and_cleans_leftovers() {
     let root = temp_root("ensure");
     let store = TemplateStore::new(root.clone());
     let hash = current_base_hash();
-    let stale_build = fake_layer(
-        &root,
-        ".build-base-dead",
-        &layer("base", &hash, "2030-01-01T00:00:00.000Z"),
-        false,
-    );
+    let stale_build = fake_layer(&root, ".build-base-dead", &layer("base", &hash, "2030-01-01T00:00:00.000Z"), false);
     std::fs::write(stale_build.join("rootfs/usr/bin/python3"), b"partial").expect("write");
-    let unmarked = fake_layer(
-        &root,
-        "base-unmarked",
-        &layer("base", &hash, "2030-01-01T00:00:00.000Z"),
-        false,
-    );
-    let old = fake_layer(
-        &root,
-        "base-old",
-        &layer("base", "0ld", "2025-01-01T00:00:00.000Z"),
-        true,
-    );
-    let current = fake_layer(
-        &root,
-        "base-current",
-        &layer(BASE_TEMPLATE, &hash, "2025-06-01T00:00:00.000Z"),
-        true,
-    );
-    let other = fake_layer(
-        &root,
-        "desktop-x",
-        &layer("desktop", "d", "2024-01-01T00:00:00.000Z"),
-        true,
-    );
+    let unmarked = fake_layer(&root, "base-unmarked", &layer("base", &hash, "2030-01-01T00:00:00.000Z"), false);
+    let old = fake_layer(&root, "base-old", &layer("base", "0ld", "2025-01-01T00:00:00.000Z"), true);
+    let current = fake_layer(&root, "base-current", &layer(BASE_TEMPLATE, &hash, "2025-06-01T00:00:00.000Z"), true);
+    let other = fake_layer(&root, "desktop-x", &layer("desktop", "d", "2024-01-01T00:00:00.000Z"), true);
 
     let lines = std::sync::Mutex::new(Vec::<String>::new());
     let progress = |line: &str| lines.lock().expect("lock").push(line.to_owned());
@@ -183,17 +118,11 @@ async fn the_store_lock_is_exclusive() {
     let root = temp_root("lock");
     let store = TemplateStore::new(root.clone());
     let held = store.lock().await.expect("lock");
-    let second = File::options()
-        .write(true)
-        .open(root.join(LOCK))
-        .expect("open");
+    let second = File::options().write(true).open(root.join(LOCK)).expect("open");
     let attempt = nix::fcntl::Flock::lock(second, nix::fcntl::FlockArg::LockExclusiveNonblock);
     assert!(attempt.is_err(), "a second build must wait");
     drop(held);
-    let third = File::options()
-        .write(true)
-        .open(root.join(LOCK))
-        .expect("open");
+    let third = File::options().write(true).open(root.join(LOCK)).expect("open");
     assert!(nix::fcntl::Flock::lock(third, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok());
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -220,16 +149,9 @@ async fn build_base_for_real() {
     let store = TemplateStore::new(root.clone());
     let started = std::time::Instant::now();
     let progress = |line: &str| eprintln!("build: {line}");
-    let layer = store
-        .ensure_base(&progress)
-        .await
-        .unwrap_or_else(|e| panic!("build failed: {e}"));
+    let layer = store.ensure_base(&progress).await.unwrap_or_else(|e| panic!("build failed: {e}"));
     let took = started.elapsed();
-    eprintln!(
-        "base template built in {took:.1?}, {} bytes, at {}",
-        layer.size_bytes,
-        layer.rootfs.display()
-    );
+    eprintln!("base template built in {took:.1?}, {} bytes, at {}", layer.size_bytes, layer.rootfs.display());
 
     let rootfs = &layer.rootfs;
     for path in [
@@ -246,18 +168,11 @@ async fn build_base_for_real() {
         "usr/local/bin/mount-s3.sh",
         "usr/local/bin/mount-gcs.sh",
     ] {
-        assert!(
-            rootfs.join(path).exists(),
-            "{path} missing from the base template"
-        );
+        assert!(rootfs.join(path).exists(), "{path} missing from the base template");
     }
     let mode = |p: &str| {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(rootfs.join(p))
-            .expect("stat")
-            .permissions()
-            .mode()
-            & 0o7777
+        std::fs::metadata(rootfs.join(p)).expect("stat").permissions().mode() & 0o7777
     };
     assert_eq!(mode("workspace"), 0o755);
     assert_eq!(mode("root/.ssh"), 0o700);
@@ -277,10 +192,7 @@ async fn build_base_for_real() {
     let out = chroot(&["python3", "-c", "print(1)"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "{out:?}");
     let out = chroot(&["sh", "-c", "unset S3_BUCKET; /usr/local/bin/mount-s3.sh"]);
-    assert!(
-        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("S3_BUCKET"),
-        "{out:?}"
-    );
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("S3_BUCKET"), "{out:?}");
     let out = chroot(&["id", "-u", "user"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1000");
 

@@ -7,10 +7,9 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
-    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
-    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
+    PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use oci_spec::OciSpecError;
 
@@ -31,10 +30,7 @@ pub const NOFILE: u64 = 1_048_576;
 /// The `RLIMIT_NOFILE` to give init on this host: [`NOFILE`] when this process may raise its hard limit
 /// that far, else its current hard limit.
 pub fn nofile_limit() -> u64 {
-    let mut current = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut current = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we pass; no other precondition.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut current) } != 0 {
         return NOFILE;
@@ -52,11 +48,7 @@ fn has_cap_sys_resource() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            let hex = s
-                .lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))?
-                .trim()
-                .to_string();
+            let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim().to_string();
             u64::from_str_radix(&hex, 16).ok()
         })
         .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
@@ -96,13 +88,7 @@ const MASKED_PATHS: &[&str] = &[
 ];
 
 /// Docker's default read-only paths.
-const READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// The cgroup path of a sandbox, as given to the runtime.
 pub fn cgroups_path(id: &str) -> PathBuf {
@@ -121,57 +107,21 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount,
 fn mounts(spec: &SandboxSpec) -> Result<Vec<Mount>, OciSpecError> {
     // /dev/shm is charged to the sandbox's memory cgroup anyway; half the memory limit lets browsers
     // and multiprocessing work without a second knob.
-    let shm_mb = if spec.limits.memory_mb == 0 {
-        1024
-    } else {
-        (spec.limits.memory_mb / 2).max(64)
-    };
+    let shm_mb = if spec.limits.memory_mb == 0 { 1024 } else { (spec.limits.memory_mb / 2).max(64) };
     let shm_size = format!("size={shm_mb}m");
     let mut out = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
-        mount(
-            "/dev",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        )?,
+        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
         mount(
             "/dev/pts",
             "devpts",
             "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620",
-                "gid=5",
-            ],
+            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
         )?,
-        mount(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", &shm_size],
-        )?,
-        mount(
-            "/dev/mqueue",
-            "mqueue",
-            "mqueue",
-            &["nosuid", "noexec", "nodev"],
-        )?,
-        mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
-        )?,
-        mount(
-            "/sys/fs/cgroup",
-            "cgroup",
-            "cgroup",
-            &["nosuid", "noexec", "nodev", "relatime", "ro"],
-        )?,
+        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &shm_size])?,
+        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
+        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
+        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", "ro"])?,
     ];
     for m in &spec.mounts {
         let mut options = vec!["rbind", "nosuid", "nodev"];
@@ -235,34 +185,17 @@ pub fn oci_spec(spec: &SandboxSpec, nofile: u64) -> Result<Spec, OciSpecError> {
     let mut resources = LinuxResourcesBuilder::default()
         // Deny every device; the runtime adds its standard set (null, zero, full, tty, random, urandom,
         // ptmx, pts) after this rule.
-        .devices(vec![LinuxDeviceCgroupBuilder::default()
-            .allow(false)
-            .access("rwm")
-            .build()?]);
+        .devices(vec![LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?]);
     if limits.memory_mb > 0 {
         let bytes = i64::from(limits.memory_mb) * 1024 * 1024;
-        resources = resources.memory(
-            LinuxMemoryBuilder::default()
-                .limit(bytes)
-                .swap(bytes)
-                .build()?,
-        );
+        resources = resources.memory(LinuxMemoryBuilder::default().limit(bytes).swap(bytes).build()?);
     }
     if limits.vcpus > 0 {
         let quota = i64::from(limits.vcpus) * 100_000;
-        resources = resources.cpu(
-            LinuxCpuBuilder::default()
-                .quota(quota)
-                .period(100_000u64)
-                .build()?,
-        );
+        resources = resources.cpu(LinuxCpuBuilder::default().quota(quota).period(100_000u64).build()?);
     }
     if limits.pids > 0 {
-        resources = resources.pids(
-            LinuxPidsBuilder::default()
-                .limit(i64::from(limits.pids))
-                .build()?,
-        );
+        resources = resources.pids(LinuxPidsBuilder::default().limit(i64::from(limits.pids)).build()?);
     }
 
     let linux = LinuxBuilder::default()
@@ -270,28 +203,13 @@ pub fn oci_spec(spec: &SandboxSpec, nofile: u64) -> Result<Spec, OciSpecError> {
         .resources(resources.build()?)
         .cgroups_path(cgroups_path(&spec.id))
         .seccomp(super::seccomp::default_profile()?)
-        .masked_paths(
-            MASKED_PATHS
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .readonly_paths(
-            READONLY_PATHS
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        )
+        .masked_paths(MASKED_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .readonly_paths(READONLY_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .build()?;
 
     SpecBuilder::default()
         .version("1.0.2")
-        .root(
-            RootBuilder::default()
-                .path(&spec.rootfs)
-                .readonly(false)
-                .build()?,
-        )
+        .root(RootBuilder::default().path(&spec.rootfs).readonly(false).build()?)
         .hostname(spec.hostname.clone())
         .process(process)
         .mounts(mounts(spec)?)

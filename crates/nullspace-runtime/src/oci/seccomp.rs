@@ -21,8 +21,8 @@
 //! tracer changes a syscall). Names unknown on an architecture are skipped by runc/crun.
 
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
-    LinuxSeccompBuilder, LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder,
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder, LinuxSeccompBuilder,
+    LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder,
 };
 use oci_spec::OciSpecError;
 
@@ -110,11 +110,7 @@ fn architectures() -> Vec<Arch> {
     }
 }
 
-fn rule(
-    names: &[&str],
-    errno: u32,
-    args: Option<Vec<LinuxSeccompArg>>,
-) -> Result<LinuxSyscall, OciSpecError> {
+fn rule(names: &[&str], errno: u32, args: Option<Vec<LinuxSeccompArg>>) -> Result<LinuxSyscall, OciSpecError> {
     let b = LinuxSyscallBuilder::default()
         .names(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .action(LinuxSeccompAction::ScmpActErrno)
@@ -139,19 +135,11 @@ fn arg0_masked(mask: u64, value: u64) -> Result<LinuxSeccompArg, OciSpecError> {
 pub fn default_profile() -> Result<LinuxSeccomp, OciSpecError> {
     let mut syscalls = vec![rule(DENIED, EPERM, None)?, rule(&["clone3"], ENOSYS, None)?];
     for &flag in CLONE_NAMESPACE_FLAGS {
-        syscalls.push(rule(
-            &["clone"],
-            EPERM,
-            Some(vec![arg0_masked(flag, flag)?]),
-        )?);
+        syscalls.push(rule(&["clone"], EPERM, Some(vec![arg0_masked(flag, flag)?]))?);
     }
     // Bit 31 is part of the mask and must be clear, so the query `personality(0xffffffff)` passes.
     for &flag in PERSONALITY_FLAGS {
-        syscalls.push(rule(
-            &["personality"],
-            EPERM,
-            Some(vec![arg0_masked(flag | 0x8000_0000, flag)?]),
-        )?);
+        syscalls.push(rule(&["personality"], EPERM, Some(vec![arg0_masked(flag | 0x8000_0000, flag)?]))?);
     }
     LinuxSeccompBuilder::default()
         .default_action(LinuxSeccompAction::ScmpActAllow)

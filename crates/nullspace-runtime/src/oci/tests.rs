@@ -11,10 +11,7 @@ fn sample() -> SandboxSpec {
         bundle_dir: "/var/lib/nullspace/sandboxes/sb_abc123/bundle".into(),
         rootfs: "/var/lib/nullspace/sandboxes/sb_abc123/rootfs".into(),
         hostname: "sb-abc123".into(),
-        args: vec![
-            "/run/nullspace/nullspace-guestd".into(),
-            "--vsock=false".into(),
-        ],
+        args: vec!["/run/nullspace/nullspace-guestd".into(), "--vsock=false".into()],
         env: vec!["HOME=/root".into()],
         mounts: vec![
             BindMount {
@@ -22,17 +19,9 @@ fn sample() -> SandboxSpec {
                 destination: "/run/nullspace/nullspace-guestd".into(),
                 read_only: true,
             },
-            BindMount {
-                source: "/data/vol1".into(),
-                destination: "/mnt/vol1".into(),
-                read_only: false,
-            },
+            BindMount { source: "/data/vol1".into(), destination: "/mnt/vol1".into(), read_only: false },
         ],
-        limits: Limits {
-            vcpus: 2,
-            memory_mb: 512,
-            pids: 256,
-        },
+        limits: Limits { vcpus: 2, memory_mb: 512, pids: 256 },
         no_new_privileges: true,
     }
 }
@@ -42,12 +31,7 @@ fn config(spec: &SandboxSpec) -> Value {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    let mut out: Vec<String> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect();
+    let mut out: Vec<String> = v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
     out.sort();
     out
 }
@@ -55,10 +39,7 @@ fn strings(v: &Value) -> Vec<String> {
 #[test]
 fn process_root_and_hostname() {
     let c = config(&sample());
-    assert_eq!(
-        c["root"]["path"],
-        "/var/lib/nullspace/sandboxes/sb_abc123/rootfs"
-    );
+    assert_eq!(c["root"]["path"], "/var/lib/nullspace/sandboxes/sb_abc123/rootfs");
     assert_eq!(c["root"]["readonly"], false);
     assert_eq!(c["hostname"], "sb-abc123");
     let p = &c["process"];
@@ -71,10 +52,7 @@ fn process_root_and_hostname() {
     assert_eq!(p["args"][1], "--vsock=false");
     let env = strings(&p["env"]);
     assert!(env.contains(&"HOME=/root".to_string()));
-    assert!(
-        env.iter().any(|e| e.starts_with("PATH=/usr/local/sbin:")),
-        "{env:?}"
-    );
+    assert!(env.iter().any(|e| e.starts_with("PATH=/usr/local/sbin:")), "{env:?}");
     assert_eq!(p["rlimits"][0]["type"], "RLIMIT_NOFILE");
     assert_eq!(p["rlimits"][0]["soft"], 1_048_576);
     assert_eq!(p["rlimits"][0]["hard"], 1_048_576);
@@ -93,10 +71,7 @@ fn explicit_path_is_kept() {
     s.env = vec!["PATH=/opt/bin".into()];
     s.no_new_privileges = false;
     let c = config(&s);
-    assert_eq!(
-        strings(&c["process"]["env"]),
-        vec!["PATH=/opt/bin".to_string()]
-    );
+    assert_eq!(strings(&c["process"]["env"]), vec!["PATH=/opt/bin".to_string()]);
     assert_eq!(c["process"]["noNewPrivileges"], false);
 }
 
@@ -128,11 +103,7 @@ fn capabilities_are_dockers_default() {
         assert_eq!(strings(&caps[set]), expected, "{set}");
     }
     for set in ["inheritable", "ambient"] {
-        assert!(
-            caps[set].as_array().map(Vec::len).unwrap_or(0) == 0,
-            "{set}: {}",
-            caps[set]
-        );
+        assert!(caps[set].as_array().map(Vec::len).unwrap_or(0) == 0, "{set}: {}", caps[set]);
     }
     assert!(!strings(&caps["bounding"]).contains(&"CAP_SYS_ADMIN".to_string()));
 }
@@ -144,10 +115,7 @@ fn namespaces_are_new_and_complete() {
     let mut types: Vec<&str> = ns.iter().map(|n| n["type"].as_str().unwrap()).collect();
     types.sort();
     assert_eq!(types, ["cgroup", "ipc", "mount", "network", "pid", "uts"]);
-    assert!(
-        ns.iter().all(|n| n.get("path").is_none()),
-        "every namespace is new"
-    );
+    assert!(ns.iter().all(|n| n.get("path").is_none()), "every namespace is new");
 }
 
 #[test]
@@ -167,27 +135,17 @@ fn limits_and_cgroup_path() {
 #[test]
 fn zero_limits_mean_unlimited() {
     let mut s = sample();
-    s.limits = Limits {
-        vcpus: 0,
-        memory_mb: 0,
-        pids: 0,
-    };
+    s.limits = Limits { vcpus: 0, memory_mb: 0, pids: 0 };
     let c = config(&s);
     let r = &c["linux"]["resources"];
-    assert!(
-        r.get("memory").is_none() && r.get("cpu").is_none() && r.get("pids").is_none(),
-        "{r}"
-    );
+    assert!(r.get("memory").is_none() && r.get("cpu").is_none() && r.get("pids").is_none(), "{r}");
 }
 
 #[test]
 fn mounts_standard_then_binds() {
     let c = config(&sample());
     let mounts = c["mounts"].as_array().unwrap();
-    let dests: Vec<&str> = mounts
-        .iter()
-        .map(|m| m["destination"].as_str().unwrap())
-        .collect();
+    let dests: Vec<&str> = mounts.iter().map(|m| m["destination"].as_str().unwrap()).collect();
     assert_eq!(
         dests,
         [
@@ -202,13 +160,7 @@ fn mounts_standard_then_binds() {
             "/mnt/vol1"
         ]
     );
-    let by_dest = |d: &str| {
-        mounts
-            .iter()
-            .find(|m| m["destination"] == d)
-            .unwrap()
-            .clone()
-    };
+    let by_dest = |d: &str| mounts.iter().find(|m| m["destination"] == d).unwrap().clone();
     assert_eq!(by_dest("/proc")["type"], "proc");
     assert_eq!(by_dest("/dev")["type"], "tmpfs");
     assert_eq!(by_dest("/dev/pts")["type"], "devpts");
@@ -219,36 +171,19 @@ fn mounts_standard_then_binds() {
     let guestd = by_dest("/run/nullspace/nullspace-guestd");
     assert_eq!(guestd["type"], "bind");
     assert_eq!(guestd["source"], "/var/lib/nullspace/bin/nullspace-guestd");
-    assert_eq!(
-        strings(&guestd["options"]),
-        ["nodev", "nosuid", "rbind", "ro"]
-    );
-    assert_eq!(
-        strings(&by_dest("/mnt/vol1")["options"]),
-        ["nodev", "nosuid", "rbind"]
-    );
+    assert_eq!(strings(&guestd["options"]), ["nodev", "nosuid", "rbind", "ro"]);
+    assert_eq!(strings(&by_dest("/mnt/vol1")["options"]), ["nodev", "nosuid", "rbind"]);
 }
 
 #[test]
 fn masked_and_readonly_paths() {
     let c = config(&sample());
     let masked = strings(&c["linux"]["maskedPaths"]);
-    for p in [
-        "/proc/kcore",
-        "/proc/keys",
-        "/sys/firmware",
-        "/proc/sched_debug",
-    ] {
+    for p in ["/proc/kcore", "/proc/keys", "/sys/firmware", "/proc/sched_debug"] {
         assert!(masked.contains(&p.to_string()), "{p}");
     }
     let ro = strings(&c["linux"]["readonlyPaths"]);
-    for p in [
-        "/proc/sys",
-        "/proc/sysrq-trigger",
-        "/proc/bus",
-        "/proc/irq",
-        "/proc/fs",
-    ] {
+    for p in ["/proc/sys", "/proc/sysrq-trigger", "/proc/bus", "/proc/irq", "/proc/fs"] {
         assert!(ro.contains(&p.to_string()), "{p}");
     }
 }
@@ -260,10 +195,7 @@ fn seccomp_is_a_denylist() {
     assert_eq!(s["defaultAction"], "SCMP_ACT_ALLOW");
     let arches = strings(&s["architectures"]);
     if cfg!(target_arch = "x86_64") {
-        assert_eq!(
-            arches,
-            ["SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"]
-        );
+        assert_eq!(arches, ["SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"]);
     }
     let rules = s["syscalls"].as_array().unwrap();
     let denied = |name: &str| {
@@ -273,16 +205,7 @@ fn seccomp_is_a_denylist() {
                 && r["names"].as_array().unwrap().iter().any(|n| n == name)
         })
     };
-    for name in [
-        "kexec_load",
-        "init_module",
-        "mount",
-        "bpf",
-        "keyctl",
-        "setns",
-        "unshare",
-        "open_by_handle_at",
-    ] {
+    for name in ["kexec_load", "init_module", "mount", "bpf", "keyctl", "setns", "unshare", "open_by_handle_at"] {
         assert!(denied(name), "{name} must be denied");
     }
     for name in ["ptrace", "clone", "personality", "read", "execve"] {
@@ -292,18 +215,13 @@ fn seccomp_is_a_denylist() {
     assert_eq!(clone3["errnoRet"], 38);
     let clone_rules: Vec<&Value> = rules.iter().filter(|r| r["names"][0] == "clone").collect();
     assert_eq!(clone_rules.len(), 7);
-    let newuser = clone_rules
-        .iter()
-        .find(|r| r["args"][0]["value"] == 0x1000_0000)
-        .unwrap();
+    let newuser = clone_rules.iter().find(|r| r["args"][0]["value"] == 0x1000_0000).unwrap();
     assert_eq!(newuser["args"][0]["op"], "SCMP_CMP_MASKED_EQ");
     assert_eq!(newuser["args"][0]["valueTwo"], 0x1000_0000);
     assert_eq!(newuser["args"][0]["index"], 0);
     let personality = rules.iter().filter(|r| r["names"][0] == "personality");
     assert!(personality.clone().count() == 2);
-    assert!(personality
-        .into_iter()
-        .all(|r| r["args"][0]["value"].as_u64().unwrap() & 0x8000_0000 != 0));
+    assert!(personality.into_iter().all(|r| r["args"][0]["value"].as_u64().unwrap() & 0x8000_0000 != 0));
 }
 
 #[test]
@@ -323,10 +241,7 @@ fn write_bundle_rejects_invalid_spec() {
     let mut s = sample();
     s.id = "bad/id".into();
     let rt = OciRuntime::new(RuntimeKind::Runc, "/nonexistent".into());
-    assert!(matches!(
-        rt.write_bundle(&s),
-        Err(RuntimeError::InvalidSpec { .. })
-    ));
+    assert!(matches!(rt.write_bundle(&s), Err(RuntimeError::InvalidSpec { .. })));
 }
 
 #[test]
@@ -354,9 +269,6 @@ fn last_error_reads_json_log() {
         "{\"level\":\"warning\",\"msg\":\"w\",\"time\":\"t\"}\n{\"level\":\"error\",\"msg\":\"runc run failed: exec: \\\"/x\\\": no such file\",\"time\":\"t\"}\n",
     )
     .unwrap();
-    assert_eq!(
-        last_error(&log).unwrap(),
-        "runc run failed: exec: \"/x\": no such file"
-    );
+    assert_eq!(last_error(&log).unwrap(), "runc run failed: exec: \"/x\": no such file");
     assert_eq!(last_error(&dir.path().join("missing")), None);
 }

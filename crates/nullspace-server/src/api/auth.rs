@@ -15,13 +15,8 @@ pub struct Authenticated(pub Tenant);
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let State(state) = State::<AppState>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| unauthorized())?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let State(state) = State::<AppState>::from_request_parts(parts, state).await.map_err(|_| unauthorized())?;
         let key = parts
             .headers
             .get(AUTHORIZATION)
@@ -35,10 +30,7 @@ impl FromRequestParts<AppState> for Authenticated {
             Ok(None) => Err(unauthorized()),
             Err(error) => {
                 tracing::error!(error = %crate::error_chain(&error), "api key lookup failed");
-                Err(ApiError::new(
-                    ErrorCode::Internal,
-                    "internal error; see the server log for details",
-                ))
+                Err(ApiError::new(ErrorCode::Internal, "internal error; see the server log for details"))
             }
         }
     }

@@ -18,10 +18,7 @@ pub struct ApiError {
 impl ApiError {
     /// An error with `code` and a message that says what to do.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 
     /// A 400 `invalid_request`.
@@ -40,10 +37,7 @@ impl From<ControlError> for ApiError {
             ControlError::Capacity { .. } => ErrorCode::CapacityExceeded,
             ControlError::Node(_) | ControlError::Store(_) | ControlError::Preview { .. } => {
                 tracing::error!(error = %crate::error_chain(&error), "internal error");
-                return Self::new(
-                    ErrorCode::Internal,
-                    "internal error; see the server log for details",
-                );
+                return Self::new(ErrorCode::Internal, "internal error; see the server log for details");
             }
         };
         Self::new(code, error.to_string())
@@ -52,8 +46,7 @@ impl From<ControlError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(ErrorBody::new(self.code, self.message))).into_response()
     }
 }

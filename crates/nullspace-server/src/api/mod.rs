@@ -8,6 +8,7 @@ mod ports;
 mod relay;
 mod router;
 mod sandboxes;
+mod signed_files;
 mod templates;
 mod websocket;
 

@@ -19,15 +19,10 @@ pub struct HostRequest {
 }
 
 fn request_hostname(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("127.0.0.1");
+    let host = headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
     // Strip a port, keeping bracketed IPv6 literals intact.
     match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() => {
-            name.to_owned()
-        }
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() => name.to_owned(),
         _ => host.to_owned(),
     }
 }
@@ -40,17 +35,13 @@ pub async fn host(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let request: HostRequest = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::invalid(format!("invalid host body: {error}")))?;
-    let port = request
-        .port
-        .filter(|port| *port > 0)
-        .ok_or_else(|| ApiError::invalid("port must be between 1 and 65535"))?;
+    let request: HostRequest =
+        serde_json::from_slice(&body).map_err(|error| ApiError::invalid(format!("invalid host body: {error}")))?;
+    let port =
+        request.port.filter(|port| *port > 0).ok_or_else(|| ApiError::invalid("port must be between 1 and 65535"))?;
     let address = state.control.expose_port(&tenant, &id, port).await?;
     let host = format!("{}:{}", request_hostname(&headers), address.port());
-    Ok(Json(
-        json!({ "host": host, "url": format!("http://{host}"), "websocket_url": format!("ws://{host}") }),
-    ))
+    Ok(Json(json!({ "host": host, "url": format!("http://{host}"), "websocket_url": format!("ws://{host}") })))
 }
 
 /// Body of `POST /v1/sandboxes/{id}/ports/{port}/readiness`.
@@ -73,14 +64,11 @@ pub async fn readiness(
     let request: ReadinessRequest = if body.is_empty() {
         ReadinessRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|error| ApiError::invalid(format!("invalid readiness body: {error}")))?
+        serde_json::from_slice(&body).map_err(|error| ApiError::invalid(format!("invalid readiness body: {error}")))?
     };
     let kind = request.kind.unwrap_or_else(|| "tcp".to_owned());
     if kind != "tcp" && kind != "http" {
-        return Err(ApiError::invalid(format!(
-            "kind must be tcp or http, got {kind:?}"
-        )));
+        return Err(ApiError::invalid(format!("kind must be tcp or http, got {kind:?}")));
     }
     let path = request.path.clone().unwrap_or_else(|| "/".to_owned());
     if !path.starts_with('/') {
@@ -121,9 +109,7 @@ pub async fn readiness(
             object.insert("error".into(), json!(error));
             object.insert(
                 "suggested_action".into(),
-                json!(format!(
-                    "start a server listening on port {port} inside the sandbox"
-                )),
+                json!(format!("start a server listening on port {port} inside the sandbox")),
             );
         }
     }

@@ -3,22 +3,52 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
+use bytes::Bytes;
+use nullspace_node::GuestLink;
 use nullspace_types::ErrorCode;
 
 use super::auth::Authenticated;
 use super::{ApiError, AppState};
 
 /// First path segments the guest serves over HTTP.
-const GUEST_ROUTES: &[&str] = &["exec", "processes", "files", "file"];
+const GUEST_ROUTES: &[&str] = &["exec", "processes", "files", "file", "pty", "uploads"];
 
 /// Request headers passed to the guest; everything else (notably `Authorization`) stays here.
-const FORWARDED_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "transfer-encoding",
-    "x-nullspace-part-sha256",
-];
+const FORWARDED_HEADERS: &[&str] =
+    &["content-type", "content-length", "transfer-encoding", "x-nullspace-part-sha256", "idempotency-key"];
+
+/// Sends one request to the guest and streams its response back.
+pub async fn forward<B>(
+    guest: &GuestLink,
+    sandbox_id: &str,
+    method: Method,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: B,
+) -> Result<Response, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = hyper::Request::builder().method(method).uri(path_and_query);
+    for name in FORWARDED_HEADERS {
+        if let Some(value) = headers.get(*name) {
+            builder = builder.header(*name, value);
+        }
+    }
+    let request = builder.body(body).map_err(|error| ApiError::invalid(format!("invalid request: {error}")))?;
+    let response = guest.send(request).await.map_err(|error| {
+        tracing::warn!(sandbox = %sandbox_id, error = %crate::error_chain(&error), "guest request failed");
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("sandbox {sandbox_id} did not answer; it may have exited, check `GET /v1/sandboxes/{sandbox_id}`"),
+        )
+    })?;
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
 
 /// `ANY /v1/sandboxes/{id}/{*rest}` for the guest's routes.
 pub async fn relay(
@@ -29,10 +59,7 @@ pub async fn relay(
 ) -> Result<Response, ApiError> {
     let first = rest.split('/').next().unwrap_or_default();
     if !GUEST_ROUTES.contains(&first) {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no route for /v1/sandboxes/{{id}}/{rest}"),
-        ));
+        return Err(ApiError::new(ErrorCode::NotFound, format!("no route for /v1/sandboxes/{{id}}/{rest}")));
     }
     let (_record, guest) = state.control.guest(&tenant, &id).await?;
     let (parts, body) = request.into_parts();
@@ -40,26 +67,5 @@ pub async fn relay(
         Some(query) => format!("/{rest}?{query}"),
         None => format!("/{rest}"),
     };
-    let mut builder = hyper::Request::builder()
-        .method(parts.method)
-        .uri(path_and_query);
-    for name in FORWARDED_HEADERS {
-        if let Some(value) = parts.headers.get(*name) {
-            builder = builder.header(*name, value);
-        }
-    }
-    let guest_request = builder
-        .body(body)
-        .map_err(|error| ApiError::invalid(format!("invalid request: {error}")))?;
-    let response = guest.send(guest_request).await.map_err(|error| {
-        tracing::warn!(sandbox = %id, error = %crate::error_chain(&error), "guest request failed");
-        ApiError::new(
-            ErrorCode::Internal,
-            format!(
-                "sandbox {id} did not answer; it may have exited, check `GET /v1/sandboxes/{id}`"
-            ),
-        )
-    })?;
-    let (parts, body) = response.into_parts();
-    Ok(Response::from_parts(parts, Body::new(body)))
+    forward(&guest, &id, parts.method, &path_and_query, &parts.headers, body).await
 }

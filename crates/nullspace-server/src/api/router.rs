@@ -7,37 +7,37 @@ use axum::Router;
 use nullspace_types::ErrorCode;
 use tower_http::cors::CorsLayer;
 
-use super::{health, ports, relay, sandboxes, templates, websocket, ApiError};
+use super::{health, ports, relay, sandboxes, signed_files, templates, websocket, ApiError};
 use crate::control::Control;
+use crate::signing::Signer;
 
 /// State shared by all handlers.
 #[derive(Clone)]
 pub struct AppState {
     /// The control plane.
     pub control: Control,
+    /// Signs and verifies file URLs.
+    pub signer: Signer,
 }
 
 /// The whole API as one router (tests build the same app in-process).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
-        .route(
-            "/v1/sandboxes",
-            post(sandboxes::create).get(sandboxes::list),
-        )
-        .route(
-            "/v1/sandboxes/{id}",
-            get(sandboxes::get).delete(sandboxes::kill),
-        )
+        .route("/v1/sandboxes", post(sandboxes::create).get(sandboxes::list))
+        .route("/v1/sandboxes/{id}", get(sandboxes::get).delete(sandboxes::kill))
         .route("/v1/sandboxes/{id}/timeout", post(sandboxes::set_timeout))
         .route("/v1/sandboxes/{id}/metrics", get(sandboxes::metrics))
         .route("/v1/sandboxes/{id}/host", post(ports::host))
-        .route(
-            "/v1/sandboxes/{id}/ports/{port}/readiness",
-            post(ports::readiness),
-        )
+        .route("/v1/sandboxes/{id}/ports/{port}/readiness", post(ports::readiness))
         .route("/v1/sandboxes/{id}/ws", get(websocket::sandbox_ws))
+        .route("/v1/sandboxes/{id}/files/download-url", post(signed_files::download_url))
+        .route("/v1/sandboxes/{id}/files/upload-url", post(signed_files::upload_url))
         .route("/v1/sandboxes/{id}/{*rest}", any(relay::relay))
+        .route(
+            "/v1/signed/{token}",
+            get(signed_files::signed_get).put(signed_files::signed_put).post(signed_files::signed_post),
+        )
         .route("/v1/templates", get(templates::list))
         .route("/v1/volumes", post(volumes_unavailable).get(volumes_unavailable))
         .fallback(not_found)
@@ -58,9 +58,6 @@ async fn volumes_unavailable() -> ApiError {
 }
 
 async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
-    let error = ApiError::new(
-        ErrorCode::NotFound,
-        format!("no route for {}; see the API reference", uri.path()),
-    );
+    let error = ApiError::new(ErrorCode::NotFound, format!("no route for {}; see the API reference", uri.path()));
     (StatusCode::NOT_FOUND, error.into_response())
 }

@@ -22,10 +22,7 @@ pub fn sandbox_info(record: &SandboxRecord) -> SandboxInfo {
     SandboxInfo {
         id: record.id.clone(),
         status: record.state.status(),
-        config: SandboxConfig {
-            vcpus: record.vcpus,
-            memory_mb: record.memory_mb,
-        },
+        config: SandboxConfig { vcpus: record.vcpus, memory_mb: record.memory_mb },
         template: record.template.clone(),
         metadata: record.metadata.clone(),
         cwd: record.cwd.clone(),
@@ -45,16 +42,12 @@ pub fn sandbox_info(record: &SandboxRecord) -> SandboxInfo {
 
 /// Keeps only the comma-separated `fields` of a JSON object.
 fn project(value: Value, fields: Option<&str>) -> Value {
-    let (Some(fields), Value::Object(map)) = (fields.filter(|f| !f.trim().is_empty()), &value)
-    else {
+    let (Some(fields), Value::Object(map)) = (fields.filter(|f| !f.trim().is_empty()), &value) else {
         return value;
     };
     let wanted: Vec<&str> = fields.split(',').map(str::trim).collect();
     Value::Object(
-        map.iter()
-            .filter(|(key, _)| wanted.contains(&key.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        map.iter().filter(|(key, _)| wanted.contains(&key.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect(),
     )
 }
 
@@ -80,16 +73,7 @@ pub async fn create(
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned)
         .filter(|key| !key.is_empty() && key.len() <= 256);
-    let record = state
-        .control
-        .create(
-            &tenant,
-            CreateParams {
-                request,
-                idempotency_key,
-            },
-        )
-        .await?;
+    let record = state.control.create(&tenant, CreateParams { request, idempotency_key }).await?;
     Ok((StatusCode::CREATED, Json(sandbox_info(&record))))
 }
 
@@ -107,10 +91,7 @@ pub async fn get(
     Query(query): Query<FieldsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let record = state.control.get(&tenant, &id).await?;
-    Ok(Json(project(
-        to_value(&sandbox_info(&record)),
-        query.fields.as_deref(),
-    )))
+    Ok(Json(project(to_value(&sandbox_info(&record)), query.fields.as_deref())))
 }
 
 /// Query of `GET /v1/sandboxes`.
@@ -154,50 +135,26 @@ pub async fn list(
         None => serde_json::Map::new(),
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => map,
-            _ => {
-                return Err(ApiError::invalid(
-                    "metadata filter must be a JSON object, e.g. {\"team\":\"eval\"}",
-                ))
-            }
+            _ => return Err(ApiError::invalid("metadata filter must be a JSON object, e.g. {\"team\":\"eval\"}")),
         },
     };
-    let filter = ListFilter {
-        states,
-        template: query.template,
-        metadata,
-    };
+    let filter = ListFilter { states, template: query.template, metadata };
     let records = state.control.list(&tenant, &filter).await?;
     let start = match query.next_token.as_deref().filter(|t| !t.is_empty()) {
         None => 0,
         Some(token) => records
             .iter()
             .position(|record| record.id == token)
-            .ok_or_else(|| {
-                ApiError::invalid("next_token is unknown or expired; list again from the start")
-            })?,
+            .ok_or_else(|| ApiError::invalid("next_token is unknown or expired; list again from the start"))?,
     };
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let page: Vec<SandboxInfo> = records
-        .iter()
-        .skip(start)
-        .take(limit)
-        .map(sandbox_info)
-        .collect();
+    let page: Vec<SandboxInfo> = records.iter().skip(start).take(limit).map(sandbox_info).collect();
     let next_token = records.get(start + limit).map(|record| record.id.clone());
     if query.fields.is_some() {
-        let items: Vec<Value> = page
-            .iter()
-            .map(|info| project(to_value(info), query.fields.as_deref()))
-            .collect();
-        return Ok(Json(
-            json!({ "items": items, "has_next": next_token.is_some(), "next_token": next_token }),
-        ));
+        let items: Vec<Value> = page.iter().map(|info| project(to_value(info), query.fields.as_deref())).collect();
+        return Ok(Json(json!({ "items": items, "has_next": next_token.is_some(), "next_token": next_token })));
     }
-    let body = SandboxPage {
-        items: page,
-        has_next: next_token.is_some(),
-        next_token,
-    };
+    let body = SandboxPage { items: page, has_next: next_token.is_some(), next_token };
     Ok(Json(serde_json::to_value(body).unwrap_or(Value::Null)))
 }
 
@@ -218,15 +175,10 @@ pub async fn set_timeout(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<SandboxInfo>, ApiError> {
-    let request: SetTimeoutRequest = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::invalid(format!("invalid timeout body: {error}")))?;
-    let timeout_ms = request
-        .timeout_ms
-        .ok_or_else(|| ApiError::invalid("timeout_ms is required"))?;
-    let record = state
-        .control
-        .set_timeout(&tenant, &id, timeout_ms, request.timeout_action)
-        .await?;
+    let request: SetTimeoutRequest =
+        serde_json::from_slice(&body).map_err(|error| ApiError::invalid(format!("invalid timeout body: {error}")))?;
+    let timeout_ms = request.timeout_ms.ok_or_else(|| ApiError::invalid("timeout_ms is required"))?;
+    let record = state.control.set_timeout(&tenant, &id, timeout_ms, request.timeout_action).await?;
     Ok(Json(sandbox_info(&record)))
 }
 
@@ -255,10 +207,7 @@ mod tests {
     #[test]
     fn projection_keeps_only_named_fields() {
         let value = json!({"id": "sb_1", "status": "running", "metadata": {}});
-        assert_eq!(
-            project(value.clone(), Some("id,status")),
-            json!({"id": "sb_1", "status": "running"})
-        );
+        assert_eq!(project(value.clone(), Some("id,status")), json!({"id": "sb_1", "status": "running"}));
         assert_eq!(project(value.clone(), None), value);
     }
 }

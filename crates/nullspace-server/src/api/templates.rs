@@ -8,10 +8,7 @@ use super::auth::Authenticated;
 use super::AppState;
 
 /// `GET /v1/templates`.
-pub async fn list(
-    State(state): State<AppState>,
-    Authenticated(_tenant): Authenticated,
-) -> Json<Vec<TemplateInfo>> {
+pub async fn list(State(state): State<AppState>, Authenticated(_tenant): Authenticated) -> Json<Vec<TemplateInfo>> {
     let templates = state
         .control
         .node()

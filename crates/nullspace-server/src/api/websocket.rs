@@ -26,11 +26,12 @@ pub async fn sandbox_ws(
     };
     let guest_socket = guest.websocket(&path).await.map_err(|error| {
         tracing::warn!(sandbox = %id, error = %crate::error_chain(&error), "guest websocket failed");
-        ApiError::new(ErrorCode::Internal, format!("sandbox {id} did not accept the stream; check `GET /v1/sandboxes/{id}`"))
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("sandbox {id} did not accept the stream; check `GET /v1/sandboxes/{id}`"),
+        )
     })?;
-    Ok(upgrade
-        .max_message_size(16 << 20)
-        .on_upgrade(move |client| pump(client, guest_socket)))
+    Ok(upgrade.max_message_size(16 << 20).on_upgrade(move |client| pump(client, guest_socket)))
 }
 
 async fn pump<S>(client: WebSocket, guest: tokio_tungstenite::WebSocketStream<S>)

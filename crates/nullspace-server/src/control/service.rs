@@ -54,25 +54,18 @@ struct InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.set
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(&self.id);
+        self.set.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&self.id);
     }
 }
 
 fn invalid(message: impl Into<String>) -> ControlError {
-    ControlError::InvalidRequest {
-        message: message.into(),
-    }
+    ControlError::InvalidRequest { message: message.into() }
 }
 
 /// The template name a reference points at (`base`, `base:default`, `nullspace/base` → `base`).
 fn template_name(reference: &str) -> &str {
     let without_namespace = reference.strip_prefix("nullspace/").unwrap_or(reference);
-    without_namespace
-        .strip_suffix(":default")
-        .unwrap_or(without_namespace)
+    without_namespace.strip_suffix(":default").unwrap_or(without_namespace)
 }
 
 fn validate_cwd(cwd: &str) -> ControlResult<()> {
@@ -83,9 +76,7 @@ fn validate_cwd(cwd: &str) -> ControlResult<()> {
         return Err(invalid(format!("cwd {cwd:?} must not contain `..` or NUL")));
     }
     if cwd == RESERVED_PREFIX || cwd.starts_with(&format!("{RESERVED_PREFIX}/")) {
-        return Err(invalid(format!(
-            "cwd is reserved: {cwd:?} is under {RESERVED_PREFIX}"
-        )));
+        return Err(invalid(format!("cwd is reserved: {cwd:?} is under {RESERVED_PREFIX}")));
     }
     Ok(())
 }
@@ -93,7 +84,9 @@ fn validate_cwd(cwd: &str) -> ControlResult<()> {
 fn validate_envs(envs: &BTreeMap<String, String>) -> ControlResult<()> {
     for (key, value) in envs {
         if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
-            return Err(invalid(format!("environment variable {key:?} is invalid: names must be non-empty without `=` or NUL")));
+            return Err(invalid(format!(
+                "environment variable {key:?} is invalid: names must be non-empty without `=` or NUL"
+            )));
         }
     }
     Ok(())
@@ -102,14 +95,7 @@ fn validate_envs(envs: &BTreeMap<String, String>) -> ControlResult<()> {
 impl Control {
     /// A control service over `store` and `node`, admitting at most `max_sandboxes` live sandboxes.
     pub fn new(store: Store, node: Arc<Node>, max_sandboxes: usize, preview: PreviewPorts) -> Self {
-        Self {
-            store,
-            node,
-            max_sandboxes,
-            destroying: Arc::default(),
-            cpu: Arc::default(),
-            preview: Arc::new(preview),
-        }
+        Self { store, node, max_sandboxes, destroying: Arc::default(), cpu: Arc::default(), preview: Arc::new(preview) }
     }
 
     /// The node this control plane drives.
@@ -123,17 +109,9 @@ impl Control {
     }
 
     /// Creates a sandbox and returns it running. A repeated idempotency key returns the first sandbox.
-    pub async fn create(
-        &self,
-        tenant: &Tenant,
-        params: CreateParams,
-    ) -> ControlResult<SandboxRecord> {
+    pub async fn create(&self, tenant: &Tenant, params: CreateParams) -> ControlResult<SandboxRecord> {
         if let Some(key) = &params.idempotency_key {
-            if let Some(existing) = self
-                .store
-                .get_sandbox_by_idempotency_key(&tenant.id, key)
-                .await?
-            {
+            if let Some(existing) = self.store.get_sandbox_by_idempotency_key(&tenant.id, key).await? {
                 return self.settled(existing).await;
             }
         }
@@ -143,48 +121,30 @@ impl Control {
                 message: "creating from a snapshot is not supported by this server yet; create from a template".into(),
             });
         }
-        let reference = request
-            .template
-            .clone()
-            .unwrap_or_else(|| "base".to_owned());
+        let reference = request.template.clone().unwrap_or_else(|| "base".to_owned());
         let template = self
             .node
             .templates()
             .get(template_name(&reference))
-            .ok_or_else(|| ControlError::TemplateNotFound {
-                template: reference.clone(),
-            })?;
+            .ok_or_else(|| ControlError::TemplateNotFound { template: reference.clone() })?;
         let vcpus = request.vcpus.unwrap_or(2);
         if !(1..=64).contains(&vcpus) {
-            return Err(invalid(format!(
-                "vcpus must be between 1 and 64, got {vcpus}"
-            )));
+            return Err(invalid(format!("vcpus must be between 1 and 64, got {vcpus}")));
         }
         let memory_mb = request.memory_mb.unwrap_or(512);
         if !(64..=262_144).contains(&memory_mb) {
-            return Err(invalid(format!(
-                "memory_mb must be between 64 and 262144, got {memory_mb}"
-            )));
+            return Err(invalid(format!("memory_mb must be between 64 and 262144, got {memory_mb}")));
         }
         let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
-            return Err(invalid(format!(
-                "timeout_ms must be between 1 and {MAX_TIMEOUT_MS}, got {timeout_ms}"
-            )));
+            return Err(invalid(format!("timeout_ms must be between 1 and {MAX_TIMEOUT_MS}, got {timeout_ms}")));
         }
         let envs = request.envs.unwrap_or_default();
         validate_envs(&envs)?;
-        let cwd = request
-            .cwd
-            .filter(|cwd| !cwd.is_empty())
-            .unwrap_or_else(|| template.default_cwd.clone());
+        let cwd = request.cwd.filter(|cwd| !cwd.is_empty()).unwrap_or_else(|| template.default_cwd.clone());
         validate_cwd(&cwd)?;
 
-        let live = self
-            .store
-            .sandboxes_in_states(&[SandboxState::Creating, SandboxState::Running])
-            .await?
-            .len();
+        let live = self.store.sandboxes_in_states(&[SandboxState::Creating, SandboxState::Running]).await?.len();
         if live >= self.max_sandboxes {
             return Err(ControlError::Capacity {
                 reason: format!("{live} of {} sandboxes in use", self.max_sandboxes),
@@ -206,21 +166,14 @@ impl Control {
             started_at: None,
             timeout_ms,
             deadline_ms: now.saturating_add(i64::try_from(timeout_ms).unwrap_or(i64::MAX)),
-            timeout_action: request
-                .timeout_action
-                .unwrap_or_default()
-                .as_str()
-                .to_owned(),
+            timeout_action: request.timeout_action.unwrap_or_default().as_str().to_owned(),
             idempotency_key: params.idempotency_key.clone(),
             error: None,
         };
         if !self.store.insert_sandbox(&record).await? {
             // Lost a race with a concurrent request carrying the same idempotency key.
             let key = params.idempotency_key.unwrap_or_default();
-            let existing = self
-                .store
-                .get_sandbox_by_idempotency_key(&tenant.id, &key)
-                .await?;
+            let existing = self.store.get_sandbox_by_idempotency_key(&tenant.id, &key).await?;
             return match existing {
                 Some(existing) => self.settled(existing).await,
                 None => Err(invalid("idempotency key conflict; retry the request")),
@@ -239,30 +192,14 @@ impl Control {
         if let Err(error) = self.node.launch(&spec).await {
             tracing::warn!(error = %crate::error_chain(&error), "launch failed");
             self.store
-                .transition(
-                    &record.id,
-                    &[SandboxState::Creating],
-                    SandboxState::Error,
-                    Some(&error.to_string()),
-                )
+                .transition(&record.id, &[SandboxState::Creating], SandboxState::Error, Some(&error.to_string()))
                 .await?;
             return Err(error.into());
         }
-        if !self
-            .store
-            .transition(
-                &record.id,
-                &[SandboxState::Creating],
-                SandboxState::Running,
-                None,
-            )
-            .await?
-        {
+        if !self.store.transition(&record.id, &[SandboxState::Creating], SandboxState::Running, None).await? {
             // Destroyed while launching: release what the launch acquired.
             self.release(&record.id).await?;
-            return Err(ControlError::SandboxNotFound {
-                sandbox_id: record.id,
-            });
+            return Err(ControlError::SandboxNotFound { sandbox_id: record.id });
         }
         self.get(tenant, &record.id).await
     }
@@ -278,49 +215,41 @@ impl Control {
                 .store
                 .get_sandbox(&record.tenant_id, &record.id)
                 .await?
-                .ok_or_else(|| ControlError::SandboxNotFound {
-                    sandbox_id: record.id.clone(),
-                })?;
+                .ok_or_else(|| ControlError::SandboxNotFound { sandbox_id: record.id.clone() })?;
         }
         if !record.state.is_visible() {
-            return Err(ControlError::SandboxNotFound {
-                sandbox_id: record.id,
-            });
+            return Err(ControlError::SandboxNotFound { sandbox_id: record.id });
         }
         Ok(record)
     }
 
     /// The visible sandbox `id` of `tenant`.
     pub async fn get(&self, tenant: &Tenant, id: &str) -> ControlResult<SandboxRecord> {
-        match self.store.get_sandbox(&tenant.id, id).await? {
+        self.get_for_tenant_id(&tenant.id, id).await
+    }
+
+    async fn get_for_tenant_id(&self, tenant_id: &str, id: &str) -> ControlResult<SandboxRecord> {
+        match self.store.get_sandbox(tenant_id, id).await? {
             Some(record) if record.state.is_visible() => Ok(record),
-            _ => Err(ControlError::SandboxNotFound {
-                sandbox_id: id.to_owned(),
-            }),
+            _ => Err(ControlError::SandboxNotFound { sandbox_id: id.to_owned() }),
         }
     }
 
     /// Sandboxes of `tenant` matching `filter`.
-    pub async fn list(
-        &self,
-        tenant: &Tenant,
-        filter: &ListFilter,
-    ) -> ControlResult<Vec<SandboxRecord>> {
+    pub async fn list(&self, tenant: &Tenant, filter: &ListFilter) -> ControlResult<Vec<SandboxRecord>> {
         Ok(self.store.list_sandboxes(&tenant.id, filter).await?)
     }
 
     /// The guest of running sandbox `id`.
-    pub async fn guest(
-        &self,
-        tenant: &Tenant,
-        id: &str,
-    ) -> ControlResult<(SandboxRecord, GuestLink)> {
-        let record = self.get(tenant, id).await?;
+    pub async fn guest(&self, tenant: &Tenant, id: &str) -> ControlResult<(SandboxRecord, GuestLink)> {
+        self.guest_for_tenant_id(&tenant.id, id).await
+    }
+
+    /// The guest of running sandbox `id` of the tenant with id `tenant_id` (signed URLs carry the id).
+    pub async fn guest_for_tenant_id(&self, tenant_id: &str, id: &str) -> ControlResult<(SandboxRecord, GuestLink)> {
+        let record = self.get_for_tenant_id(tenant_id, id).await?;
         if !record.state.serves_requests() {
-            return Err(ControlError::NotRunning {
-                sandbox_id: id.to_owned(),
-                state: record.state.as_str(),
-            });
+            return Err(ControlError::NotRunning { sandbox_id: id.to_owned(), state: record.state.as_str() });
         }
         let link = self.node.guest(id);
         Ok((record, link))
@@ -336,12 +265,7 @@ impl Control {
     pub async fn destroy_any(&self, id: &str, reason: &str) -> ControlResult<()> {
         let moved = self
             .store
-            .transition(
-                id,
-                &SandboxState::sources_of(SandboxState::Destroying),
-                SandboxState::Destroying,
-                None,
-            )
+            .transition(id, &SandboxState::sources_of(SandboxState::Destroying), SandboxState::Destroying, None)
             .await?;
         if !moved {
             return Ok(()); // already destroying or destroyed: the other caller finishes the job
@@ -354,56 +278,31 @@ impl Control {
     /// task is already doing so.
     async fn release(&self, id: &str) -> ControlResult<()> {
         let _in_flight = {
-            let mut set = self
-                .destroying
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut set = self.destroying.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if !set.insert(id.to_owned()) {
                 return Ok(());
             }
-            InFlight {
-                set: &self.destroying,
-                id: id.to_owned(),
-            }
+            InFlight { set: &self.destroying, id: id.to_owned() }
         };
         self.preview.close_sandbox(id);
         self.node.destroy(id).await?;
         self.cpu.forget(id);
-        self.store
-            .transition(
-                id,
-                &[SandboxState::Destroying],
-                SandboxState::Destroyed,
-                None,
-            )
-            .await?;
+        self.store.transition(id, &[SandboxState::Destroying], SandboxState::Destroyed, None).await?;
         Ok(())
     }
 
     /// The local address that forwards to `port` inside running sandbox `id`.
-    pub async fn expose_port(
-        &self,
-        tenant: &Tenant,
-        id: &str,
-        port: u16,
-    ) -> ControlResult<std::net::SocketAddr> {
+    pub async fn expose_port(&self, tenant: &Tenant, id: &str, port: u16) -> ControlResult<std::net::SocketAddr> {
         let (_record, guest) = self.guest(tenant, id).await?;
-        self.preview
-            .ensure(id, port, guest)
-            .await
-            .map_err(|source| ControlError::Preview {
-                sandbox_id: id.to_owned(),
-                port,
-                source,
-            })
+        self.preview.ensure(id, port, guest).await.map_err(|source| ControlError::Preview {
+            sandbox_id: id.to_owned(),
+            port,
+            source,
+        })
     }
 
     /// One usage sample of running sandbox `id`, with CPU averaged since the previous sample.
-    pub async fn usage(
-        &self,
-        tenant: &Tenant,
-        id: &str,
-    ) -> ControlResult<(SandboxRecord, SandboxUsage, f64)> {
+    pub async fn usage(&self, tenant: &Tenant, id: &str) -> ControlResult<(SandboxRecord, SandboxUsage, f64)> {
         let record = self.get(tenant, id).await?;
         let usage = self.node.usage(id, record.memory_mb);
         let cpu_percent = self.cpu.percent(id, usage.cpu_usage_ns, record.vcpus);
@@ -412,11 +311,7 @@ impl Control {
 
     /// Finishes destroys that were interrupted (rows left in `destroying`).
     pub async fn finish_pending_destroys(&self) -> ControlResult<()> {
-        for record in self
-            .store
-            .sandboxes_in_states(&[SandboxState::Destroying])
-            .await?
-        {
+        for record in self.store.sandboxes_in_states(&[SandboxState::Destroying]).await? {
             self.release(&record.id).await?;
         }
         Ok(())
@@ -432,16 +327,11 @@ impl Control {
     ) -> ControlResult<SandboxRecord> {
         let record = self.get(tenant, id).await?;
         if timeout_ms > MAX_TIMEOUT_MS {
-            return Err(invalid(format!(
-                "timeout_ms must be at most {MAX_TIMEOUT_MS}, got {timeout_ms}"
-            )));
+            return Err(invalid(format!("timeout_ms must be at most {MAX_TIMEOUT_MS}, got {timeout_ms}")));
         }
         let action = action.map_or(record.timeout_action.clone(), |a| a.as_str().to_owned());
-        let deadline =
-            clock::now_ms().saturating_add(i64::try_from(timeout_ms).unwrap_or(i64::MAX));
-        self.store
-            .set_timeout(id, timeout_ms, deadline, &action)
-            .await?;
+        let deadline = clock::now_ms().saturating_add(i64::try_from(timeout_ms).unwrap_or(i64::MAX));
+        self.store.set_timeout(id, timeout_ms, deadline, &action).await?;
         self.get(tenant, id).await
     }
 
@@ -450,17 +340,10 @@ impl Control {
     pub async fn reconcile(&self) -> ControlResult<()> {
         let records = self
             .store
-            .sandboxes_in_states(&[
-                SandboxState::Creating,
-                SandboxState::Running,
-                SandboxState::Error,
-            ])
+            .sandboxes_in_states(&[SandboxState::Creating, SandboxState::Running, SandboxState::Error])
             .await?;
-        let expected: BTreeSet<String> = records
-            .iter()
-            .filter(|r| r.state == SandboxState::Running)
-            .map(|r| r.id.clone())
-            .collect();
+        let expected: BTreeSet<String> =
+            records.iter().filter(|r| r.state == SandboxState::Running).map(|r| r.id.clone()).collect();
         let report = self.node.reconcile(&expected).await?;
         for record in &records {
             if report.alive.contains(&record.id) {
@@ -472,17 +355,8 @@ impl Control {
                 "server restarted before the sandbox finished creating"
             };
             let sources = SandboxState::sources_of(SandboxState::Destroying);
-            self.store
-                .transition(&record.id, &sources, SandboxState::Destroying, Some(why))
-                .await?;
-            self.store
-                .transition(
-                    &record.id,
-                    &[SandboxState::Destroying],
-                    SandboxState::Destroyed,
-                    None,
-                )
-                .await?;
+            self.store.transition(&record.id, &sources, SandboxState::Destroying, Some(why)).await?;
+            self.store.transition(&record.id, &[SandboxState::Destroying], SandboxState::Destroyed, None).await?;
         }
         self.finish_pending_destroys().await?;
         tracing::info!(

@@ -47,24 +47,16 @@ impl SandboxState {
         use SandboxState::*;
         matches!(
             (self, next),
-            (Creating, Running | Error | Destroying)
-                | (Running | Error, Destroying)
-                | (Destroying, Destroyed)
+            (Creating, Running | Error | Destroying) | (Running | Error, Destroying) | (Destroying, Destroyed)
         )
     }
 
     /// States from which `next` can be reached.
     pub fn sources_of(next: Self) -> Vec<Self> {
-        [
-            Self::Creating,
-            Self::Running,
-            Self::Error,
-            Self::Destroying,
-            Self::Destroyed,
-        ]
-        .into_iter()
-        .filter(|state| state.can_become(next))
-        .collect()
+        [Self::Creating, Self::Running, Self::Error, Self::Destroying, Self::Destroyed]
+            .into_iter()
+            .filter(|state| state.can_become(next))
+            .collect()
     }
 
     /// Whether exec, files and other guest requests are allowed.
@@ -100,18 +92,12 @@ mod tests {
         assert!(Destroying.can_become(Destroyed));
         assert!(!Destroyed.can_become(Running));
         assert!(!Running.can_become(Creating));
-        assert!(
-            !Running.can_become(Destroyed),
-            "destroy always passes through destroying"
-        );
+        assert!(!Running.can_become(Destroyed), "destroy always passes through destroying");
     }
 
     #[test]
     fn sources_follow_the_transition_table() {
-        assert_eq!(
-            SandboxState::sources_of(Destroying),
-            vec![Creating, Running, Error]
-        );
+        assert_eq!(SandboxState::sources_of(Destroying), vec![Creating, Running, Error]);
         assert_eq!(SandboxState::sources_of(Destroyed), vec![Destroying]);
     }
 

@@ -37,10 +37,7 @@ impl Store {
             .fetch_one(&self.pool)
             .await
             .map_err(query("select tenant"))?;
-        Ok(Tenant {
-            id: row.get("id"),
-            name: row.get("name"),
-        })
+        Ok(Tenant { id: row.get("id"), name: row.get("name") })
     }
 
     /// Stores `key` for `tenant`; a key that already exists keeps its tenant.
@@ -68,10 +65,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(query("select api key"))?;
-        Ok(row.map(|row| Tenant {
-            id: row.get("id"),
-            name: row.get("name"),
-        }))
+        Ok(row.map(|row| Tenant { id: row.get("id"), name: row.get("name") }))
     }
 
     /// Number of API keys stored.
@@ -91,26 +85,15 @@ mod tests {
     #[tokio::test]
     async fn keys_resolve_to_their_tenant_only() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
-            .await
-            .unwrap();
+        let store = Store::open_sqlite(&dir.path().join("db.sqlite")).await.unwrap();
         let alpha = store.ensure_tenant("alpha").await.unwrap();
         let beta = store.ensure_tenant("beta").await.unwrap();
         assert_eq!(store.ensure_tenant("alpha").await.unwrap(), alpha);
         store.add_api_key(&alpha, "ns_alpha_key").await.unwrap();
         store.add_api_key(&beta, "ns_beta_key").await.unwrap();
-        assert_eq!(
-            store.tenant_for_key("ns_alpha_key").await.unwrap(),
-            Some(alpha)
-        );
-        assert_eq!(
-            store.tenant_for_key("ns_beta_key").await.unwrap(),
-            Some(beta)
-        );
-        assert_eq!(
-            store.tenant_for_key("ns_alpha_key_WRONG").await.unwrap(),
-            None
-        );
+        assert_eq!(store.tenant_for_key("ns_alpha_key").await.unwrap(), Some(alpha));
+        assert_eq!(store.tenant_for_key("ns_beta_key").await.unwrap(), Some(beta));
+        assert_eq!(store.tenant_for_key("ns_alpha_key_WRONG").await.unwrap(), None);
         assert_eq!(store.count_api_keys().await.unwrap(), 2);
     }
 }

@@ -28,10 +28,7 @@ impl Store {
     /// Opens (creating if needed) the SQLite store at `path` and applies migrations.
     pub async fn open_sqlite(path: &Path) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?
+            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -40,14 +37,8 @@ impl Store {
             .max_connections(8)
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .map_err(StoreError::Migrate)?;
+            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        sqlx::migrate!("./migrations").run(&pool).await.map_err(StoreError::Migrate)?;
         Ok(Self { pool })
     }
 }

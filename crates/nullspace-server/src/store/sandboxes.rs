@@ -62,28 +62,22 @@ const COLUMNS: &str = "id, tenant_id, state, template, vcpus, memory_mb, envs, m
 
 fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
     let id: String = row.get("id");
-    let corrupt = |reason: String| StoreError::Corrupt {
-        id: id.clone(),
-        reason,
-    };
+    let corrupt = |reason: String| StoreError::Corrupt { id: id.clone(), reason };
     let state: String = row.get("state");
     let envs: String = row.get("envs");
     let metadata: String = row.get("metadata");
     Ok(SandboxRecord {
-        state: SandboxState::parse(&state)
-            .ok_or_else(|| corrupt(format!("unknown state {state}")))?,
+        state: SandboxState::parse(&state).ok_or_else(|| corrupt(format!("unknown state {state}")))?,
         tenant_id: row.get("tenant_id"),
         template: row.get("template"),
         vcpus: u32::try_from(row.get::<i64, _>("vcpus")).map_err(|e| corrupt(e.to_string()))?,
-        memory_mb: u32::try_from(row.get::<i64, _>("memory_mb"))
-            .map_err(|e| corrupt(e.to_string()))?,
+        memory_mb: u32::try_from(row.get::<i64, _>("memory_mb")).map_err(|e| corrupt(e.to_string()))?,
         envs: serde_json::from_str(&envs).map_err(|e| corrupt(e.to_string()))?,
         metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(e.to_string()))?,
         cwd: row.get("cwd"),
         created_at: row.get("created_at"),
         started_at: row.get("started_at"),
-        timeout_ms: u64::try_from(row.get::<i64, _>("timeout_ms"))
-            .map_err(|e| corrupt(e.to_string()))?,
+        timeout_ms: u64::try_from(row.get::<i64, _>("timeout_ms")).map_err(|e| corrupt(e.to_string()))?,
         deadline_ms: row.get("deadline_ms"),
         timeout_action: row.get("timeout_action"),
         idempotency_key: row.get("idempotency_key"),
@@ -123,19 +117,13 @@ impl Store {
     }
 
     /// The sandbox `id` of `tenant_id`, in any state.
-    pub async fn get_sandbox(
-        &self,
-        tenant_id: &str,
-        id: &str,
-    ) -> StoreResult<Option<SandboxRecord>> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM sandboxes WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query("select sandbox"))?;
+    pub async fn get_sandbox(&self, tenant_id: &str, id: &str) -> StoreResult<Option<SandboxRecord>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sandboxes WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query("select sandbox"))?;
         row.as_ref().map(decode).transpose()
     }
 
@@ -145,42 +133,30 @@ impl Store {
         tenant_id: &str,
         key: &str,
     ) -> StoreResult<Option<SandboxRecord>> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM sandboxes WHERE tenant_id = $1 AND idempotency_key = $2"
-        ))
-        .bind(tenant_id)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query("select sandbox by idempotency key"))?;
+        let row =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM sandboxes WHERE tenant_id = $1 AND idempotency_key = $2"))
+                .bind(tenant_id)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query("select sandbox by idempotency key"))?;
         row.as_ref().map(decode).transpose()
     }
 
     /// Sandboxes of `tenant_id` matching `filter`, oldest first.
-    pub async fn list_sandboxes(
-        &self,
-        tenant_id: &str,
-        filter: &ListFilter,
-    ) -> StoreResult<Vec<SandboxRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM sandboxes WHERE tenant_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(tenant_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("list sandboxes"))?;
+    pub async fn list_sandboxes(&self, tenant_id: &str, filter: &ListFilter) -> StoreResult<Vec<SandboxRecord>> {
+        let rows =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM sandboxes WHERE tenant_id = $1 ORDER BY created_at, id"))
+                .bind(tenant_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query("list sandboxes"))?;
         let mut records = Vec::new();
         for row in &rows {
             let record = decode(row)?;
             let state_ok = filter.states.contains(&record.state);
-            let template_ok = filter
-                .template
-                .as_ref()
-                .is_none_or(|t| *t == record.template);
-            let metadata_ok = filter
-                .metadata
-                .iter()
-                .all(|(key, value)| record.metadata.get(key) == Some(value));
+            let template_ok = filter.template.as_ref().is_none_or(|t| *t == record.template);
+            let metadata_ok = filter.metadata.iter().all(|(key, value)| record.metadata.get(key) == Some(value));
             if state_ok && template_ok && metadata_ok {
                 records.push(record);
             }
@@ -189,17 +165,12 @@ impl Store {
     }
 
     /// Every sandbox in one of `states`, across tenants (for the reaper and the reconcile).
-    pub async fn sandboxes_in_states(
-        &self,
-        states: &[SandboxState],
-    ) -> StoreResult<Vec<SandboxRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM sandboxes WHERE state <> $1"
-        ))
-        .bind(SandboxState::Destroyed.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("select sandboxes by state"))?;
+    pub async fn sandboxes_in_states(&self, states: &[SandboxState]) -> StoreResult<Vec<SandboxRecord>> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM sandboxes WHERE state <> $1"))
+            .bind(SandboxState::Destroyed.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("select sandboxes by state"))?;
         let mut records = Vec::new();
         for row in &rows {
             let record = decode(row)?;
@@ -212,18 +183,13 @@ impl Store {
 
     /// Ids of running sandboxes whose deadline is at or before `now_ms`.
     pub async fn expired_sandboxes(&self, now_ms: i64) -> StoreResult<Vec<(String, String)>> {
-        let rows = sqlx::query(
-            "SELECT id, tenant_id FROM sandboxes WHERE state = $1 AND deadline_ms <= $2",
-        )
-        .bind(SandboxState::Running.as_str())
-        .bind(now_ms)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("select expired sandboxes"))?;
-        Ok(rows
-            .iter()
-            .map(|row| (row.get("id"), row.get("tenant_id")))
-            .collect())
+        let rows = sqlx::query("SELECT id, tenant_id FROM sandboxes WHERE state = $1 AND deadline_ms <= $2")
+            .bind(SandboxState::Running.as_str())
+            .bind(now_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("select expired sandboxes"))?;
+        Ok(rows.iter().map(|row| (row.get("id"), row.get("tenant_id"))).collect())
     }
 
     /// Moves sandbox `id` from one of `from` to `to`; returns whether the row was in one of `from`.
@@ -237,11 +203,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let mut changed = false;
         for state in from {
-            let started = if to == SandboxState::Running {
-                Some(crate::clock::now_rfc3339())
-            } else {
-                None
-            };
+            let started = if to == SandboxState::Running { Some(crate::clock::now_rfc3339()) } else { None };
             let result = sqlx::query(
                 "UPDATE sandboxes SET state = $1, error = COALESCE($2, error), started_at = COALESCE($3, started_at) \
                  WHERE id = $4 AND state = $5",
@@ -263,13 +225,7 @@ impl Store {
     }
 
     /// Sets a new lifetime and deadline for sandbox `id`.
-    pub async fn set_timeout(
-        &self,
-        id: &str,
-        timeout_ms: u64,
-        deadline_ms: i64,
-        action: &str,
-    ) -> StoreResult<()> {
+    pub async fn set_timeout(&self, id: &str, timeout_ms: u64, deadline_ms: i64, action: &str) -> StoreResult<()> {
         sqlx::query("UPDATE sandboxes SET timeout_ms = $1, deadline_ms = $2, timeout_action = $3 WHERE id = $4")
             .bind(i64::try_from(timeout_ms).unwrap_or(i64::MAX))
             .bind(deadline_ms)

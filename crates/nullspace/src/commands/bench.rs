@@ -30,19 +30,11 @@ fn summarize(samples: &mut [Duration]) -> Summary {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let at = |q: f64| ms(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
     let mean = samples.iter().map(|d| ms(*d)).sum::<f64>() / samples.len().max(1) as f64;
-    Summary {
-        p50_ms: at(0.5),
-        p90_ms: at(0.9),
-        mean_ms: mean,
-        samples: samples.len(),
-    }
+    Summary { p50_ms: at(0.5), p90_ms: at(0.9), mean_ms: mean, samples: samples.len() }
 }
 
 fn exec_true() -> ExecRequest {
-    ExecRequest {
-        command: "true".to_owned(),
-        ..ExecRequest::default()
-    }
+    ExecRequest { command: "true".to_owned(), ..ExecRequest::default() }
 }
 
 /// Runs the benchmark.
@@ -52,28 +44,16 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
     }
     let client = super::client(global)?;
     let data_dir = super::data_dir(args.data_dir.clone())?;
-    let rootfs = TemplateStore::new(data_dir.join("templates"))
-        .get("base")
-        .map(|layer| layer.rootfs)
-        .with_context(|| {
-            format!(
-                "no built base template under {}; pass the server's --data-dir",
-                data_dir.display()
-            )
+    let rootfs =
+        TemplateStore::new(data_dir.join("templates")).get("base").map(|layer| layer.rootfs).with_context(|| {
+            format!("no built base template under {}; pass the server's --data-dir", data_dir.display())
         })?;
 
     eprintln!("bench: create→first-exec over {} sandboxes", args.sandboxes);
     let create = measure_create(&client, args.sandboxes).await?;
-    eprintln!(
-        "bench: exec round trip ×{}, file throughput {} MiB",
-        args.execs, args.file_mb
-    );
-    let (exec, write_mbps, read_mbps) =
-        measure_exec_and_files(&client, args.execs, args.file_mb).await?;
-    eprintln!(
-        "bench: bare `runc run` of the same rootfs ×{}",
-        args.sandboxes
-    );
+    eprintln!("bench: exec round trip ×{}, file throughput {} MiB", args.execs, args.file_mb);
+    let (exec, write_mbps, read_mbps) = measure_exec_and_files(&client, args.execs, args.file_mb).await?;
+    eprintln!("bench: bare `runc run` of the same rootfs ×{}", args.sandboxes);
     let runc = measure_bare_runc(&rootfs, args.sandboxes).await?;
     let copy_mbps = measure_copy(args.file_mb)?;
 
@@ -101,7 +81,10 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
         row("bare runc run", &runc);
         row("exec round trip", &exec);
         println!("{:<24} {ratio:.2}× bare runc (p50)", "create→first-exec");
-        println!("{:<24} write {write_mbps:.0} MiB/s   read {read_mbps:.0} MiB/s   (local cp {copy_mbps:.0} MiB/s; {} MiB)", "file transfer", args.file_mb);
+        println!(
+            "{:<24} write {write_mbps:.0} MiB/s   read {read_mbps:.0} MiB/s   (local cp {copy_mbps:.0} MiB/s; {} MiB)",
+            "file transfer", args.file_mb
+        );
     }
     Ok(ExitStatus::Success)
 }
@@ -110,62 +93,37 @@ async fn measure_create(client: &Client, count: usize) -> anyhow::Result<Summary
     let mut samples = Vec::with_capacity(count);
     for _ in 0..count {
         let started = Instant::now();
-        let sandbox = client
-            .create_sandbox(&CreateSandboxRequest::default(), None)
-            .await
-            .context("creating a sandbox")?;
+        let sandbox =
+            client.create_sandbox(&CreateSandboxRequest::default(), None).await.context("creating a sandbox")?;
         let result = client.exec(&sandbox.id, &exec_true()).await;
         let elapsed = started.elapsed();
-        client
-            .kill_sandbox(&sandbox.id)
-            .await
-            .context("killing a bench sandbox")?;
+        client.kill_sandbox(&sandbox.id).await.context("killing a bench sandbox")?;
         let result = result.context("first exec")?;
         if result.exit_code != 0 {
-            bail!(
-                "`true` exited {} in sandbox {}",
-                result.exit_code,
-                sandbox.id
-            );
+            bail!("`true` exited {} in sandbox {}", result.exit_code, sandbox.id);
         }
         samples.push(elapsed);
     }
     Ok(summarize(&mut samples))
 }
 
-async fn measure_exec_and_files(
-    client: &Client,
-    execs: usize,
-    file_mb: usize,
-) -> anyhow::Result<(Summary, f64, f64)> {
-    let sandbox = client
-        .create_sandbox(&CreateSandboxRequest::default(), None)
-        .await
-        .context("creating a sandbox")?;
+async fn measure_exec_and_files(client: &Client, execs: usize, file_mb: usize) -> anyhow::Result<(Summary, f64, f64)> {
+    let sandbox = client.create_sandbox(&CreateSandboxRequest::default(), None).await.context("creating a sandbox")?;
     let outcome = async {
         let mut samples = Vec::with_capacity(execs);
         for _ in 0..execs {
             let started = Instant::now();
-            client
-                .exec(&sandbox.id, &exec_true())
-                .await
-                .context("exec")?;
+            client.exec(&sandbox.id, &exec_true()).await.context("exec")?;
             samples.push(started.elapsed());
         }
         let local = tempfile::NamedTempFile::new().context("creating a temp file")?;
         let payload: Vec<u8> = (0..file_mb << 20).map(|i| (i % 251) as u8).collect();
         std::fs::write(local.path(), &payload).context("writing the temp file")?;
         let started = Instant::now();
-        client
-            .write_file_stream(&sandbox.id, "/tmp/bench.bin", local.path())
-            .await
-            .context("upload")?;
+        client.write_file_stream(&sandbox.id, "/tmp/bench.bin", local.path()).await.context("upload")?;
         let write = file_mb as f64 / started.elapsed().as_secs_f64();
         let started = Instant::now();
-        let back = client
-            .read_file_bytes(&sandbox.id, "/tmp/bench.bin")
-            .await
-            .context("download")?;
+        let back = client.read_file_bytes(&sandbox.id, "/tmp/bench.bin").await.context("download")?;
         let read = file_mb as f64 / started.elapsed().as_secs_f64();
         if back != payload {
             bail!("downloaded bytes differ from the uploaded ones");
@@ -173,44 +131,29 @@ async fn measure_exec_and_files(
         Ok((summarize(&mut samples), write, read))
     }
     .await;
-    client
-        .kill_sandbox(&sandbox.id)
-        .await
-        .context("killing the bench sandbox")?;
+    client.kill_sandbox(&sandbox.id).await.context("killing the bench sandbox")?;
     outcome
 }
 
 /// Overlay mount + `runc run` (foreground, `/bin/true` as the container's process) + unmount: what a
 /// sandbox create costs with nothing of ours in the way.
 async fn measure_bare_runc(rootfs: &Path, count: usize) -> anyhow::Result<Summary> {
-    let work = tempfile::Builder::new()
-        .prefix("nullspace-bench-")
-        .tempdir_in("/var/tmp")
-        .context("creating a bench dir")?;
+    let work =
+        tempfile::Builder::new().prefix("nullspace-bench-").tempdir_in("/var/tmp").context("creating a bench dir")?;
     let runtime = OciRuntime::new(RuntimeKind::Runc, work.path().join("state"));
-    let binary = RuntimeKind::Runc
-        .find_binary()
-        .context("runc is not installed")?;
+    let binary = RuntimeKind::Runc.find_binary().context("runc is not installed")?;
     let mut samples = Vec::with_capacity(count);
     for index in 0..count {
         let dir = work.path().join(format!("c{index}"));
-        let (upper, overlay_work, merged, bundle) = (
-            dir.join("upper"),
-            dir.join("work"),
-            dir.join("rootfs"),
-            dir.join("bundle"),
-        );
+        let (upper, overlay_work, merged, bundle) =
+            (dir.join("upper"), dir.join("work"), dir.join("rootfs"), dir.join("bundle"));
         for path in [&upper, &overlay_work, &merged, &bundle] {
             std::fs::create_dir_all(path)?;
         }
         let id = format!("nsbench{index}");
         let started = Instant::now();
-        let options = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            rootfs.display(),
-            upper.display(),
-            overlay_work.display()
-        );
+        let options =
+            format!("lowerdir={},upperdir={},workdir={}", rootfs.display(), upper.display(), overlay_work.display());
         nix::mount::mount(
             Some("overlay"),
             &merged,
@@ -227,11 +170,7 @@ async fn measure_bare_runc(rootfs: &Path, count: usize) -> anyhow::Result<Summar
             args: vec!["/bin/true".to_owned()],
             env: vec![],
             mounts: vec![],
-            limits: Limits {
-                vcpus: 2,
-                memory_mb: 512,
-                pids: 1024,
-            },
+            limits: Limits { vcpus: 2, memory_mb: 512, pids: 1024 },
             no_new_privileges: true,
         };
         runtime.write_bundle(&spec)?;
@@ -253,8 +192,7 @@ async fn measure_bare_runc(rootfs: &Path, count: usize) -> anyhow::Result<Summar
             .args(["delete", "--force", &id])
             .status()
             .await;
-        nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH)
-            .context("unmounting the bench overlay")?;
+        nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH).context("unmounting the bench overlay")?;
         if !status.success() {
             bail!("bare runc run failed: {status}");
         }
@@ -266,16 +204,11 @@ async fn measure_bare_runc(rootfs: &Path, count: usize) -> anyhow::Result<Summar
 
 /// `cp` of a file of the same size on this disk, for comparison with the API's file throughput.
 fn measure_copy(file_mb: usize) -> anyhow::Result<f64> {
-    let dir = tempfile::Builder::new()
-        .prefix("nullspace-bench-cp-")
-        .tempdir_in("/var/tmp")?;
+    let dir = tempfile::Builder::new().prefix("nullspace-bench-cp-").tempdir_in("/var/tmp")?;
     let (source, target): (PathBuf, PathBuf) = (dir.path().join("a"), dir.path().join("b"));
     std::fs::write(&source, vec![7u8; file_mb << 20])?;
     let started = Instant::now();
-    let status = std::process::Command::new("cp")
-        .arg(&source)
-        .arg(&target)
-        .status()?;
+    let status = std::process::Command::new("cp").arg(&source).arg(&target).status()?;
     if !status.success() {
         bail!("cp failed: {status}");
     }

@@ -29,11 +29,7 @@ struct Check {
 
 impl Check {
     fn new(name: &'static str, status: Status, message: impl Into<String>) -> Self {
-        Self {
-            name,
-            status,
-            message: message.into(),
-        }
+        Self { name, status, message: message.into() }
     }
 }
 
@@ -43,21 +39,11 @@ pub async fn run(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let selected = probes.iter().find(|p| p.works).map(|p| p.kind.to_string());
     let mut checks = Vec::new();
     checks.push(match &selected {
-        Some(kind) => Check::new(
-            "runtime",
-            Status::Pass,
-            format!("`--runtime auto` selects {kind}"),
-        ),
-        None => Check::new(
-            "runtime",
-            Status::Fail,
-            "no isolation runtime works on this host (install runc)",
-        ),
+        Some(kind) => Check::new("runtime", Status::Pass, format!("`--runtime auto` selects {kind}")),
+        None => Check::new("runtime", Status::Fail, "no isolation runtime works on this host (install runc)"),
     });
     checks.push(cgroup_check(Path::new("/sys/fs/cgroup")));
-    checks.push(overlay_check(
-        &std::fs::read_to_string("/proc/filesystems").unwrap_or_default(),
-    ));
+    checks.push(overlay_check(&std::fs::read_to_string("/proc/filesystems").unwrap_or_default()));
     checks.push(kvm_check());
     checks.push(netns_check().await);
     checks.push(mmdebstrap_check());
@@ -72,15 +58,8 @@ pub async fn run(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
         println!("runtimes:");
         for probe in &probes {
             let mark = if probe.works { "ok  " } else { "fail" };
-            let time = probe
-                .start_ms
-                .map(|ms| format!(" [{ms} ms]"))
-                .unwrap_or_default();
-            println!(
-                "  {mark} {:<6} {}{time}",
-                probe.kind.to_string(),
-                probe.reason
-            );
+            let time = probe.start_ms.map(|ms| format!(" [{ms} ms]")).unwrap_or_default();
+            println!("  {mark} {:<6} {}{time}", probe.kind.to_string(), probe.reason);
         }
         println!("checks:");
         for check in &checks {
@@ -92,108 +71,59 @@ pub async fn run(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
             println!("  {mark} {:<10} {}", check.name, check.message);
         }
     }
-    Ok(if failed {
-        ExitStatus::Failure
-    } else {
-        ExitStatus::Success
-    })
+    Ok(if failed { ExitStatus::Failure } else { ExitStatus::Success })
 }
 
 /// v2 (unified), hybrid (v1 with a unified mount), or v1, from the layout of `root`.
 fn cgroup_check(root: &Path) -> Check {
     if root.join("cgroup.controllers").exists() {
-        let controllers =
-            std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
-        Check::new(
-            "cgroups",
-            Status::Pass,
-            format!("v2 (unified); controllers: {}", controllers.trim()),
-        )
+        let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+        Check::new("cgroups", Status::Pass, format!("v2 (unified); controllers: {}", controllers.trim()))
     } else if root.join("unified").join("cgroup.controllers").exists() {
-        Check::new(
-            "cgroups",
-            Status::Warn,
-            "hybrid (v1 controllers plus a v2 mount); crun refuses it, runc works",
-        )
+        Check::new("cgroups", Status::Warn, "hybrid (v1 controllers plus a v2 mount); crun refuses it, runc works")
     } else if root.join("memory").exists() || root.join("cpu").exists() {
-        Check::new(
-            "cgroups",
-            Status::Warn,
-            "v1; limits work with runc, v2 is preferred",
-        )
+        Check::new("cgroups", Status::Warn, "v1; limits work with runc, v2 is preferred")
     } else {
-        Check::new(
-            "cgroups",
-            Status::Fail,
-            format!("no cgroup hierarchy at {}", root.display()),
-        )
+        Check::new("cgroups", Status::Fail, format!("no cgroup hierarchy at {}", root.display()))
     }
 }
 
 fn overlay_check(filesystems: &str) -> Check {
-    let present = filesystems
-        .lines()
-        .any(|line| line.split_whitespace().last() == Some("overlay"));
+    let present = filesystems.lines().any(|line| line.split_whitespace().last() == Some("overlay"));
     if present {
         Check::new("overlayfs", Status::Pass, "overlay is in /proc/filesystems")
     } else {
-        Check::new(
-            "overlayfs",
-            Status::Fail,
-            "overlay is not in /proc/filesystems (try `modprobe overlay`)",
-        )
+        Check::new("overlayfs", Status::Fail, "overlay is not in /proc/filesystems (try `modprobe overlay`)")
     }
 }
 
 fn kvm_check() -> Check {
     let kvm = Path::new("/dev/kvm");
     if !kvm.exists() {
-        return Check::new(
-            "kvm",
-            Status::Warn,
-            "/dev/kvm is missing: microVM runtimes would need software emulation",
-        );
+        return Check::new("kvm", Status::Warn, "/dev/kvm is missing: microVM runtimes would need software emulation");
     }
     match std::fs::OpenOptions::new().read(true).write(true).open(kvm) {
         Ok(_) => Check::new("kvm", Status::Pass, "/dev/kvm is usable"),
-        Err(error) => Check::new(
-            "kvm",
-            Status::Warn,
-            format!("/dev/kvm exists but cannot be opened: {error}"),
-        ),
+        Err(error) => Check::new("kvm", Status::Warn, format!("/dev/kvm exists but cannot be opened: {error}")),
     }
 }
 
 async fn netns_check() -> Check {
-    let output = tokio::process::Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .await;
+    let output = tokio::process::Command::new("ip").args(["netns", "list"]).output().await;
     match output {
         Ok(out) if out.status.success() => Check::new("netns", Status::Pass, "`ip netns` works"),
         Ok(out) => Check::new(
             "netns",
             Status::Warn,
-            format!(
-                "`ip netns list` failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
+            format!("`ip netns list` failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
         ),
-        Err(error) => Check::new(
-            "netns",
-            Status::Warn,
-            format!("`ip` is not usable ({error}); install iproute2"),
-        ),
+        Err(error) => Check::new("netns", Status::Warn, format!("`ip` is not usable ({error}); install iproute2")),
     }
 }
 
 fn mmdebstrap_check() -> Check {
     match find_in_path("mmdebstrap") {
-        Some(path) => Check::new(
-            "mmdebstrap",
-            Status::Pass,
-            format!("found at {}", path.display()),
-        ),
+        Some(path) => Check::new("mmdebstrap", Status::Pass, format!("found at {}", path.display())),
         None => Check::new(
             "mmdebstrap",
             Status::Warn,
@@ -210,16 +140,8 @@ async fn api_check(global: &GlobalArgs) -> Check {
     let url = client.base_url().to_owned();
     match client.health().await {
         Ok(health) if health.status < 500 => {
-            let key = if client.has_api_key() {
-                "API key configured"
-            } else {
-                "no API key configured"
-            };
-            Check::new(
-                "api",
-                Status::Pass,
-                format!("{url} answers /healthz (HTTP {}); {key}", health.status),
-            )
+            let key = if client.has_api_key() { "API key configured" } else { "no API key configured" };
+            Check::new("api", Status::Pass, format!("{url} answers /healthz (HTTP {}); {key}", health.status))
         }
         Ok(health) => Check::new(
             "api",
@@ -227,26 +149,16 @@ async fn api_check(global: &GlobalArgs) -> Check {
             format!(
                 "{url} answers /healthz with HTTP {} ({})",
                 health.status,
-                health
-                    .body
-                    .as_ref()
-                    .and_then(|b| b["status"].as_str())
-                    .unwrap_or("not ready")
+                health.body.as_ref().and_then(|b| b["status"].as_str()).unwrap_or("not ready")
             ),
         ),
-        Err(_) => Check::new(
-            "api",
-            Status::Warn,
-            format!("{url} does not answer; start it with `nullspace server`"),
-        ),
+        Err(_) => Check::new("api", Status::Warn, format!("{url} does not answer; start it with `nullspace server`")),
     }
 }
 
 fn find_in_path(name: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }
 
 #[cfg(test)]
@@ -263,18 +175,12 @@ mod tests {
         std::fs::write(root.path().join("unified/cgroup.controllers"), "").unwrap();
         assert!(cgroup_check(root.path()).message.starts_with("hybrid"));
         std::fs::write(root.path().join("cgroup.controllers"), "cpu memory\n").unwrap();
-        assert_eq!(
-            cgroup_check(root.path()).message,
-            "v2 (unified); controllers: cpu memory"
-        );
+        assert_eq!(cgroup_check(root.path()).message, "v2 (unified); controllers: cpu memory");
     }
 
     #[test]
     fn finds_overlay_in_proc_filesystems() {
-        assert_eq!(
-            overlay_check("nodev\tsysfs\nnodev\toverlay\n").status,
-            Status::Pass
-        );
+        assert_eq!(overlay_check("nodev\tsysfs\nnodev\toverlay\n").status, Status::Pass);
         assert_eq!(overlay_check("nodev\tsysfs\n").status, Status::Fail);
     }
 }

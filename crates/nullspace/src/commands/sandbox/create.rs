@@ -22,8 +22,7 @@ pub async fn run(client: &Client, args: CreateArgs, json: bool) -> anyhow::Resul
         .then(|| Progress::start(format!("creating sandbox from `{template}`")));
     let result = client.create_sandbox(&request, key.as_deref()).await;
     let elapsed = progress.map(Progress::stop);
-    let info =
-        result.with_context(|| format!("could not create a sandbox from template `{template}`"))?;
+    let info = result.with_context(|| format!("could not create a sandbox from template `{template}`"))?;
     print(&info, json, elapsed)?;
     Ok(ExitStatus::Success)
 }
@@ -49,11 +48,7 @@ fn request(args: CreateArgs) -> anyhow::Result<CreateSandboxRequest> {
         })?,
         None => serde_json::Map::new(),
     };
-    metadata.extend(
-        args.metadata
-            .into_iter()
-            .map(|(k, v)| (k, serde_json::Value::String(v))),
-    );
+    metadata.extend(args.metadata.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))));
     let internet_access = match (args.internet_access, args.no_internet_access) {
         (_, true) => Some(false),
         (true, false) => Some(true),
@@ -98,10 +93,7 @@ impl Progress {
             let mut tick = tokio::time::interval(Duration::from_millis(120));
             for frame in FRAMES.iter().cycle() {
                 tick.tick().await;
-                eprint!(
-                    "\r\x1b[2K{frame} {message} ({:.1}s)",
-                    started.elapsed().as_secs_f64()
-                );
+                eprint!("\r\x1b[2K{frame} {message} ({:.1}s)", started.elapsed().as_secs_f64());
             }
         });
         Self { task, started }
@@ -122,10 +114,7 @@ mod tests {
     use crate::cli::{Cli, Command, SandboxCommand};
 
     fn args(extra: &[&str]) -> CreateArgs {
-        let argv = ["nullspace", "sandbox", "create"]
-            .iter()
-            .chain(extra)
-            .copied();
+        let argv = ["nullspace", "sandbox", "create"].iter().chain(extra).copied();
         match Cli::try_parse_from(argv).unwrap().command {
             Command::Sandbox(SandboxCommand::Create(args)) => args,
             _ => panic!("wrong command"),
@@ -152,10 +141,7 @@ mod tests {
         .unwrap();
         let json = serde_json::to_value(&body).unwrap();
         assert_eq!(json["envs"], serde_json::json!({"A": "json", "B": "flag"}));
-        assert_eq!(
-            json["metadata"],
-            serde_json::json!({"n": 1, "team": "eval"})
-        );
+        assert_eq!(json["metadata"], serde_json::json!({"n": 1, "team": "eval"}));
         assert_eq!(json["timeout_ms"], 60_000);
         assert_eq!(json["internet_access"], false);
         assert_eq!(json["template"], "base");

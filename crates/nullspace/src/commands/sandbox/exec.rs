@@ -18,10 +18,7 @@ pub async fn run(client: &Client, args: ExecArgs, json: bool) -> anyhow::Result<
     let request = request(args.shell, args.argv, args.cwd, args.envs, args.timeout);
     let context = || format!("could not run `{}` in sandbox {id}", request.command);
     if args.background {
-        let started = client
-            .exec_background(&id, &request)
-            .await
-            .with_context(context)?;
+        let started = client.exec_background(&id, &request).await.with_context(context)?;
         if json {
             print_json(&started)?;
         } else {
@@ -94,9 +91,7 @@ fn request(
 /// Whether the server lacks the WebSocket exec channel (as opposed to the sandbox or command failing).
 fn stream_unsupported(error: &ClientError) -> bool {
     match error {
-        ClientError::Api { status, code, .. } => {
-            code == "not_implemented" || (*status == 404 && code == "unknown")
-        }
+        ClientError::Api { status, code, .. } => code == "not_implemented" || (*status == 404 && code == "unknown"),
         _ => false,
     }
 }
@@ -120,21 +115,10 @@ mod tests {
     #[test]
     fn shell_lines_and_argvs_become_requests() {
         let shell = request(Some("echo hi".into()), vec![], None, vec![], Some(5));
-        assert_eq!(
-            (shell.command.as_str(), shell.shell, shell.timeout_secs),
-            ("echo hi", Some(true), Some(5))
-        );
-        let argv = request(
-            None,
-            vec!["ls".into(), "-la".into()],
-            Some("/tmp".into()),
-            vec![("A".into(), "1".into())],
-            None,
-        );
-        assert_eq!(
-            (argv.command.as_str(), argv.args.as_slice(), argv.shell),
-            ("ls", &["-la".to_owned()][..], None)
-        );
+        assert_eq!((shell.command.as_str(), shell.shell, shell.timeout_secs), ("echo hi", Some(true), Some(5)));
+        let argv =
+            request(None, vec!["ls".into(), "-la".into()], Some("/tmp".into()), vec![("A".into(), "1".into())], None);
+        assert_eq!((argv.command.as_str(), argv.args.as_slice(), argv.shell), ("ls", &["-la".to_owned()][..], None));
         assert_eq!(argv.envs.get("A").map(String::as_str), Some("1"));
     }
 }

@@ -17,20 +17,13 @@ use crate::output::{print_json, print_table};
 pub async fn run(client: &Client, command: FileCommand, json: bool) -> anyhow::Result<ExitStatus> {
     match command {
         FileCommand::Read { id, path, encoding } => read(client, &id, &path, encoding, json).await,
-        FileCommand::Write {
-            id,
-            path,
-            content,
-            from,
-        } => {
+        FileCommand::Write { id, path, content, from } => {
             let info = match (content, from) {
                 (_, Some(local)) => client.write_file_stream(&id, &path, &local).await,
                 (Some(text), None) => client.write_file(&id, &path, &text).await,
                 (None, None) => {
                     let mut bytes = Vec::new();
-                    std::io::stdin()
-                        .read_to_end(&mut bytes)
-                        .context("could not read stdin")?;
+                    std::io::stdin().read_to_end(&mut bytes).context("could not read stdin")?;
                     client.write_file_bytes(&id, &path, &bytes).await
                 }
             }
@@ -38,94 +31,51 @@ pub async fn run(client: &Client, command: FileCommand, json: bool) -> anyhow::R
             print_info(&info, json, "wrote")
         }
         FileCommand::List { id, path, depth } => {
-            let entries = client
-                .list_files(&id, &path, depth)
-                .await
-                .with_context(|| format!("could not list {path} in {id}"))?;
+            let entries =
+                client.list_files(&id, &path, depth).await.with_context(|| format!("could not list {path} in {id}"))?;
             if json {
                 print_json(&entries)?;
             } else {
-                print_table(
-                    &["MODE", "SIZE", "MODIFIED", "PATH"],
-                    &entries.iter().map(row).collect::<Vec<_>>(),
-                )?;
+                print_table(&["MODE", "SIZE", "MODIFIED", "PATH"], &entries.iter().map(row).collect::<Vec<_>>())?;
             }
             Ok(ExitStatus::Success)
         }
         FileCommand::Exists { id, path } => {
-            let exists = client
-                .file_exists(&id, &path)
-                .await
-                .with_context(|| format!("could not check {path} in {id}"))?;
+            let exists =
+                client.file_exists(&id, &path).await.with_context(|| format!("could not check {path} in {id}"))?;
             if json {
                 print_json(&serde_json::json!({"exists": exists}))?;
             } else {
                 println!("{exists}");
             }
-            Ok(if exists {
-                ExitStatus::Success
-            } else {
-                ExitStatus::Failure
-            })
+            Ok(if exists { ExitStatus::Success } else { ExitStatus::Failure })
         }
         FileCommand::Info { id, path } => {
-            let info = client
-                .file_info(&id, &path)
-                .await
-                .with_context(|| format!("could not stat {path} in {id}"))?;
+            let info = client.file_info(&id, &path).await.with_context(|| format!("could not stat {path} in {id}"))?;
             print_info(&info, json, "")
         }
         FileCommand::Mkdir { id, path } => {
-            client
-                .make_dir(&id, &path)
-                .await
-                .with_context(|| format!("could not create {path} in {id}"))?;
-            done(
-                json,
-                serde_json::json!({"path": path}),
-                &format!("created {path}"),
-            )
+            client.make_dir(&id, &path).await.with_context(|| format!("could not create {path} in {id}"))?;
+            done(json, serde_json::json!({"path": path}), &format!("created {path}"))
         }
         FileCommand::Mv { id, from, to } => {
-            let info = client
-                .rename_file(&id, &from, &to)
-                .await
-                .with_context(|| format!("could not move {from} in {id}"))?;
+            let info =
+                client.rename_file(&id, &from, &to).await.with_context(|| format!("could not move {from} in {id}"))?;
             print_info(&info, json, "moved to")
         }
         FileCommand::Chmod { id, path, mode } => {
-            client
-                .chmod(&id, &path, &mode)
-                .await
-                .with_context(|| format!("could not chmod {path} in {id}"))?;
-            done(
-                json,
-                serde_json::json!({"path": path, "mode": mode}),
-                &format!("{path}: {mode}"),
-            )
+            client.chmod(&id, &path, &mode).await.with_context(|| format!("could not chmod {path} in {id}"))?;
+            done(json, serde_json::json!({"path": path, "mode": mode}), &format!("{path}: {mode}"))
         }
         FileCommand::Rm { id, path } => {
-            client
-                .remove_file(&id, &path)
-                .await
-                .with_context(|| format!("could not remove {path} in {id}"))?;
-            done(
-                json,
-                serde_json::json!({"path": path, "removed": true}),
-                &format!("removed {path}"),
-            )
+            client.remove_file(&id, &path).await.with_context(|| format!("could not remove {path} in {id}"))?;
+            done(json, serde_json::json!({"path": path, "removed": true}), &format!("removed {path}"))
         }
     }
 }
 
 /// Streams a local file into the sandbox.
-pub async fn upload(
-    client: &Client,
-    id: &str,
-    local: &Path,
-    path: &str,
-    json: bool,
-) -> anyhow::Result<ExitStatus> {
+pub async fn upload(client: &Client, id: &str, local: &Path, path: &str, json: bool) -> anyhow::Result<ExitStatus> {
     let info = client
         .write_file_stream(id, path, local)
         .await
@@ -133,18 +83,9 @@ pub async fn upload(
     print_info(&info, json, "uploaded")
 }
 
-async fn read(
-    client: &Client,
-    id: &str,
-    path: &str,
-    encoding: EncodingArg,
-    json: bool,
-) -> anyhow::Result<ExitStatus> {
+async fn read(client: &Client, id: &str, path: &str, encoding: EncodingArg, json: bool) -> anyhow::Result<ExitStatus> {
     let context = || format!("could not read {path} in {id}");
-    let bytes = client
-        .read_file_bytes(id, path)
-        .await
-        .with_context(context)?;
+    let bytes = client.read_file_bytes(id, path).await.with_context(context)?;
     let base64 = || base64::engine::general_purpose::STANDARD.encode(&bytes);
     match (encoding, json) {
         (EncodingArg::Utf8, false) => std::io::stdout().lock().write_all(&bytes)?,
@@ -152,9 +93,9 @@ async fn read(
         (EncodingArg::Utf8, true) => print_json(
             &serde_json::json!({"path": path, "encoding": "utf8", "content": String::from_utf8_lossy(&bytes)}),
         )?,
-        (EncodingArg::Base64, true) => print_json(
-            &serde_json::json!({"path": path, "encoding": "base64", "content": base64()}),
-        )?,
+        (EncodingArg::Base64, true) => {
+            print_json(&serde_json::json!({"path": path, "encoding": "base64", "content": base64()}))?
+        }
     }
     Ok(ExitStatus::Success)
 }
@@ -190,18 +131,10 @@ fn row(info: &FileInfo) -> Vec<String> {
         None if info.is_dir => 'd',
         None => '-',
     };
-    let mode = format!(
-        "{kind}{}",
-        info.permissions.as_deref().unwrap_or("?????????")
-    );
+    let mode = format!("{kind}{}", info.permissions.as_deref().unwrap_or("?????????"));
     let mut path = info.path.clone();
     if let Some(target) = &info.symlink_target {
         path.push_str(&format!(" -> {target}"));
     }
-    vec![
-        mode,
-        info.size.to_string(),
-        info.modified_time.clone().unwrap_or_default(),
-        path,
-    ]
+    vec![mode, info.size.to_string(), info.modified_time.clone().unwrap_or_default(), path]
 }

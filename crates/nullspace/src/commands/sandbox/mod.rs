@@ -24,9 +24,7 @@ pub async fn run(command: SandboxCommand, global: &GlobalArgs) -> anyhow::Result
         SandboxCommand::Exec(args) => exec::run(&client, args, global.json).await,
         SandboxCommand::Timeout(command) => timeout::run(&client, command, global.json).await,
         SandboxCommand::File(command) => file::run(&client, command, global.json).await,
-        SandboxCommand::Upload { id, local, path } => {
-            file::upload(&client, &id, &local, &path, global.json).await
-        }
+        SandboxCommand::Upload { id, local, path } => file::upload(&client, &id, &local, &path, global.json).await,
         SandboxCommand::Process(command) => process::run(&client, command, global.json).await,
         SandboxCommand::Ps { id } => process::list(&client, &id, global.json).await,
     }
