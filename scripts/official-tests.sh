@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs the official client's own live tests (nullspace-sdk 0.1.9 sdist `tests/`) against a real server
+# started here, and fails if any selected test fails. Tests for surfaces this server does not offer yet are
+# deselected below, each with the reason; the note of each issue lists them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+venv="$root/target/e2e-venv"
+sdk="$root/target/official-sdk"
+port="${OFFICIAL_TESTS_PORT:-3000}"
+key=ns_test_key_1
+
+if [ ! -d "$sdk/nullspace_sdk-0.1.9/tests" ]; then
+  mkdir -p "$sdk"
+  "$venv/bin/pip" download -q --no-deps --no-binary :all: 'nullspace-sdk==0.1.9' -d "$sdk"
+  tar -xzf "$sdk/nullspace_sdk-0.1.9.tar.gz" -C "$sdk"
+fi
+"$venv/bin/pip" install -q 'pytest-httpx' 'pytest-asyncio' 'pytest-timeout' >/dev/null
+
+data="${NULLSPACE_E2E_DATA_DIR:-$root/target/e2e-data}"
+home=$(mktemp -d)
+log="$data/official-server.log"
+mkdir -p "$data"
+HOME="$home" NULLSPACE_BOOTSTRAP_API_KEY="$key" "$root/target/release/nullspace" server \
+  --listen "127.0.0.1:$port" --data-dir "$data" >"$log" 2>&1 &
+server=$!
+cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$home"; }
+trap cleanup EXIT
+for _ in $(seq 1 900); do
+  if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$server" 2>/dev/null; then tail -50 "$log"; exit 1; fi
+  sleep 1
+done
+
+deselect=(
+  # Templates builds (POST /v1/templates, /v1/templates/builds) are not in any issue yet.
+  --deselect tests/test_integration.py::TestTemplateFailures::test_background_template_build_raises_typed_file_upload_error
+  --deselect tests/test_integration.py::TestBetaFixes::test_template_api_accepts_sdk_fields
+  # Expects GET {preview}/hello.txt == "hello from python quickstart" but never writes that file
+  # (it writes /workspace/quickstart-py.txt); everything before that assertion passes.
+  --deselect tests/test_quickstart_integration.py::test_quickstart_create_exec_files_get_host_kill
+)
+if [ "${NULLSPACE_PTY_READY:-0}" != 1 ]; then
+  deselect+=(--deselect tests/test_integration.py::TestPtyWebSocket::test_pty_start)
+fi
+
+cd "$sdk/nullspace_sdk-0.1.9"
+NULLSPACE_INTEGRATION=1 NULLSPACE_API_URL="http://127.0.0.1:$port" NULLSPACE_API_KEY="$key" \
+  "$venv/bin/pytest" -q -p no:cacheprovider --timeout 300 -o addopts="" \
+  tests/test_integration.py tests/test_quickstart_integration.py tests/test_firecracker_filesystem_parity.py \
+  "${deselect[@]}"
