@@ -9,6 +9,7 @@ mod layout;
 mod metrics;
 mod node;
 mod overlay;
+mod snapshot;
 pub mod template;
 
 pub use error::NodeError;
@@ -16,6 +17,7 @@ pub use guest_link::GuestLink;
 pub use layout::SandboxPaths;
 pub use metrics::SandboxUsage;
 pub use node::{LaunchSpec, Node, NodeConfig, ReconcileReport};
+pub use snapshot::layer_size;
 
 /// Result alias of this crate.
 pub type NodeResult<T> = Result<T, NodeError>;

@@ -69,7 +69,7 @@ pub fn read_usage(cgroup: &str, upper: &Path, data_dir: &Path, memory_limit_byte
 }
 
 /// Apparent size of the regular files under `dir`, without following symlinks.
-fn directory_size(dir: &Path) -> u64 {
+pub(crate) fn directory_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(path) = stack.pop() {

@@ -42,6 +42,8 @@ pub struct LaunchSpec {
     pub envs: BTreeMap<String, String>,
     /// Default working directory; the template's when `None`.
     pub cwd: Option<String>,
+    /// Snapshot layers stacked between the template and the sandbox's own upper dir, top first.
+    pub layers: Vec<PathBuf>,
     /// CPU quota in cores.
     pub vcpus: u32,
     /// Memory limit in MiB.
@@ -77,11 +79,10 @@ impl Node {
         tracing::info!(runtime = choice.kind.as_str(), "selected isolation runtime");
         let runtime = OciRuntime::new(choice.kind, config.data_dir.join("runtime").join(choice.kind.as_str()));
         let sandboxes_dir = config.data_dir.join("sandboxes");
-        std::fs::create_dir_all(&sandboxes_dir).map_err(|source| NodeError::Filesystem {
-            sandbox_id: String::new(),
-            path: sandboxes_dir.clone(),
-            source,
-        })?;
+        for dir in [sandboxes_dir.clone(), config.data_dir.join("snapshots")] {
+            std::fs::create_dir_all(&dir)
+                .map_err(|source| NodeError::Filesystem { sandbox_id: String::new(), path: dir.clone(), source })?;
+        }
         let templates = TemplateStore::new(config.data_dir.join("templates"));
         Ok(Self { config, templates, runtime, sandboxes_dir })
     }
@@ -89,6 +90,16 @@ impl Node {
     /// The template store of this node.
     pub fn templates(&self) -> &TemplateStore {
         &self.templates
+    }
+
+    /// Where snapshot layers live.
+    pub(crate) fn snapshots_dir(&self) -> PathBuf {
+        self.config.data_dir.join("snapshots")
+    }
+
+    /// The runtime (for the snapshot module).
+    pub(crate) fn runtime(&self) -> &OciRuntime {
+        &self.runtime
     }
 
     /// The isolation runtime in use.
@@ -143,7 +154,9 @@ impl Node {
         let config_json = serde_json::to_vec(&guest_config).unwrap_or_default();
         std::fs::write(paths.guest_config(), config_json).map_err(fs_error(&paths.guest_config()))?;
 
-        overlay::mount_overlay(&template.rootfs, &paths.upper, &paths.work, &paths.rootfs)
+        let mut lower: Vec<&Path> = spec.layers.iter().map(PathBuf::as_path).collect();
+        lower.push(&template.rootfs);
+        overlay::mount_overlay(&lower, &paths.upper, &paths.work, &paths.rootfs)
             .map_err(|source| NodeError::Overlay { operation: "mount", sandbox_id: id.to_owned(), source })?;
 
         let runtime_spec = SandboxSpec {

@@ -5,9 +5,10 @@ use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-/// Mounts an overlay of `lower` (read-only) and `upper`/`work` at `target`.
-pub fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> nix::Result<()> {
-    let options = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
+/// Mounts an overlay of the read-only `lower` layers (top first) below `upper`/`work` at `target`.
+pub fn mount_overlay(lower: &[&Path], upper: &Path, work: &Path, target: &Path) -> nix::Result<()> {
+    let lower: Vec<String> = lower.iter().map(|path| path.display().to_string()).collect();
+    let options = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), upper.display(), work.display());
     mount(Some("overlay"), target, Some("overlay"), MsFlags::MS_NODEV, Some(options.as_str()))
 }
 

@@ -9,6 +9,16 @@ use crate::spec::RuntimeKind;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
+    /// Freezing or thawing the sandbox failed.
+    #[error("{operation} of sandbox {id} failed: {stderr}")]
+    Control {
+        /// Sandbox id.
+        id: String,
+        /// Runtime verb.
+        operation: &'static str,
+        /// The runtime's error output.
+        stderr: String,
+    },
     /// The [`crate::SandboxSpec`] cannot be turned into a container (bad id, relative path, ...).
     #[error("invalid spec for sandbox {id}: {reason}")]
     InvalidSpec {

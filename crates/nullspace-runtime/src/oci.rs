@@ -116,6 +116,25 @@ impl OciRuntime {
         parse_list(&out.stdout).map_err(|source| RuntimeError::ParseList { root: self.state_root.clone(), source })
     }
 
+    /// Freezes every process of the sandbox (cgroup freezer), so its filesystem can be copied consistently.
+    pub async fn freeze(&self, id: &str) -> RuntimeResult<()> {
+        self.simple(id, "pause", &["pause", id]).await
+    }
+
+    /// Thaws a sandbox frozen by [`OciRuntime::freeze`].
+    pub async fn thaw(&self, id: &str) -> RuntimeResult<()> {
+        self.simple(id, "resume", &["resume", id]).await
+    }
+
+    async fn simple(&self, id: &str, operation: &'static str, args: &[&str]) -> RuntimeResult<()> {
+        let out = self.output(id, operation, args).await?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(RuntimeError::Control { id: id.to_owned(), operation, stderr: trimmed(&out.stderr) })
+        }
+    }
+
     /// The container's status (`created`, `running`, `paused`, `stopped`), `None` when it does not exist.
     pub async fn status(&self, id: &str) -> RuntimeResult<Option<String>> {
         let out = self.output(id, "state", &["state", id]).await?;

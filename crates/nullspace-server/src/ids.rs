@@ -12,6 +12,11 @@ pub fn sandbox_id() -> String {
     format!("sb_{}", random_lowercase(20))
 }
 
+/// A new snapshot id.
+pub fn snapshot_id() -> String {
+    format!("snap_{}", random_lowercase(20))
+}
+
 /// A new API key (shown once, stored hashed).
 pub fn api_key() -> String {
     let key: String = rand::thread_rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();

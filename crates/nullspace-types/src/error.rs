@@ -15,6 +15,8 @@ pub enum ErrorCode {
     NotFound,
     /// Sandbox id unknown, destroyed, or owned by another tenant (404).
     SandboxNotFound,
+    /// Snapshot id unknown, deleted, or owned by another tenant (404).
+    SnapshotNotFound,
     /// Template reference unknown (404).
     TemplateNotFound,
     /// A path inside a sandbox does not exist (404).
@@ -44,6 +46,7 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::SandboxNotFound => "sandbox_not_found",
             Self::TemplateNotFound => "template_not_found",
+            Self::SnapshotNotFound => "snapshot_not_found",
             Self::FileNotFound => "file_not_found",
             Self::Conflict => "conflict",
             Self::SandboxNotReady => "sandbox_not_ready",
@@ -60,7 +63,11 @@ impl ErrorCode {
         match self {
             Self::Unauthorized => 401,
             Self::InvalidRequest => 400,
-            Self::NotFound | Self::SandboxNotFound | Self::TemplateNotFound | Self::FileNotFound => 404,
+            Self::NotFound
+            | Self::SandboxNotFound
+            | Self::SnapshotNotFound
+            | Self::TemplateNotFound
+            | Self::FileNotFound => 404,
             Self::Conflict | Self::SandboxNotReady => 409,
             Self::CapacityExceeded => 503,
             Self::ExecFailed | Self::Internal => 500,

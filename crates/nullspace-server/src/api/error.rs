@@ -32,6 +32,7 @@ impl From<ControlError> for ApiError {
         let code = match &error {
             ControlError::SandboxNotFound { .. } => ErrorCode::SandboxNotFound,
             ControlError::TemplateNotFound { .. } => ErrorCode::TemplateNotFound,
+            ControlError::SnapshotNotFound { .. } => ErrorCode::SnapshotNotFound,
             ControlError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
             ControlError::NotRunning { .. } => ErrorCode::SandboxNotReady,
             ControlError::Capacity { .. } => ErrorCode::CapacityExceeded,

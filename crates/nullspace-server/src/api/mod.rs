@@ -4,11 +4,13 @@
 mod auth;
 mod error;
 mod health;
+mod lifecycle;
 mod ports;
 mod relay;
 mod router;
 mod sandboxes;
 mod signed_files;
+mod snapshots;
 mod templates;
 mod websocket;
 

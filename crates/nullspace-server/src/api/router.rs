@@ -7,7 +7,7 @@ use axum::Router;
 use nullspace_types::ErrorCode;
 use tower_http::cors::CorsLayer;
 
-use super::{health, ports, relay, sandboxes, signed_files, templates, websocket, ApiError};
+use super::{health, lifecycle, ports, relay, sandboxes, signed_files, snapshots, templates, websocket, ApiError};
 use crate::control::Control;
 use crate::signing::Signer;
 
@@ -31,6 +31,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sandboxes/{id}/host", post(ports::host))
         .route("/v1/sandboxes/{id}/ports/{port}/readiness", post(ports::readiness))
         .route("/v1/sandboxes/{id}/ws", get(websocket::sandbox_ws))
+        .route("/v1/sandboxes/{id}/hibernate", post(snapshots::hibernate))
+        .route("/v1/sandboxes/{id}/pause", post(snapshots::hibernate))
+        .route("/v1/sandboxes/{id}/snapshots", post(snapshots::create))
+        .route("/v1/sandboxes/{id}/resume", post(snapshots::resume))
+        .route("/v1/sandboxes/{id}/fork", post(snapshots::fork))
+        .route("/v1/sandboxes/{id}/lifecycle", get(lifecycle::sandbox))
+        .route("/v1/sandboxes/{id}/lifecycle/ws", get(lifecycle::sandbox_ws))
+        .route("/v1/snapshots", get(snapshots::list))
+        .route("/v1/snapshots/{id}", get(snapshots::get).delete(snapshots::delete))
+        .route("/v1/snapshots/{id}/lifecycle", get(lifecycle::snapshot))
+        .route("/v1/lifecycle/events", get(lifecycle::global))
+        .route("/v1/lifecycle/ws", get(lifecycle::global_ws))
         .route("/v1/sandboxes/{id}/files/download-url", post(signed_files::download_url))
         .route("/v1/sandboxes/{id}/files/upload-url", post(signed_files::upload_url))
         .route("/v1/sandboxes/{id}/{*rest}", any(relay::relay))

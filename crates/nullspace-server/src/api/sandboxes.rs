@@ -36,7 +36,7 @@ pub fn sandbox_info(record: &SandboxRecord) -> SandboxInfo {
         } else {
             TimeoutAction::Destroy
         },
-        snapshot_id: None,
+        snapshot_id: if record.state == SandboxState::Paused { record.snapshot_id.clone() } else { None },
     }
 }
 
@@ -112,15 +112,16 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let states = match query.state.as_deref().filter(|s| !s.trim().is_empty()) {
-        None => vec![SandboxState::Creating, SandboxState::Running],
+        None => vec![SandboxState::Creating, SandboxState::Running, SandboxState::Hibernating, SandboxState::Paused],
         Some(list) => {
             let mut states = Vec::new();
             for name in list.split(',').map(str::trim) {
                 match name {
-                    "running" => states.push(SandboxState::Running),
+                    "running" => states.extend([SandboxState::Running, SandboxState::Hibernating]),
+                    "paused" => states.push(SandboxState::Paused),
                     "creating" => states.push(SandboxState::Creating),
                     "error" => states.push(SandboxState::Error),
-                    "paused" | "destroyed" => {} // no paused sandboxes here; destroyed are never listed
+                    "destroyed" => {} // destroyed sandboxes are never listed
                     other => {
                         return Err(ApiError::invalid(format!(
                             "unknown state {other:?}; use running, paused, creating or error"

@@ -13,6 +13,12 @@ pub enum ControlError {
         /// Requested id.
         sandbox_id: String,
     },
+    /// The snapshot does not exist for this tenant (or was deleted).
+    #[error("snapshot {snapshot_id} not found")]
+    SnapshotNotFound {
+        /// Requested id.
+        snapshot_id: String,
+    },
     /// The template does not exist.
     #[error("template {template} not found; list templates with `GET /v1/templates`")]
     TemplateNotFound {

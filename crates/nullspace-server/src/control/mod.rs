@@ -2,9 +2,13 @@
 //! (create, destroy, timeouts, the reaper and the reconcile at start).
 
 mod error;
+mod events;
 mod reaper;
+mod reconcile;
 mod service;
+mod snapshots;
 mod state;
+mod validate;
 
 pub use error::ControlError;
 pub use reaper::spawn_reaper;

@@ -1,4 +1,5 @@
-//! The reaper: destroys sandboxes whose deadline passed, and retries interrupted destroys.
+//! The reaper: acts on sandboxes whose deadline passed (destroy or hibernate), and retries interrupted
+//! destroys.
 
 use std::time::Duration;
 
@@ -17,9 +18,8 @@ pub fn spawn_reaper(control: Control) -> tokio::task::JoinHandle<()> {
             interval.tick().await;
             match control.store().expired_sandboxes(clock::now_ms()).await {
                 Ok(expired) => {
-                    for (id, _tenant) in expired {
-                        // Hibernate-on-timeout needs snapshots (not in this server yet): every action destroys.
-                        if let Err(error) = control.destroy_any(&id, "timeout").await {
+                    for (id, tenant_id) in expired {
+                        if let Err(error) = control.expire(&tenant_id, &id).await {
                             tracing::warn!(sandbox = %id, error = %crate::error_chain(&error), "destroy at deadline failed");
                         }
                     }

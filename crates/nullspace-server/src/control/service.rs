@@ -1,29 +1,25 @@
 //! The control service: validates requests, records each transition, then asks the node to act.
+//! Snapshot operations live in `snapshots.rs`, the start-up reconcile in `reconcile.rs`.
 
 use std::collections::HashSet;
-use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nullspace_node::{GuestLink, LaunchSpec, Node, SandboxUsage};
 use nullspace_types::sandbox::{CreateSandboxRequest, TimeoutAction};
 
+use super::events::{Events, NewEvent};
+use super::validate::{self, invalid, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS};
 use super::{ControlError, SandboxState};
 use crate::clock;
 use crate::metrics::CpuSampler;
 use crate::preview::PreviewPorts;
 use crate::store::{ListFilter, SandboxRecord, Store, Tenant};
 
-/// Longest lifetime a sandbox may ask for (24 h).
-const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
-/// Lifetime when the request names none (5 min, as the client's default).
-const DEFAULT_TIMEOUT_MS: u64 = 300_000;
-/// Path prefix reserved for the runtime.
-const RESERVED_PREFIX: &str = "/workspace/.nullspace";
+pub(super) type ControlResult<T> = Result<T, ControlError>;
 
-type ControlResult<T> = Result<T, ControlError>;
-
-/// A create request after validation.
+/// A create request with its idempotency key.
 #[derive(Debug, Clone)]
 pub struct CreateParams {
     /// The request body.
@@ -35,67 +31,53 @@ pub struct CreateParams {
 /// Drives sandboxes through their state machine.
 #[derive(Clone)]
 pub struct Control {
-    store: Store,
-    node: Arc<Node>,
+    pub(super) store: Store,
+    pub(super) node: Arc<Node>,
+    pub(super) events: Events,
     max_sandboxes: usize,
     /// Sandboxes whose destroy is running now, so retries never run a second destroy beside it.
     destroying: Arc<Mutex<HashSet<String>>>,
+    /// Snapshot layers being written and not yet recorded, which the layer collector must keep.
+    pub(super) pending_layers: Arc<Mutex<HashSet<String>>>,
     /// Last CPU readings, for metrics.
     cpu: Arc<CpuSampler>,
     /// Open preview forwards.
-    preview: Arc<PreviewPorts>,
+    pub(super) preview: Arc<PreviewPorts>,
 }
 
-/// Removes a sandbox from the in-flight destroy set when dropped.
-struct InFlight<'a> {
+/// Removes an entry from a shared set when dropped.
+pub(super) struct SetGuard<'a> {
     set: &'a Mutex<HashSet<String>>,
-    id: String,
+    key: String,
 }
 
-impl Drop for InFlight<'_> {
+impl<'a> SetGuard<'a> {
+    /// Inserts `key`; `None` when it was already present.
+    pub(super) fn insert(set: &'a Mutex<HashSet<String>>, key: String) -> Option<Self> {
+        let inserted = set.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key.clone());
+        inserted.then_some(Self { set, key })
+    }
+}
+
+impl Drop for SetGuard<'_> {
     fn drop(&mut self) {
-        self.set.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&self.id);
+        self.set.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&self.key);
     }
-}
-
-fn invalid(message: impl Into<String>) -> ControlError {
-    ControlError::InvalidRequest { message: message.into() }
-}
-
-/// The template name a reference points at (`base`, `base:default`, `nullspace/base` → `base`).
-fn template_name(reference: &str) -> &str {
-    let without_namespace = reference.strip_prefix("nullspace/").unwrap_or(reference);
-    without_namespace.strip_suffix(":default").unwrap_or(without_namespace)
-}
-
-fn validate_cwd(cwd: &str) -> ControlResult<()> {
-    if !cwd.starts_with('/') {
-        return Err(invalid(format!("cwd {cwd:?} must be an absolute path")));
-    }
-    if cwd.split('/').any(|part| part == "..") || cwd.contains('\0') {
-        return Err(invalid(format!("cwd {cwd:?} must not contain `..` or NUL")));
-    }
-    if cwd == RESERVED_PREFIX || cwd.starts_with(&format!("{RESERVED_PREFIX}/")) {
-        return Err(invalid(format!("cwd is reserved: {cwd:?} is under {RESERVED_PREFIX}")));
-    }
-    Ok(())
-}
-
-fn validate_envs(envs: &BTreeMap<String, String>) -> ControlResult<()> {
-    for (key, value) in envs {
-        if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
-            return Err(invalid(format!(
-                "environment variable {key:?} is invalid: names must be non-empty without `=` or NUL"
-            )));
-        }
-    }
-    Ok(())
 }
 
 impl Control {
     /// A control service over `store` and `node`, admitting at most `max_sandboxes` live sandboxes.
     pub fn new(store: Store, node: Arc<Node>, max_sandboxes: usize, preview: PreviewPorts) -> Self {
-        Self { store, node, max_sandboxes, destroying: Arc::default(), cpu: Arc::default(), preview: Arc::new(preview) }
+        Self {
+            events: Events::new(store.clone()),
+            store,
+            node,
+            max_sandboxes,
+            destroying: Arc::default(),
+            pending_layers: Arc::default(),
+            cpu: Arc::default(),
+            preview: Arc::new(preview),
+        }
     }
 
     /// The node this control plane drives.
@@ -108,6 +90,20 @@ impl Control {
         &self.store
     }
 
+    /// Lifecycle events.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// Fails with `capacity_exceeded` when the host runs its maximum of sandboxes.
+    pub(super) async fn admit(&self) -> ControlResult<()> {
+        let live = self.store.sandboxes_in_states(&[SandboxState::Creating, SandboxState::Running]).await?.len();
+        if live >= self.max_sandboxes {
+            return Err(ControlError::Capacity { reason: format!("{live} of {} sandboxes in use", self.max_sandboxes) });
+        }
+        Ok(())
+    }
+
     /// Creates a sandbox and returns it running. A repeated idempotency key returns the first sandbox.
     pub async fn create(&self, tenant: &Tenant, params: CreateParams) -> ControlResult<SandboxRecord> {
         if let Some(key) = &params.idempotency_key {
@@ -116,16 +112,14 @@ impl Control {
             }
         }
         let request = params.request;
-        if request.snapshot_id.is_some() {
-            return Err(ControlError::InvalidRequest {
-                message: "creating from a snapshot is not supported by this server yet; create from a template".into(),
-            });
+        if let Some(snapshot_id) = request.snapshot_id.clone().filter(|id| !id.is_empty()) {
+            return self.create_from_snapshot(tenant, &snapshot_id, request, params.idempotency_key).await;
         }
         let reference = request.template.clone().unwrap_or_else(|| "base".to_owned());
         let template = self
             .node
             .templates()
-            .get(template_name(&reference))
+            .get(validate::template_name(&reference))
             .ok_or_else(|| ControlError::TemplateNotFound { template: reference.clone() })?;
         let vcpus = request.vcpus.unwrap_or(2);
         if !(1..=64).contains(&vcpus) {
@@ -136,64 +130,67 @@ impl Control {
             return Err(invalid(format!("memory_mb must be between 64 and 262144, got {memory_mb}")));
         }
         let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
-        if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
-            return Err(invalid(format!("timeout_ms must be between 1 and {MAX_TIMEOUT_MS}, got {timeout_ms}")));
-        }
+        validate::timeout(timeout_ms)?;
         let envs = request.envs.unwrap_or_default();
-        validate_envs(&envs)?;
+        validate::envs(&envs)?;
         let cwd = request.cwd.filter(|cwd| !cwd.is_empty()).unwrap_or_else(|| template.default_cwd.clone());
-        validate_cwd(&cwd)?;
-
-        let live = self.store.sandboxes_in_states(&[SandboxState::Creating, SandboxState::Running]).await?.len();
-        if live >= self.max_sandboxes {
-            return Err(ControlError::Capacity {
-                reason: format!("{live} of {} sandboxes in use", self.max_sandboxes),
-            });
-        }
-
-        let now = clock::now_ms();
-        let record = SandboxRecord {
-            id: crate::ids::sandbox_id(),
-            tenant_id: tenant.id.clone(),
-            state: SandboxState::Creating,
-            template: reference,
-            vcpus,
-            memory_mb,
+        validate::cwd(&cwd)?;
+        self.admit().await?;
+        let record = new_record(
+            tenant,
+            reference,
+            (vcpus, memory_mb),
             envs,
-            metadata: request.metadata.unwrap_or_default(),
+            request.metadata.unwrap_or_default(),
             cwd,
-            created_at: clock::ms_to_rfc3339(now),
-            started_at: None,
             timeout_ms,
-            deadline_ms: now.saturating_add(i64::try_from(timeout_ms).unwrap_or(i64::MAX)),
-            timeout_action: request.timeout_action.unwrap_or_default().as_str().to_owned(),
-            idempotency_key: params.idempotency_key.clone(),
-            error: None,
-        };
-        if !self.store.insert_sandbox(&record).await? {
-            // Lost a race with a concurrent request carrying the same idempotency key.
-            let key = params.idempotency_key.unwrap_or_default();
-            let existing = self.store.get_sandbox_by_idempotency_key(&tenant.id, &key).await?;
-            return match existing {
-                Some(existing) => self.settled(existing).await,
-                None => Err(invalid("idempotency key conflict; retry the request")),
-            };
+            request.timeout_action.unwrap_or_default().as_str(),
+            Vec::new(),
+            params.idempotency_key,
+        );
+        self.insert_and_start(record, "api").await
+    }
+
+    /// Records a new sandbox and launches it; when a concurrent request with the same idempotency key
+    /// won the insert, waits for that sandbox instead.
+    pub(super) async fn insert_and_start(&self, record: SandboxRecord, reason: &'static str) -> ControlResult<SandboxRecord> {
+        if self.store.insert_sandbox(&record).await? {
+            return self.start(record, reason).await;
         }
+        let key = record.idempotency_key.clone().unwrap_or_default();
+        match self.store.get_sandbox_by_idempotency_key(&record.tenant_id, &key).await? {
+            Some(existing) => self.settled(existing).await,
+            None => Err(invalid("idempotency key conflict; retry the request")),
+        }
+    }
+
+    /// Launches a recorded `creating` sandbox and moves it to `running`, emitting create events.
+    pub(super) async fn start(&self, record: SandboxRecord, reason: &'static str) -> ControlResult<SandboxRecord> {
         let span = tracing::info_span!("sandbox", id = %record.id);
         let _guard = span.enter();
+        let created = |status| {
+            NewEvent::sandbox("create", status, "user", &record.id)
+                .reason(reason)
+                .meta("timeout_action", record.timeout_action.clone())
+        };
+        self.events.emit(&record.tenant_id, created("requested")).await;
+        let template = validate::template_name(&record.template).to_owned();
         let spec = LaunchSpec {
             sandbox_id: record.id.clone(),
-            template: template.name.clone(),
+            template,
             envs: record.envs.clone(),
             cwd: Some(record.cwd.clone()),
-            vcpus,
-            memory_mb,
+            layers: record.layers.iter().map(PathBuf::from).collect(),
+            vcpus: record.vcpus,
+            memory_mb: record.memory_mb,
         };
         if let Err(error) = self.node.launch(&spec).await {
             tracing::warn!(error = %crate::error_chain(&error), "launch failed");
-            self.store
-                .transition(&record.id, &[SandboxState::Creating], SandboxState::Error, Some(&error.to_string()))
-                .await?;
+            let message = error.to_string();
+            self.store.transition(&record.id, &[SandboxState::Creating], SandboxState::Error, Some(&message)).await?;
+            let mut failed = created("failed");
+            failed.error_message = Some(message);
+            self.events.emit(&record.tenant_id, failed).await;
             return Err(error.into());
         }
         if !self.store.transition(&record.id, &[SandboxState::Creating], SandboxState::Running, None).await? {
@@ -201,7 +198,8 @@ impl Control {
             self.release(&record.id).await?;
             return Err(ControlError::SandboxNotFound { sandbox_id: record.id });
         }
-        self.get(tenant, &record.id).await
+        self.events.emit(&record.tenant_id, created("succeeded")).await;
+        self.get_for_tenant_id(&record.tenant_id, &record.id).await
     }
 
     /// Waits (bounded) for a sandbox found by idempotency key to leave `creating`.
@@ -228,7 +226,7 @@ impl Control {
         self.get_for_tenant_id(&tenant.id, id).await
     }
 
-    async fn get_for_tenant_id(&self, tenant_id: &str, id: &str) -> ControlResult<SandboxRecord> {
+    pub(super) async fn get_for_tenant_id(&self, tenant_id: &str, id: &str) -> ControlResult<SandboxRecord> {
         match self.store.get_sandbox(tenant_id, id).await? {
             Some(record) if record.state.is_visible() => Ok(record),
             _ => Err(ControlError::SandboxNotFound { sandbox_id: id.to_owned() }),
@@ -255,40 +253,48 @@ impl Control {
         Ok((record, link))
     }
 
-    /// Destroys sandbox `id` of `tenant`.
-    pub async fn destroy(&self, tenant: &Tenant, id: &str, reason: &str) -> ControlResult<()> {
-        self.get(tenant, id).await?;
-        self.destroy_any(id, reason).await
+    /// Destroys sandbox `id` of `tenant` (a paused one together with its snapshot).
+    pub async fn destroy(&self, tenant: &Tenant, id: &str, reason: &'static str) -> ControlResult<()> {
+        let record = self.get(tenant, id).await?;
+        self.destroy_record(&record, reason, "user").await
     }
 
-    /// Destroys sandbox `id` regardless of tenant (reaper, reconcile).
-    pub async fn destroy_any(&self, id: &str, reason: &str) -> ControlResult<()> {
+    /// Destroys `record`'s sandbox, emitting `destroy` requested and succeeded.
+    pub(super) async fn destroy_record(
+        &self,
+        record: &SandboxRecord,
+        reason: &'static str,
+        actor: &'static str,
+    ) -> ControlResult<()> {
+        let destroy = |status| NewEvent::sandbox("destroy", status, actor, &record.id).reason(reason);
         let moved = self
             .store
-            .transition(id, &SandboxState::sources_of(SandboxState::Destroying), SandboxState::Destroying, None)
+            .transition(&record.id, &SandboxState::sources_of(SandboxState::Destroying), SandboxState::Destroying, None)
             .await?;
         if !moved {
             return Ok(()); // already destroying or destroyed: the other caller finishes the job
         }
-        tracing::info!(sandbox = %id, reason, "destroying sandbox");
-        self.release(id).await
+        self.events.emit(&record.tenant_id, destroy("requested")).await;
+        tracing::info!(sandbox = %record.id, reason, "destroying sandbox");
+        if record.state == SandboxState::Paused {
+            if let Some(snapshot_id) = &record.snapshot_id {
+                self.store.delete_snapshot(&record.tenant_id, snapshot_id).await?;
+            }
+        }
+        self.release(&record.id).await?;
+        self.events.emit(&record.tenant_id, destroy("succeeded")).await;
+        Ok(())
     }
 
     /// Releases the node resources of a sandbox in `destroying` and marks it destroyed, unless another
-    /// task is already doing so.
-    async fn release(&self, id: &str) -> ControlResult<()> {
-        let _in_flight = {
-            let mut set = self.destroying.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if !set.insert(id.to_owned()) {
-                return Ok(());
-            }
-            InFlight { set: &self.destroying, id: id.to_owned() }
-        };
+    /// task is already doing so; then removes snapshot layers nothing references any more.
+    pub(super) async fn release(&self, id: &str) -> ControlResult<()> {
+        let Some(_in_flight) = SetGuard::insert(&self.destroying, id.to_owned()) else { return Ok(()) };
         self.preview.close_sandbox(id);
         self.node.destroy(id).await?;
         self.cpu.forget(id);
         self.store.transition(id, &[SandboxState::Destroying], SandboxState::Destroyed, None).await?;
-        Ok(())
+        self.collect_layers().await
     }
 
     /// The local address that forwards to `port` inside running sandbox `id`.
@@ -330,73 +336,76 @@ impl Control {
             return Err(invalid(format!("timeout_ms must be at most {MAX_TIMEOUT_MS}, got {timeout_ms}")));
         }
         let action = action.map_or(record.timeout_action.clone(), |a| a.as_str().to_owned());
+        let event = |status| {
+            NewEvent::sandbox("timeout_updated", status, "user", id)
+                .reason("api")
+                .meta("timeout_action", action.clone())
+                .meta("timeout_ms", timeout_ms)
+        };
+        self.events.emit(&tenant.id, event("requested")).await;
         let deadline = clock::now_ms().saturating_add(i64::try_from(timeout_ms).unwrap_or(i64::MAX));
         self.store.set_timeout(id, timeout_ms, deadline, &action).await?;
+        self.events.emit(&tenant.id, event("succeeded")).await;
         self.get(tenant, id).await
     }
 
-    /// Reconciles store and host after a start: running sandboxes that still answer stay running; those
-    /// that are gone, and every interrupted create or destroy, end up destroyed with nothing left behind.
-    pub async fn reconcile(&self) -> ControlResult<()> {
-        let records = self
-            .store
-            .sandboxes_in_states(&[SandboxState::Creating, SandboxState::Running, SandboxState::Error])
-            .await?;
-        let expected: BTreeSet<String> =
-            records.iter().filter(|r| r.state == SandboxState::Running).map(|r| r.id.clone()).collect();
-        let report = self.node.reconcile(&expected).await?;
-        for record in &records {
-            if report.alive.contains(&record.id) {
-                continue;
-            }
-            let why = if record.state == SandboxState::Running {
-                "sandbox was gone when the server restarted"
-            } else {
-                "server restarted before the sandbox finished creating"
-            };
-            let sources = SandboxState::sources_of(SandboxState::Destroying);
-            self.store.transition(&record.id, &sources, SandboxState::Destroying, Some(why)).await?;
-            self.store.transition(&record.id, &[SandboxState::Destroying], SandboxState::Destroyed, None).await?;
+    /// Handles a passed deadline: `timeout_expired`, then destroy or hibernate as the sandbox asked.
+    pub async fn expire(&self, tenant_id: &str, id: &str) -> ControlResult<()> {
+        let Some(record) = self.store.get_sandbox(tenant_id, id).await? else { return Ok(()) };
+        if record.state != SandboxState::Running {
+            return Ok(());
         }
-        self.finish_pending_destroys().await?;
-        tracing::info!(
-            alive = report.alive.len(),
-            gone = report.gone.len(),
-            orphans = report.orphans_destroyed.len(),
-            "reconciled sandboxes with the host"
-        );
-        Ok(())
+        let action = record.timeout_action.clone();
+        let expired = NewEvent::sandbox("timeout_expired", "succeeded", "system", id)
+            .reason("timeout")
+            .meta("timeout_action", action.clone());
+        self.events.emit(tenant_id, expired).await;
+        if action == TimeoutAction::Hibernate.as_str() {
+            match self.hibernate_record(&record, "timeout", "system").await {
+                Ok(_) => return Ok(()),
+                Err(error) => {
+                    tracing::warn!(sandbox = %id, error = %crate::error_chain(&error), "hibernate at deadline failed; destroying")
+                }
+            }
+        }
+        let current = self.store.get_sandbox(tenant_id, id).await?.unwrap_or(record);
+        self.destroy_record(&current, "timeout", "system").await
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn template_references_resolve_to_names() {
-        assert_eq!(template_name("base"), "base");
-        assert_eq!(template_name("nullspace/base"), "base");
-        assert_eq!(template_name("base:default"), "base");
-        assert_eq!(template_name("other:v1"), "other:v1");
-    }
-
-    #[test]
-    fn cwd_must_be_absolute_and_not_reserved() {
-        assert!(validate_cwd("/workspace").is_ok());
-        assert!(validate_cwd("/tmp/x").is_ok());
-        assert!(validate_cwd("relative").is_err());
-        assert!(validate_cwd("/a/../b").is_err());
-        let reserved = validate_cwd("/workspace/.nullspace/x").unwrap_err();
-        assert!(reserved.to_string().contains("cwd is reserved"));
-    }
-
-    #[test]
-    fn env_names_are_checked() {
-        let mut envs = BTreeMap::new();
-        envs.insert("GOOD".to_owned(), "x=y".to_owned());
-        assert!(validate_envs(&envs).is_ok());
-        envs.insert("BAD=NAME".to_owned(), String::new());
-        assert!(validate_envs(&envs).is_err());
+/// A new `creating` record.
+#[expect(clippy::too_many_arguments, reason = "a plain constructor of one row")]
+pub(super) fn new_record(
+    tenant: &Tenant,
+    template: String,
+    (vcpus, memory_mb): (u32, u32),
+    envs: std::collections::BTreeMap<String, String>,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    cwd: String,
+    timeout_ms: u64,
+    timeout_action: &str,
+    layers: Vec<String>,
+    idempotency_key: Option<String>,
+) -> SandboxRecord {
+    let now = clock::now_ms();
+    SandboxRecord {
+        id: crate::ids::sandbox_id(),
+        tenant_id: tenant.id.clone(),
+        state: SandboxState::Creating,
+        template,
+        vcpus,
+        memory_mb,
+        envs,
+        metadata,
+        cwd,
+        created_at: clock::ms_to_rfc3339(now),
+        started_at: None,
+        timeout_ms,
+        deadline_ms: now.saturating_add(i64::try_from(timeout_ms).unwrap_or(i64::MAX)),
+        timeout_action: timeout_action.to_owned(),
+        idempotency_key,
+        error: None,
+        layers,
+        snapshot_id: None,
     }
 }

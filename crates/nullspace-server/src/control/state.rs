@@ -12,6 +12,10 @@ pub enum SandboxState {
     Running,
     /// Launch failed; resources released, kept for inspection until destroyed.
     Error,
+    /// Its filesystem is being saved into a snapshot; the runtime is then released.
+    Hibernating,
+    /// Saved into a snapshot, nothing running; visible under its id until resumed or killed.
+    Paused,
     /// The node is releasing its resources.
     Destroying,
     /// Gone; kept as history, never listed.
@@ -25,6 +29,8 @@ impl SandboxState {
             Self::Creating => "creating",
             Self::Running => "running",
             Self::Error => "error",
+            Self::Hibernating => "hibernating",
+            Self::Paused => "paused",
             Self::Destroying => "destroying",
             Self::Destroyed => "destroyed",
         }
@@ -36,6 +42,8 @@ impl SandboxState {
             "creating" => Self::Creating,
             "running" => Self::Running,
             "error" => Self::Error,
+            "hibernating" => Self::Hibernating,
+            "paused" => Self::Paused,
             "destroying" => Self::Destroying,
             "destroyed" => Self::Destroyed,
             _ => return None,
@@ -47,13 +55,17 @@ impl SandboxState {
         use SandboxState::*;
         matches!(
             (self, next),
-            (Creating, Running | Error | Destroying) | (Running | Error, Destroying) | (Destroying, Destroyed)
+            (Creating, Running | Error | Destroying)
+                | (Running, Hibernating | Destroying)
+                | (Hibernating, Paused | Running | Destroying)
+                | (Error | Paused, Destroying)
+                | (Destroying, Destroyed)
         )
     }
 
     /// States from which `next` can be reached.
     pub fn sources_of(next: Self) -> Vec<Self> {
-        [Self::Creating, Self::Running, Self::Error, Self::Destroying, Self::Destroyed]
+        [Self::Creating, Self::Running, Self::Error, Self::Hibernating, Self::Paused, Self::Destroying, Self::Destroyed]
             .into_iter()
             .filter(|state| state.can_become(next))
             .collect()
@@ -73,7 +85,8 @@ impl SandboxState {
     pub fn status(self) -> SandboxStatus {
         match self {
             Self::Creating => SandboxStatus::Creating,
-            Self::Running => SandboxStatus::Running,
+            Self::Running | Self::Hibernating => SandboxStatus::Running,
+            Self::Paused => SandboxStatus::Paused,
             Self::Error => SandboxStatus::Error,
             Self::Destroying | Self::Destroyed => SandboxStatus::Destroyed,
         }
@@ -97,13 +110,14 @@ mod tests {
 
     #[test]
     fn sources_follow_the_transition_table() {
-        assert_eq!(SandboxState::sources_of(Destroying), vec![Creating, Running, Error]);
+        assert_eq!(SandboxState::sources_of(Destroying), vec![Creating, Running, Error, Hibernating, Paused]);
+        assert_eq!(SandboxState::sources_of(Paused), vec![Hibernating]);
         assert_eq!(SandboxState::sources_of(Destroyed), vec![Destroying]);
     }
 
     #[test]
     fn names_round_trip() {
-        for state in [Creating, Running, Error, Destroying, Destroyed] {
+        for state in [Creating, Running, Error, Hibernating, Paused, Destroying, Destroyed] {
             assert_eq!(SandboxState::parse(state.as_str()), Some(state));
         }
     }

@@ -2,12 +2,16 @@
 //! placeholders so the same statements run on SQLite (embedded) and PostgreSQL.
 
 mod error;
+mod events;
 mod keys;
 mod sandboxes;
+mod snapshots;
 
 pub use error::StoreError;
 pub use keys::Tenant;
+pub use events::EventFilter;
 pub use sandboxes::{ListFilter, SandboxRecord};
+pub use snapshots::{SnapshotConfig, SnapshotRecord};
 
 use std::path::Path;
 use std::str::FromStr;

@@ -44,6 +44,10 @@ pub struct SandboxRecord {
     pub idempotency_key: Option<String>,
     /// Why it failed, when state is error.
     pub error: Option<String>,
+    /// Snapshot layer directories below its upper dir, top first (empty for a fresh template sandbox).
+    pub layers: Vec<String>,
+    /// Set while paused (and while hibernating): the snapshot holding its state.
+    pub snapshot_id: Option<String>,
 }
 
 /// Filters of a sandbox listing.
@@ -58,7 +62,7 @@ pub struct ListFilter {
 }
 
 const COLUMNS: &str = "id, tenant_id, state, template, vcpus, memory_mb, envs, metadata, cwd, created_at, started_at, \
-                       timeout_ms, deadline_ms, timeout_action, idempotency_key, error";
+                       timeout_ms, deadline_ms, timeout_action, idempotency_key, error, layers, snapshot_id";
 
 fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
     let id: String = row.get("id");
@@ -82,6 +86,8 @@ fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
         timeout_action: row.get("timeout_action"),
         idempotency_key: row.get("idempotency_key"),
         error: row.get("error"),
+        layers: serde_json::from_str(&row.get::<String, _>("layers")).map_err(|e| corrupt(e.to_string()))?,
+        snapshot_id: row.get("snapshot_id"),
         id,
     })
 }
@@ -91,7 +97,7 @@ impl Store {
     /// idempotency key (nothing is inserted then).
     pub async fn insert_sandbox(&self, record: &SandboxRecord) -> StoreResult<bool> {
         let result = sqlx::query(&format!(
-            "INSERT INTO sandboxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+            "INSERT INTO sandboxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
              ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
         ))
         .bind(&record.id)
@@ -110,6 +116,8 @@ impl Store {
         .bind(&record.timeout_action)
         .bind(&record.idempotency_key)
         .bind(&record.error)
+        .bind(serde_json::to_string(&record.layers).unwrap_or_default())
+        .bind(&record.snapshot_id)
         .execute(&self.pool)
         .await
         .map_err(query("insert sandbox"))?;
@@ -235,5 +243,30 @@ impl Store {
             .await
             .map_err(query("set timeout"))?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// Records the snapshot a sandbox is being hibernated into (before the side effect) or was.
+    pub async fn set_sandbox_snapshot(&self, id: &str, snapshot_id: Option<&str>) -> StoreResult<()> {
+        sqlx::query("UPDATE sandboxes SET snapshot_id = $1 WHERE id = $2")
+            .bind(snapshot_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(query("set sandbox snapshot"))?;
+        Ok(())
+    }
+
+    /// The sandbox in `paused` whose snapshot is `snapshot_id`.
+    pub async fn paused_sandbox_of_snapshot(&self, tenant_id: &str, snapshot_id: &str) -> StoreResult<Option<SandboxRecord>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sandboxes WHERE tenant_id = $1 AND snapshot_id = $2 AND state = $3"))
+            .bind(tenant_id)
+            .bind(snapshot_id)
+            .bind(SandboxState::Paused.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query("select paused sandbox"))?;
+        row.as_ref().map(decode).transpose()
     }
 }

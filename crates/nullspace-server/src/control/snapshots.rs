@@ -1,0 +1,269 @@
+//! Snapshots, hibernate, resume and fork. A snapshot is a stack of frozen layer directories plus the
+//! configuration to restore; sandboxes resumed or forked from it stack those layers below a fresh upper
+//! dir, so resume and fork cost a mount, not a copy of the filesystem.
+
+use nullspace_types::sandbox::CreateSandboxRequest;
+
+use super::events::NewEvent;
+use super::service::{new_record, ControlResult, SetGuard};
+use super::validate::{self};
+use super::{Control, ControlError, SandboxState};
+use crate::clock;
+use crate::store::{SandboxRecord, SnapshotConfig, SnapshotRecord, Tenant};
+
+impl Control {
+    pub(super) fn snapshot_record(
+        &self, record: &SandboxRecord, snapshot_id: &str, kind: &str, size_bytes: u64) -> SnapshotRecord {
+        let mut layers = vec![self.node.layer_dir(snapshot_id).to_string_lossy().into_owned()];
+        layers.extend(record.layers.iter().cloned());
+        SnapshotRecord {
+            id: snapshot_id.to_owned(),
+            tenant_id: record.tenant_id.clone(),
+            sandbox_id: record.id.clone(),
+            kind: kind.to_owned(),
+            template: record.template.clone(),
+            layers,
+            config: SnapshotConfig {
+                vcpus: record.vcpus,
+                memory_mb: record.memory_mb,
+                envs: record.envs.clone(),
+                cwd: record.cwd.clone(),
+                timeout_ms: record.timeout_ms,
+                timeout_action: record.timeout_action.clone(),
+            },
+            metadata: record.metadata.clone(),
+            size_bytes,
+            created_at: clock::now_rfc3339(),
+        }
+    }
+
+    fn running(record: &SandboxRecord) -> ControlResult<()> {
+        if record.state == SandboxState::Running {
+            Ok(())
+        } else {
+            Err(ControlError::NotRunning { sandbox_id: record.id.clone(), state: record.state.as_str() })
+        }
+    }
+
+    /// Hibernates running sandbox `id`: its filesystem becomes a snapshot, everything running is released,
+    /// and the id stays visible as `paused` until it is resumed or killed.
+    pub async fn hibernate(&self, tenant: &Tenant, id: &str) -> ControlResult<SnapshotRecord> {
+        let record = self.get(tenant, id).await?;
+        self.hibernate_record(&record, "api", "user").await
+    }
+
+    pub(super) async fn hibernate_record(
+        &self,
+        record: &SandboxRecord,
+        reason: &'static str,
+        actor: &'static str,
+    ) -> ControlResult<SnapshotRecord> {
+        Self::running(record)?;
+        let snapshot_id = crate::ids::snapshot_id();
+        let layer = self.node.layer_dir(&snapshot_id).to_string_lossy().into_owned();
+        let _pending = SetGuard::insert(&self.pending_layers, layer);
+        let timeout_meta = |event: NewEvent| {
+            if reason == "timeout" { event.meta("timeout_action", record.timeout_action.clone()) } else { event }
+        };
+        let hibernate = |status| timeout_meta(NewEvent::sandbox("hibernate", status, actor, &record.id).reason(reason));
+        // Record where the state goes before anything happens, so a crash can finish or undo the hibernate.
+        self.store.set_sandbox_snapshot(&record.id, Some(&snapshot_id)).await?;
+        if !self.store.transition(&record.id, &[SandboxState::Running], SandboxState::Hibernating, None).await? {
+            return Err(ControlError::NotRunning { sandbox_id: record.id.clone(), state: "changing state" });
+        }
+        self.events.emit(&record.tenant_id, hibernate("requested")).await;
+        self.preview.close_sandbox(&record.id);
+        let size = match self.node.hibernate(&record.id, &snapshot_id).await {
+            Ok(size) => size,
+            Err(error) => {
+                let message = error.to_string();
+                let mut failed = hibernate("failed");
+                failed.error_message = Some(message);
+                self.events.emit(&record.tenant_id, failed).await;
+                // The sandbox may be half torn down: finish the teardown rather than leave it inconsistent.
+                self.store.transition(&record.id, &[SandboxState::Hibernating], SandboxState::Destroying, None).await?;
+                self.release(&record.id).await?;
+                return Err(error.into());
+            }
+        };
+        let snapshot = self.snapshot_record(record, &snapshot_id, "hibernate", size);
+        self.store.insert_snapshot(&snapshot).await?;
+        self.store.transition(&record.id, &[SandboxState::Hibernating], SandboxState::Paused, None).await?;
+        self.events.emit(&record.tenant_id, hibernate("succeeded").snapshot(&snapshot_id)).await;
+        let created = NewEvent::sandbox("snapshot_created", "succeeded", actor, &record.id)
+            .reason(reason)
+            .snapshot(&snapshot_id)
+            .meta("created_via", "hibernate");
+        self.events.emit(&record.tenant_id, timeout_meta(created)).await;
+        Ok(snapshot)
+    }
+
+    /// Captures running sandbox `id` into a new snapshot; the sandbox keeps running.
+    pub async fn snapshot(&self, tenant: &Tenant, id: &str) -> ControlResult<SnapshotRecord> {
+        let record = self.get(tenant, id).await?;
+        let snapshot = self.capture(&record, "snapshot").await?;
+        let created = NewEvent::sandbox("snapshot_created", "succeeded", "user", id)
+            .reason("api")
+            .snapshot(&snapshot.id)
+            .meta("created_via", "api");
+        self.events.emit(&tenant.id, created).await;
+        Ok(snapshot)
+    }
+
+    async fn capture(&self, record: &SandboxRecord, kind: &str) -> ControlResult<SnapshotRecord> {
+        Self::running(record)?;
+        let snapshot_id = crate::ids::snapshot_id();
+        let layer = self.node.layer_dir(&snapshot_id).to_string_lossy().into_owned();
+        let _pending = SetGuard::insert(&self.pending_layers, layer);
+        let size = self.node.capture(&record.id, &snapshot_id).await?;
+        let snapshot = self.snapshot_record(record, &snapshot_id, kind, size);
+        self.store.insert_snapshot(&snapshot).await?;
+        Ok(snapshot)
+    }
+
+    /// The live snapshot `snapshot_or_sandbox_id` of `tenant`, or the snapshot of paused sandbox with that
+    /// id. Unknown or deleted → `sandbox_not_found`, as the client expects on resume.
+    async fn resolve_snapshot(&self, tenant: &Tenant, snapshot_or_sandbox_id: &str) -> ControlResult<SnapshotRecord> {
+        let not_found = || ControlError::SandboxNotFound { sandbox_id: snapshot_or_sandbox_id.to_owned() };
+        if let Some(snapshot) = self.store.get_snapshot(&tenant.id, snapshot_or_sandbox_id).await? {
+            return Ok(snapshot);
+        }
+        let record = self.store.get_sandbox(&tenant.id, snapshot_or_sandbox_id).await?.ok_or_else(not_found)?;
+        match (record.state, record.snapshot_id) {
+            (SandboxState::Paused, Some(snapshot_id)) => {
+                self.store.get_snapshot(&tenant.id, &snapshot_id).await?.ok_or_else(not_found)
+            }
+            _ => Err(not_found()),
+        }
+    }
+
+    fn record_from_snapshot(
+        tenant: &Tenant,
+        snapshot: &SnapshotRecord,
+        metadata: Option<serde_json::Map<String, serde_json::Value>>,
+        timeout_ms: Option<u64>,
+        idempotency_key: Option<String>,
+    ) -> SandboxRecord {
+        let config = &snapshot.config;
+        new_record(
+            tenant,
+            snapshot.template.clone(),
+            (config.vcpus, config.memory_mb),
+            config.envs.clone(),
+            metadata.unwrap_or_else(|| snapshot.metadata.clone()),
+            config.cwd.clone(),
+            timeout_ms.unwrap_or(config.timeout_ms),
+            &config.timeout_action,
+            snapshot.layers.clone(),
+            idempotency_key,
+        )
+    }
+
+    /// Resumes a snapshot (or a paused sandbox) as a new running sandbox with the original configuration;
+    /// the paused alias of the source goes away.
+    pub async fn resume(&self, tenant: &Tenant, snapshot_or_sandbox_id: &str) -> ControlResult<SandboxRecord> {
+        let snapshot = self.resolve_snapshot(tenant, snapshot_or_sandbox_id).await?;
+        self.admit().await?;
+        let record = Self::record_from_snapshot(tenant, &snapshot, None, None, None);
+        let resumed = self.insert_and_start(record, "resume").await?;
+        if let Some(alias) = self.store.paused_sandbox_of_snapshot(&tenant.id, &snapshot.id).await? {
+            self.store.transition(&alias.id, &[SandboxState::Paused], SandboxState::Destroying, None).await?;
+            self.release(&alias.id).await?;
+        }
+        let mut event = NewEvent::sandbox("resume_from_snapshot", "succeeded", "user", &resumed.id)
+            .reason("api")
+            .snapshot(&snapshot.id);
+        event.source_sandbox_id = Some(snapshot.sandbox_id.clone());
+        event.target_sandbox_id = Some(resumed.id.clone());
+        self.events.emit(&tenant.id, event).await;
+        Ok(resumed)
+    }
+
+    /// `POST /v1/sandboxes` with `snapshot_id`: an independent sandbox from a snapshot.
+    pub(super) async fn create_from_snapshot(
+        &self,
+        tenant: &Tenant,
+        snapshot_id: &str,
+        request: CreateSandboxRequest,
+        idempotency_key: Option<String>,
+    ) -> ControlResult<SandboxRecord> {
+        let snapshot = self
+            .store
+            .get_snapshot(&tenant.id, snapshot_id)
+            .await?
+            .ok_or_else(|| ControlError::SnapshotNotFound { snapshot_id: snapshot_id.to_owned() })?;
+        if let Some(timeout_ms) = request.timeout_ms {
+            validate::timeout(timeout_ms)?;
+        }
+        self.admit().await?;
+        let record = Self::record_from_snapshot(tenant, &snapshot, request.metadata, request.timeout_ms, idempotency_key);
+        self.insert_and_start(record, "api").await
+    }
+
+    /// Forks running sandbox `id`: a child with a copy of its filesystem and its configuration; both run on
+    /// independently.
+    pub async fn fork(&self, tenant: &Tenant, id: &str) -> ControlResult<SandboxRecord> {
+        let parent = self.get(tenant, id).await?;
+        Self::running(&parent)?;
+        self.admit().await?;
+        let layer = self.capture(&parent, "fork").await?;
+        let mut record = Self::record_from_snapshot(tenant, &layer, None, None, None);
+        record.metadata = parent.metadata.clone();
+        let child = self.insert_and_start(record, "fork").await;
+        // The fork layer is kept alive by the child's layer list, not by a visible snapshot.
+        self.store.delete_snapshot(&tenant.id, &layer.id).await?;
+        let child = match child {
+            Ok(child) => child,
+            Err(error) => {
+                self.collect_layers().await?;
+                return Err(error);
+            }
+        };
+        let mut event = NewEvent::sandbox("fork", "succeeded", "user", &child.id).reason("api");
+        event.source_sandbox_id = Some(parent.id.clone());
+        event.target_sandbox_id = Some(child.id.clone());
+        self.events.emit(&tenant.id, event).await;
+        Ok(child)
+    }
+
+    /// Live snapshot `id` of `tenant`.
+    pub async fn get_snapshot(&self, tenant: &Tenant, id: &str) -> ControlResult<SnapshotRecord> {
+        self.store
+            .get_snapshot(&tenant.id, id)
+            .await?
+            .filter(|snapshot| snapshot.kind != "fork")
+            .ok_or_else(|| ControlError::SnapshotNotFound { snapshot_id: id.to_owned() })
+    }
+
+    /// Snapshots of `tenant`, optionally of one sandbox and with metadata containing `metadata`.
+    pub async fn list_snapshots(
+        &self,
+        tenant: &Tenant,
+        sandbox_id: Option<&str>,
+        metadata: &serde_json::Map<String, serde_json::Value>,
+    ) -> ControlResult<Vec<SnapshotRecord>> {
+        let snapshots = self.store.list_snapshots(&tenant.id, sandbox_id).await?;
+        Ok(snapshots.into_iter().filter(|s| metadata.iter().all(|(k, v)| s.metadata.get(k) == Some(v))).collect())
+    }
+
+    /// Deletes snapshot `id`; a paused sandbox that lives in it is destroyed with it.
+    pub async fn delete_snapshot(&self, tenant: &Tenant, id: &str) -> ControlResult<()> {
+        let snapshot = self.get_snapshot(tenant, id).await?;
+        if let Some(alias) = self.store.paused_sandbox_of_snapshot(&tenant.id, &snapshot.id).await? {
+            self.destroy_record(&alias, "manual", "user").await?;
+        }
+        self.store.delete_snapshot(&tenant.id, id).await?;
+        self.collect_layers().await
+    }
+
+    /// Removes layer directories that no live snapshot and no sandbox references.
+    pub(super) async fn collect_layers(&self) -> ControlResult<()> {
+        let mut referenced = self.store.referenced_layers().await?;
+        referenced.extend(self.pending_layers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().cloned());
+        let removed = self.node.collect_layers(&referenced);
+        if removed > 0 {
+            tracing::debug!(removed, "removed unreferenced snapshot layers");
+        }
+        Ok(())
+    }
+}
