@@ -40,12 +40,20 @@ deselect=(
   # (it writes /workspace/quickstart-py.txt); everything before that assertion passes.
   --deselect tests/test_quickstart_integration.py::test_quickstart_create_exec_files_get_host_kill
 )
-if [ "${NULLSPACE_PTY_READY:-0}" != 1 ]; then
-  deselect+=(--deselect tests/test_integration.py::TestPtyWebSocket::test_pty_start)
-fi
+deselect+=(
+  # The test calls the client's private _scan_directory_upload_source() without its required
+  # `ignore_patterns` argument and fails with a TypeError before any request is made.
+  --deselect tests/test_firecracker_uploads_integration.py::TestUploadSoak::test_resume_after_partial_directory_upload
+)
 
 cd "$sdk/nullspace_sdk-0.1.9"
+secondary=$(HOME="$home" "$root/target/release/nullspace" api-key create --tenant secondary --data-dir "$data")
 NULLSPACE_INTEGRATION=1 NULLSPACE_API_URL="http://127.0.0.1:$port" NULLSPACE_API_KEY="$key" \
+  NULLSPACE_SECONDARY_API_KEY="$secondary" NULLSPACE_TEST_TIMEOUT_HIBERNATE=1 \
+  NULLSPACE_FIRECRACKER_SOAK=1 NULLSPACE_FIRECRACKER_SOAK_UPLOAD_BYTES=268435456 \
+  NULLSPACE_FIRECRACKER_RELIABILITY_LOOP_COUNT=3 \
   "$venv/bin/pytest" -q -p no:cacheprovider --timeout 300 -o addopts="" \
   tests/test_integration.py tests/test_quickstart_integration.py tests/test_firecracker_filesystem_parity.py \
+  tests/test_pty_integration.py tests/test_firecracker_uploads_integration.py \
+  tests/test_sandbox_integration.py tests/test_lifecycle_integration.py \
   "${deselect[@]}"

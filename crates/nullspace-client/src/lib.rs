@@ -8,6 +8,7 @@ mod error;
 mod exec;
 mod files;
 mod sandboxes;
+mod snapshots;
 mod ws;
 
 pub use client::Client;

@@ -12,6 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::exec::registry::Registry;
 use crate::routes::router::router;
 use crate::state::Sandbox;
+use crate::uploads::store::{Uploads, SWEEP_INTERVAL};
 
 /// Where the sandbox's login shells pick up the sandbox environment.
 pub const PROFILE_SCRIPT: &str = "/etc/profile.d/nullspace-env.sh";
@@ -23,6 +24,8 @@ pub struct BootOptions {
     pub control_dir: PathBuf,
     /// Whether to write [`PROFILE_SCRIPT`] (only inside a sandbox).
     pub write_profile: bool,
+    /// Where upload sessions are staged (hidden from file watches).
+    pub staging_dir: PathBuf,
 }
 
 /// What can stop guestd from serving.
@@ -63,10 +66,7 @@ pub enum BootError {
 /// Reads the boot configuration from `control_dir`.
 pub fn load_config(control_dir: &Path) -> Result<GuestConfig, BootError> {
     let path = control_dir.join(GUEST_CONFIG_NAME);
-    let bytes = std::fs::read(&path).map_err(|source| BootError::ReadConfig {
-        path: path.clone(),
-        source,
-    })?;
+    let bytes = std::fs::read(&path).map_err(|source| BootError::ReadConfig { path: path.clone(), source })?;
     serde_json::from_slice(&bytes).map_err(|source| BootError::ParseConfig { path, source })
 }
 
@@ -74,7 +74,8 @@ pub fn load_config(control_dir: &Path) -> Result<GuestConfig, BootError> {
 pub async fn run(options: BootOptions) -> Result<(), BootError> {
     let config = load_config(&options.control_dir)?;
     let registry = Arc::new(Registry::default());
-    let sandbox = Sandbox::new(config, registry.clone());
+    let uploads = Arc::new(Uploads::open(options.staging_dir.clone()));
+    let sandbox = Sandbox::new(config, registry.clone(), uploads.clone());
     if let Err(error) = std::fs::create_dir_all(sandbox.cwd()) {
         tracing::warn!(cwd = sandbox.cwd(), %error, "cannot create the default working directory");
     }
@@ -85,11 +86,17 @@ pub async fn run(options: BootOptions) -> Result<(), BootError> {
     }
     let socket = options.control_dir.join(GUEST_SOCKET_NAME);
     let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket).map_err(|source| BootError::Bind {
-        path: socket.clone(),
-        source,
-    })?;
+    let listener = UnixListener::bind(&socket).map_err(|source| BootError::Bind { path: socket.clone(), source })?;
     let reaper = tokio::spawn(crate::reaper::run(registry.clone()));
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+        loop {
+            tick.tick().await;
+            let uploads = uploads.clone();
+            let _ = tokio::task::spawn_blocking(move || uploads.sweep()).await;
+        }
+    });
+    let ptys = sandbox.ptys().clone();
     tracing::info!(sandbox = sandbox.id(), socket = %socket.display(), cwd = sandbox.cwd(), "guest ready");
 
     let served = tokio::select! {
@@ -97,17 +104,16 @@ pub async fn run(options: BootOptions) -> Result<(), BootError> {
         () = shutdown_signal() => Ok(()),
     };
     tracing::info!("shutting down");
+    ptys.kill_all();
     registry.terminate_all();
     reaper.abort();
+    sweeper.abort();
     let _ = std::fs::remove_file(&socket);
     served
 }
 
 async fn shutdown_signal() {
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot watch SIGTERM; stop guestd with SIGKILL");
         return std::future::pending().await;
     };
@@ -119,10 +125,7 @@ async fn shutdown_signal() {
 
 /// Writes the sandbox environment as a shell script sourced by login shells (Debian's /etc/profile
 /// resets PATH and sources /etc/profile.d/*.sh afterwards).
-pub fn write_profile(
-    path: &Path,
-    envs: &std::collections::BTreeMap<String, String>,
-) -> std::io::Result<()> {
+pub fn write_profile(path: &Path, envs: &std::collections::BTreeMap<String, String>) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -131,22 +134,13 @@ pub fn write_profile(
 
 /// The script text: one `export KEY='value'` per valid variable name.
 pub fn profile_script(envs: &std::collections::BTreeMap<String, String>) -> String {
-    let mut script = String::from(
-        "# Written by nullspace-guestd at boot: the sandbox environment, for login shells too.\n",
-    );
+    let mut script =
+        String::from("# Written by nullspace-guestd at boot: the sandbox environment, for login shells too.\n");
     for (key, value) in envs {
-        let valid = key
-            .chars()
-            .next()
-            .is_some_and(|first| first == '_' || first.is_ascii_alphabetic())
-            && key
-                .chars()
-                .all(|ch| ch == '_' || ch.is_ascii_alphanumeric());
+        let valid = key.chars().next().is_some_and(|first| first == '_' || first.is_ascii_alphabetic())
+            && key.chars().all(|ch| ch == '_' || ch.is_ascii_alphanumeric());
         if valid {
-            script.push_str(&format!(
-                "export {key}='{}'\n",
-                value.replace('\'', r"'\''")
-            ));
+            script.push_str(&format!("export {key}='{}'\n", value.replace('\'', r"'\''")));
         }
     }
     script
@@ -186,20 +180,10 @@ mod tests {
     #[test]
     fn config_errors_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            load_config(dir.path()),
-            Err(BootError::ReadConfig { .. })
-        ));
+        assert!(matches!(load_config(dir.path()), Err(BootError::ReadConfig { .. })));
         std::fs::write(dir.path().join(GUEST_CONFIG_NAME), "{not json").unwrap();
-        assert!(matches!(
-            load_config(dir.path()),
-            Err(BootError::ParseConfig { .. })
-        ));
-        std::fs::write(
-            dir.path().join(GUEST_CONFIG_NAME),
-            r#"{"sandbox_id":"sb_1","cwd":"/w"}"#,
-        )
-        .unwrap();
+        assert!(matches!(load_config(dir.path()), Err(BootError::ParseConfig { .. })));
+        std::fs::write(dir.path().join(GUEST_CONFIG_NAME), r#"{"sandbox_id":"sb_1","cwd":"/w"}"#).unwrap();
         assert_eq!(load_config(dir.path()).unwrap().sandbox_id, "sb_1");
     }
 }

@@ -1,12 +1,16 @@
 //! `GuestError`, the one error type of guestd's request handling, and its single mapping to the
-//! protocol's error envelope (`{"error": message, "code": code}`) and HTTP status.
+//! protocol's error envelope (`{"error": message, "code": code}`, plus `error_detail` for upload
+//! failures) and HTTP status.
 
 use std::io;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use nullspace_types::upload_api::FILE_UPLOAD_ERROR;
 use nullspace_types::{ErrorBody, ErrorCode};
+
+use crate::uploads::error::UploadError;
 
 /// Result of guest operations.
 pub type GuestResult<T> = Result<T, GuestError>;
@@ -21,9 +25,7 @@ pub enum GuestError {
         message: String,
     },
     /// A path does not exist.
-    #[error(
-        "file not found: {path}; check the path (relative paths resolve against the sandbox cwd)"
-    )]
+    #[error("file not found: {path}; check the path (relative paths resolve against the sandbox cwd)")]
     FileNotFound {
         /// The resolved path.
         path: String,
@@ -75,6 +77,21 @@ pub enum GuestError {
         #[source]
         source: io::Error,
     },
+    /// A PTY session id (or shell pid) that names no live session.
+    #[error("pty session {session} not found; list live sessions with GET /pty")]
+    PtySessionNotFound {
+        /// The id (or `with pid N`) asked for.
+        session: String,
+    },
+    /// An upload id that names no session.
+    #[error("upload session {upload_id} not found; create one with POST /uploads")]
+    UploadNotFound {
+        /// The id asked for.
+        upload_id: String,
+    },
+    /// An upload session failed (sent with `error_detail`).
+    #[error(transparent)]
+    Upload(Box<UploadError>),
     /// No route matches the request.
     #[error("no guest route {method} {path}; see the protocol map for the sandbox routes")]
     UnknownRoute {
@@ -91,39 +108,37 @@ pub enum GuestError {
     },
 }
 
+impl From<UploadError> for GuestError {
+    fn from(error: UploadError) -> Self {
+        Self::Upload(Box::new(error))
+    }
+}
+
 impl GuestError {
     /// An `invalid_request` error with `message`.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::InvalidRequest {
-            message: message.into(),
-        }
+        Self::InvalidRequest { message: message.into() }
     }
 
     /// A failed filesystem operation on `path`.
     pub fn file_op(op: &'static str, path: &str, source: io::Error) -> Self {
         if source.kind() == io::ErrorKind::NotFound {
-            return Self::FileNotFound {
-                path: path.to_owned(),
-            };
+            return Self::FileNotFound { path: path.to_owned() };
         }
-        Self::FileOp {
-            op,
-            path: path.to_owned(),
-            source,
-        }
+        Self::FileOp { op, path: path.to_owned(), source }
     }
 
     /// The HTTP status and envelope of this error: the one mapping to the protocol.
     pub fn envelope(&self) -> (StatusCode, ErrorBody) {
         let message = self.message();
         let (status, code) = match self {
-            Self::InvalidRequest { .. } | Self::UnknownUser { .. } => {
-                (400, ErrorCode::InvalidRequest.as_str())
-            }
+            Self::InvalidRequest { .. } | Self::UnknownUser { .. } => (400, ErrorCode::InvalidRequest.as_str()),
             Self::FileNotFound { .. } => (404, ErrorCode::FileNotFound.as_str()),
-            Self::ProcessNotFound { .. } | Self::UnknownRoute { .. } => {
-                (404, ErrorCode::NotFound.as_str())
-            }
+            Self::ProcessNotFound { .. }
+            | Self::UnknownRoute { .. }
+            | Self::PtySessionNotFound { .. }
+            | Self::UploadNotFound { .. } => (404, ErrorCode::NotFound.as_str()),
+            Self::Upload(error) => (error.status(), FILE_UPLOAD_ERROR),
             Self::StdinClosed { .. } => (409, ErrorCode::Conflict.as_str()),
             Self::FileOp { source, .. } => io_status(source),
             Self::Spawn { .. } => (500, ErrorCode::ExecFailed.as_str()),
@@ -159,9 +174,7 @@ fn io_status(error: &io::Error) -> (u16, &'static str) {
         | K::CrossesDevices
         | K::InvalidFilename => (400, ErrorCode::InvalidRequest.as_str()),
         _ => match error.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::EROFS) => {
-                (403, "permission_denied")
-            }
+            Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::EROFS) => (403, "permission_denied"),
             _ => (500, ErrorCode::Internal.as_str()),
         },
     }
@@ -176,7 +189,12 @@ impl IntoResponse for GuestError {
         } else {
             tracing::debug!(error = %body.error, code = %body.code, "request failed");
         }
-        (status, Json(body)).into_response()
+        let mut value = serde_json::to_value(&body).unwrap_or_default();
+        if let (Self::Upload(error), Some(object)) = (&self, value.as_object_mut()) {
+            object.insert("retryable".into(), error.retryable.into());
+            object.insert("error_detail".into(), serde_json::to_value(error.detail()).unwrap_or_default());
+        }
+        (status, Json(value)).into_response()
     }
 }
 
@@ -195,10 +213,7 @@ mod tests {
 
     #[test]
     fn spawn_failures_are_exec_failed_with_the_cause() {
-        let error = GuestError::Spawn {
-            command: "x".into(),
-            source: io::Error::from_raw_os_error(libc::EAGAIN),
-        };
+        let error = GuestError::Spawn { command: "x".into(), source: io::Error::from_raw_os_error(libc::EAGAIN) };
         let (status, body) = error.envelope();
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body.code, "exec_failed");
@@ -207,11 +222,7 @@ mod tests {
 
     #[test]
     fn permission_errors_are_403() {
-        let error = GuestError::file_op(
-            "write",
-            "/proc/x",
-            io::Error::from_raw_os_error(libc::EACCES),
-        );
+        let error = GuestError::file_op("write", "/proc/x", io::Error::from_raw_os_error(libc::EACCES));
         assert_eq!(error.envelope().0, StatusCode::FORBIDDEN);
     }
 }

@@ -2,16 +2,20 @@
 //! to stderr and hands over to [`boot::run`].
 //!
 //! Options: `--control-dir DIR` (or `NULLSPACE_GUEST_CONTROL_DIR`; default `/run/nullspace`) and
-//! `--write-profile` / `--no-write-profile` (default: write only when running as PID 1).
+//! `--write-profile` / `--no-write-profile` (default: write only when running as PID 1). The upload
+//! staging directory is `NULLSPACE_GUEST_STAGING_DIR` (default `/var/lib/nullspace/uploads`).
 
 mod boot;
 mod error;
 mod exec;
 mod files;
+mod ids;
+mod pty;
 mod reaper;
 mod routes;
 mod state;
 mod tunnel;
+mod uploads;
 mod users;
 mod watch;
 mod ws;
@@ -26,21 +30,21 @@ fn options() -> Result<boot::BootOptions, String> {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--control-dir" => {
-                control_dir = Some(args.next().ok_or("--control-dir needs a directory")?.into())
-            }
+            "--control-dir" => control_dir = Some(args.next().ok_or("--control-dir needs a directory")?.into()),
             "--write-profile" => write_profile = true,
             "--no-write-profile" => write_profile = false,
-            "--help" | "-h" => return Err(
-                "usage: nullspace-guestd [--control-dir DIR] [--write-profile|--no-write-profile]"
-                    .into(),
-            ),
+            "--help" | "-h" => {
+                return Err("usage: nullspace-guestd [--control-dir DIR] [--write-profile|--no-write-profile]".into())
+            }
             other => return Err(format!("unknown argument {other:?}; see --help")),
         }
     }
     Ok(boot::BootOptions {
         control_dir: control_dir.unwrap_or_else(|| GUEST_CONTROL_DIR.into()),
         write_profile,
+        staging_dir: std::env::var_os("NULLSPACE_GUEST_STAGING_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| uploads::store::DEFAULT_STAGING_DIR.into()),
     })
 }
 
@@ -59,11 +63,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("nullspace-guestd: cannot start the async runtime: {error}");

@@ -1,5 +1,5 @@
-//! The sandbox as guestd sees it, shared by every handler: boot configuration, users, and the registry
-//! of processes it started.
+//! The sandbox as guestd sees it, shared by every handler: boot configuration, users, the registry
+//! of processes it started, its PTY sessions and its upload sessions.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,6 +9,8 @@ use nullspace_types::guest::GuestConfig;
 use crate::error::GuestResult;
 use crate::exec::registry::Registry;
 use crate::files::paths::normalize;
+use crate::pty::table::PtyTable;
+use crate::uploads::store::Uploads;
 use crate::users::{User, UserDb};
 
 /// Working directory of a sandbox whose configuration names none.
@@ -25,23 +27,16 @@ struct Inner {
     cwd: String,
     users: UserDb,
     registry: Arc<Registry>,
+    ptys: Arc<PtyTable>,
+    uploads: Arc<Uploads>,
 }
 
 impl Sandbox {
     /// State for `config`, reading users from the sandbox's /etc.
-    pub fn new(config: GuestConfig, registry: Arc<Registry>) -> Self {
-        let cwd = if config.cwd.trim().is_empty() {
-            DEFAULT_CWD.to_owned()
-        } else {
-            normalize(config.cwd.trim())
-        };
+    pub fn new(config: GuestConfig, registry: Arc<Registry>, uploads: Arc<Uploads>) -> Self {
+        let cwd = if config.cwd.trim().is_empty() { DEFAULT_CWD.to_owned() } else { normalize(config.cwd.trim()) };
         Self {
-            inner: Arc::new(Inner {
-                config,
-                cwd,
-                users: UserDb::default(),
-                registry,
-            }),
+            inner: Arc::new(Inner { config, cwd, users: UserDb::default(), registry, ptys: Arc::default(), uploads }),
         }
     }
 
@@ -95,6 +90,16 @@ impl Sandbox {
             }),
             result => result,
         }
+    }
+
+    /// Live PTY sessions.
+    pub fn ptys(&self) -> &Arc<PtyTable> {
+        &self.inner.ptys
+    }
+
+    /// Upload sessions.
+    pub fn uploads(&self) -> &Arc<Uploads> {
+        &self.inner.uploads
     }
 
     /// Processes guestd started.

@@ -14,19 +14,14 @@ use crate::error::{GuestError, GuestResult};
 use crate::routes::extract::PathParams;
 
 /// `GET /tcp/{port}`.
-pub async fn tunnel(
-    PathParams(port): PathParams<String>,
-    request: Request,
-) -> GuestResult<Response> {
-    let port: u16 = port.parse().ok().filter(|port| *port != 0).ok_or_else(|| {
-        GuestError::invalid(format!(
-            "invalid port {port:?}; send a number from 1 to 65535"
-        ))
-    })?;
+pub async fn tunnel(PathParams(port): PathParams<String>, request: Request) -> GuestResult<Response> {
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|port| *port != 0)
+        .ok_or_else(|| GuestError::invalid(format!("invalid port {port:?}; send a number from 1 to 65535")))?;
     if !wants_tcp_upgrade(request.headers()) {
-        return Err(GuestError::invalid(
-            "send Connection: Upgrade and Upgrade: tcp to open a tunnel",
-        ));
+        return Err(GuestError::invalid("send Connection: Upgrade and Upgrade: tcp to open a tunnel"));
     }
     let mut upstream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
@@ -37,8 +32,7 @@ pub async fn tunnel(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let mut client = TokioIo::new(upgraded);
-                if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await
-                {
+                if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
                     tracing::debug!(port, %error, "tunnel closed with an error");
                 }
             }
@@ -47,13 +41,8 @@ pub async fn tunnel(
     });
     let mut response = Body::empty().into_response();
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    response.headers_mut().insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("upgrade"),
-    );
-    response
-        .headers_mut()
-        .insert(header::UPGRADE, header::HeaderValue::from_static("tcp"));
+    response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("upgrade"));
+    response.headers_mut().insert(header::UPGRADE, header::HeaderValue::from_static("tcp"));
     Ok(response)
 }
 
@@ -63,11 +52,7 @@ fn wants_tcp_upgrade(headers: &HeaderMap) -> bool {
             .get_all(name)
             .iter()
             .filter_map(|value| value.to_str().ok())
-            .any(|value| {
-                value
-                    .split(',')
-                    .any(|part| part.trim().eq_ignore_ascii_case(token))
-            })
+            .any(|value| value.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
     };
     has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "tcp")
 }

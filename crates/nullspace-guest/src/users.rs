@@ -29,10 +29,7 @@ pub struct UserDb {
 
 impl Default for UserDb {
     fn default() -> Self {
-        Self {
-            passwd: "/etc/passwd".into(),
-            group: "/etc/group".into(),
-        }
+        Self { passwd: "/etc/passwd".into(), group: "/etc/group".into() }
     }
 }
 
@@ -40,10 +37,7 @@ impl UserDb {
     /// A database reading the given files.
     #[cfg(test)]
     pub fn at(passwd: &std::path::Path, group: &std::path::Path) -> Self {
-        Self {
-            passwd: passwd.display().to_string(),
-            group: group.display().to_string(),
-        }
+        Self { passwd: passwd.display().to_string(), group: group.display().to_string() }
     }
 
     /// The user called `name` (or with numeric uid `name`); read fresh each time so users added at run
@@ -53,9 +47,7 @@ impl UserDb {
         let numeric = name.parse::<u32>().ok();
         let mut user = parse_passwd(&passwd)
             .find(|user| user.name == name || Some(user.uid) == numeric)
-            .ok_or_else(|| GuestError::UnknownUser {
-                user: name.to_owned(),
-            })?;
+            .ok_or_else(|| GuestError::UnknownUser { user: name.to_owned() })?;
         let group = std::fs::read_to_string(&self.group).unwrap_or_default();
         user.groups = supplementary_groups(&group, &user.name, user.gid);
         Ok(user)
@@ -64,51 +56,43 @@ impl UserDb {
     /// Name of uid `uid`, or the number itself.
     pub fn user_name(&self, uid: u32) -> String {
         let passwd = std::fs::read_to_string(&self.passwd).unwrap_or_default();
-        let name = parse_passwd(&passwd)
-            .find(|user| user.uid == uid)
-            .map(|user| user.name);
+        let name = parse_passwd(&passwd).find(|user| user.uid == uid).map(|user| user.name);
         name.unwrap_or_else(|| uid.to_string())
     }
 
     /// Name of gid `gid`, or the number itself.
     pub fn group_name(&self, gid: u32) -> String {
         let group = std::fs::read_to_string(&self.group).unwrap_or_default();
-        let name = group_entries(&group)
-            .find(|(_, id, _)| *id == gid)
-            .map(|(name, _, _)| name.to_owned());
+        let name = group_entries(&group).find(|(_, id, _)| *id == gid).map(|(name, _, _)| name.to_owned());
         name.unwrap_or_else(|| gid.to_string())
     }
 }
 
 fn parse_passwd(text: &str) -> impl Iterator<Item = User> + '_ {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(':').collect();
-            if fields.len() < 7 {
-                return None;
-            }
-            Some(User {
-                name: fields[0].to_owned(),
-                uid: fields[2].parse().ok()?,
-                gid: fields[3].parse().ok()?,
-                home: fields[5].to_owned(),
-                shell: fields[6].to_owned(),
-                groups: Vec::new(),
-            })
+    text.lines().filter(|line| !line.starts_with('#')).filter_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() < 7 {
+            return None;
+        }
+        Some(User {
+            name: fields[0].to_owned(),
+            uid: fields[2].parse().ok()?,
+            gid: fields[3].parse().ok()?,
+            home: fields[5].to_owned(),
+            shell: fields[6].to_owned(),
+            groups: Vec::new(),
         })
+    })
 }
 
 fn group_entries(text: &str) -> impl Iterator<Item = (&str, u32, &str)> + '_ {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(':').collect();
-            if fields.len() < 4 {
-                return None;
-            }
-            Some((fields[0], fields[2].parse().ok()?, fields[3]))
-        })
+    text.lines().filter(|line| !line.starts_with('#')).filter_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() < 4 {
+            return None;
+        }
+        Some((fields[0], fields[2].parse().ok()?, fields[3]))
+    })
 }
 
 fn supplementary_groups(group_text: &str, user: &str, primary: u32) -> Vec<u32> {
@@ -146,10 +130,7 @@ mod tests {
         let db = UserDb::at(&passwd, &group);
         assert_eq!(db.lookup("user").unwrap().uid, 1000);
         assert_eq!(db.lookup("1000").unwrap().name, "user");
-        assert!(matches!(
-            db.lookup("ghost"),
-            Err(GuestError::UnknownUser { .. })
-        ));
+        assert!(matches!(db.lookup("ghost"), Err(GuestError::UnknownUser { .. })));
         assert_eq!(db.user_name(0), "root");
         assert_eq!(db.user_name(4242), "4242");
         assert_eq!(db.group_name(27), "sudo");

@@ -1,10 +1,11 @@
 //! `file_watch` on the WebSocket: inotify watches on a directory (and, when recursive, every directory
 //! below it, including ones created later), reported as create/write/remove/rename/chmod events with
 //! names relative to the watched root. The watch lives until the socket closes (never on the client's
-//! `timeout_secs`, which the client enforces itself).
+//! `timeout_secs`, which the client enforces itself). guestd's upload staging directory is never
+//! watched.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
@@ -31,32 +32,15 @@ fn mask() -> WatchMask {
 }
 
 /// Starts a watch; its events flow to `outbox` until the socket closes (the task is in `tasks`).
-pub async fn start(
-    sandbox: &Sandbox,
-    request: FileWatchRequest,
-    outbox: Outbox,
-    tasks: &mut JoinSet<()>,
-) {
+pub async fn start(sandbox: &Sandbox, request: FileWatchRequest, outbox: Outbox, tasks: &mut JoinSet<()>) {
     let id = request.id.clone();
     match arm(sandbox, &request) {
         Ok((root, inotify, dirs)) => {
-            send(
-                &outbox,
-                &WatchServerMessage::FileWatchStarted { id: id.clone() },
-            )
-            .await;
-            tasks.spawn(pump(id, root, request.recursive, inotify, dirs, outbox));
+            send(&outbox, &WatchServerMessage::FileWatchStarted { id: id.clone() }).await;
+            let hidden = sandbox.uploads().root().to_path_buf();
+            tasks.spawn(pump(id, root, request.recursive, inotify, dirs, hidden, outbox));
         }
-        Err(error) => {
-            send(
-                &outbox,
-                &WatchServerMessage::Error {
-                    id,
-                    message: error.message(),
-                },
-            )
-            .await
-        }
+        Err(error) => send(&outbox, &WatchServerMessage::Error { id, message: error.message() }).await,
     }
 }
 
@@ -65,22 +49,17 @@ type Armed = (String, Inotify, HashMap<WatchDescriptor, String>);
 fn arm(sandbox: &Sandbox, request: &FileWatchRequest) -> Result<Armed, GuestError> {
     let target = resolve(sandbox, &request.path, request.user.as_deref())?;
     let root = target.path;
-    let metadata =
-        std::fs::metadata(&root).map_err(|error| GuestError::file_op("watch", &root, error))?;
+    let metadata = std::fs::metadata(&root).map_err(|error| GuestError::file_op("watch", &root, error))?;
     if !metadata.is_dir() {
-        return Err(GuestError::invalid(format!(
-            "{root} is not a directory; watch a directory"
-        )));
+        return Err(GuestError::invalid(format!("{root} is not a directory; watch a directory")));
     }
     let inotify = Inotify::init().map_err(|error| GuestError::file_op("watch", &root, error))?;
     let mut dirs = HashMap::new();
     let mut watches = inotify.watches();
-    let wd = watches
-        .add(&root, mask())
-        .map_err(|error| GuestError::file_op("watch", &root, error))?;
+    let wd = watches.add(&root, mask()).map_err(|error| GuestError::file_op("watch", &root, error))?;
     dirs.insert(wd, String::new());
     if request.recursive {
-        add_tree(&mut watches, &root, "", &mut dirs);
+        add_tree(&mut watches, &root, "", sandbox.uploads().root(), &mut dirs);
     }
     Ok((root, inotify, dirs))
 }
@@ -90,6 +69,7 @@ fn add_tree(
     watches: &mut Watches,
     root: &str,
     relative: &str,
+    hidden: &Path,
     dirs: &mut HashMap<WatchDescriptor, String>,
 ) {
     let start = join(root, relative);
@@ -97,6 +77,7 @@ fn add_tree(
         .min_depth(1)
         .follow_links(false)
         .into_iter()
+        .filter_entry(|entry| !entry.path().starts_with(hidden))
         .filter_map(Result::ok)
     {
         if dirs.len() >= MAX_WATCHED_DIRS {
@@ -121,6 +102,7 @@ async fn pump(
     recursive: bool,
     inotify: Inotify,
     mut dirs: HashMap<WatchDescriptor, String>,
+    hidden: PathBuf,
     outbox: Outbox,
 ) {
     let mut stream = match inotify.into_event_stream(vec![0u8; 64 * 1024]) {
@@ -143,22 +125,16 @@ async fn pump(
         if is_upload_temp(&name) {
             continue;
         }
-        let relative = if dir.is_empty() {
-            name
-        } else {
-            format!("{dir}/{name}")
-        };
+        let relative = if dir.is_empty() { name } else { format!("{dir}/{name}") };
         let is_dir = event.mask.contains(EventMask::ISDIR);
-        if recursive
-            && is_dir
-            && event
-                .mask
-                .intersects(EventMask::CREATE | EventMask::MOVED_TO)
-        {
+        if Path::new(&join(&root, &relative)).starts_with(&hidden) {
+            continue;
+        }
+        if recursive && is_dir && event.mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
             let path = join(&root, &relative);
             if let Ok(wd) = watches.add(&path, mask()) {
                 dirs.insert(wd, relative.clone());
-                add_tree(&mut watches, &root, &relative, &mut dirs);
+                add_tree(&mut watches, &root, &relative, &hidden, &mut dirs);
             }
         }
         let Some(kind) = event_kind(event.mask) else {
@@ -200,10 +176,7 @@ fn join(root: &str, relative: &str) -> String {
     if relative.is_empty() {
         root.to_owned()
     } else {
-        Path::new(root)
-            .join(relative)
-            .to_string_lossy()
-            .into_owned()
+        Path::new(root).join(relative).to_string_lossy().into_owned()
     }
 }
 
@@ -213,10 +186,7 @@ mod tests {
 
     #[test]
     fn maps_masks_to_protocol_events() {
-        assert_eq!(
-            event_kind(EventMask::CREATE | EventMask::ISDIR),
-            Some("create")
-        );
+        assert_eq!(event_kind(EventMask::CREATE | EventMask::ISDIR), Some("create"));
         assert_eq!(event_kind(EventMask::MOVED_TO), Some("rename"));
         assert_eq!(event_kind(EventMask::DELETE), Some("remove"));
         assert_eq!(event_kind(EventMask::MODIFY), Some("write"));

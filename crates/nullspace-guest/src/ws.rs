@@ -1,6 +1,7 @@
-//! `GET /ws`: one WebSocket carrying exec streams (`exec_start`, `exec_connect`) and file watches
-//! (`file_watch`), routed on each message's `type`. Replies go through one writer task; closing the
-//! socket stops the streams and watches it opened but never the processes (they stay in the registry).
+//! `GET /ws`: one WebSocket carrying exec streams (`exec_start`, `exec_connect`), PTY sessions
+//! (`pty_*`, see `pty::channel`) and file watches (`file_watch`), routed on each message's `type`.
+//! Replies go through one writer task; closing the socket stops the streams and watches it opened but
+//! never the processes or PTY sessions (they stay in the registry and the PTY table).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,22 +81,11 @@ async fn session(sandbox: Sandbox, socket: WebSocket) {
 async fn handle(sandbox: &Sandbox, text: &str, outbox: &Outbox, tasks: &mut JoinSet<()>) {
     let value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
-        Err(error) => {
-            return send(
-                outbox,
-                &error_message(None, format!("invalid message: {error}")),
-            )
-            .await
-        }
+        Err(error) => return send(outbox, &error_message(None, format!("invalid message: {error}"))).await,
     };
     let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
-    let kind = value
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let invalid =
-        |error: serde_json::Error| error_message(id.clone(), format!("invalid message: {error}"));
+    let kind = value.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let invalid = |error: serde_json::Error| error_message(id.clone(), format!("invalid message: {error}"));
     match kind.as_str() {
         "exec_start" => match serde_json::from_value::<ExecStart>(value) {
             Ok(request) => exec_start(sandbox, request, outbox, tasks).await,
@@ -109,19 +99,17 @@ async fn handle(sandbox: &Sandbox, text: &str, outbox: &Outbox, tasks: &mut Join
             Ok(request) => watch::start(sandbox, request, outbox.clone(), tasks).await,
             Err(error) => send(outbox, &invalid(error)).await,
         },
+        pty if crate::pty::channel::handles(pty) => {
+            crate::pty::channel::handle(sandbox, pty, value, outbox, tasks).await
+        }
         other => {
-            let message = format!("invalid message: unknown type {other:?}; send exec_start, exec_connect or file_watch");
+            let message = format!("invalid message: unknown type {other:?}; send exec_start, exec_connect, pty_start, pty_connect, pty_input, pty_resize, pty_kill or file_watch");
             send(outbox, &error_message(id, message)).await
         }
     }
 }
 
-async fn exec_start(
-    sandbox: &Sandbox,
-    request: ExecStart,
-    outbox: &Outbox,
-    tasks: &mut JoinSet<()>,
-) {
+async fn exec_start(sandbox: &Sandbox, request: ExecStart, outbox: &Outbox, tasks: &mut JoinSet<()>) {
     let spec = ExecSpec {
         command: request.command,
         args: request.args.unwrap_or_default(),
@@ -140,17 +128,9 @@ async fn exec_start(
     }
 }
 
-async fn exec_connect(
-    sandbox: &Sandbox,
-    request: ExecConnect,
-    outbox: &Outbox,
-    tasks: &mut JoinSet<()>,
-) {
+async fn exec_connect(sandbox: &Sandbox, request: ExecConnect, outbox: &Outbox, tasks: &mut JoinSet<()>) {
     let Some(process) = sandbox.registry().get(request.pid) else {
-        let message = format!(
-            "process {} not found; only processes started through exec can be attached",
-            request.pid
-        );
+        let message = format!("process {} not found; only processes started through exec can be attached", request.pid);
         return send(outbox, &error_message(Some(request.id), message)).await;
     };
     let events = process.subscribe();
@@ -158,30 +138,12 @@ async fn exec_connect(
 }
 
 /// Streams one process to the socket: `exec_started`, its output, then `exec_exit`.
-async fn forward(
-    id: String,
-    process: Arc<Process>,
-    mut events: broadcast::Receiver<ProcessEvent>,
-    outbox: Outbox,
-) {
-    send(
-        &outbox,
-        &ExecServerMessage::ExecStarted {
-            id: id.clone(),
-            pid: process.pid,
-        },
-    )
-    .await;
+async fn forward(id: String, process: Arc<Process>, mut events: broadcast::Receiver<ProcessEvent>, outbox: Outbox) {
+    send(&outbox, &ExecServerMessage::ExecStarted { id: id.clone(), pid: process.pid }).await;
     let mut carries = [Utf8Carry::default(), Utf8Carry::default()];
     let message = |stream: Stream, data: String| match stream {
-        Stream::Stdout => ExecServerMessage::ExecStdout {
-            id: id.clone(),
-            data,
-        },
-        Stream::Stderr => ExecServerMessage::ExecStderr {
-            id: id.clone(),
-            data,
-        },
+        Stream::Stdout => ExecServerMessage::ExecStdout { id: id.clone(), data },
+        Stream::Stderr => ExecServerMessage::ExecStderr { id: id.clone(), data },
     };
     let exit_code = loop {
         if events.is_empty() {
@@ -198,19 +160,12 @@ async fn forward(
             }
             Ok(ProcessEvent::Exit(code)) => break code,
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(
-                    pid = process.pid,
-                    missed,
-                    "a websocket reader fell behind; output chunks were dropped"
-                );
+                tracing::warn!(pid = process.pid, missed, "a websocket reader fell behind; output chunks were dropped");
             }
             Err(broadcast::error::RecvError::Closed) => break process.exit_code().unwrap_or(-1),
         }
     };
-    for (stream, carry) in [Stream::Stdout, Stream::Stderr]
-        .into_iter()
-        .zip(carries.iter_mut())
-    {
+    for (stream, carry) in [Stream::Stdout, Stream::Stderr].into_iter().zip(carries.iter_mut()) {
         let rest = carry.finish();
         if !rest.is_empty() {
             send(&outbox, &message(stream, rest)).await;

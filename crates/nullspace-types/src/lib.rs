@@ -7,7 +7,10 @@ pub mod exec_api;
 pub mod files_api;
 pub mod files_ops_api;
 pub mod guest;
+pub mod lifecycle;
+pub mod pty_api;
 pub mod sandbox;
+pub mod upload_api;
 pub mod watch_api;
 
 pub use error::{ErrorBody, ErrorCode};

@@ -17,11 +17,7 @@ pub struct Ring {
 impl Ring {
     /// An empty ring keeping at most `cap` bytes.
     pub fn new(cap: usize) -> Self {
-        Self {
-            bytes: VecDeque::new(),
-            cap,
-            dropped: 0,
-        }
+        Self { bytes: VecDeque::new(), cap, dropped: 0 }
     }
 
     /// Appends `data`, dropping the oldest bytes past the cap (never splitting a UTF-8 character at the
@@ -31,11 +27,7 @@ impl Ring {
         self.bytes.extend(&data[skipped..]);
         let mut excess = self.bytes.len().saturating_sub(self.cap);
         if skipped + excess > 0 {
-            while self
-                .bytes
-                .get(excess)
-                .is_some_and(|byte| byte & 0xC0 == 0x80)
-            {
+            while self.bytes.get(excess).is_some_and(|byte| byte & 0xC0 == 0x80) {
                 excess += 1;
             }
         }
@@ -88,11 +80,7 @@ impl Default for ProcessLogs {
 impl ProcessLogs {
     /// Logs keeping `cap` bytes per stream.
     pub fn with_cap(cap: usize) -> Self {
-        Self {
-            stdout: Ring::new(cap),
-            stderr: Ring::new(cap),
-            output: Ring::new(cap.saturating_mul(2)),
-        }
+        Self { stdout: Ring::new(cap), stderr: Ring::new(cap), output: Ring::new(cap.saturating_mul(2)) }
     }
 
     /// Bytes held.
@@ -203,10 +191,7 @@ mod tests {
         logs.push(Stream::Stdout, b"abcdef");
         logs.push(Stream::Stderr, b"xyz");
         let (stdout, stderr, output) = logs.texts();
-        assert_eq!(
-            (stdout.as_str(), stderr.as_str(), output.as_str()),
-            ("cdef", "xyz", "bcdefxyz")
-        );
+        assert_eq!((stdout.as_str(), stderr.as_str(), output.as_str()), ("cdef", "xyz", "bcdefxyz"));
         assert_eq!(logs.retained(), 4 + 3 + 8);
     }
 

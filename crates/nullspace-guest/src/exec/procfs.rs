@@ -31,11 +31,7 @@ pub fn scan(proc_root: &str) -> Vec<ProcEntry> {
             let (comm, state) = parse_stat(&stat)?;
             let cmdline = std::fs::read(format!("{base}/cmdline")).unwrap_or_default();
             let command = cmdline_text(&cmdline).unwrap_or_else(|| format!("[{comm}]"));
-            Some(ProcEntry {
-                pid,
-                command,
-                running: state != 'Z' && state != 'X',
-            })
+            Some(ProcEntry { pid, command, running: state != 'Z' && state != 'X' })
         })
         .collect()
 }
@@ -63,33 +59,13 @@ pub fn cmdline_text(raw: &[u8]) -> Option<String> {
 pub fn list(registry: &Registry, proc_root: &str) -> Vec<ProcessInfo> {
     let mut table: BTreeMap<u32, ProcessInfo> = scan(proc_root)
         .into_iter()
-        .map(|entry| {
-            (
-                entry.pid,
-                ProcessInfo {
-                    pid: entry.pid,
-                    command: entry.command,
-                    running: entry.running,
-                },
-            )
-        })
+        .map(|entry| (entry.pid, ProcessInfo { pid: entry.pid, command: entry.command, running: entry.running }))
         .collect();
     for process in registry.all() {
-        let running = process.exit_code().is_none()
-            && table.get(&process.pid).is_none_or(|entry| entry.running);
-        let command = table
-            .get(&process.pid)
-            .filter(|_| running)
-            .map(|entry| entry.command.clone());
+        let running = process.exit_code().is_none() && table.get(&process.pid).is_none_or(|entry| entry.running);
+        let command = table.get(&process.pid).filter(|_| running).map(|entry| entry.command.clone());
         let command = command.unwrap_or_else(|| process.command.clone());
-        table.insert(
-            process.pid,
-            ProcessInfo {
-                pid: process.pid,
-                command,
-                running,
-            },
-        );
+        table.insert(process.pid, ProcessInfo { pid: process.pid, command, running });
     }
     table.into_values().collect()
 }
@@ -100,20 +76,14 @@ mod tests {
 
     #[test]
     fn parses_stat_with_odd_comm() {
-        assert_eq!(
-            parse_stat("42 (my (odd) cmd) S 1 2 3"),
-            Some(("my (odd) cmd".to_owned(), 'S'))
-        );
+        assert_eq!(parse_stat("42 (my (odd) cmd) S 1 2 3"), Some(("my (odd) cmd".to_owned(), 'S')));
         assert_eq!(parse_stat("7 (sleep) Z 1"), Some(("sleep".to_owned(), 'Z')));
         assert_eq!(parse_stat("garbage"), None);
     }
 
     #[test]
     fn joins_cmdline() {
-        assert_eq!(
-            cmdline_text(b"sleep\0infinity\0").as_deref(),
-            Some("sleep infinity")
-        );
+        assert_eq!(cmdline_text(b"sleep\0infinity\0").as_deref(), Some("sleep infinity"));
         assert_eq!(cmdline_text(b""), None);
     }
 

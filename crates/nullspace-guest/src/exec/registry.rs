@@ -150,6 +150,8 @@ pub struct ChildPipes {
 struct Inner {
     processes: HashMap<u32, Arc<Process>>,
     exited: VecDeque<u32>,
+    /// Children whose owner waits for their status itself (PTY shells).
+    watched: HashMap<u32, oneshot::Sender<WaitStatus>>,
 }
 
 /// All processes guestd started, by pid.
@@ -169,31 +171,16 @@ impl Registry {
     ) -> GuestResult<(Arc<Process>, broadcast::Receiver<ProcessEvent>)> {
         let program = command.get_program().to_string_lossy().into_owned();
         let mut inner = lock(&self.inner);
-        let mut child = command.spawn().map_err(|source| GuestError::Spawn {
-            command: program,
-            source,
-        })?;
+        let mut child = command.spawn().map_err(|source| GuestError::Spawn { command: program, source })?;
         let pid = child.id();
-        let pipes = (
-            child.stdin.take().map(OwnedFd::from),
-            child.stdout.take(),
-            child.stderr.take(),
-        );
+        let pipes = (child.stdin.take().map(OwnedFd::from), child.stdout.take(), child.stderr.take());
         let (Some(stdout), Some(stderr)) = (pipes.1, pipes.2) else {
-            return Err(GuestError::Internal {
-                context: "spawned command has no output pipes".into(),
-            });
+            return Err(GuestError::Internal { context: "spawned command has no output pipes".into() });
         };
-        let pipes = ChildPipes {
-            stdin: pipes.0,
-            stdout: stdout.into(),
-            stderr: stderr.into(),
-        };
+        let pipes = ChildPipes { stdin: pipes.0, stdout: stdout.into(), stderr: stderr.into() };
         drop(child); // the reaper owns waiting; dropping a std Child neither waits nor kills
         let (reaped_tx, reaped_rx) = oneshot::channel();
-        let stdin = pipes
-            .stdin
-            .and_then(|fd| pipe::Sender::from_owned_fd(fd).ok());
+        let stdin = pipes.stdin.and_then(|fd| pipe::Sender::from_owned_fd(fd).ok());
         let (events, receiver) = broadcast::channel(EVENT_BUFFER);
         let process = Arc::new(Process {
             pid,
@@ -209,6 +196,19 @@ impl Registry {
         drop(inner);
         self.collect(process.clone(), pipes.stdout, pipes.stderr, reaped_rx);
         Ok((process, receiver))
+    }
+
+    /// Spawns `command` under the reaper lock for an owner that handles the child itself (a PTY
+    /// session): returns its pid and the channel its wait status arrives on once reaped.
+    pub fn spawn_watched(&self, command: &mut Command) -> GuestResult<(u32, oneshot::Receiver<WaitStatus>)> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let mut inner = lock(&self.inner);
+        let child = command.spawn().map_err(|source| GuestError::Spawn { command: program, source })?;
+        let pid = child.id();
+        drop(child); // the reaper owns waiting
+        let (reaped_tx, reaped_rx) = oneshot::channel();
+        inner.watched.insert(pid, reaped_tx);
+        Ok((pid, reaped_rx))
     }
 
     fn collect(
@@ -228,10 +228,7 @@ impl Registry {
             let code = process.exit_code_of(status);
             let drained = futures::future::join_all(readers);
             if tokio::time::timeout(DRAIN_GRACE, drained).await.is_err() {
-                tracing::debug!(
-                    pid = process.pid,
-                    "output still open after exit; reporting the exit now"
-                );
+                tracing::debug!(pid = process.pid, "output still open after exit; reporting the exit now");
             }
             process.finished.send_replace(Some(code));
             let _ = process.events.send(ProcessEvent::Exit(code));
@@ -244,23 +241,14 @@ impl Registry {
         let mut inner = lock(&self.inner);
         inner.exited.push_back(pid);
         let retained = |inner: &Inner| -> usize {
-            let exited = inner
-                .exited
-                .iter()
-                .filter_map(|pid| inner.processes.get(pid));
+            let exited = inner.exited.iter().filter_map(|pid| inner.processes.get(pid));
             exited.map(|process| lock(&process.logs).retained()).sum()
         };
-        while inner.exited.len() > MAX_EXITED
-            || (inner.exited.len() > 1 && retained(&inner) > EXITED_LOG_BUDGET)
-        {
+        while inner.exited.len() > MAX_EXITED || (inner.exited.len() > 1 && retained(&inner) > EXITED_LOG_BUDGET) {
             let Some(old) = inner.exited.pop_front() else {
                 break;
             };
-            if inner
-                .processes
-                .get(&old)
-                .is_some_and(|process| process.exit_code().is_some())
-            {
+            if inner.processes.get(&old).is_some_and(|process| process.exit_code().is_some()) {
                 inner.processes.remove(&old);
             }
         }
@@ -279,12 +267,16 @@ impl Registry {
     /// Reaps every exited child (`waitpid(-1)` until none is left) and hands each status to the
     /// process it belongs to; orphans adopted by PID 1 are reaped and forgotten.
     pub fn reap(&self) {
-        let inner = lock(&self.inner);
+        let mut inner = lock(&self.inner);
         loop {
             match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(status) => {
                     let Some(pid) = status.pid() else { continue };
+                    if let Some(watcher) = inner.watched.remove(&(pid.as_raw() as u32)) {
+                        let _ = watcher.send(status);
+                        continue;
+                    }
                     let owner = inner.processes.get(&(pid.as_raw() as u32));
                     match owner.and_then(|process| lock(&process.reaped).take()) {
                         Some(reaped) => {
@@ -317,10 +309,7 @@ async fn read_output(process: &Process, stream: Stream, fd: OwnedFd) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 lock(&process.logs).push(stream, &buffer[..n]);
-                let _ = process.events.send(ProcessEvent::Output(
-                    stream,
-                    Bytes::copy_from_slice(&buffer[..n]),
-                ));
+                let _ = process.events.send(ProcessEvent::Output(stream, Bytes::copy_from_slice(&buffer[..n])));
             }
         }
     }

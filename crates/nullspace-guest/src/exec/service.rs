@@ -45,11 +45,7 @@ pub fn start(
         let process = process.clone();
         tokio::spawn(async move {
             if tokio::time::timeout(timeout, process.wait()).await.is_err() {
-                tracing::info!(
-                    pid = process.pid,
-                    ?timeout,
-                    "timeout elapsed; killing the process group"
-                );
+                tracing::info!(pid = process.pid, ?timeout, "timeout elapsed; killing the process group");
                 process.kill_for_timeout();
             }
         });
@@ -58,23 +54,14 @@ pub fn start(
 }
 
 /// Runs `spec` to its exit and returns its output.
-pub async fn run_foreground(
-    sandbox: &Sandbox,
-    spec: &ExecSpec,
-    timeout: Option<Duration>,
-) -> GuestResult<ExecResult> {
+pub async fn run_foreground(sandbox: &Sandbox, spec: &ExecSpec, timeout: Option<Duration>) -> GuestResult<ExecResult> {
     let process = match start(sandbox, spec, timeout) {
         Ok((process, _events)) => process,
         Err(error) => return shell_like_failure(error),
     };
     let exit_code = process.wait().await;
     let (stdout, stderr, _) = process.logs();
-    Ok(ExecResult {
-        exit_code,
-        stdout,
-        stderr,
-        pid: Some(process.pid),
-    })
+    Ok(ExecResult { exit_code, stdout, stderr, pid: Some(process.pid) })
 }
 
 /// A spawn failure a shell would report as an exit code (missing or non-executable program) becomes
@@ -88,12 +75,7 @@ pub fn shell_like_failure(error: GuestError) -> GuestResult<ExecResult> {
         io::ErrorKind::PermissionDenied => (NOT_EXECUTABLE_EXIT_CODE, "permission denied"),
         _ => return Err(error),
     };
-    Ok(ExecResult {
-        exit_code,
-        stdout: String::new(),
-        stderr: format!("{command}: {reason}\n"),
-        pid: None,
-    })
+    Ok(ExecResult { exit_code, stdout: String::new(), stderr: format!("{command}: {reason}\n"), pid: None })
 }
 
 #[cfg(test)]
@@ -109,17 +91,11 @@ mod tests {
 
     #[test]
     fn missing_programs_become_exit_127() {
-        let error = GuestError::Spawn {
-            command: "nope".into(),
-            source: io::Error::from(io::ErrorKind::NotFound),
-        };
+        let error = GuestError::Spawn { command: "nope".into(), source: io::Error::from(io::ErrorKind::NotFound) };
         let result = shell_like_failure(error).unwrap();
         assert_eq!(result.exit_code, 127);
         assert_eq!(result.stderr, "nope: command not found\n");
-        let error = GuestError::Spawn {
-            command: "x".into(),
-            source: io::Error::from_raw_os_error(libc::EAGAIN),
-        };
+        let error = GuestError::Spawn { command: "x".into(), source: io::Error::from_raw_os_error(libc::EAGAIN) };
         assert!(shell_like_failure(error).is_err());
     }
 }

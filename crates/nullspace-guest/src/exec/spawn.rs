@@ -39,9 +39,7 @@ impl ExecSpec {
         if self.shell {
             vec!["/bin/sh".into(), "-c".into(), self.command.clone()]
         } else {
-            std::iter::once(self.command.clone())
-                .chain(self.args.iter().cloned())
-                .collect()
+            std::iter::once(self.command.clone()).chain(self.args.iter().cloned()).collect()
         }
     }
 }
@@ -49,44 +47,25 @@ impl ExecSpec {
 /// A command ready to spawn and its command line for process listings.
 pub fn build(spec: &ExecSpec, sandbox: &Sandbox) -> GuestResult<(Command, String)> {
     if spec.command.trim().is_empty() {
-        return Err(GuestError::invalid(
-            "command is empty; send the program to run in \"command\"",
-        ));
+        return Err(GuestError::invalid("command is empty; send the program to run in \"command\""));
     }
     let argv = spec.argv();
     if argv.iter().any(|arg| arg.contains('\0')) {
-        return Err(GuestError::invalid(
-            "command and args must not contain NUL bytes",
-        ));
+        return Err(GuestError::invalid("command and args must not contain NUL bytes"));
     }
-    let user_name = spec
-        .user
-        .as_deref()
-        .map(str::trim)
-        .filter(|user| !user.is_empty());
+    let user_name = spec.user.as_deref().map(str::trim).filter(|user| !user.is_empty());
     let user = sandbox.user(user_name.or(Some(sandbox.default_user())))?;
     let cwd = working_dir(spec.cwd.as_deref(), sandbox.cwd())?;
 
     let mut command = Command::new(&argv[0]);
     command.args(&argv[1..]).current_dir(&cwd).env_clear();
-    for (key, value) in environment(
-        sandbox.envs(),
-        &spec.envs,
-        &user.home,
-        &user.name,
-        &user.shell,
-    )? {
+    for (key, value) in environment(sandbox.envs(), &spec.envs, &user.home, &user.name, &user.shell)? {
         command.env(key, value);
     }
-    command.stdin(if spec.stdin {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    command.stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() });
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
 
-    let switch =
-        user.uid != nix::unistd::geteuid().as_raw() || user.gid != nix::unistd::getegid().as_raw();
+    let switch = user.uid != nix::unistd::geteuid().as_raw() || user.gid != nix::unistd::getegid().as_raw();
     let (uid, gid) = (user.uid, user.gid);
     let groups: Vec<libc::gid_t> = user.groups.clone();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe syscalls on data
@@ -109,7 +88,8 @@ pub fn build(spec: &ExecSpec, sandbox: &Sandbox) -> GuestResult<(Command, String
     Ok((command, argv.join(" ")))
 }
 
-fn working_dir(requested: Option<&str>, default: &str) -> GuestResult<String> {
+/// The working directory of a request: absolute as given, relative against `default`; must exist.
+pub fn working_dir(requested: Option<&str>, default: &str) -> GuestResult<String> {
     let cwd = match requested.map(str::trim).filter(|cwd| !cwd.is_empty()) {
         Some(cwd) if cwd.starts_with('/') => normalize(cwd),
         Some(cwd) => normalize(&format!("{default}/{cwd}")),
@@ -156,30 +136,16 @@ mod tests {
 
     #[test]
     fn shell_mode_wraps_in_sh_and_argv_mode_does_not() {
-        let spec = ExecSpec {
-            command: "echo $A".into(),
-            shell: true,
-            ..Default::default()
-        };
+        let spec = ExecSpec { command: "echo $A".into(), shell: true, ..Default::default() };
         assert_eq!(spec.argv(), ["/bin/sh", "-c", "echo $A"]);
-        let spec = ExecSpec {
-            command: "echo".into(),
-            args: vec!["a b".into()],
-            ..Default::default()
-        };
+        let spec = ExecSpec { command: "echo".into(), args: vec!["a b".into()], ..Default::default() };
         assert_eq!(spec.argv(), ["echo", "a b"]);
     }
 
     #[test]
     fn request_envs_win_over_sandbox_envs_and_defaults() {
-        let sandbox = BTreeMap::from([
-            ("A".to_owned(), "1".to_owned()),
-            ("B".to_owned(), "1".to_owned()),
-        ]);
-        let request = BTreeMap::from([
-            ("B".to_owned(), "2".to_owned()),
-            ("PATH".to_owned(), "/x".to_owned()),
-        ]);
+        let sandbox = BTreeMap::from([("A".to_owned(), "1".to_owned()), ("B".to_owned(), "1".to_owned())]);
+        let request = BTreeMap::from([("B".to_owned(), "2".to_owned()), ("PATH".to_owned(), "/x".to_owned())]);
         let env = environment(&sandbox, &request, "/root", "root", "/bin/bash").unwrap();
         assert_eq!(env["A"], "1");
         assert_eq!(env["B"], "2");

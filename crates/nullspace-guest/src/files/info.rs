@@ -13,8 +13,7 @@ use crate::users::UserDb;
 
 /// `FileInfo` of `path` (normalized, absolute).
 pub fn file_info(path: &str, users: &UserDb) -> GuestResult<FileInfo> {
-    let metadata = std::fs::symlink_metadata(path)
-        .map_err(|error| GuestError::file_op("stat", path, error))?;
+    let metadata = std::fs::symlink_metadata(path).map_err(|error| GuestError::file_op("stat", path, error))?;
     Ok(from_metadata(path, &metadata, users))
 }
 
@@ -28,16 +27,10 @@ pub fn from_metadata(path: &str, metadata: &Metadata, users: &UserDb) -> FileInf
         FileType::File
     };
     let symlink_target = (file_type == FileType::Symlink)
-        .then(|| {
-            std::fs::read_link(path)
-                .ok()
-                .map(|target| target.to_string_lossy().into_owned())
-        })
+        .then(|| std::fs::read_link(path).ok().map(|target| target.to_string_lossy().into_owned()))
         .flatten();
-    let modified = metadata
-        .modified()
-        .ok()
-        .map(|time| DateTime::<Utc>::from(time).to_rfc3339_opts(SecondsFormat::Micros, true));
+    let modified =
+        metadata.modified().ok().map(|time| DateTime::<Utc>::from(time).to_rfc3339_opts(SecondsFormat::Micros, true));
     FileInfo {
         name: file_name(path),
         path: path.to_owned(),
@@ -86,11 +79,8 @@ pub fn permissions_string(mode: u32) -> String {
 /// Parses a permission argument: octal (`0640`, `640`, `0o755`) or nine `rwx` characters.
 pub fn parse_permissions(text: &str) -> GuestResult<u32> {
     let text = text.trim();
-    let invalid = || {
-        GuestError::invalid(format!(
-            "invalid permissions {text:?}; send octal like \"0640\" or \"rw-r-----\""
-        ))
-    };
+    let invalid =
+        || GuestError::invalid(format!("invalid permissions {text:?}; send octal like \"0640\" or \"rw-r-----\""));
     if text.len() == 9 && text.chars().all(|ch| "rwx-".contains(ch)) {
         let mut mode = 0;
         for (index, ch) in text.chars().enumerate() {
@@ -145,10 +135,7 @@ mod tests {
         std::os::unix::fs::symlink("a.txt", dir.path().join("link")).unwrap();
         let users = UserDb::default();
         let info = file_info(file.to_str().unwrap(), &users).unwrap();
-        assert_eq!(
-            (info.name.as_str(), info.size, info.is_dir),
-            ("a.txt", 3, false)
-        );
+        assert_eq!((info.name.as_str(), info.size, info.is_dir), ("a.txt", 3, false));
         assert_eq!(info.file_type, Some(FileType::File));
         assert!(info.modified_time.unwrap().ends_with('Z'));
         let link = file_info(dir.path().join("link").to_str().unwrap(), &users).unwrap();
@@ -156,9 +143,6 @@ mod tests {
         assert_eq!(link.symlink_target.as_deref(), Some("a.txt"));
         let dir_info = file_info(dir.path().to_str().unwrap(), &users).unwrap();
         assert!(dir_info.is_dir);
-        assert!(matches!(
-            file_info("/no/such/path", &users),
-            Err(GuestError::FileNotFound { .. })
-        ));
+        assert!(matches!(file_info("/no/such/path", &users), Err(GuestError::FileNotFound { .. })));
     }
 }

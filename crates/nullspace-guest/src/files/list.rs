@@ -13,18 +13,12 @@ pub const MAX_LIST_ENTRIES: usize = 10_000;
 
 /// Entries below directory `dir` down to `depth` levels.
 pub fn list(dir: &str, depth: u32, users: &UserDb) -> GuestResult<Vec<FileInfo>> {
-    let metadata =
-        std::fs::metadata(dir).map_err(|error| GuestError::file_op("list", dir, error))?;
+    let metadata = std::fs::metadata(dir).map_err(|error| GuestError::file_op("list", dir, error))?;
     if !metadata.is_dir() {
-        return Err(GuestError::invalid(format!(
-            "{dir} is not a directory; use POST /files/info for a file"
-        )));
+        return Err(GuestError::invalid(format!("{dir} is not a directory; use POST /files/info for a file")));
     }
-    let walker = WalkDir::new(dir)
-        .min_depth(1)
-        .max_depth(depth.max(1) as usize)
-        .follow_links(false)
-        .sort_by_file_name();
+    let walker =
+        WalkDir::new(dir).min_depth(1).max_depth(depth.max(1) as usize).follow_links(false).sort_by_file_name();
     let mut entries = Vec::new();
     for entry in walker.into_iter().filter_map(Result::ok) {
         if entries.len() >= MAX_LIST_ENTRIES {
@@ -51,13 +45,7 @@ mod tests {
         std::fs::write(dir.path().join("nested/inner.txt"), "i").unwrap();
         let root = dir.path().to_str().unwrap();
         let users = UserDb::default();
-        let names = |depth| {
-            list(root, depth, &users)
-                .unwrap()
-                .into_iter()
-                .map(|info| info.name)
-                .collect::<Vec<_>>()
-        };
+        let names = |depth| list(root, depth, &users).unwrap().into_iter().map(|info| info.name).collect::<Vec<_>>();
         assert_eq!(names(1), ["nested", "root.txt"]);
         assert_eq!(names(2), ["nested", "deeper", "inner.txt", "root.txt"]);
         assert!(list(&format!("{root}/root.txt"), 1, &users).is_err());

@@ -1,6 +1,7 @@
 //! The sandbox filesystem as the files API sees it: path resolution, metadata, single-path operations,
-//! listing, searches, replace and streaming uploads.
+//! listing, searches, replace, streaming uploads and directory archives.
 
+pub mod archive;
 pub mod info;
 pub mod list;
 pub mod ops;

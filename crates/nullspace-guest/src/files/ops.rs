@@ -41,8 +41,7 @@ pub fn ensure_parents(path: &str, owner: Option<&User>) -> GuestResult<()> {
 /// Chowns `path` (not following a final symlink) to `owner`, if any.
 pub fn give_to(path: &str, owner: Option<&User>) -> GuestResult<()> {
     if let Some(user) = owner {
-        lchown(path, Some(user.uid), Some(user.gid))
-            .map_err(|error| GuestError::file_op("chown", path, error))?;
+        lchown(path, Some(user.uid), Some(user.gid)).map_err(|error| GuestError::file_op("chown", path, error))?;
     }
     Ok(())
 }
@@ -51,9 +50,7 @@ pub fn give_to(path: &str, owner: Option<&User>) -> GuestResult<()> {
 pub fn read(path: &str) -> GuestResult<Vec<u8>> {
     let metadata = fs::metadata(path).map_err(|error| GuestError::file_op("read", path, error))?;
     if metadata.is_dir() {
-        return Err(GuestError::invalid(format!(
-            "{path} is a directory; list it with GET /files?path=…"
-        )));
+        return Err(GuestError::invalid(format!("{path} is a directory; list it with GET /files?path=…")));
     }
     if metadata.len() > MAX_JSON_READ_BYTES {
         return Err(GuestError::invalid(format!(
@@ -78,11 +75,9 @@ pub fn write(path: &str, content: &[u8], owner: Option<&User>) -> GuestResult<()
         .truncate(true)
         .open(path)
         .map_err(|error| GuestError::file_op("write", path, error))?;
-    file.write_all(content)
-        .map_err(|error| GuestError::file_op("write", path, error))?;
+    file.write_all(content).map_err(|error| GuestError::file_op("write", path, error))?;
     if let Some(user) = owner {
-        chown(path, Some(user.uid), Some(user.gid))
-            .map_err(|error| GuestError::file_op("chown", path, error))?;
+        chown(path, Some(user.uid), Some(user.gid)).map_err(|error| GuestError::file_op("chown", path, error))?;
     }
     Ok(())
 }
@@ -95,34 +90,22 @@ pub fn exists(path: &str) -> bool {
 /// Removes `path`; directories recursively, symlinks themselves (not their targets).
 pub fn remove(path: &str) -> GuestResult<()> {
     if path == "/" {
-        return Err(GuestError::invalid(
-            "refusing to remove /; name a path below it",
-        ));
+        return Err(GuestError::invalid("refusing to remove /; name a path below it"));
     }
-    let metadata =
-        fs::symlink_metadata(path).map_err(|error| GuestError::file_op("remove", path, error))?;
-    let result = if metadata.is_dir() {
-        fs::remove_dir_all(path)
-    } else {
-        fs::remove_file(path)
-    };
+    let metadata = fs::symlink_metadata(path).map_err(|error| GuestError::file_op("remove", path, error))?;
+    let result = if metadata.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) };
     result.map_err(|error| GuestError::file_op("remove", path, error))
 }
 
 /// Moves `old` to `new` (creating `new`'s parents; across filesystems files are copied then removed).
 pub fn rename(old: &str, new: &str, owner: Option<&User>) -> GuestResult<()> {
-    let metadata =
-        fs::symlink_metadata(old).map_err(|error| GuestError::file_op("rename", old, error))?;
+    let metadata = fs::symlink_metadata(old).map_err(|error| GuestError::file_op("rename", old, error))?;
     ensure_parents(new, owner)?;
     match fs::rename(old, new) {
         Ok(()) => {}
         Err(error) if error.raw_os_error() == Some(libc::EXDEV) && metadata.is_file() => {
             fs::copy(old, new).map_err(|error| GuestError::file_op("copy", new, error))?;
-            let _ = lchown(
-                new,
-                Some(metadata_uid(&metadata)),
-                Some(metadata_gid(&metadata)),
-            );
+            let _ = lchown(new, Some(metadata_uid(&metadata)), Some(metadata_gid(&metadata)));
             fs::remove_file(old).map_err(|error| GuestError::file_op("remove", old, error))?;
         }
         Err(error) => return Err(GuestError::file_op("rename", old, error)),
@@ -142,11 +125,7 @@ fn metadata_gid(metadata: &fs::Metadata) -> u32 {
 pub fn make_dir(path: &str, owner: Option<&User>) -> GuestResult<()> {
     match fs::metadata(path) {
         Ok(metadata) if metadata.is_dir() => return Ok(()),
-        Ok(_) => {
-            return Err(GuestError::invalid(format!(
-                "{path} exists and is not a directory"
-            )))
-        }
+        Ok(_) => return Err(GuestError::invalid(format!("{path} exists and is not a directory"))),
         Err(_) => {}
     }
     ensure_parents(path, owner)?;
@@ -195,26 +174,14 @@ mod tests {
         assert!(make_dir(&new, None).is_err());
         remove(&path(&dir, "d")).unwrap();
         assert!(!exists(&path(&dir, "d")));
-        assert!(matches!(
-            remove(&path(&dir, "d")),
-            Err(GuestError::FileNotFound { .. })
-        ));
-        assert!(matches!(
-            rename(&old, &new, None),
-            Err(GuestError::FileNotFound { .. })
-        ));
+        assert!(matches!(remove(&path(&dir, "d")), Err(GuestError::FileNotFound { .. })));
+        assert!(matches!(rename(&old, &new, None), Err(GuestError::FileNotFound { .. })));
     }
 
     #[test]
     fn read_rejects_directories() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            read(&path(&dir, "")),
-            Err(GuestError::InvalidRequest { .. })
-        ));
-        assert!(matches!(
-            read(&path(&dir, "none")),
-            Err(GuestError::FileNotFound { .. })
-        ));
+        assert!(matches!(read(&path(&dir, "")), Err(GuestError::InvalidRequest { .. })));
+        assert!(matches!(read(&path(&dir, "none")), Err(GuestError::FileNotFound { .. })));
     }
 }

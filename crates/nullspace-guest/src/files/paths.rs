@@ -22,9 +22,7 @@ pub fn normalize(path: &str) -> String {
 /// Resolves `path` against `base` (absolute) with `home` for `~`.
 pub fn resolve_against(path: &str, base: &str, home: &str) -> GuestResult<String> {
     if path.is_empty() {
-        return Err(GuestError::invalid(
-            "path is empty; send an absolute path or one relative to the sandbox cwd",
-        ));
+        return Err(GuestError::invalid("path is empty; send an absolute path or one relative to the sandbox cwd"));
     }
     if path.contains('\0') {
         return Err(GuestError::invalid("path must not contain NUL bytes"));
@@ -72,40 +70,19 @@ mod tests {
 
     #[test]
     fn resolves_relative_home_and_absolute_paths() {
-        assert_eq!(
-            resolve_against("x.txt", "/workspace", "/root").unwrap(),
-            "/workspace/x.txt"
-        );
-        assert_eq!(
-            resolve_against("../etc/passwd", "/workspace", "/root").unwrap(),
-            "/etc/passwd"
-        );
-        assert_eq!(
-            resolve_against("/tmp/a", "/workspace", "/root").unwrap(),
-            "/tmp/a"
-        );
-        assert_eq!(
-            resolve_against("~/a", "/workspace", "/home/user").unwrap(),
-            "/home/user/a"
-        );
-        assert_eq!(
-            resolve_against(".", "/workspace", "/root").unwrap(),
-            "/workspace"
-        );
+        assert_eq!(resolve_against("x.txt", "/workspace", "/root").unwrap(), "/workspace/x.txt");
+        assert_eq!(resolve_against("../etc/passwd", "/workspace", "/root").unwrap(), "/etc/passwd");
+        assert_eq!(resolve_against("/tmp/a", "/workspace", "/root").unwrap(), "/tmp/a");
+        assert_eq!(resolve_against("~/a", "/workspace", "/home/user").unwrap(), "/home/user/a");
+        assert_eq!(resolve_against(".", "/workspace", "/root").unwrap(), "/workspace");
         assert!(resolve_against("", "/workspace", "/root").is_err());
         assert!(resolve_against("a\0b", "/workspace", "/root").is_err());
     }
 
     #[test]
     fn user_home_is_the_base_only_without_an_explicit_cwd() {
-        assert_eq!(
-            base_dir("/workspace", true, Some("/home/user")),
-            "/home/user"
-        );
-        assert_eq!(
-            base_dir("/home/user/proj", false, Some("/home/user")),
-            "/home/user/proj"
-        );
+        assert_eq!(base_dir("/workspace", true, Some("/home/user")), "/home/user");
+        assert_eq!(base_dir("/home/user/proj", false, Some("/home/user")), "/home/user/proj");
         assert_eq!(base_dir("/workspace", true, None), "/workspace");
     }
 

@@ -17,17 +17,10 @@ pub fn replace_in_files(
     owner: Option<&User>,
 ) -> GuestResult<ReplaceResult> {
     if pattern.is_empty() {
-        return Err(GuestError::invalid(
-            "pattern is empty; send the text to replace",
-        ));
+        return Err(GuestError::invalid("pattern is empty; send the text to replace"));
     }
-    let mut result = ReplaceResult {
-        dry_run,
-        replacements: 0,
-        files_modified: 0,
-        files_skipped: 0,
-        binary_files_skipped: 0,
-    };
+    let mut result =
+        ReplaceResult { dry_run, replacements: 0, files_modified: 0, files_skipped: 0, binary_files_skipped: 0 };
     for path in files {
         let content = ops::read(path)?;
         if looks_binary(&content) {
@@ -61,10 +54,7 @@ mod tests {
 
     #[test]
     fn counts_and_replaces_literally() {
-        assert_eq!(
-            replace_literal("a.b a.b", "a.b", "x"),
-            ("x x".to_owned(), 2)
-        );
+        assert_eq!(replace_literal("a.b a.b", "a.b", "x"), ("x x".to_owned(), 2));
         assert_eq!(replace_literal("aaa", "aa", "b"), ("ba".to_owned(), 1));
         assert_eq!(replace_literal("none", "zz", "b"), ("none".to_owned(), 0));
     }
@@ -78,10 +68,7 @@ mod tests {
         std::fs::write(&b, "nothing").unwrap();
         let files = [a.clone(), b.clone()];
         let dry = replace_in_files(&files, "hello", "bye", true, None).unwrap();
-        assert_eq!(
-            (dry.replacements, dry.files_modified, dry.files_skipped),
-            (2, 1, 1)
-        );
+        assert_eq!((dry.replacements, dry.files_modified, dry.files_skipped), (2, 1, 1));
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "hello hello");
         let real = replace_in_files(&files, "hello", "bye", false, None).unwrap();
         assert_eq!(real.replacements, 2);

@@ -16,9 +16,7 @@ const MAX_GREP_FILE_BYTES: u64 = 32 * 1024 * 1024;
 /// Compiles a name glob.
 pub fn glob(pattern: &str) -> GuestResult<GlobMatcher> {
     if pattern.is_empty() {
-        return Err(GuestError::invalid(
-            "pattern is empty; send a glob such as \"*.py\"",
-        ));
+        return Err(GuestError::invalid("pattern is empty; send a glob such as \"*.py\""));
     }
     GlobBuilder::new(pattern)
         .literal_separator(pattern.contains('/'))
@@ -33,19 +31,11 @@ pub fn search_names(root: &str, pattern: &str) -> GuestResult<Vec<String>> {
     let by_path = pattern.contains('/');
     ensure_exists(root)?;
     let mut found = Vec::new();
-    for entry in WalkDir::new(root)
-        .min_depth(1)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_map(Result::ok)
+    for entry in
+        WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name().into_iter().filter_map(Result::ok)
     {
         let candidate = if by_path {
-            entry
-                .path()
-                .strip_prefix(root)
-                .unwrap_or(entry.path())
-                .to_path_buf()
+            entry.path().strip_prefix(root).unwrap_or(entry.path()).to_path_buf()
         } else {
             entry.file_name().into()
         };
@@ -62,24 +52,12 @@ pub fn search_names(root: &str, pattern: &str) -> GuestResult<Vec<String>> {
 /// Lines containing `needle` in the text files below `root` (or in `root` itself if it is a file).
 pub fn find_content(root: &str, needle: &str) -> GuestResult<Vec<SearchMatch>> {
     if needle.is_empty() {
-        return Err(GuestError::invalid(
-            "pattern is empty; send the text to search for",
-        ));
+        return Err(GuestError::invalid("pattern is empty; send the text to search for"));
     }
     ensure_exists(root)?;
     let mut matches = Vec::new();
-    for entry in WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        if !entry.file_type().is_file()
-            || entry
-                .metadata()
-                .map(|m| m.len() > MAX_GREP_FILE_BYTES)
-                .unwrap_or(true)
-        {
+    for entry in WalkDir::new(root).follow_links(false).sort_by_file_name().into_iter().filter_map(Result::ok) {
+        if !entry.file_type().is_file() || entry.metadata().map(|m| m.len() > MAX_GREP_FILE_BYTES).unwrap_or(true) {
             continue;
         }
         let Ok(bytes) = std::fs::read(entry.path()) else {
@@ -92,11 +70,7 @@ pub fn find_content(root: &str, needle: &str) -> GuestResult<Vec<SearchMatch>> {
         let file = entry.path().to_string_lossy().into_owned();
         for (index, line) in text.lines().enumerate() {
             if line.contains(needle) {
-                matches.push(SearchMatch {
-                    file: file.clone(),
-                    line: index as u64 + 1,
-                    content: line.to_owned(),
-                });
+                matches.push(SearchMatch { file: file.clone(), line: index as u64 + 1, content: line.to_owned() });
                 if matches.len() >= MAX_RESULTS {
                     return Ok(matches);
                 }
@@ -112,9 +86,7 @@ pub fn looks_binary(bytes: &[u8]) -> bool {
 }
 
 fn ensure_exists(root: &str) -> GuestResult<()> {
-    std::fs::symlink_metadata(root)
-        .map(|_| ())
-        .map_err(|error| GuestError::file_op("search", root, error))
+    std::fs::symlink_metadata(root).map(|_| ()).map_err(|error| GuestError::file_op("search", root, error))
 }
 
 #[cfg(test)]
@@ -136,19 +108,10 @@ mod tests {
         let dir = tree();
         let root = dir.path().to_str().unwrap();
         let found = search_names(root, "*.py").unwrap();
-        assert_eq!(
-            found,
-            [format!("{root}/app.py"), format!("{root}/nested/test.py")]
-        );
-        assert_eq!(
-            search_names(root, "nested/*.txt").unwrap(),
-            [format!("{root}/nested/notes.txt")]
-        );
+        assert_eq!(found, [format!("{root}/app.py"), format!("{root}/nested/test.py")]);
+        assert_eq!(search_names(root, "nested/*.txt").unwrap(), [format!("{root}/nested/notes.txt")]);
         assert!(search_names(root, "").is_err());
-        assert!(matches!(
-            search_names("/no/such", "*"),
-            Err(GuestError::FileNotFound { .. })
-        ));
+        assert!(matches!(search_names("/no/such", "*"), Err(GuestError::FileNotFound { .. })));
     }
 
     #[test]
@@ -158,16 +121,8 @@ mod tests {
         let matches = find_content(root, "TODO").unwrap();
         assert_eq!(matches.len(), 2);
         assert_eq!(matches[0].file, format!("{root}/app.py"));
-        assert_eq!(
-            (matches[0].line, matches[0].content.as_str()),
-            (2, "# TODO: x")
-        );
+        assert_eq!((matches[0].line, matches[0].content.as_str()), (2, "# TODO: x"));
         assert_eq!(matches[1].file, format!("{root}/nested/notes.txt"));
-        assert_eq!(
-            find_content(&format!("{root}/app.py"), "print")
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(find_content(&format!("{root}/app.py"), "print").unwrap().len(), 1);
     }
 }

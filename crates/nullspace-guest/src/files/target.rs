@@ -23,16 +23,9 @@ pub fn resolve(sandbox: &Sandbox, path: &str, user: Option<&str>) -> GuestResult
     };
     let home = match &user {
         Some(user) => user.home.clone(),
-        None => sandbox
-            .user(Some(sandbox.default_user()))
-            .map(|user| user.home)
-            .unwrap_or_else(|_| "/root".into()),
+        None => sandbox.user(Some(sandbox.default_user())).map(|user| user.home).unwrap_or_else(|_| "/root".into()),
     };
-    let base = base_dir(
-        sandbox.cwd(),
-        sandbox.cwd_is_default(),
-        user.as_ref().map(|user| user.home.as_str()),
-    );
+    let base = base_dir(sandbox.cwd(), sandbox.cwd_is_default(), user.as_ref().map(|user| user.home.as_str()));
     let path = resolve_against(path, base, &home)?;
     Ok(Target { path, user })
 }

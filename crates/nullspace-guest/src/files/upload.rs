@@ -28,39 +28,22 @@ where
         run_blocking(move || ops::ensure_parents(&path, owner.as_ref())).await?;
     }
     let existing = tokio::fs::symlink_metadata(path).await.ok();
-    if existing
-        .as_ref()
-        .is_some_and(|metadata| metadata.file_type().is_symlink() || !metadata.is_file())
-    {
+    if existing.as_ref().is_some_and(|metadata| metadata.file_type().is_symlink() || !metadata.is_file()) {
         // A symlink (or a special file) is written through in place, like `cat > path` would.
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .await;
+        let file = tokio::fs::OpenOptions::new().write(true).create(true).truncate(true).open(path).await;
         let mut file = file.map_err(|error| GuestError::file_op("write", path, error))?;
         copy_into(&mut file, &mut stream, path).await?;
         return Ok(());
     }
     let temp = temp_path(path);
-    let file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o666)
-        .open(&temp)
-        .await;
+    let file = tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o666).open(&temp).await;
     let mut file = file.map_err(|error| GuestError::file_op("write", path, error))?;
     let result = async {
         copy_into(&mut file, &mut stream, path).await?;
-        file.flush()
-            .await
-            .map_err(|error| GuestError::file_op("write", path, error))?;
+        file.flush().await.map_err(|error| GuestError::file_op("write", path, error))?;
         drop(file);
         adopt_ownership(&temp, path, existing.as_ref(), owner)?;
-        tokio::fs::rename(&temp, path)
-            .await
-            .map_err(|error| GuestError::file_op("write", path, error))
+        tokio::fs::rename(&temp, path).await.map_err(|error| GuestError::file_op("write", path, error))
     }
     .await;
     if result.is_err() {
@@ -75,17 +58,16 @@ where
     E: Display,
 {
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|error| {
-            GuestError::invalid(format!("upload of {path} broke off: {error}; retry it"))
-        })?;
-        file.write_all(&chunk)
-            .await
-            .map_err(|error| GuestError::file_op("write", path, error))?;
+        let chunk =
+            chunk.map_err(|error| GuestError::invalid(format!("upload of {path} broke off: {error}; retry it")))?;
+        file.write_all(&chunk).await.map_err(|error| GuestError::file_op("write", path, error))?;
     }
     Ok(())
 }
 
-fn adopt_ownership(
+/// Gives the new file `temp` (about to replace `path`) the mode and owner of the `existing` file, or to
+/// `owner` when named.
+pub fn adopt_ownership(
     temp: &str,
     path: &str,
     existing: Option<&std::fs::Metadata>,
@@ -93,11 +75,7 @@ fn adopt_ownership(
 ) -> GuestResult<()> {
     let fail = |error| GuestError::file_op("set ownership of", path, error);
     if let Some(metadata) = existing {
-        std::fs::set_permissions(
-            temp,
-            std::fs::Permissions::from_mode(metadata.mode() & 0o7777),
-        )
-        .map_err(fail)?;
+        std::fs::set_permissions(temp, std::fs::Permissions::from_mode(metadata.mode() & 0o7777)).map_err(fail)?;
     }
     let ids = match (owner, existing) {
         (Some(user), _) => Some((user.uid, user.gid)),
@@ -110,33 +88,20 @@ fn adopt_ownership(
     Ok(())
 }
 
-fn temp_path(path: &str) -> String {
+/// A unique hidden temporary name beside `path` (`.name.upload-…`, which file watches skip).
+pub fn temp_path(path: &str) -> String {
     let target = Path::new(path);
-    let dir = target
-        .parent()
-        .map(|dir| dir.display().to_string())
-        .unwrap_or_else(|| "/".into());
-    let name = target
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let dir = target.parent().map(|dir| dir.display().to_string()).unwrap_or_else(|| "/".into());
+    let name = target.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
     let unique = UPLOAD_COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{}/.{name}.upload-{}-{unique}",
-        dir.trim_end_matches('/'),
-        std::process::id()
-    )
+    format!("{}/.{name}.upload-{}-{unique}", dir.trim_end_matches('/'), std::process::id())
 }
 
 /// Runs blocking filesystem work off the async threads.
-pub async fn run_blocking<T: Send + 'static>(
-    work: impl FnOnce() -> GuestResult<T> + Send + 'static,
-) -> GuestResult<T> {
+pub async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> GuestResult<T> + Send + 'static) -> GuestResult<T> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|error| GuestError::Internal {
-            context: format!("file task failed: {error}"),
-        })?
+        .map_err(|error| GuestError::Internal { context: format!("file task failed: {error}") })?
 }
 
 #[cfg(test)]
@@ -145,21 +110,14 @@ mod tests {
     use std::convert::Infallible;
 
     fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, Infallible>> + Unpin {
-        futures::stream::iter(
-            parts
-                .iter()
-                .map(|part| Ok(Bytes::from_static(part)))
-                .collect::<Vec<_>>(),
-        )
+        futures::stream::iter(parts.iter().map(|part| Ok(Bytes::from_static(part))).collect::<Vec<_>>())
     }
 
     #[tokio::test]
     async fn streams_into_place_and_keeps_mode() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/file.bin").display().to_string();
-        write_stream(&path, None, chunks(&[b"ab", b"cd"]))
-            .await
-            .unwrap();
+        write_stream(&path, None, chunks(&[b"ab", b"cd"])).await.unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"abcd");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         write_stream(&path, None, chunks(&[b"new"])).await.unwrap();

@@ -24,10 +24,7 @@ pub struct GuestExecRequest {
 }
 
 /// `POST /exec`.
-pub async fn exec(
-    State(sandbox): State<Sandbox>,
-    JsonBody(body): JsonBody<GuestExecRequest>,
-) -> GuestResult<Response> {
+pub async fn exec(State(sandbox): State<Sandbox>, JsonBody(body): JsonBody<GuestExecRequest>) -> GuestResult<Response> {
     let request = body.request;
     let spec = ExecSpec {
         command: request.command,

@@ -22,27 +22,18 @@ pub struct PathParams<T>(pub T);
 
 impl From<JsonRejection> for GuestError {
     fn from(rejection: JsonRejection) -> Self {
-        GuestError::invalid(format!(
-            "invalid json body: {}",
-            rejection.body_text().to_lowercase()
-        ))
+        GuestError::invalid(format!("invalid json body: {}", rejection.body_text().to_lowercase()))
     }
 }
 
 impl From<QueryRejection> for GuestError {
     fn from(rejection: QueryRejection) -> Self {
-        GuestError::invalid(format!(
-            "invalid query: {}",
-            rejection.body_text().to_lowercase()
-        ))
+        GuestError::invalid(format!("invalid query: {}", rejection.body_text().to_lowercase()))
     }
 }
 
 impl From<PathRejection> for GuestError {
     fn from(rejection: PathRejection) -> Self {
-        GuestError::invalid(format!(
-            "invalid path parameter: {}",
-            rejection.body_text().to_lowercase()
-        ))
+        GuestError::invalid(format!("invalid path parameter: {}", rejection.body_text().to_lowercase()))
     }
 }

@@ -7,9 +7,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use nullspace_types::files_api::FileInfo;
-use nullspace_types::files_ops_api::{
-    BatchManifest, BatchWriteResponse, BatchWriteResult, RawFileQuery,
-};
+use nullspace_types::files_ops_api::{BatchManifest, BatchWriteResponse, BatchWriteResult, RawFileQuery};
 use tokio_util::io::ReaderStream;
 
 use super::extract::QueryParams;
@@ -25,31 +23,17 @@ pub async fn download(
     QueryParams(query): QueryParams<RawFileQuery>,
 ) -> GuestResult<Response> {
     let target = resolve(&sandbox, &query.path, query.user.as_deref())?;
-    let file = tokio::fs::File::open(&target.path)
-        .await
-        .map_err(|error| GuestError::file_op("read", &target.path, error))?;
-    let metadata = file
-        .metadata()
-        .await
-        .map_err(|error| GuestError::file_op("read", &target.path, error))?;
+    let file =
+        tokio::fs::File::open(&target.path).await.map_err(|error| GuestError::file_op("read", &target.path, error))?;
+    let metadata = file.metadata().await.map_err(|error| GuestError::file_op("read", &target.path, error))?;
     if metadata.is_dir() {
-        return Err(GuestError::invalid(format!(
-            "{} is a directory; list it with GET /files?path=…",
-            target.path
-        )));
+        return Err(GuestError::invalid(format!("{} is a directory; list it with GET /files?path=…", target.path)));
     }
-    let mut response =
-        Body::from_stream(ReaderStream::with_capacity(file, 64 * 1024)).into_response();
+    let mut response = Body::from_stream(ReaderStream::with_capacity(file, 64 * 1024)).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/octet-stream"),
-    );
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/octet-stream"));
     if metadata.is_file() {
-        headers.insert(
-            header::CONTENT_LENGTH,
-            header::HeaderValue::from(metadata.len()),
-        );
+        headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(metadata.len()));
     }
     Ok(response)
 }
@@ -63,9 +47,7 @@ pub async fn upload(
     let target = resolve(&sandbox, &query.path, query.user.as_deref())?;
     write_stream(&target.path, target.user.as_ref(), body.into_data_stream()).await?;
     let users = sandbox.users().clone();
-    Ok(Json(
-        run_blocking(move || file_info(&target.path, &users)).await?,
-    ))
+    Ok(Json(run_blocking(move || file_info(&target.path, &users)).await?))
 }
 
 /// `POST /files/batch-write`: part `manifest` first, then one part per file; results in manifest order,
@@ -84,18 +66,14 @@ pub async fn batch_write(
         if name == "manifest" {
             let bytes = field.bytes().await.map_err(bad_body)?;
             let parsed: BatchManifest = serde_json::from_slice(&bytes).map_err(|error| {
-                GuestError::invalid(format!(
-                    "invalid manifest: {error}; send {{\"files\":[{{\"path\",\"field\"}}]}}"
-                ))
+                GuestError::invalid(format!("invalid manifest: {error}; send {{\"files\":[{{\"path\",\"field\"}}]}}"))
             })?;
             results = vec![None; parsed.files.len()];
             manifest = Some(parsed);
             continue;
         }
         let Some(manifest) = &manifest else {
-            return Err(GuestError::invalid(
-                "the manifest part must come before the file parts",
-            ));
+            return Err(GuestError::invalid("the manifest part must come before the file parts"));
         };
         let Some(index) = manifest.files.iter().position(|entry| entry.field == name) else {
             continue;
@@ -109,12 +87,9 @@ pub async fn batch_write(
         }
         .await;
         results[index] = Some(match outcome {
-            Ok(info) => BatchWriteResult {
-                status: "success".into(),
-                path: entry.path.clone(),
-                info: Some(info),
-                error: None,
-            },
+            Ok(info) => {
+                BatchWriteResult { status: "success".into(), path: entry.path.clone(), info: Some(info), error: None }
+            }
             Err(error) => BatchWriteResult {
                 status: "error".into(),
                 path: entry.path.clone(),
@@ -124,9 +99,7 @@ pub async fn batch_write(
         });
     }
     let Some(manifest) = manifest else {
-        return Err(GuestError::invalid(
-            "missing the manifest part; send it first as field \"manifest\"",
-        ));
+        return Err(GuestError::invalid("missing the manifest part; send it first as field \"manifest\""));
     };
     let results = results
         .into_iter()

@@ -5,12 +5,10 @@ use axum::extract::State;
 use axum::Json;
 use base64::Engine;
 use nullspace_types::files_api::{
-    ExistsResponse, FileContent, FileEncoding, FileInfo, PathRequest, PermissionsRequest,
-    ReadFileRequest, RenameRequest, WriteFileRequest,
+    ExistsResponse, FileContent, FileEncoding, FileInfo, PathRequest, PermissionsRequest, ReadFileRequest,
+    RenameRequest, WriteFileRequest,
 };
-use nullspace_types::files_ops_api::{
-    ListQuery, PatternRequest, ReplaceRequest, ReplaceResult, SearchMatch,
-};
+use nullspace_types::files_ops_api::{ListQuery, PatternRequest, ReplaceRequest, ReplaceResult, SearchMatch};
 
 use super::extract::{JsonBody, QueryParams};
 use crate::error::{GuestError, GuestResult};
@@ -23,10 +21,7 @@ use crate::state::Sandbox;
 type Answer<T> = GuestResult<Json<T>>;
 
 /// `POST /files/read`.
-pub async fn read(
-    State(sandbox): State<Sandbox>,
-    JsonBody(body): JsonBody<ReadFileRequest>,
-) -> Answer<FileContent> {
+pub async fn read(State(sandbox): State<Sandbox>, JsonBody(body): JsonBody<ReadFileRequest>) -> Answer<FileContent> {
     let target = resolve(&sandbox, &body.path, body.user.as_deref())?;
     let bytes = run_blocking(move || ops::read(&target.path)).await?;
     let content = match body.encoding.unwrap_or_default() {
@@ -37,18 +32,13 @@ pub async fn read(
 }
 
 /// `POST /files/write`.
-pub async fn write(
-    State(sandbox): State<Sandbox>,
-    JsonBody(body): JsonBody<WriteFileRequest>,
-) -> Answer<FileInfo> {
+pub async fn write(State(sandbox): State<Sandbox>, JsonBody(body): JsonBody<WriteFileRequest>) -> Answer<FileInfo> {
     let target = resolve(&sandbox, &body.path, body.user.as_deref())?;
     let content = match body.encoding.unwrap_or_default() {
         FileEncoding::Utf8 => body.content.into_bytes(),
         FileEncoding::Base64 => base64::engine::general_purpose::STANDARD
             .decode(body.content.trim())
-            .map_err(|error| {
-                GuestError::invalid(format!("content is not valid base64: {error}"))
-            })?,
+            .map_err(|error| GuestError::invalid(format!("content is not valid base64: {error}")))?,
     };
     let users = sandbox.users().clone();
     Ok(Json(
@@ -61,26 +51,16 @@ pub async fn write(
 }
 
 /// `POST /files/info`.
-pub async fn info(
-    State(sandbox): State<Sandbox>,
-    JsonBody(body): JsonBody<PathRequest>,
-) -> Answer<FileInfo> {
+pub async fn info(State(sandbox): State<Sandbox>, JsonBody(body): JsonBody<PathRequest>) -> Answer<FileInfo> {
     let target = resolve(&sandbox, &body.path, body.user.as_deref())?;
     let users = sandbox.users().clone();
-    Ok(Json(
-        run_blocking(move || file_info(&target.path, &users)).await?,
-    ))
+    Ok(Json(run_blocking(move || file_info(&target.path, &users)).await?))
 }
 
 /// `POST /files/exists`.
-pub async fn exists(
-    State(sandbox): State<Sandbox>,
-    JsonBody(body): JsonBody<PathRequest>,
-) -> Answer<ExistsResponse> {
+pub async fn exists(State(sandbox): State<Sandbox>, JsonBody(body): JsonBody<PathRequest>) -> Answer<ExistsResponse> {
     let target = resolve(&sandbox, &body.path, body.user.as_deref())?;
-    Ok(Json(ExistsResponse {
-        exists: run_blocking(move || Ok(ops::exists(&target.path))).await?,
-    }))
+    Ok(Json(ExistsResponse { exists: run_blocking(move || Ok(ops::exists(&target.path))).await? }))
 }
 
 /// `POST /files/remove`.
@@ -94,10 +74,7 @@ pub async fn remove(
 }
 
 /// `POST /files/rename`.
-pub async fn rename(
-    State(sandbox): State<Sandbox>,
-    JsonBody(body): JsonBody<RenameRequest>,
-) -> Answer<FileInfo> {
+pub async fn rename(State(sandbox): State<Sandbox>, JsonBody(body): JsonBody<RenameRequest>) -> Answer<FileInfo> {
     let old = resolve(&sandbox, &body.old_path, body.user.as_deref())?;
     let new = resolve(&sandbox, &body.new_path, body.user.as_deref())?;
     let users = sandbox.users().clone();
@@ -111,10 +88,7 @@ pub async fn rename(
 }
 
 /// `POST /files/mkdir`.
-pub async fn mkdir(
-    State(sandbox): State<Sandbox>,
-    JsonBody(body): JsonBody<PathRequest>,
-) -> Answer<FileInfo> {
+pub async fn mkdir(State(sandbox): State<Sandbox>, JsonBody(body): JsonBody<PathRequest>) -> Answer<FileInfo> {
     let target = resolve(&sandbox, &body.path, body.user.as_deref())?;
     let users = sandbox.users().clone();
     Ok(Json(
@@ -144,20 +118,12 @@ pub async fn permissions(
 }
 
 /// `GET /files?path=&depth=&user=`.
-pub async fn list(
-    State(sandbox): State<Sandbox>,
-    QueryParams(query): QueryParams<ListQuery>,
-) -> Answer<Vec<FileInfo>> {
-    let path = query
-        .path
-        .filter(|path| !path.is_empty())
-        .unwrap_or_else(|| "/".into());
+pub async fn list(State(sandbox): State<Sandbox>, QueryParams(query): QueryParams<ListQuery>) -> Answer<Vec<FileInfo>> {
+    let path = query.path.filter(|path| !path.is_empty()).unwrap_or_else(|| "/".into());
     let target = resolve(&sandbox, &path, query.user.as_deref())?;
     let depth = query.depth.unwrap_or(1);
     let users = sandbox.users().clone();
-    Ok(Json(
-        run_blocking(move || listing::list(&target.path, depth, &users)).await?,
-    ))
+    Ok(Json(run_blocking(move || listing::list(&target.path, depth, &users)).await?))
 }
 
 /// `POST /files/find` (content).
@@ -166,9 +132,7 @@ pub async fn find(
     JsonBody(body): JsonBody<PatternRequest>,
 ) -> Answer<Vec<SearchMatch>> {
     let target = resolve(&sandbox, &body.path, body.user.as_deref())?;
-    Ok(Json(
-        run_blocking(move || search::find_content(&target.path, &body.pattern)).await?,
-    ))
+    Ok(Json(run_blocking(move || search::find_content(&target.path, &body.pattern)).await?))
 }
 
 /// `POST /files/search` (names).
@@ -177,9 +141,7 @@ pub async fn search_names(
     JsonBody(body): JsonBody<PatternRequest>,
 ) -> Answer<Vec<String>> {
     let target = resolve(&sandbox, &body.path, body.user.as_deref())?;
-    Ok(Json(
-        run_blocking(move || search::search_names(&target.path, &body.pattern)).await?,
-    ))
+    Ok(Json(run_blocking(move || search::search_names(&target.path, &body.pattern)).await?))
 }
 
 /// `POST /files/replace`.
@@ -197,13 +159,7 @@ pub async fn replace_in_files(
     let dry_run = body.dry_run.unwrap_or(false);
     Ok(Json(
         run_blocking(move || {
-            replace::replace_in_files(
-                &files,
-                &body.pattern,
-                &body.replacement,
-                dry_run,
-                owner.as_ref(),
-            )
+            replace::replace_in_files(&files, &body.pattern, &body.replacement, dry_run, owner.as_ref())
         })
         .await?,
     ))

@@ -8,8 +8,5 @@ use crate::state::Sandbox;
 
 /// `GET /health`.
 pub async fn health(State(sandbox): State<Sandbox>) -> Json<GuestHealth> {
-    Json(GuestHealth {
-        protocol_version: GUEST_PROTOCOL_VERSION,
-        sandbox_id: sandbox.id().to_owned(),
-    })
+    Json(GuestHealth { protocol_version: GUEST_PROTOCOL_VERSION, sandbox_id: sandbox.id().to_owned() })
 }

@@ -6,4 +6,6 @@ pub mod file_raw;
 pub mod files;
 pub mod health;
 pub mod processes;
+pub mod pty;
 pub mod router;
+pub mod uploads;

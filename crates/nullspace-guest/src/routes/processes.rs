@@ -26,27 +26,18 @@ fn parse_pid(text: &str) -> GuestResult<u32> {
     match text.parse::<i64>() {
         Ok(pid) if pid > 0 && pid <= i64::from(i32::MAX) => Ok(pid as u32),
         Ok(pid) => Err(GuestError::ProcessNotFound { pid }),
-        Err(_) => Err(GuestError::invalid(format!(
-            "invalid pid {text:?}; send a positive integer"
-        ))),
+        Err(_) => Err(GuestError::invalid(format!("invalid pid {text:?}; send a positive integer"))),
     }
 }
 
 fn own_process(sandbox: &Sandbox, pid: u32) -> GuestResult<std::sync::Arc<Process>> {
-    sandbox
-        .registry()
-        .get(pid)
-        .ok_or(GuestError::ProcessNotFound {
-            pid: i64::from(pid),
-        })
+    sandbox.registry().get(pid).ok_or(GuestError::ProcessNotFound { pid: i64::from(pid) })
 }
 
 /// `GET /processes`.
 pub async fn list(State(sandbox): State<Sandbox>) -> GuestResult<Json<Vec<ProcessInfo>>> {
     let registry = sandbox.registry().clone();
-    Ok(Json(
-        run_blocking(move || Ok(procfs::list(&registry, "/proc"))).await?,
-    ))
+    Ok(Json(run_blocking(move || Ok(procfs::list(&registry, "/proc"))).await?))
 }
 
 /// `POST /processes/{pid}/kill`: SIGKILL to the process group of a command guestd started, or to
@@ -61,15 +52,11 @@ pub async fn kill_process(
         return Ok(Json(json!({})));
     }
     if pid == std::process::id() {
-        return Err(GuestError::invalid(
-            "refusing to kill the guest daemon; kill the sandbox instead",
-        ));
+        return Err(GuestError::invalid("refusing to kill the guest daemon; kill the sandbox instead"));
     }
     match kill(Pid::from_raw(pid as i32), Signal::SIGKILL) {
         Ok(()) => Ok(Json(json!({}))),
-        Err(_) => Err(GuestError::ProcessNotFound {
-            pid: i64::from(pid),
-        }),
+        Err(_) => Err(GuestError::ProcessNotFound { pid: i64::from(pid) }),
     }
 }
 
@@ -80,9 +67,7 @@ pub async fn stdin(
     JsonBody(body): JsonBody<StdinBody>,
 ) -> GuestResult<Json<Value>> {
     let process = own_process(&sandbox, parse_pid(&pid)?)?;
-    process
-        .write_stdin(body.data.unwrap_or_default().as_bytes())
-        .await?;
+    process.write_stdin(body.data.unwrap_or_default().as_bytes()).await?;
     Ok(Json(json!({})))
 }
 
@@ -93,12 +78,7 @@ pub async fn logs(
 ) -> GuestResult<Json<ProcessLogs>> {
     let process = own_process(&sandbox, parse_pid(&pid)?)?;
     let (stdout, stderr, output) = process.logs();
-    Ok(Json(ProcessLogs {
-        stdout,
-        stderr,
-        output,
-        exit_code: process.exit_code(),
-    }))
+    Ok(Json(ProcessLogs { stdout, stderr, output, exit_code: process.exit_code() }))
 }
 
 #[cfg(test)]
@@ -108,17 +88,8 @@ mod tests {
     #[test]
     fn pids_parse_strictly() {
         assert_eq!(parse_pid("42").unwrap(), 42);
-        assert!(matches!(
-            parse_pid("0"),
-            Err(GuestError::ProcessNotFound { .. })
-        ));
-        assert!(matches!(
-            parse_pid("-3"),
-            Err(GuestError::ProcessNotFound { .. })
-        ));
-        assert!(matches!(
-            parse_pid("abc"),
-            Err(GuestError::InvalidRequest { .. })
-        ));
+        assert!(matches!(parse_pid("0"), Err(GuestError::ProcessNotFound { .. })));
+        assert!(matches!(parse_pid("-3"), Err(GuestError::ProcessNotFound { .. })));
+        assert!(matches!(parse_pid("abc"), Err(GuestError::InvalidRequest { .. })));
     }
 }

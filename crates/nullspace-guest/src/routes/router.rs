@@ -2,10 +2,10 @@
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
-use super::{exec, file_raw, files, health, processes};
+use super::{exec, file_raw, files, health, processes, pty, uploads};
 use crate::error::GuestError;
 use crate::state::Sandbox;
 use crate::{tunnel, ws};
@@ -34,11 +34,16 @@ pub fn router(sandbox: Sandbox) -> Router {
         .route("/files/find", post(files::find))
         .route("/files/search", post(files::search_names))
         .route("/files/replace", post(files::replace_in_files))
-        .route(
-            "/files/batch-write",
-            post(file_raw::batch_write).layer(DefaultBodyLimit::disable()),
-        )
+        .route("/files/batch-write", post(file_raw::batch_write).layer(DefaultBodyLimit::disable()))
         .route("/file", get(file_raw::download).put(file_raw::upload))
+        .route("/archive", get(uploads::download_archive))
+        .route("/pty", get(pty::list))
+        .route("/pty/{session_id}", get(pty::info).delete(pty::kill))
+        .route("/pty/{session_id}/resize", post(pty::resize))
+        .route("/uploads", post(uploads::create))
+        .route("/uploads/{upload_id}", get(uploads::get).delete(uploads::abort))
+        .route("/uploads/{upload_id}/parts/{n}", put(uploads::put_part))
+        .route("/uploads/{upload_id}/complete", post(uploads::finish))
         .route("/ws", get(ws::upgrade))
         .route("/tcp/{port}", get(tunnel::tunnel))
         .fallback(not_found)
@@ -48,8 +53,5 @@ pub fn router(sandbox: Sandbox) -> Router {
 }
 
 async fn not_found(method: Method, uri: Uri) -> GuestError {
-    GuestError::UnknownRoute {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-    }
+    GuestError::UnknownRoute { method: method.to_string(), path: uri.path().to_owned() }
 }

@@ -48,14 +48,11 @@ impl Guest {
             .arg(&control)
             .arg("--no-write-profile")
             .env("RUST_LOG", "warn")
+            .env("NULLSPACE_GUEST_STAGING_DIR", dir.path().join("staging"))
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        let guest = Guest {
-            child,
-            socket: control.join("guest.sock"),
-            dir,
-        };
+        let guest = Guest { child, socket: control.join("guest.sock"), dir };
         let started = Instant::now();
         loop {
             if guest.socket.exists() {
@@ -65,27 +62,51 @@ impl Guest {
                     }
                 }
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "guestd did not come up"
-            );
+            assert!(started.elapsed() < Duration::from_secs(10), "guestd did not come up");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(cwd.is_dir(), "boot creates the default cwd");
         guest
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn staging(&self) -> PathBuf {
+        self.dir.path().join("staging")
+    }
+
+    /// A request with extra headers and a raw body.
+    pub async fn with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path).header("host", "guest");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::from(body))).unwrap();
+        let (status, bytes) = self.send(request).await.unwrap();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (status, value)
+    }
+
     pub fn cwd(&self) -> String {
         self.dir.path().join("work").display().to_string()
     }
 
-    pub async fn send(
-        &self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, Bytes), Box<dyn std::error::Error>> {
+    pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), Box<dyn std::error::Error>> {
         let stream = UnixStream::connect(&self.socket).await?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(connection);
         let response = sender.send_request(request).await?;
         let status = response.status();
@@ -106,11 +127,7 @@ impl Guest {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))?;
         let (status, bytes) = self.send(request).await?;
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)?
-        };
+        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes)? };
         Ok((status, value))
     }
 
@@ -124,13 +141,7 @@ impl Guest {
         value
     }
 
-    pub async fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> (StatusCode, Bytes) {
+    pub async fn raw(&self, method: &str, path: &str, body: Vec<u8>, content_type: &str) -> (StatusCode, Bytes) {
         let request = Request::builder()
             .method(method)
             .uri(path)
@@ -143,26 +154,18 @@ impl Guest {
 
     pub async fn websocket(&self) -> WebSocketStream<UnixStream> {
         let stream = UnixStream::connect(&self.socket).await.unwrap();
-        tokio_tungstenite::client_async("ws://guest/ws?channel=exec", stream)
-            .await
-            .unwrap()
-            .0
+        tokio_tungstenite::client_async("ws://guest/ws?channel=exec", stream).await.unwrap().0
     }
 
     pub async fn logs_until_exit(&self, pid: u64) -> Value {
         let started = Instant::now();
         loop {
-            let (status, logs) = self
-                .call("GET", &format!("/processes/{pid}/logs"), None)
-                .await;
+            let (status, logs) = self.call("GET", &format!("/processes/{pid}/logs"), None).await;
             assert_eq!(status, StatusCode::OK, "{logs}");
             if !logs["exit_code"].is_null() {
                 return logs;
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "process {pid} did not exit: {logs}"
-            );
+            assert!(started.elapsed() < Duration::from_secs(10), "process {pid} did not exit: {logs}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -175,25 +178,14 @@ pub fn is_root() -> bool {
 fn nix_like_geteuid() -> u32 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("Uid:"))
-                .map(str::to_owned)
-        })
-        .and_then(|line| {
-            line.split_whitespace()
-                .nth(2)
-                .and_then(|uid| uid.parse().ok())
-        })
+        .and_then(|status| status.lines().find(|line| line.starts_with("Uid:")).map(str::to_owned))
+        .and_then(|line| line.split_whitespace().nth(2).and_then(|uid| uid.parse().ok()))
         .unwrap_or(u32::MAX)
 }
 
 pub async fn next_json(ws: &mut WebSocketStream<UnixStream>) -> Value {
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("websocket reply in time");
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("websocket reply in time");
         match message.expect("socket open").expect("frame") {
             Message::Text(text) => return serde_json::from_str(&text).unwrap(),
             Message::Binary(bytes) => return serde_json::from_slice(&bytes).unwrap(),

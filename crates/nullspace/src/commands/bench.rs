@@ -53,6 +53,8 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
     let create = measure_create(&client, args.sandboxes).await?;
     eprintln!("bench: exec round trip ×{}, file throughput {} MiB", args.execs, args.file_mb);
     let (exec, write_mbps, read_mbps) = measure_exec_and_files(&client, args.execs, args.file_mb).await?;
+    eprintln!("bench: hibernate, resume and fork ×{}", args.sandboxes);
+    let (hibernate, resume, fork) = measure_state(&client, args.sandboxes).await?;
     eprintln!("bench: bare `runc run` of the same rootfs ×{}", args.sandboxes);
     let runc = measure_bare_runc(&rootfs, args.sandboxes).await?;
     let copy_mbps = measure_copy(args.file_mb)?;
@@ -62,6 +64,9 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
         let body = json!({
             "create_to_first_exec": create,
             "exec_round_trip": exec,
+            "hibernate": hibernate,
+            "resume": resume,
+            "fork": fork,
             "bare_runc_run": runc,
             "create_vs_runc_p50_ratio": ratio,
             "file_write_mib_per_s": write_mbps,
@@ -80,6 +85,9 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
         row("create→first-exec", &create);
         row("bare runc run", &runc);
         row("exec round trip", &exec);
+        row("hibernate", &hibernate);
+        row("resume", &resume);
+        row("fork", &fork);
         println!("{:<24} {ratio:.2}× bare runc (p50)", "create→first-exec");
         println!(
             "{:<24} write {write_mbps:.0} MiB/s   read {read_mbps:.0} MiB/s   (local cp {copy_mbps:.0} MiB/s; {} MiB)",
@@ -105,6 +113,31 @@ async fn measure_create(client: &Client, count: usize) -> anyhow::Result<Summary
         samples.push(elapsed);
     }
     Ok(summarize(&mut samples))
+}
+
+/// Hibernate, resume and fork of a sandbox with a small change set (one file written).
+async fn measure_state(client: &Client, count: usize) -> anyhow::Result<(Summary, Summary, Summary)> {
+    let (mut hibernates, mut resumes, mut forks) = (Vec::new(), Vec::new(), Vec::new());
+    for index in 0..count {
+        let sandbox = client.create_sandbox(&CreateSandboxRequest::default(), None).await.context("creating a sandbox")?;
+        client.write_file(&sandbox.id, "/workspace/bench.txt", &format!("change {index}")).await.context("writing")?;
+        let started = Instant::now();
+        let snapshot = client.hibernate(&sandbox.id).await.context("hibernate")?;
+        hibernates.push(started.elapsed());
+        let started = Instant::now();
+        let resumed = client.resume(&snapshot.id).await.context("resume")?;
+        resumes.push(started.elapsed());
+        let started = Instant::now();
+        let child = client.fork(&resumed.id).await.context("fork")?;
+        forks.push(started.elapsed());
+        let content = client.read_file(&child.id, "/workspace/bench.txt").await.context("reading in the fork")?;
+        if content != format!("change {index}") {
+            bail!("fork {} lost the parent's change: {content:?}", child.id);
+        }
+        client.kill_sandbox(&child.id).await.context("killing the fork")?;
+        client.kill_sandbox(&resumed.id).await.context("killing the resumed sandbox")?;
+    }
+    Ok((summarize(&mut hibernates), summarize(&mut resumes), summarize(&mut forks)))
 }
 
 async fn measure_exec_and_files(client: &Client, execs: usize, file_mb: usize) -> anyhow::Result<(Summary, f64, f64)> {

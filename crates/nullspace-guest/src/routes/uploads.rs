@@ -1,0 +1,114 @@
+//! Resumable upload routes (rest.md §4a, sandbox variant) and `GET /archive` (directory downloads).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use nullspace_types::upload_api::{
+    ArchiveQuery, CompleteUploadRequest, CompleteUploadResponse, CreateUploadRequest, CreateUploadResponse,
+    UploadSessionInfo,
+};
+use serde_json::{json, Value};
+
+use super::extract::{JsonBody, PathParams, QueryParams};
+use crate::error::{GuestError, GuestResult};
+use crate::files::archive;
+use crate::files::target::resolve;
+use crate::state::Sandbox;
+use crate::uploads::{complete, parts};
+
+/// Header carrying a part's sha256.
+pub const PART_SHA256_HEADER: &str = "x-nullspace-part-sha256";
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .map(str::to_owned)
+}
+
+/// `POST /uploads` (header `Idempotency-Key`: the same key answers with the same session).
+pub async fn create(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<CreateUploadRequest>,
+) -> GuestResult<Json<CreateUploadResponse>> {
+    let target = resolve(&sandbox, &request.target_path, request.user.as_deref())?;
+    let key = header_text(&headers, "idempotency-key");
+    let uploads = sandbox.uploads().clone();
+    let record = crate::files::upload::run_blocking(move || uploads.create(&request, target.path, key)).await?;
+    Ok(Json(CreateUploadResponse { session: record.info(sandbox.uploads().limits()) }))
+}
+
+/// `GET /uploads/{upload_id}`.
+pub async fn get(
+    State(sandbox): State<Sandbox>,
+    PathParams(upload_id): PathParams<String>,
+) -> GuestResult<Json<UploadSessionInfo>> {
+    let record = sandbox.uploads().get(&upload_id)?;
+    Ok(Json(record.info(sandbox.uploads().limits())))
+}
+
+/// `PUT /uploads/{upload_id}/parts/{n}` (0-based; raw body).
+pub async fn put_part(
+    State(sandbox): State<Sandbox>,
+    PathParams((upload_id, n)): PathParams<(String, u64)>,
+    headers: HeaderMap,
+    body: Body,
+) -> GuestResult<Json<UploadSessionInfo>> {
+    let declared = header_text(&headers, header::CONTENT_LENGTH.as_str()).and_then(|length| length.parse().ok());
+    let sha256 = header_text(&headers, PART_SHA256_HEADER);
+    let uploads = sandbox.uploads();
+    let record = parts::receive(uploads, &upload_id, n, declared, sha256, body.into_data_stream()).await?;
+    Ok(Json(record.info(uploads.limits())))
+}
+
+/// `POST /uploads/{upload_id}/complete` (optional body `{whole_checksum_sha256}`).
+pub async fn finish(
+    State(sandbox): State<Sandbox>,
+    PathParams(upload_id): PathParams<String>,
+    body: axum::body::Bytes,
+) -> GuestResult<Json<CompleteUploadResponse>> {
+    let request: CompleteUploadRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CompleteUploadRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            GuestError::invalid(format!(
+                "invalid json body: {error}; send {{\"whole_checksum_sha256\": \"…\"}} or nothing"
+            ))
+        })?
+    };
+    let uploads = sandbox.uploads().clone();
+    let response = complete::complete(&sandbox, &uploads, &upload_id, request.whole_checksum_sha256).await?;
+    Ok(Json(response))
+}
+
+/// `DELETE /uploads/{upload_id}`.
+pub async fn abort(
+    State(sandbox): State<Sandbox>,
+    PathParams(upload_id): PathParams<String>,
+) -> GuestResult<Json<Value>> {
+    let record = sandbox.uploads().abort(&upload_id)?;
+    Ok(Json(json!({"upload_id": record.upload_id, "status": record.status})))
+}
+
+/// `GET /archive?path=&user=`: the directory as a tar stream.
+pub async fn download_archive(
+    State(sandbox): State<Sandbox>,
+    QueryParams(query): QueryParams<ArchiveQuery>,
+) -> GuestResult<Response> {
+    let target = resolve(&sandbox, &query.path, query.user.as_deref())?;
+    let metadata =
+        tokio::fs::metadata(&target.path).await.map_err(|error| GuestError::file_op("archive", &target.path, error))?;
+    if !metadata.is_dir() {
+        return Err(GuestError::invalid(format!("{} is not a directory; download files with GET /file", target.path)));
+    }
+    let mut receiver = archive::stream(target.path);
+    let chunks = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    let mut response = Body::from_stream(chunks).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/x-tar"));
+    Ok(response)
+}
