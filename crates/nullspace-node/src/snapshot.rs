@@ -98,15 +98,30 @@ async fn copy_tree(source: &Path, target: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Makes a complete staging dir visible under its final name (fsync, then rename).
+/// Makes a complete staging dir visible under its final name: every file and directory in it is
+/// fsynced (cheap for the small change sets snapshots usually hold), then it is renamed into place.
 fn publish(staging: &Path, target: &Path) -> std::io::Result<()> {
-    let status = std::process::Command::new("sync").arg("-f").arg(staging).status()?;
-    if !status.success() {
-        return Err(std::io::Error::other("sync of the snapshot failed"));
-    }
+    fsync_tree(staging)?;
     std::fs::rename(staging, target)?;
     if let Some(parent) = target.parent() {
         sync_dir(parent);
+    }
+    Ok(())
+}
+
+fn fsync_tree(root: &Path) -> std::io::Result<()> {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                std::fs::File::open(entry.path())?.sync_all()?;
+            }
+        }
+        std::fs::File::open(&dir)?.sync_all()?;
     }
     Ok(())
 }
