@@ -138,6 +138,27 @@ pub enum SandboxCommand {
         /// Sandbox id.
         id: String,
     },
+    /// Hibernate a sandbox: save its filesystem as a snapshot and release it (it stays listed as paused).
+    #[command(visible_alias = "hibernate")]
+    Pause {
+        /// Sandbox id.
+        id: String,
+    },
+    /// Start a new sandbox from a snapshot (or a paused sandbox's id).
+    Resume {
+        /// Snapshot id (`snap_…`) or paused sandbox id.
+        id: String,
+    },
+    /// Fork a running sandbox into an independent copy.
+    Fork {
+        /// Sandbox id.
+        id: String,
+    },
+    /// Take a snapshot of a running sandbox (it keeps running).
+    Snapshot {
+        /// Sandbox id.
+        id: String,
+    },
     /// Upload a local file into a sandbox (streamed).
     Upload {
         /// Sandbox id.

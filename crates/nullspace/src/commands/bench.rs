@@ -119,7 +119,8 @@ async fn measure_create(client: &Client, count: usize) -> anyhow::Result<Summary
 async fn measure_state(client: &Client, count: usize) -> anyhow::Result<(Summary, Summary, Summary)> {
     let (mut hibernates, mut resumes, mut forks) = (Vec::new(), Vec::new(), Vec::new());
     for index in 0..count {
-        let sandbox = client.create_sandbox(&CreateSandboxRequest::default(), None).await.context("creating a sandbox")?;
+        let sandbox =
+            client.create_sandbox(&CreateSandboxRequest::default(), None).await.context("creating a sandbox")?;
         client.write_file(&sandbox.id, "/workspace/bench.txt", &format!("change {index}")).await.context("writing")?;
         let started = Instant::now();
         let snapshot = client.hibernate(&sandbox.id).await.context("hibernate")?;
@@ -205,6 +206,7 @@ async fn measure_bare_runc(rootfs: &Path, count: usize) -> anyhow::Result<Summar
             mounts: vec![],
             limits: Limits { vcpus: 2, memory_mb: 512, pids: 1024 },
             no_new_privileges: true,
+            netns: None,
         };
         runtime.write_bundle(&spec)?;
         let status = tokio::process::Command::new(&binary)

@@ -6,6 +6,7 @@ mod file;
 mod get;
 mod list;
 mod process;
+mod state;
 mod timeout;
 
 use nullspace_client::types::sandbox::{SandboxInfo, TimeoutAction};
@@ -27,6 +28,10 @@ pub async fn run(command: SandboxCommand, global: &GlobalArgs) -> anyhow::Result
         SandboxCommand::Upload { id, local, path } => file::upload(&client, &id, &local, &path, global.json).await,
         SandboxCommand::Process(command) => process::run(&client, command, global.json).await,
         SandboxCommand::Ps { id } => process::list(&client, &id, global.json).await,
+        SandboxCommand::Pause { id } => state::pause(&client, &id, global.json).await,
+        SandboxCommand::Resume { id } => state::resume(&client, &id, global.json).await,
+        SandboxCommand::Fork { id } => state::fork(&client, &id, global.json).await,
+        SandboxCommand::Snapshot { id } => state::snapshot(&client, &id, global.json).await,
     }
 }
 
