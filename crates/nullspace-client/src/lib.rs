@@ -7,6 +7,7 @@ pub mod config;
 mod error;
 mod exec;
 mod files;
+mod pty;
 mod sandboxes;
 mod snapshots;
 mod ws;
@@ -14,6 +15,7 @@ mod ws;
 pub use client::Client;
 pub use config::{ClientConfig, ConfigSources, DEFAULT_BASE_URL};
 pub use error::ClientError;
+pub use pty::{PtyEvent, PtyReader, PtySession, PtyWriter};
 pub use sandboxes::{new_idempotency_key, Health, ListSandboxes};
 pub use ws::{ExecEvent, ExecStream};
 

@@ -66,7 +66,10 @@ impl Client {
     }
 
     /// Opens an authenticated WebSocket at `path` (with query), mapping a refused upgrade to an API error.
-    async fn connect_ws(&self, path: &str) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, ClientError> {
+    pub(crate) async fn connect_ws(
+        &self,
+        path: &str,
+    ) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, ClientError> {
         let url = ws_url(&self.url(path));
         let mut request = url.as_str().into_client_request().map_err(|e| ws_error(&url, e))?;
         let auth = HeaderValue::from_str(&format!("Bearer {}", self.api_key()?))
@@ -139,7 +142,7 @@ impl ExecStream {
 }
 
 /// `http(s)://…` → `ws(s)://…`.
-fn ws_url(http_url: &str) -> String {
+pub(crate) fn ws_url(http_url: &str) -> String {
     if let Some(rest) = http_url.strip_prefix("https://") {
         format!("wss://{rest}")
     } else if let Some(rest) = http_url.strip_prefix("http://") {
@@ -149,7 +152,7 @@ fn ws_url(http_url: &str) -> String {
     }
 }
 
-fn ws_error(url: &str, source: tungstenite::Error) -> ClientError {
+pub(crate) fn ws_error(url: &str, source: tungstenite::Error) -> ClientError {
     ClientError::WebSocket { url: url.to_owned(), source: Box::new(source) }
 }
 

@@ -149,6 +149,11 @@ pub enum SandboxCommand {
         /// Snapshot id (`snap_…`) or paused sandbox id.
         id: String,
     },
+    /// Open an interactive terminal (login shell) in a sandbox; exits with the shell's exit code.
+    Pty {
+        /// Sandbox id.
+        id: String,
+    },
     /// Fork a running sandbox into an independent copy.
     Fork {
         /// Sandbox id.

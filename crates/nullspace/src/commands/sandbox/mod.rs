@@ -6,6 +6,7 @@ mod file;
 mod get;
 mod list;
 mod process;
+mod pty;
 mod state;
 mod timeout;
 
@@ -30,6 +31,7 @@ pub async fn run(command: SandboxCommand, global: &GlobalArgs) -> anyhow::Result
         SandboxCommand::Ps { id } => process::list(&client, &id, global.json).await,
         SandboxCommand::Pause { id } => state::pause(&client, &id, global.json).await,
         SandboxCommand::Resume { id } => state::resume(&client, &id, global.json).await,
+        SandboxCommand::Pty { id } => pty::run(&client, &id).await,
         SandboxCommand::Fork { id } => state::fork(&client, &id, global.json).await,
         SandboxCommand::Snapshot { id } => state::snapshot(&client, &id, global.json).await,
     }
