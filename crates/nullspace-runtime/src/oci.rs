@@ -185,7 +185,8 @@ impl OciRuntime {
             // gVisor only joins a prepared network namespace (`--network=sandbox` refuses a new one);
             // `none` gives the sandbox its own loopback-only stack, as the new netns does under runc.
             // Its --log is a debug log; its errors still reach init.log through stderr.
-            cmd.arg("--network=none");
+            // The guest creates its unix socket in the bind-mounted control dir, where the node connects.
+            cmd.arg("--network=none").arg("--host-uds=create");
         } else {
             let mut log = OsString::from("--log=");
             log.push(&runtime_log);
