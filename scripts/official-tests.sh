@@ -15,14 +15,14 @@ if [ ! -d "$sdk/nullspace_sdk-0.1.9/tests" ]; then
   "$venv/bin/pip" download -q --no-deps --no-binary :all: 'nullspace-sdk==0.1.9' -d "$sdk"
   tar -xzf "$sdk/nullspace_sdk-0.1.9.tar.gz" -C "$sdk"
 fi
-"$venv/bin/pip" install -q 'pytest-httpx' 'pytest-asyncio' 'pytest-timeout' >/dev/null
+"$venv/bin/pip" install -q 'nullspace-sdk[cli,dev]==0.1.9' 'pytest-timeout' >/dev/null
 
 data="${NULLSPACE_E2E_DATA_DIR:-$root/target/e2e-data}"
 home=$(mktemp -d)
 log="$data/official-server.log"
 mkdir -p "$data"
 HOME="$home" NULLSPACE_BOOTSTRAP_API_KEY="$key" "$root/target/release/nullspace" server \
-  --listen "127.0.0.1:$port" --data-dir "$data" >"$log" 2>&1 &
+  --listen "127.0.0.1:$port" --data-dir "$data" --bridge nsofficial --subnet 10.215.0.0/16 >"$log" 2>&1 &
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$home"; }
 trap cleanup EXIT

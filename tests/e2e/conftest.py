@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import json
+import hashlib
 import os
 import re
 import signal
@@ -151,9 +152,14 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
 
 
 class Server:
-    def __init__(self, binary: str, data_dir: Path) -> None:
+    def __init__(self, binary: str, data_dir: Path, extra_args: list[str] | None = None) -> None:
         self.binary = binary
         self.data_dir = data_dir
+        self.extra_args = list(extra_args or [])  # more `nullspace server` options, e.g. --runtime runsc
+        # Each test server gets its own bridge and subnet, so it never meets another server's sandbox
+        # networks on this host (a developer's server, or another test run).
+        digest = int(hashlib.sha256(str(data_dir).encode()).hexdigest(), 16)
+        self.extra_args += ["--bridge", f"nse{digest % 10**6:06d}", "--subnet", f"10.{216 + digest % 32}.0.0/16"]
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.key = TEST_KEY
@@ -179,7 +185,7 @@ class Server:
         self._log.write(f"\n===== e2e: starting server on {self.url} at {time.ctime()} =====\n".encode())
         self._log.flush()
         self.proc = subprocess.Popen(
-            [self.binary, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)],
+            [self.binary, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), *self.extra_args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -5,7 +5,7 @@ use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nullspace_types::guest::{GuestConfig, GUEST_CONFIG_NAME, GUEST_SOCKET_NAME};
+use nullspace_types::guest::{GuestConfig, GUEST_CONFIG_NAME, GUEST_QUIESCED_NAME, GUEST_SOCKET_NAME};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -99,10 +99,7 @@ pub async fn run(options: BootOptions) -> Result<(), BootError> {
     let ptys = sandbox.ptys().clone();
     tracing::info!(sandbox = sandbox.id(), socket = %socket.display(), cwd = sandbox.cwd(), "guest ready");
 
-    let served = tokio::select! {
-        result = axum::serve(listener, router(sandbox)).into_future() => result.map_err(BootError::Serve),
-        () = shutdown_signal() => Ok(()),
-    };
+    let served = serve(listener, router(sandbox), &socket, &options.control_dir).await;
     tracing::info!("shutting down");
     ptys.kill_all();
     registry.terminate_all();
@@ -110,6 +107,57 @@ pub async fn run(options: BootOptions) -> Result<(), BootError> {
     sweeper.abort();
     let _ = std::fs::remove_file(&socket);
     served
+}
+
+/// How long open HTTP connections get to finish once a checkpoint asks the guest to quiesce.
+const QUIESCE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Serves `app` on `listener` until SIGTERM/SIGINT. SIGUSR1 quiesces before a memory checkpoint: the
+/// listener and the HTTP connections are closed (gVisor cannot save a socket bound on the host), the
+/// socket file is removed and [`GUEST_QUIESCED_NAME`] is written; SIGUSR2, sent after the restore, binds
+/// the socket again (in the control dir of the restored sandbox, which may be another one).
+async fn serve(
+    mut listener: UnixListener,
+    app: axum::Router,
+    socket: &Path,
+    control_dir: &Path,
+) -> Result<(), BootError> {
+    let (Ok(mut quiesce), Ok(mut wake)) = (signal(SignalKind::user_defined1()), signal(SignalKind::user_defined2()))
+    else {
+        tracing::warn!("cannot watch SIGUSR1/SIGUSR2; memory checkpoints will fail");
+        return tokio::select! {
+            result = axum::serve(listener, app).into_future() => result.map_err(BootError::Serve),
+            () = shutdown_signal() => Ok(()),
+        };
+    };
+    let marker = control_dir.join(GUEST_QUIESCED_NAME);
+    loop {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let serving = axum::serve(listener, app.clone()).with_graceful_shutdown(stop.clone().cancelled_owned());
+        let mut serving = std::pin::pin!(serving.into_future());
+        tokio::select! {
+            result = &mut serving => return result.map_err(BootError::Serve),
+            () = shutdown_signal() => return Ok(()),
+            _ = quiesce.recv() => {}
+        }
+        stop.cancel();
+        // The listener closes at once; open requests get a moment to finish, what remains is dropped.
+        let _ = tokio::time::timeout(QUIESCE_WAIT, &mut serving).await;
+        let _ = std::fs::remove_file(socket);
+        if let Err(error) = std::fs::write(&marker, b"") {
+            tracing::warn!(path = %marker.display(), %error, "cannot write the quiesce marker");
+        }
+        tracing::info!("quiesced for a checkpoint");
+        tokio::select! {
+            _ = wake.recv() => {}
+            () = shutdown_signal() => return Ok(()),
+        }
+        let _ = std::fs::remove_file(&marker);
+        let _ = std::fs::remove_file(socket);
+        listener =
+            UnixListener::bind(socket).map_err(|source| BootError::Bind { path: socket.to_path_buf(), source })?;
+        tracing::info!(socket = %socket.display(), "listening again after a restore");
+    }
 }
 
 async fn shutdown_signal() {

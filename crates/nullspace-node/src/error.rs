@@ -43,6 +43,9 @@ pub enum NodeError {
     /// No isolation runtime works on this host.
     #[error("no usable isolation runtime; run `nullspace doctor` to see why")]
     SelectRuntime(#[source] RuntimeError),
+    /// Setting up or tearing down a sandbox network failed.
+    #[error("sandbox networking failed")]
+    Network(#[source] crate::network::NetworkError),
     /// The isolation runtime failed.
     #[error("runtime operation for sandbox {sandbox_id} failed")]
     Runtime {
@@ -61,6 +64,14 @@ pub enum NodeError {
         waited_ms: u64,
         /// Init log of the sandbox.
         log: PathBuf,
+    },
+    /// The guest did not close its socket for a memory checkpoint in time (it was asked to listen again).
+    #[error("guest of sandbox {sandbox_id} did not quiesce for a checkpoint within {waited_ms} ms")]
+    GuestQuiesce {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// How long the node waited.
+        waited_ms: u64,
     },
     /// The guest answered with another protocol version.
     #[error("guest of sandbox {sandbox_id} speaks protocol {found}, node expects {expected}")]

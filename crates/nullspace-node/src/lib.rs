@@ -7,6 +7,7 @@ mod error;
 mod guest_link;
 mod layout;
 mod metrics;
+pub mod network;
 mod node;
 mod overlay;
 mod snapshot;

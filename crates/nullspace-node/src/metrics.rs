@@ -56,9 +56,8 @@ pub fn read_usage(cgroup: &str, upper: &Path, data_dir: &Path, memory_limit_byte
         )
     };
     let mem_total_bytes = mem_limit.filter(|limit| *limit < u64::MAX / 2).unwrap_or(memory_limit_bytes).max(1);
-    let disk_total_bytes = nix::sys::statvfs::statvfs(data_dir)
-        .map(|stat| stat.blocks() as u64 * stat.fragment_size() as u64)
-        .unwrap_or(0);
+    let disk_total_bytes =
+        nix::sys::statvfs::statvfs(data_dir).map(|stat| stat.blocks() * stat.fragment_size()).unwrap_or(0);
     SandboxUsage {
         cpu_usage_ns,
         mem_used_bytes: mem_used_bytes.min(mem_total_bytes),

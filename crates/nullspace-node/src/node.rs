@@ -10,6 +10,7 @@ use nullspace_types::guest::{GuestConfig, GUEST_BINARY_PATH, GUEST_CONTROL_DIR};
 
 use crate::layout::{is_sandbox_id, SandboxPaths};
 use crate::metrics::{read_usage, SandboxUsage};
+use crate::network::{Network, NetworkConfig, NetworkPolicy};
 use crate::overlay;
 use crate::template::{TemplateLayer, TemplateStore};
 use crate::{GuestLink, NodeError, NodeResult};
@@ -29,6 +30,10 @@ pub struct NodeConfig {
     pub guestd_path: PathBuf,
     /// Isolation runtime: `auto`, `runc`, `crun` or `runsc`.
     pub runtime: String,
+    /// Host bridge of the sandboxes (`nsbr0` when `None`); one per server on a host.
+    pub bridge: Option<String>,
+    /// Sandbox subnet (`10.213.0.0/16` when `None`).
+    pub subnet: Option<ipnet::Ipv4Net>,
 }
 
 /// What a sandbox is launched with.
@@ -44,10 +49,15 @@ pub struct LaunchSpec {
     pub cwd: Option<String>,
     /// Snapshot layers stacked between the template and the sandbox's own upper dir, top first.
     pub layers: Vec<PathBuf>,
+    /// Egress policy (internet access, allow and deny lists).
+    pub network: NetworkPolicy,
     /// CPU quota in cores.
     pub vcpus: u32,
     /// Memory limit in MiB.
     pub memory_mb: u32,
+    /// A memory image (`<data>/snapshots/<snap>.mem`) to restore instead of booting, on runtimes whose
+    /// `checkpoints_memory()` is true: processes and memory continue where the checkpoint left them.
+    pub restore_from: Option<PathBuf>,
 }
 
 /// Outcome of [`Node::reconcile`].
@@ -67,6 +77,8 @@ pub struct Node {
     templates: TemplateStore,
     runtime: OciRuntime,
     sandboxes_dir: PathBuf,
+    /// Per-sandbox networking; `None` under runsc, whose sandboxes keep gVisor's own loopback-only stack.
+    network: Option<Network>,
 }
 
 impl Node {
@@ -80,11 +92,23 @@ impl Node {
         let runtime = OciRuntime::new(choice.kind, config.data_dir.join("runtime").join(choice.kind.as_str()));
         let sandboxes_dir = config.data_dir.join("sandboxes");
         for dir in [sandboxes_dir.clone(), config.data_dir.join("snapshots")] {
-            std::fs::create_dir_all(&dir)
-                .map_err(|source| NodeError::Filesystem { sandbox_id: String::new(), path: dir.clone(), source })?;
+            std::fs::create_dir_all(&dir).map_err(|source| NodeError::Filesystem {
+                sandbox_id: String::new(),
+                path: dir.clone(),
+                source,
+            })?;
         }
         let templates = TemplateStore::new(config.data_dir.join("templates"));
-        Ok(Self { config, templates, runtime, sandboxes_dir })
+        let network = if choice.kind == nullspace_runtime::RuntimeKind::Runsc {
+            tracing::warn!("sandboxes under runsc get loopback-only networking (no veth, no internet access)");
+            None
+        } else {
+            let mut network = NetworkConfig::new(&config.data_dir);
+            network.bridge = config.bridge.clone().unwrap_or(network.bridge);
+            network.subnet = config.subnet.unwrap_or(network.subnet);
+            Some(Network::new(network).map_err(NodeError::Network)?)
+        };
+        Ok(Self { config, templates, runtime, sandboxes_dir, network })
     }
 
     /// The template store of this node.
@@ -159,32 +183,49 @@ impl Node {
         overlay::mount_overlay(&lower, &paths.upper, &paths.work, &paths.rootfs)
             .map_err(|source| NodeError::Overlay { operation: "mount", sandbox_id: id.to_owned(), source })?;
 
+        let hostname = id.replace('_', "-");
+        let mut mounts = vec![
+            BindMount { source: paths.control.clone(), destination: GUEST_CONTROL_DIR.to_owned(), read_only: false },
+            BindMount {
+                source: self.config.guestd_path.clone(),
+                destination: GUEST_BINARY_PATH.to_owned(),
+                read_only: true,
+            },
+        ];
+        let mut netns = None;
+        if let Some(network) = &self.network {
+            let attached = network
+                .setup(id, &hostname, &spec.network, &paths.root.join("net"))
+                .await
+                .map_err(NodeError::Network)?;
+            mounts.push(BindMount {
+                source: attached.resolv_conf,
+                destination: "/etc/resolv.conf".into(),
+                read_only: false,
+            });
+            mounts.push(BindMount { source: attached.hosts, destination: "/etc/hosts".into(), read_only: false });
+            netns = Some(attached.netns_path);
+        }
         let runtime_spec = SandboxSpec {
             id: id.to_owned(),
             bundle_dir: paths.bundle.clone(),
             rootfs: paths.rootfs.clone(),
-            hostname: id.replace('_', "-"),
+            hostname,
             args: vec![GUEST_BINARY_PATH.to_owned()],
             env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()],
-            mounts: vec![
-                BindMount {
-                    source: paths.control.clone(),
-                    destination: GUEST_CONTROL_DIR.to_owned(),
-                    read_only: false,
-                },
-                BindMount {
-                    source: self.config.guestd_path.clone(),
-                    destination: GUEST_BINARY_PATH.to_owned(),
-                    read_only: true,
-                },
-            ],
+            mounts,
             limits: Limits { vcpus: spec.vcpus, memory_mb: spec.memory_mb, pids: PIDS_LIMIT },
             no_new_privileges: true,
+            netns,
         };
-        self.runtime
-            .start(&runtime_spec)
-            .await
-            .map_err(|source| NodeError::Runtime { sandbox_id: id.to_owned(), source })?;
+        match &spec.restore_from {
+            None => self
+                .runtime
+                .start(&runtime_spec)
+                .await
+                .map_err(|source| NodeError::Runtime { sandbox_id: id.to_owned(), source })?,
+            Some(image) => self.restore_memory(&runtime_spec, image).await?,
+        }
         self.guest(id).wait_ready(GUEST_READY_TIMEOUT, paths.init_log()).await
     }
 
@@ -197,6 +238,9 @@ impl Node {
             .destroy(sandbox_id)
             .await
             .map_err(|source| NodeError::Runtime { sandbox_id: sandbox_id.to_owned(), source })?;
+        if let Some(network) = &self.network {
+            network.teardown(sandbox_id).await.map_err(NodeError::Network)?;
+        }
         overlay::unmount(&paths.rootfs).map_err(|source| NodeError::Overlay {
             operation: "unmount",
             sandbox_id: sandbox_id.to_owned(),
@@ -237,6 +281,12 @@ impl Node {
                 self.destroy(id).await?;
                 report.orphans_destroyed.insert(id.clone());
             }
+        }
+        if let Some(network) = &self.network {
+            // Networks of sandboxes that are not expected go now; those of dead expected ones go with
+            // their destroy below.
+            let removed = network.reconcile(expected).await.map_err(NodeError::Network)?;
+            report.orphans_destroyed.extend(removed);
         }
         for id in expected {
             let alive = found.contains(id)

@@ -66,6 +66,22 @@ pub enum RuntimeError {
         /// The runtime's error output, trimmed.
         stderr: String,
     },
+    /// `runsc checkpoint` failed (the sandbox may have stopped); `stderr` is the runtime's own message.
+    #[error("checkpointing sandbox {id}: {stderr}")]
+    Checkpoint {
+        /// Sandbox id.
+        id: String,
+        /// The runtime's error output, trimmed.
+        stderr: String,
+    },
+    /// `runsc restore` failed; `stderr` is the runtime's own message.
+    #[error("restoring sandbox {id}: {stderr}")]
+    Restore {
+        /// Sandbox id.
+        id: String,
+        /// The runtime's error output, trimmed.
+        stderr: String,
+    },
     /// `<runtime> delete --force` failed.
     #[error("deleting sandbox {id}: {stderr}")]
     Delete {

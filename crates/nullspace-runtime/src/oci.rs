@@ -32,6 +32,19 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_WAIT: Duration = Duration::from_secs(2);
 /// Most bytes of a log file quoted in an error.
 const ERROR_TAIL: usize = 2048;
+/// Global runsc flags of every command that creates or saves a sandbox (run, checkpoint, restore):
+/// gVisor only joins a prepared network namespace (`--network=sandbox` refuses a new one), `none` gives
+/// the sandbox its own loopback-only stack, as the new netns does under runc; the guest creates its unix
+/// socket in the bind-mounted control dir, where the node connects.
+const RUNSC_SANDBOX_FLAGS: [&str; 2] = ["--network=none", "--host-uds=create"];
+
+impl RuntimeKind {
+    /// Whether this runtime can save a running sandbox's memory and processes and restore them
+    /// ([`OciRuntime::checkpoint`], [`OciRuntime::restore`]): gVisor only. runc would need CRIU.
+    pub fn checkpoints_memory(self) -> bool {
+        matches!(self, RuntimeKind::Runsc)
+    }
+}
 
 /// One container as the runtime reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,8 +181,9 @@ impl OciRuntime {
         }
     }
 
-    async fn run_detached(&self, spec: &SandboxSpec, nofile: u64) -> RuntimeResult<()> {
+    async fn run_detached(&self, spec: &SandboxSpec, nofile: u64, restore_from: Option<&Path>) -> RuntimeResult<()> {
         let id = spec.id.as_str();
+        let operation = if restore_from.is_some() { "restore" } else { "start" };
         let write_err =
             |path: &Path, source| RuntimeError::WriteBundle { id: id.to_string(), path: path.to_path_buf(), source };
         let init_log = spec.bundle_dir.join("init.log");
@@ -182,17 +196,19 @@ impl OciRuntime {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--root").arg(&self.state_root);
         if self.kind == RuntimeKind::Runsc {
-            // gVisor only joins a prepared network namespace (`--network=sandbox` refuses a new one);
-            // `none` gives the sandbox its own loopback-only stack, as the new netns does under runc.
-            // Its --log is a debug log; its errors still reach init.log through stderr.
-            // The guest creates its unix socket in the bind-mounted control dir, where the node connects.
-            cmd.arg("--network=none").arg("--host-uds=create");
+            // Its --log is a debug log; its errors still reach init.log through stderr. Checkpoint and
+            // restore repeat these flags: a restore must see the same network setup.
+            cmd.args(RUNSC_SANDBOX_FLAGS);
         } else {
             let mut log = OsString::from("--log=");
             log.push(&runtime_log);
             cmd.arg(log).arg("--log-format=json");
         }
-        cmd.arg("run").arg("--detach").arg("--bundle").arg(&spec.bundle_dir).arg(id);
+        match restore_from {
+            None => cmd.arg("run"),
+            Some(image) => cmd.arg("restore").arg("--image-path").arg(image),
+        };
+        cmd.arg("--detach").arg("--bundle").arg(&spec.bundle_dir).arg(id);
         cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr).kill_on_drop(true);
         // SAFETY: the closure only calls setrlimit(2), which is async-signal-safe, and allocates nothing.
         unsafe {
@@ -208,7 +224,7 @@ impl OciRuntime {
             Ok(Err(source)) => {
                 return Err(RuntimeError::Spawn { id: id.to_string(), binary: self.binary.clone(), source })
             }
-            Err(_) => return Err(RuntimeError::Timeout { id: id.to_string(), operation: "start" }),
+            Err(_) => return Err(RuntimeError::Timeout { id: id.to_string(), operation }),
         };
         if status.success() {
             return Ok(());
@@ -216,7 +232,81 @@ impl OciRuntime {
         let stderr = last_error(&runtime_log)
             .or_else(|| tail(&init_log))
             .unwrap_or_else(|| format!("{} exited with {status}", self.kind));
-        Err(RuntimeError::Start { id: id.to_string(), stderr })
+        match restore_from {
+            None => Err(RuntimeError::Start { id: id.to_string(), stderr }),
+            Some(_) => Err(RuntimeError::Restore { id: id.to_string(), stderr }),
+        }
+    }
+
+    /// Saves the memory and processes of running sandbox `id` into `image_dir` (created when missing),
+    /// stops it and deletes its container state (its cgroup goes with [`IsolationRuntime::destroy`]). Only runtimes whose
+    /// [`RuntimeKind::checkpoints_memory`] is true can; the guest must hold no socket bound on the host.
+    #[tracing::instrument(skip(self, image_dir), fields(runtime = %self.kind))]
+    pub async fn checkpoint(&self, id: &str, image_dir: &Path) -> RuntimeResult<()> {
+        validate_id(id).map_err(|r| RuntimeError::InvalidSpec { id: id.to_string(), reason: r.to_string() })?;
+        if !self.kind.checkpoints_memory() {
+            let stderr = format!("{} cannot checkpoint memory", self.kind);
+            return Err(RuntimeError::Checkpoint { id: id.to_string(), stderr });
+        }
+        std::fs::create_dir_all(image_dir).map_err(|source| RuntimeError::WriteBundle {
+            id: id.to_string(),
+            path: image_dir.to_path_buf(),
+            source,
+        })?;
+        let image = image_dir.to_string_lossy();
+        let mut args: Vec<&str> = RUNSC_SANDBOX_FLAGS.to_vec();
+        args.extend(["checkpoint", "--image-path", &image, id]);
+        let started = Instant::now();
+        let out = self.output(id, "checkpoint", &args).await?;
+        if !out.status.success() {
+            // gVisor prints the reason first and a goroutine dump after it: keep the beginning.
+            return Err(RuntimeError::Checkpoint { id: id.to_string(), stderr: head(&out.stderr) });
+        }
+        // The checkpointed sandbox is stopped for good: free its id at once (a restore may reuse it). Its
+        // init is gone already, so the kill and wait of `destroy` would only wait out their timeout.
+        let delete = self.output(id, "delete", &["delete", "--force", id]).await?;
+        if !delete.status.success() {
+            tracing::warn!(stderr = %trimmed(&delete.stderr), "deleting the checkpointed container failed");
+        }
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "sandbox checkpointed");
+        Ok(())
+    }
+
+    /// Starts sandbox `spec` from the memory image `image_dir` written by [`OciRuntime::checkpoint`]
+    /// instead of booting its init: the bundle is written as for [`IsolationRuntime::start`] (the rootfs
+    /// and mount sources may be other paths with the same content), and its processes continue.
+    #[tracing::instrument(skip_all, fields(sandbox = %spec.id, runtime = %self.kind))]
+    pub async fn restore(&self, spec: &SandboxSpec, image_dir: &Path) -> RuntimeResult<()> {
+        spec.validate()?;
+        if !self.kind.checkpoints_memory() {
+            let stderr = format!("{} cannot restore memory", self.kind);
+            return Err(RuntimeError::Restore { id: spec.id.clone(), stderr });
+        }
+        std::fs::create_dir_all(&self.state_root).map_err(|source| RuntimeError::WriteBundle {
+            id: spec.id.clone(),
+            path: self.state_root.clone(),
+            source,
+        })?;
+        let nofile = nofile_limit();
+        self.write_bundle_with(spec, nofile)?;
+        let started = Instant::now();
+        match self.run_detached(spec, nofile, Some(image_dir)).await {
+            Ok(()) => {
+                tracing::debug!(ms = started.elapsed().as_millis() as u64, "sandbox restored");
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(cleanup) = self.destroy(&spec.id).await {
+                    tracing::warn!(error = %cleanup, "cleanup after failed restore");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends `signal` (e.g. `USR1`) to the sandbox's init process.
+    pub async fn signal(&self, id: &str, signal: &str) -> RuntimeResult<()> {
+        self.simple(id, "kill", &["kill", id, signal]).await
     }
 
     /// Waits until the container is no longer running (or gone), at most [`STOP_WAIT`].
@@ -251,7 +341,7 @@ impl IsolationRuntime for OciRuntime {
         let nofile = nofile_limit();
         self.write_bundle_with(spec, nofile)?;
         let started = Instant::now();
-        match self.run_detached(spec, nofile).await {
+        match self.run_detached(spec, nofile, None).await {
             Ok(()) => {
                 tracing::debug!(ms = started.elapsed().as_millis() as u64, "sandbox started");
                 Ok(())
@@ -321,6 +411,16 @@ fn last_error(path: &Path) -> Option<String> {
         .filter_map(|l| serde_json::from_str::<Line>(l).ok())
         .find(|l| l.level == "error")
         .map(|l| l.msg.trim().to_string())
+}
+
+/// The beginning of a command's output, trimmed.
+fn head(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    match text.char_indices().nth(ERROR_TAIL / 4) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
 }
 
 /// The end of a text file, trimmed; `None` when empty or unreadable.

@@ -114,6 +114,11 @@ pub struct SandboxSpec {
     pub limits: Limits,
     /// Set `no_new_privs` on the init process (setuid binaries then cannot gain privileges).
     pub no_new_privileges: bool,
+    /// An existing network namespace (e.g. `/run/netns/<name>`) for the sandbox to join, already set up
+    /// by the node (loopback, interfaces, routes); `None` gives the sandbox a fresh namespace with only
+    /// loopback (brought up by the runtime).
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
 }
 
 impl SandboxSpec {
@@ -129,6 +134,11 @@ impl SandboxSpec {
         }
         if self.args.is_empty() {
             return Err(invalid("init argv is empty".into()));
+        }
+        if let Some(netns) = &self.netns {
+            if !netns.is_absolute() {
+                return Err(invalid(format!("network namespace {} is not absolute", netns.display())));
+            }
         }
         if self.hostname.is_empty() || self.hostname.len() > 64 {
             return Err(invalid("hostname must have 1 to 64 bytes".into()));
@@ -178,6 +188,7 @@ mod tests {
             }],
             limits: Limits { vcpus: 2, memory_mb: 512, pids: 256 },
             no_new_privileges: true,
+            netns: None,
         }
     }
 
@@ -208,6 +219,7 @@ mod tests {
             |s| s.mounts[0].destination = "/run/../etc".into(),
             |s| s.mounts[0].destination = "run/x".into(),
             |s| s.mounts[0].source = "x".into(),
+            |s| s.netns = Some("run/netns/x".into()),
         ];
         for f in bad {
             let mut s = sample();

@@ -57,6 +57,7 @@ fn sandbox(name: &str, args: &[&str]) -> Sandbox {
         mounts,
         limits: Limits { vcpus: 1, memory_mb: 256, pids: 128 },
         no_new_privileges: true,
+        netns: None,
     };
     let runtime = OciRuntime::new(RuntimeKind::Runc, tmp.path().join("state"));
     Sandbox { _tmp: tmp, runtime, spec }

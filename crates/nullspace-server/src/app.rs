@@ -8,7 +8,8 @@ use std::sync::Arc;
 use nullspace_node::{Node, NodeConfig};
 
 use crate::api::{router, AppState};
-use crate::control::{spawn_reaper, Control};
+use crate::control::preview_grants::{PreviewConfig, PreviewGrants};
+use crate::control::{spawn_reaper, spawn_webhook_worker, Control};
 use crate::preview::PreviewPorts;
 use crate::signing::Signer;
 use crate::store::Store;
@@ -35,6 +36,12 @@ pub struct ServerOptions {
     pub data_dir: PathBuf,
     /// `auto`, `runc`, `crun` or `runsc`.
     pub runtime: String,
+    /// Domain of preview hosts `{port}-{sandbox_id}.{domain}`, served by the API listener.
+    pub preview_domain: String,
+    /// Host bridge of the sandboxes (default `nsbr0`); servers sharing a host need distinct ones.
+    pub bridge: Option<String>,
+    /// Sandbox subnet (default `10.213.0.0/16`).
+    pub subnet: Option<String>,
 }
 
 async fn open_store(data_dir: &Path) -> Result<Store, ServerError> {
@@ -104,11 +111,17 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
         data_dir: options.data_dir.clone(),
         guestd_path: guestd_path(),
         runtime: options.runtime.clone(),
+        bridge: options.bridge.clone(),
+        subnet: match &options.subnet {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|_| ServerError::Subnet { subnet: text.clone() })?),
+        },
     })
     .await?;
     let control = Control::new(store, Arc::new(node), MAX_SANDBOXES, PreviewPorts::new(options.listen.ip()));
     control.reconcile().await?;
     spawn_reaper(control.clone());
+    spawn_webhook_worker(control.clone());
 
     let builder = control.clone();
     tokio::spawn(async move {
@@ -128,8 +141,16 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
         .map_err(|source| ServerError::Listen { address: options.listen, source })?;
     eprintln!("nullspace server listening on http://{}", options.listen);
     let signer = Signer::load_or_create(&options.data_dir.join("signing.key"))?;
-    let app = router(AppState { control, signer });
-    axum::serve(listener, app)
+    let preview = PreviewGrants::new(
+        control.clone(),
+        PreviewConfig {
+            domain: options.preview_domain.trim_matches('.').to_ascii_lowercase(),
+            api_port: options.listen.port(),
+        },
+    );
+    preview.spawn_usage_writer();
+    let app = router(AppState { control, signer, preview, upstreams: Arc::default() });
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|source| ServerError::Listen { address: options.listen, source })?;

@@ -30,6 +30,12 @@ pub enum ServerError {
     /// The URL signing key could not be read or created.
     #[error("preparing the URL signing key failed")]
     SigningKey(#[from] crate::signing::SigningKeyError),
+    /// `--subnet` is not an IPv4 CIDR.
+    #[error("--subnet {subnet} is not an IPv4 network such as 10.213.0.0/16")]
+    Subnet {
+        /// What was given.
+        subnet: String,
+    },
     /// Listening failed.
     #[error("listening on {address} failed")]
     Listen {

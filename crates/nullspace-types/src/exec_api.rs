@@ -12,10 +12,7 @@ pub struct ExecRequest {
     /// Program (argv\[0\]) or, with `shell`, a shell command line.
     pub command: String,
     /// Arguments after `command` (ignored with `shell`).
-    #[serde(
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "null_as_default"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub args: Vec<String>,
     /// Seconds before the command is killed (server default 30).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -26,10 +23,7 @@ pub struct ExecRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
     /// Extra environment variables.
-    #[serde(
-        skip_serializing_if = "BTreeMap::is_empty",
-        deserialize_with = "null_as_default"
-    )]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_default")]
     pub envs: BTreeMap<String, String>,
     /// Run `command` through `sh -c`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,10 +178,7 @@ mod tests {
 
     #[test]
     fn exec_request_omits_unset_fields() {
-        let request = ExecRequest {
-            command: "true".into(),
-            ..Default::default()
-        };
+        let request = ExecRequest { command: "true".into(), ..Default::default() };
         assert_eq!(
             serde_json::to_value(&request).unwrap(),
             serde_json::json!({"command": "true", "background": false})
@@ -211,13 +202,7 @@ mod tests {
         );
         let exit: ExecServerMessage =
             serde_json::from_str(r#"{"type":"exec_exit","id":"exec_1","exit_code":3}"#).unwrap();
-        assert_eq!(
-            exit,
-            ExecServerMessage::ExecExit {
-                id: "exec_1".into(),
-                exit_code: 3
-            }
-        );
+        assert_eq!(exit, ExecServerMessage::ExecExit { id: "exec_1".into(), exit_code: 3 });
         let other: ExecServerMessage = serde_json::from_str(r#"{"type":"pong","id":"x"}"#).unwrap();
         assert_eq!(other, ExecServerMessage::Unknown);
     }

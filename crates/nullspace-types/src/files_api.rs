@@ -162,14 +162,9 @@ mod tests {
 
     #[test]
     fn requests_send_explicit_null_user() {
-        let body = serde_json::to_value(PathRequest {
-            path: "/x".into(),
-            user: None,
-        })
-        .unwrap();
+        let body = serde_json::to_value(PathRequest { path: "/x".into(), user: None }).unwrap();
         assert_eq!(body, serde_json::json!({"path": "/x", "user": null}));
-        let read: ReadFileRequest =
-            serde_json::from_str(r#"{"path":"/x","encoding":null,"user":null}"#).unwrap();
+        let read: ReadFileRequest = serde_json::from_str(r#"{"path":"/x","encoding":null,"user":null}"#).unwrap();
         assert_eq!(read.encoding, None);
     }
 }

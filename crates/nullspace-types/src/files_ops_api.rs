@@ -133,19 +133,14 @@ mod tests {
         let query: ListQuery = serde_json::from_str(r#"{"path":"/w","depth":null}"#).unwrap();
         assert_eq!(query.depth, None);
         let replace: ReplaceRequest =
-            serde_json::from_str(r#"{"files":["/a"],"pattern":"x","replacement":"y","user":null}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"files":["/a"],"pattern":"x","replacement":"y","user":null}"#).unwrap();
         assert_eq!(replace.dry_run, None);
     }
 
     #[test]
     fn batch_failure_omits_info() {
-        let result = BatchWriteResult {
-            status: "error".into(),
-            path: "/proc/x".into(),
-            info: None,
-            error: Some("no".into()),
-        };
+        let result =
+            BatchWriteResult { status: "error".into(), path: "/proc/x".into(), info: None, error: Some("no".into()) };
         assert_eq!(
             serde_json::to_value(&result).unwrap(),
             serde_json::json!({"status": "error", "path": "/proc/x", "error": "no"})

@@ -18,6 +18,11 @@ pub const GUEST_CONTROL_DIR: &str = "/run/nullspace";
 /// File name of the guest's unix socket inside [`GUEST_CONTROL_DIR`].
 pub const GUEST_SOCKET_NAME: &str = "guest.sock";
 
+/// Marker file the guest writes into [`GUEST_CONTROL_DIR`] once it has closed its socket and every
+/// connection on SIGUSR1 (before a memory checkpoint: gVisor cannot save a host-bound socket). SIGUSR2
+/// makes it listen again (after the restore).
+pub const GUEST_QUIESCED_NAME: &str = "quiesced";
+
 /// File name of the boot configuration inside [`GUEST_CONTROL_DIR`].
 pub const GUEST_CONFIG_NAME: &str = "config.json";
 

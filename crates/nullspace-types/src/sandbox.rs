@@ -98,8 +98,20 @@ pub struct CreateSandboxRequest {
     pub cwd: Option<String>,
     /// Whether the sandbox may reach the internet.
     pub internet_access: Option<bool>,
+    /// Egress allow and deny lists.
+    pub network: Option<NetworkRequest>,
     /// Snapshot to start from instead of a template.
     pub snapshot_id: Option<String>,
+}
+
+/// The `network` object of a create request: CIDRs or addresses the sandbox may or may not reach.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkRequest {
+    /// Destinations allowed (an allowlist when non-empty).
+    pub allow_out: Option<Vec<String>>,
+    /// Destinations denied.
+    pub deny_out: Option<Vec<String>>,
 }
 
 /// `SandboxInfo`, the object every sandbox route answers with.

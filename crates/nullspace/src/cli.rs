@@ -89,6 +89,15 @@ pub struct ServerArgs {
     /// Isolation runtime.
     #[arg(long, value_enum, default_value_t = RuntimeArg::Auto)]
     pub runtime: RuntimeArg,
+    /// Domain of preview URLs `http://{port}-{sandbox_id}.{domain}` (served on the listen address).
+    #[arg(long, value_name = "DOMAIN", default_value = "localhost")]
+    pub preview_domain: String,
+    /// Host bridge of the sandboxes [default: nsbr0]; servers sharing a host need distinct bridges.
+    #[arg(long, value_name = "NAME")]
+    pub bridge: Option<String>,
+    /// Private IPv4 range sandbox addresses come from [default: 10.213.0.0/16].
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,6 +216,9 @@ pub struct CreateArgs {
     /// Memory limit in MiB.
     #[arg(long)]
     pub memory_mb: Option<u32>,
+    /// Egress lists as JSON, e.g. '{"allow_out":["203.0.113.0/24"],"deny_out":["10.0.0.0/8"]}'.
+    #[arg(long, value_name = "JSON")]
+    pub network_json: Option<String>,
     /// Allow internet access (the default).
     #[arg(long, overrides_with = "no_internet_access")]
     pub internet_access: bool,

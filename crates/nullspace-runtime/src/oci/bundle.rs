@@ -1,7 +1,7 @@
-//! Turns a [`SandboxSpec`] into the OCI runtime spec (`config.json`) of its bundle: namespaces,
-//! Docker's default capabilities and masked paths, the standard `/proc`, `/dev`, `/sys` mounts plus
-//! the sandbox's bind mounts, cgroup limits under `/nullspace/<id>`, and the seccomp profile of
-//! [`super::seccomp`].
+//! Turns a [`SandboxSpec`] into the OCI runtime spec (`config.json`) of its bundle: namespaces (joining
+//! the node's prepared network namespace when the spec names one), Docker's default capabilities and
+//! masked paths, the standard `/proc`, `/dev`, `/sys` mounts plus the sandbox's bind mounts, cgroup
+//! limits under `/nullspace/<id>`, and the seccomp profile of [`super::seccomp`].
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -178,7 +178,14 @@ pub fn oci_spec(spec: &SandboxSpec, nofile: u64) -> Result<Spec, OciSpecError> {
         LinuxNamespaceType::Cgroup,
     ]
     .into_iter()
-    .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
+    .map(|typ| {
+        let builder = LinuxNamespaceBuilder::default().typ(typ);
+        // Joining a prepared namespace: the runtime then leaves its interfaces alone (no loopback setup).
+        match (&spec.netns, typ) {
+            (Some(path), LinuxNamespaceType::Network) => builder.path(path).build(),
+            _ => builder.build(),
+        }
+    })
     .collect::<Result<Vec<_>, _>>()?;
 
     let limits = spec.limits;
@@ -215,4 +222,43 @@ pub fn oci_spec(spec: &SandboxSpec, nofile: u64) -> Result<Spec, OciSpecError> {
         .mounts(mounts(spec)?)
         .linux(linux)
         .build()
+}
+
+#[cfg(test)]
+mod netns_tests {
+    use super::*;
+    use crate::spec::Limits;
+
+    fn spec(netns: Option<&str>) -> SandboxSpec {
+        SandboxSpec {
+            id: "sb_net".into(),
+            bundle_dir: "/b".into(),
+            rootfs: "/r".into(),
+            hostname: "sb-net".into(),
+            args: vec!["/init".into()],
+            env: vec![],
+            mounts: vec![],
+            limits: Limits { vcpus: 1, memory_mb: 64, pids: 16 },
+            no_new_privileges: true,
+            netns: netns.map(PathBuf::from),
+        }
+    }
+
+    fn network_namespace(spec: &SandboxSpec) -> serde_json::Value {
+        let config = serde_json::to_value(oci_spec(spec, NOFILE).unwrap()).unwrap();
+        let namespaces = config["linux"]["namespaces"].as_array().unwrap().clone();
+        namespaces.into_iter().find(|ns| ns["type"] == "network").unwrap()
+    }
+
+    #[test]
+    fn a_prepared_network_namespace_is_joined_by_path() {
+        let ns = network_namespace(&spec(Some("/run/netns/nsbr0-sb_net")));
+        assert_eq!(ns["path"], "/run/netns/nsbr0-sb_net");
+    }
+
+    #[test]
+    fn without_a_prepared_namespace_a_fresh_one_is_created() {
+        let ns = network_namespace(&spec(None));
+        assert!(ns["path"].is_null(), "{ns}");
+    }
 }

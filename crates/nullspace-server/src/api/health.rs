@@ -12,5 +12,10 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>)
     let ready = state.control.node().templates().get("base").is_some();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let runtime = state.control.node().runtime_kind().as_str();
-    (status, Json(json!({ "status": if ready { "ok" } else { "starting" }, "ready": ready, "runtime": runtime })))
+    // Whether hibernate, resume and fork keep running processes and memory (runsc), or only files.
+    let memory_snapshots = state.control.node().memory_snapshots();
+    let status_text = if ready { "ok" } else { "starting" };
+    let body =
+        json!({ "status": status_text, "ready": ready, "runtime": runtime, "memory_snapshots": memory_snapshots });
+    (status, Json(body))
 }

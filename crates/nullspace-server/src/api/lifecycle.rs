@@ -35,7 +35,12 @@ fn nonempty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 
-async fn list_events(state: &AppState, tenant: &Tenant, query: EventsQuery, filter: EventFilter) -> Result<Json<LifecycleEventList>, ApiError> {
+async fn list_events(
+    state: &AppState,
+    tenant: &Tenant,
+    query: EventsQuery,
+    filter: EventFilter,
+) -> Result<Json<LifecycleEventList>, ApiError> {
     if let Some(audience) = query.audience.as_deref().filter(|a| !a.is_empty()) {
         if audience != "customer" {
             return Err(ApiError::invalid("audience must be `customer`"));
@@ -155,13 +160,15 @@ fn text(value: Value) -> Message {
 async fn stream(mut socket: WebSocket, state: AppState, tenant: Tenant, implicit_sandbox: Option<String>) {
     let subscribe = loop {
         match socket.recv().await {
-            Some(Ok(Message::Text(body))) => match serde_json::from_str::<Subscribe>(body.as_str()) {
-                Ok(subscribe) if subscribe.kind == "subscribe" => break subscribe,
-                _ => {
-                    let _ = socket.send(text(json!({"type": "error", "message": "invalid message: expected {\"type\":\"subscribe\"}"}))).await;
-                    return;
+            Some(Ok(Message::Text(body))) => {
+                match serde_json::from_str::<Subscribe>(body.as_str()) {
+                    Ok(subscribe) if subscribe.kind == "subscribe" => break subscribe,
+                    _ => {
+                        let _ = socket.send(text(json!({"type": "error", "message": "invalid message: expected {\"type\":\"subscribe\"}"}))).await;
+                        return;
+                    }
                 }
-            },
+            }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             _ => return,
         }
@@ -180,16 +187,23 @@ async fn stream(mut socket: WebSocket, state: AppState, tenant: Tenant, implicit
     };
     // Subscribe before replaying so nothing falls between the two; duplicates are skipped by sequence.
     let mut live = state.control.events().subscribe();
-    let replay = !subscribe.live_only.unwrap_or(false) && (subscribe.replay_limit.is_some() || subscribe.after_event_id.is_some());
+    let replay = !subscribe.live_only.unwrap_or(false)
+        && (subscribe.replay_limit.is_some() || subscribe.after_event_id.is_some());
     let mut subscription = serde_json::Map::new();
     subscription.insert("audience".into(), json!("customer"));
-    for (key, value) in [("sandbox_id", &sandbox_id), ("snapshot_id", &filter.snapshot_id), ("operation", &filter.operation)] {
+    for (key, value) in
+        [("sandbox_id", &sandbox_id), ("snapshot_id", &filter.snapshot_id), ("operation", &filter.operation)]
+    {
         if let Some(value) = value {
             subscription.insert(key.into(), json!(value));
         }
     }
     let mode = if replay { "cursor_replay" } else { "live_only" };
-    if socket.send(text(json!({"type": "subscribed", "subscription": subscription, "reconnect_mode": mode}))).await.is_err() {
+    if socket
+        .send(text(json!({"type": "subscribed", "subscription": subscription, "reconnect_mode": mode})))
+        .await
+        .is_err()
+    {
         return;
     }
     let mut last_seq = 0i64;

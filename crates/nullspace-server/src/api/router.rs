@@ -7,7 +7,10 @@ use axum::Router;
 use nullspace_types::ErrorCode;
 use tower_http::cors::CorsLayer;
 
-use super::{health, lifecycle, ports, relay, sandboxes, signed_files, snapshots, templates, websocket, ApiError};
+use super::{
+    health, lifecycle, monitor, ports, preview_urls, proxy, relay, sandboxes, signed_files, snapshots, templates,
+    webhooks, websocket, ApiError,
+};
 use crate::control::Control;
 use crate::signing::Signer;
 
@@ -18,6 +21,10 @@ pub struct AppState {
     pub control: Control,
     /// Signs and verifies file URLs.
     pub signer: Signer,
+    /// Preview grants (the preview proxy's credentials) and where the proxy is reached.
+    pub preview: crate::control::preview_grants::PreviewGrants,
+    /// Idle connections of the preview proxy to sandbox ports.
+    pub upstreams: std::sync::Arc<super::UpstreamPool>,
 }
 
 /// The whole API as one router (tests build the same app in-process).
@@ -30,6 +37,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sandboxes/{id}/metrics", get(sandboxes::metrics))
         .route("/v1/sandboxes/{id}/host", post(ports::host))
         .route("/v1/sandboxes/{id}/ports/{port}/readiness", post(ports::readiness))
+        .route("/v1/sandboxes/{id}/ports/{port}/preview-url", get(preview_urls::get_preview_url))
+        .route("/v1/sandboxes/{id}/ports/{port}/signed-preview-url", post(preview_urls::signed_preview_url))
+        .route("/v1/sandboxes/{id}/ports/{port}/preview-proxy-target", post(preview_urls::preview_proxy_target))
+        .route("/v1/sandboxes/{id}/preview-urls", get(preview_urls::list))
+        .route("/v1/sandboxes/{id}/preview-urls/{grant_id}", axum::routing::delete(preview_urls::revoke))
         .route("/v1/sandboxes/{id}/ws", get(websocket::sandbox_ws))
         .route("/v1/sandboxes/{id}/hibernate", post(snapshots::hibernate))
         .route("/v1/sandboxes/{id}/pause", post(snapshots::hibernate))
@@ -43,6 +55,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/snapshots/{id}/lifecycle", get(lifecycle::snapshot))
         .route("/v1/lifecycle/events", get(lifecycle::global))
         .route("/v1/lifecycle/ws", get(lifecycle::global_ws))
+        .route("/v1/lifecycle/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/lifecycle/webhooks/{wid}", get(webhooks::get).patch(webhooks::update).delete(webhooks::delete))
+        .route("/v1/lifecycle/webhooks/{wid}/deliveries", get(webhooks::deliveries))
+        .route("/v1/lifecycle/webhooks/{wid}/deliveries/{did}", get(webhooks::delivery))
+        .route("/v1/monitor/ws", get(monitor::monitor_ws))
         .route("/v1/sandboxes/{id}/files/download-url", post(signed_files::download_url))
         .route("/v1/sandboxes/{id}/files/upload-url", post(signed_files::upload_url))
         .route("/v1/sandboxes/{id}/{*rest}", any(relay::relay))
@@ -55,6 +72,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CorsLayer::permissive())
+        // Outermost: requests to preview hosts go to the preview proxy before any API routing or CORS.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), proxy::dispatch))
         .with_state(state)
 }
 

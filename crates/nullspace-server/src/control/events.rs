@@ -88,7 +88,11 @@ impl Events {
     /// Appends and broadcasts `new` for `tenant_id`. Recording failures are logged, never fatal: an
     /// operation that succeeded stays successful.
     pub async fn emit(&self, tenant_id: &str, new: NewEvent) -> LifecycleEvent {
-        let id: String = rand::thread_rng().sample_iter(&Alphanumeric).take(20).map(|c| char::from(c).to_ascii_lowercase()).collect();
+        let id: String = rand::thread_rng()
+            .sample_iter(&Alphanumeric)
+            .take(20)
+            .map(|c| char::from(c).to_ascii_lowercase())
+            .collect();
         let event = LifecycleEvent {
             id: format!("evt_{id}"),
             occurred_at: clock::now_rfc3339(),

@@ -3,14 +3,17 @@
 
 mod error;
 mod events;
+pub mod preview_grants;
 mod reaper;
 mod reconcile;
 mod service;
 mod snapshots;
 mod state;
 mod validate;
+pub mod webhooks;
 
 pub use error::ControlError;
 pub use reaper::spawn_reaper;
 pub use service::{Control, CreateParams};
 pub use state::SandboxState;
+pub use webhooks::spawn_webhook_worker;

@@ -38,7 +38,9 @@ impl Control {
             if report.alive.contains(&record.id) {
                 if record.state == SandboxState::Hibernating {
                     // The hibernate never reached the filesystem: the sandbox simply keeps running.
-                    self.store.transition(&record.id, &[SandboxState::Hibernating], SandboxState::Running, None).await?;
+                    self.store
+                        .transition(&record.id, &[SandboxState::Hibernating], SandboxState::Running, None)
+                        .await?;
                     self.store.set_sandbox_snapshot(&record.id, None).await?;
                 }
                 continue;

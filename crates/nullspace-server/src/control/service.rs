@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nullspace_node::network::{parse_destination, Network, NetworkPolicy};
 use nullspace_node::{GuestLink, LaunchSpec, Node, SandboxUsage};
-use nullspace_types::sandbox::{CreateSandboxRequest, TimeoutAction};
+use nullspace_types::sandbox::{CreateSandboxRequest, NetworkRequest, TimeoutAction};
+use tracing::Instrument;
 
 use super::events::{Events, NewEvent};
 use super::validate::{self, invalid, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS};
@@ -99,7 +101,9 @@ impl Control {
     pub(super) async fn admit(&self) -> ControlResult<()> {
         let live = self.store.sandboxes_in_states(&[SandboxState::Creating, SandboxState::Running]).await?.len();
         if live >= self.max_sandboxes {
-            return Err(ControlError::Capacity { reason: format!("{live} of {} sandboxes in use", self.max_sandboxes) });
+            return Err(ControlError::Capacity {
+                reason: format!("{live} of {} sandboxes in use", self.max_sandboxes),
+            });
         }
         Ok(())
     }
@@ -135,8 +139,9 @@ impl Control {
         validate::envs(&envs)?;
         let cwd = request.cwd.filter(|cwd| !cwd.is_empty()).unwrap_or_else(|| template.default_cwd.clone());
         validate::cwd(&cwd)?;
+        let network = network_policy(request.internet_access, request.network.as_ref())?;
         self.admit().await?;
-        let record = new_record(
+        let mut record = new_record(
             tenant,
             reference,
             (vcpus, memory_mb),
@@ -148,14 +153,20 @@ impl Control {
             Vec::new(),
             params.idempotency_key,
         );
-        self.insert_and_start(record, "api").await
+        record.network = network;
+        self.insert_and_start(record, "api", None).await
     }
 
-    /// Records a new sandbox and launches it; when a concurrent request with the same idempotency key
-    /// won the insert, waits for that sandbox instead.
-    pub(super) async fn insert_and_start(&self, record: SandboxRecord, reason: &'static str) -> ControlResult<SandboxRecord> {
+    /// Records a new sandbox and launches it (from memory image `restore_from` when set); when a
+    /// concurrent request with the same idempotency key won the insert, waits for that sandbox instead.
+    pub(super) async fn insert_and_start(
+        &self,
+        record: SandboxRecord,
+        reason: &'static str,
+        restore_from: Option<PathBuf>,
+    ) -> ControlResult<SandboxRecord> {
         if self.store.insert_sandbox(&record).await? {
-            return self.start(record, reason).await;
+            return self.start(record, reason, restore_from).await;
         }
         let key = record.idempotency_key.clone().unwrap_or_default();
         match self.store.get_sandbox_by_idempotency_key(&record.tenant_id, &key).await? {
@@ -165,25 +176,29 @@ impl Control {
     }
 
     /// Launches a recorded `creating` sandbox and moves it to `running`, emitting create events.
-    pub(super) async fn start(&self, record: SandboxRecord, reason: &'static str) -> ControlResult<SandboxRecord> {
+    pub(super) async fn start(
+        &self,
+        record: SandboxRecord,
+        reason: &'static str,
+        restore_from: Option<PathBuf>,
+    ) -> ControlResult<SandboxRecord> {
         let span = tracing::info_span!("sandbox", id = %record.id);
-        let _guard = span.enter();
+        self.start_in_span(record, reason, restore_from).instrument(span).await
+    }
+
+    async fn start_in_span(
+        &self,
+        record: SandboxRecord,
+        reason: &'static str,
+        restore_from: Option<PathBuf>,
+    ) -> ControlResult<SandboxRecord> {
         let created = |status| {
             NewEvent::sandbox("create", status, "user", &record.id)
                 .reason(reason)
                 .meta("timeout_action", record.timeout_action.clone())
         };
         self.events.emit(&record.tenant_id, created("requested")).await;
-        let template = validate::template_name(&record.template).to_owned();
-        let spec = LaunchSpec {
-            sandbox_id: record.id.clone(),
-            template,
-            envs: record.envs.clone(),
-            cwd: Some(record.cwd.clone()),
-            layers: record.layers.iter().map(PathBuf::from).collect(),
-            vcpus: record.vcpus,
-            memory_mb: record.memory_mb,
-        };
+        let spec = Self::launch_spec(&record, restore_from);
         if let Err(error) = self.node.launch(&spec).await {
             tracing::warn!(error = %crate::error_chain(&error), "launch failed");
             let message = error.to_string();
@@ -200,6 +215,21 @@ impl Control {
         }
         self.events.emit(&record.tenant_id, created("succeeded")).await;
         self.get_for_tenant_id(&record.tenant_id, &record.id).await
+    }
+
+    /// What the node launches for `record` (from memory image `restore_from` when set).
+    pub(super) fn launch_spec(record: &SandboxRecord, restore_from: Option<PathBuf>) -> LaunchSpec {
+        LaunchSpec {
+            sandbox_id: record.id.clone(),
+            template: validate::template_name(&record.template).to_owned(),
+            envs: record.envs.clone(),
+            cwd: Some(record.cwd.clone()),
+            layers: record.layers.iter().map(PathBuf::from).collect(),
+            network: record.network.clone(),
+            vcpus: record.vcpus,
+            memory_mb: record.memory_mb,
+            restore_from,
+        }
     }
 
     /// Waits (bounded) for a sandbox found by idempotency key to leave `creating`.
@@ -291,6 +321,7 @@ impl Control {
     pub(super) async fn release(&self, id: &str) -> ControlResult<()> {
         let Some(_in_flight) = SetGuard::insert(&self.destroying, id.to_owned()) else { return Ok(()) };
         self.preview.close_sandbox(id);
+        self.store.delete_preview_grants_of_sandbox(id).await?; // preview grants die with their sandbox
         self.node.destroy(id).await?;
         self.cpu.forget(id);
         self.store.transition(id, &[SandboxState::Destroying], SandboxState::Destroyed, None).await?;
@@ -373,6 +404,25 @@ impl Control {
     }
 }
 
+/// The egress policy of a create request; bad entries are a 400.
+fn network_policy(internet_access: Option<bool>, request: Option<&NetworkRequest>) -> ControlResult<NetworkPolicy> {
+    let parse = |entries: Option<&Vec<String>>| -> ControlResult<Vec<_>> {
+        entries
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|entry| parse_destination(entry).map_err(|error| invalid(error.to_string())))
+            .collect()
+    };
+    let policy = NetworkPolicy {
+        internet_access: internet_access.unwrap_or(true),
+        allow_out: parse(request.and_then(|r| r.allow_out.as_ref()))?,
+        deny_out: parse(request.and_then(|r| r.deny_out.as_ref()))?,
+    };
+    Network::validate_policy(&policy).map_err(|error| invalid(error.to_string()))?;
+    Ok(policy)
+}
+
 /// A new `creating` record.
 #[expect(clippy::too_many_arguments, reason = "a plain constructor of one row")]
 pub(super) fn new_record(
@@ -407,5 +457,6 @@ pub(super) fn new_record(
         error: None,
         layers,
         snapshot_id: None,
+        network: NetworkPolicy::default(),
     }
 }

@@ -13,7 +13,12 @@ use crate::store::{SandboxRecord, SnapshotConfig, SnapshotRecord, Tenant};
 
 impl Control {
     pub(super) fn snapshot_record(
-        &self, record: &SandboxRecord, snapshot_id: &str, kind: &str, size_bytes: u64) -> SnapshotRecord {
+        &self,
+        record: &SandboxRecord,
+        snapshot_id: &str,
+        kind: &str,
+        size_bytes: u64,
+    ) -> SnapshotRecord {
         let mut layers = vec![self.node.layer_dir(snapshot_id).to_string_lossy().into_owned()];
         layers.extend(record.layers.iter().cloned());
         SnapshotRecord {
@@ -30,6 +35,8 @@ impl Control {
                 cwd: record.cwd.clone(),
                 timeout_ms: record.timeout_ms,
                 timeout_action: record.timeout_action.clone(),
+                network: record.network.clone(),
+                memory: self.node.memory_image(snapshot_id).is_some(),
             },
             metadata: record.metadata.clone(),
             size_bytes,
@@ -63,7 +70,11 @@ impl Control {
         let layer = self.node.layer_dir(&snapshot_id).to_string_lossy().into_owned();
         let _pending = SetGuard::insert(&self.pending_layers, layer);
         let timeout_meta = |event: NewEvent| {
-            if reason == "timeout" { event.meta("timeout_action", record.timeout_action.clone()) } else { event }
+            if reason == "timeout" {
+                event.meta("timeout_action", record.timeout_action.clone())
+            } else {
+                event
+            }
         };
         let hibernate = |status| timeout_meta(NewEvent::sandbox("hibernate", status, actor, &record.id).reason(reason));
         // Record where the state goes before anything happens, so a crash can finish or undo the hibernate.
@@ -145,7 +156,7 @@ impl Control {
         idempotency_key: Option<String>,
     ) -> SandboxRecord {
         let config = &snapshot.config;
-        new_record(
+        let mut record = new_record(
             tenant,
             snapshot.template.clone(),
             (config.vcpus, config.memory_mb),
@@ -156,7 +167,9 @@ impl Control {
             &config.timeout_action,
             snapshot.layers.clone(),
             idempotency_key,
-        )
+        );
+        record.network = config.network.clone();
+        record
     }
 
     /// Resumes a snapshot (or a paused sandbox) as a new running sandbox with the original configuration;
@@ -165,7 +178,7 @@ impl Control {
         let snapshot = self.resolve_snapshot(tenant, snapshot_or_sandbox_id).await?;
         self.admit().await?;
         let record = Self::record_from_snapshot(tenant, &snapshot, None, None, None);
-        let resumed = self.insert_and_start(record, "resume").await?;
+        let resumed = self.insert_and_start(record, "resume", self.memory_of(&snapshot)).await?;
         if let Some(alias) = self.store.paused_sandbox_of_snapshot(&tenant.id, &snapshot.id).await? {
             self.store.transition(&alias.id, &[SandboxState::Paused], SandboxState::Destroying, None).await?;
             self.release(&alias.id).await?;
@@ -196,8 +209,16 @@ impl Control {
             validate::timeout(timeout_ms)?;
         }
         self.admit().await?;
-        let record = Self::record_from_snapshot(tenant, &snapshot, request.metadata, request.timeout_ms, idempotency_key);
-        self.insert_and_start(record, "api").await
+        let record =
+            Self::record_from_snapshot(tenant, &snapshot, request.metadata, request.timeout_ms, idempotency_key);
+        self.insert_and_start(record, "api", self.memory_of(&snapshot)).await
+    }
+
+    /// The memory image to restore sandboxes of `snapshot` from: only when it has one and this node's
+    /// runtime can restore it (a server restarted under runc boots such a snapshot from its files).
+    fn memory_of(&self, snapshot: &SnapshotRecord) -> Option<std::path::PathBuf> {
+        let usable = snapshot.config.memory && self.node.memory_snapshots();
+        usable.then(|| self.node.memory_image(&snapshot.id)).flatten()
     }
 
     /// Forks running sandbox `id`: a child with a copy of its filesystem and its configuration; both run on
@@ -206,12 +227,20 @@ impl Control {
         let parent = self.get(tenant, id).await?;
         Self::running(&parent)?;
         self.admit().await?;
-        let layer = self.capture(&parent, "fork").await?;
+        let (layer, restore_from) = if self.node.memory_snapshots() {
+            let layer = self.fork_layer_with_memory(&parent).await?;
+            let image = self.memory_of(&layer);
+            (layer, image)
+        } else {
+            (self.capture(&parent, "fork").await?, None)
+        };
         let mut record = Self::record_from_snapshot(tenant, &layer, None, None, None);
         record.metadata = parent.metadata.clone();
-        let child = self.insert_and_start(record, "fork").await;
-        // The fork layer is kept alive by the child's layer list, not by a visible snapshot.
+        let child = self.insert_and_start(record, "fork", restore_from).await;
+        // The fork layer is kept alive by the child's layer list, not by a visible snapshot; nothing
+        // restores the fork's memory image again.
         self.store.delete_snapshot(&tenant.id, &layer.id).await?;
+        self.node.remove_memory_image(&layer.id);
         let child = match child {
             Ok(child) => child,
             Err(error) => {
@@ -224,6 +253,48 @@ impl Control {
         event.target_sandbox_id = Some(child.id.clone());
         self.events.emit(&tenant.id, event).await;
         Ok(child)
+    }
+
+    /// The fork layer of running sandbox `parent` on a runtime that checkpoints memory: the parent is
+    /// checkpointed (it stops), its upper dir becomes the layer, and it is restored under its own id on top
+    /// of that layer, so the child launched from the same image continues from the same memory. The
+    /// parent's record lists the new layer first. A parent that cannot be restored is torn down.
+    async fn fork_layer_with_memory(&self, parent: &SandboxRecord) -> ControlResult<SnapshotRecord> {
+        let snapshot_id = crate::ids::snapshot_id();
+        let layer = self.node.layer_dir(&snapshot_id).to_string_lossy().into_owned();
+        let _pending = SetGuard::insert(&self.pending_layers, layer.clone());
+        // Recorded first: the parent stacks the layer from the moment its upper dir moves there.
+        let mut layers = vec![layer.clone()];
+        layers.extend(parent.layers.iter().cloned());
+        self.store.set_sandbox_layers(&parent.id, &layers).await?;
+        // Host connections into the guest (preview tunnels) cannot be checkpointed.
+        self.preview.close_sandbox(&parent.id);
+        let size = match self.node.fork_memory(&Self::launch_spec(parent, None), &snapshot_id).await {
+            Ok(size) => size,
+            Err(error) => {
+                tracing::warn!(error = %crate::error_chain(&error), sandbox = %parent.id, "fork with memory failed");
+                if !std::path::Path::new(&layer).exists() {
+                    self.store.set_sandbox_layers(&parent.id, &parent.layers).await?;
+                }
+                let alive =
+                    tokio::time::timeout(std::time::Duration::from_secs(2), self.node.guest(&parent.id).health())
+                        .await
+                        .is_ok_and(|health| health.is_ok());
+                if !alive {
+                    self.store.transition(&parent.id, &[SandboxState::Running], SandboxState::Destroying, None).await?;
+                    self.release(&parent.id).await?;
+                }
+                self.node.remove_memory_image(&snapshot_id);
+                return Err(error.into());
+            }
+        };
+        let mut resumed_parent = parent.clone();
+        resumed_parent.layers = layers;
+        // The snapshot's layers are the fork layer over the parent's earlier ones, as for a capture.
+        let snapshot = self.snapshot_record(parent, &snapshot_id, "fork", size);
+        debug_assert_eq!(snapshot.layers, resumed_parent.layers);
+        self.store.insert_snapshot(&snapshot).await?;
+        Ok(snapshot)
     }
 
     /// Live snapshot `id` of `tenant`.

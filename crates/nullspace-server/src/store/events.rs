@@ -37,7 +37,9 @@ impl EventFilter {
     pub fn matches(&self, event: &LifecycleEvent) -> bool {
         let eq = |want: &Option<String>, have: &Option<String>| want.as_ref().is_none_or(|w| have.as_ref() == Some(w));
         let any = self.any_sandbox_id.as_ref().is_none_or(|id| {
-            [&event.sandbox_id, &event.source_sandbox_id, &event.target_sandbox_id].iter().any(|v| v.as_ref() == Some(id))
+            [&event.sandbox_id, &event.source_sandbox_id, &event.target_sandbox_id]
+                .iter()
+                .any(|v| v.as_ref() == Some(id))
         });
         any && eq(&self.sandbox_id, &event.sandbox_id)
             && eq(&self.snapshot_id, &event.snapshot_id)
@@ -50,7 +52,8 @@ impl EventFilter {
     }
 }
 
-const COLUMNS: &str = "seq, id, occurred_at, operation, status, actor_kind, sandbox_id, snapshot_id, source_sandbox_id, \
+const COLUMNS: &str =
+    "seq, id, occurred_at, operation, status, actor_kind, sandbox_id, snapshot_id, source_sandbox_id, \
                        target_sandbox_id, reason, error_code, error_message, metadata";
 
 fn decode(row: &SqliteRow) -> (i64, LifecycleEvent) {
@@ -77,11 +80,11 @@ fn decode(row: &SqliteRow) -> (i64, LifecycleEvent) {
 impl Store {
     /// Appends `event` for `tenant_id`; returns its sequence number.
     pub async fn insert_event(&self, tenant_id: &str, event: &LifecycleEvent) -> StoreResult<i64> {
-        let result = sqlx::query(&format!(
+        let result = sqlx::query(
             "INSERT INTO events (id, tenant_id, occurred_at, operation, status, actor_kind, sandbox_id, snapshot_id, \
              source_sandbox_id, target_sandbox_id, reason, error_code, error_message, metadata) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        ))
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
         .bind(&event.id)
         .bind(tenant_id)
         .bind(&event.occurred_at)

@@ -4,12 +4,14 @@
 mod error;
 mod events;
 mod keys;
+pub mod preview_grants;
 mod sandboxes;
 mod snapshots;
+pub mod webhooks;
 
 pub use error::StoreError;
-pub use keys::Tenant;
 pub use events::EventFilter;
+pub use keys::Tenant;
 pub use sandboxes::{ListFilter, SandboxRecord};
 pub use snapshots::{SnapshotConfig, SnapshotRecord};
 

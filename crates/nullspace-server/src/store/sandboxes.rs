@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
+use nullspace_node::network::NetworkPolicy;
+
 use super::error::query;
 use super::{Store, StoreError, StoreResult};
 use crate::control::SandboxState;
@@ -48,6 +50,8 @@ pub struct SandboxRecord {
     pub layers: Vec<String>,
     /// Set while paused (and while hibernating): the snapshot holding its state.
     pub snapshot_id: Option<String>,
+    /// Egress policy.
+    pub network: NetworkPolicy,
 }
 
 /// Filters of a sandbox listing.
@@ -62,7 +66,7 @@ pub struct ListFilter {
 }
 
 const COLUMNS: &str = "id, tenant_id, state, template, vcpus, memory_mb, envs, metadata, cwd, created_at, started_at, \
-                       timeout_ms, deadline_ms, timeout_action, idempotency_key, error, layers, snapshot_id";
+                       timeout_ms, deadline_ms, timeout_action, idempotency_key, error, layers, snapshot_id, network";
 
 fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
     let id: String = row.get("id");
@@ -88,6 +92,7 @@ fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
         error: row.get("error"),
         layers: serde_json::from_str(&row.get::<String, _>("layers")).map_err(|e| corrupt(e.to_string()))?,
         snapshot_id: row.get("snapshot_id"),
+        network: serde_json::from_str(&row.get::<String, _>("network")).map_err(|e| corrupt(e.to_string()))?,
         id,
     })
 }
@@ -97,7 +102,7 @@ impl Store {
     /// idempotency key (nothing is inserted then).
     pub async fn insert_sandbox(&self, record: &SandboxRecord) -> StoreResult<bool> {
         let result = sqlx::query(&format!(
-            "INSERT INTO sandboxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+            "INSERT INTO sandboxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
              ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
         ))
         .bind(&record.id)
@@ -118,6 +123,7 @@ impl Store {
         .bind(&record.error)
         .bind(serde_json::to_string(&record.layers).unwrap_or_default())
         .bind(&record.snapshot_id)
+        .bind(serde_json::to_string(&record.network).unwrap_or_default())
         .execute(&self.pool)
         .await
         .map_err(query("insert sandbox"))?;
@@ -258,15 +264,33 @@ impl Store {
         Ok(())
     }
 
-    /// The sandbox in `paused` whose snapshot is `snapshot_id`.
-    pub async fn paused_sandbox_of_snapshot(&self, tenant_id: &str, snapshot_id: &str) -> StoreResult<Option<SandboxRecord>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sandboxes WHERE tenant_id = $1 AND snapshot_id = $2 AND state = $3"))
-            .bind(tenant_id)
-            .bind(snapshot_id)
-            .bind(SandboxState::Paused.as_str())
-            .fetch_optional(&self.pool)
+    /// Replaces the layer stack of sandbox `id` (top first), e.g. after a fork stacked a new layer below
+    /// the parent's fresh upper dir.
+    pub async fn set_sandbox_layers(&self, id: &str, layers: &[String]) -> StoreResult<()> {
+        sqlx::query("UPDATE sandboxes SET layers = $1 WHERE id = $2")
+            .bind(serde_json::to_string(layers).unwrap_or_default())
+            .bind(id)
+            .execute(&self.pool)
             .await
-            .map_err(query("select paused sandbox"))?;
+            .map_err(query("set sandbox layers"))?;
+        Ok(())
+    }
+
+    /// The sandbox in `paused` whose snapshot is `snapshot_id`.
+    pub async fn paused_sandbox_of_snapshot(
+        &self,
+        tenant_id: &str,
+        snapshot_id: &str,
+    ) -> StoreResult<Option<SandboxRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM sandboxes WHERE tenant_id = $1 AND snapshot_id = $2 AND state = $3"
+        ))
+        .bind(tenant_id)
+        .bind(snapshot_id)
+        .bind(SandboxState::Paused.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query("select paused sandbox"))?;
         row.as_ref().map(decode).transpose()
     }
 }

@@ -24,6 +24,12 @@ pub struct SnapshotConfig {
     pub timeout_ms: u64,
     /// `destroy` or `hibernate`.
     pub timeout_action: String,
+    /// Egress policy (snapshots taken before policies were recorded restore the default).
+    #[serde(default)]
+    pub network: nullspace_node::network::NetworkPolicy,
+    /// The snapshot has a memory image (`<layer>.mem`, runsc): sandboxes from it continue its processes.
+    #[serde(default)]
+    pub memory: bool,
 }
 
 /// A snapshot as the store records it.
@@ -95,12 +101,13 @@ impl Store {
 
     /// Snapshot `id` of `tenant_id`, unless deleted.
     pub async fn get_snapshot(&self, tenant_id: &str, id: &str) -> StoreResult<Option<SnapshotRecord>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM snapshots WHERE tenant_id = $1 AND id = $2 AND deleted = 0"))
-            .bind(tenant_id)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query("select snapshot"))?;
+        let row =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM snapshots WHERE tenant_id = $1 AND id = $2 AND deleted = 0"))
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query("select snapshot"))?;
         row.as_ref().map(decode).transpose()
     }
 

@@ -13,8 +13,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
         RuntimeArg::Crun => "crun",
         RuntimeArg::Runsc => "runsc",
     };
-    let options =
-        ServerOptions { listen: args.listen, data_dir: super::data_dir(args.data_dir)?, runtime: runtime.into() };
+    let options = ServerOptions {
+        listen: args.listen,
+        data_dir: super::data_dir(args.data_dir)?,
+        runtime: runtime.into(),
+        preview_domain: args.preview_domain,
+        bridge: args.bridge,
+        subnet: args.subnet,
+    };
     nullspace_server::run(options).await?;
     Ok(ExitStatus::Success)
 }

@@ -54,6 +54,13 @@ fn request(args: CreateArgs) -> anyhow::Result<CreateSandboxRequest> {
         (true, false) => Some(true),
         _ => None,
     };
+    let network =
+        match &args.network_json {
+            None => None,
+            Some(text) => Some(serde_json::from_str(text).context(
+                "--network-json must be an object like {\"allow_out\":[\"203.0.113.0/24\"],\"deny_out\":[]}",
+            )?),
+        };
     Ok(CreateSandboxRequest {
         template: Some(args.template),
         vcpus: args.vcpus,
@@ -64,6 +71,7 @@ fn request(args: CreateArgs) -> anyhow::Result<CreateSandboxRequest> {
         metadata: Some(metadata),
         cwd: args.cwd,
         internet_access,
+        network,
         snapshot_id: None,
     })
 }

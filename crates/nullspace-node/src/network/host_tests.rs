@@ -1,0 +1,356 @@
+//! Host tests with real namespaces, veths, a bridge and nftables (root). Each test has its own bridge
+//! (`nst<pid>x<n>`), subnet (`10.250.<n>.0/24`) and table, plus an "outside" namespace attached to
+//! the host by another veth (`10.251.<n>.0/30`) that stands in for the internet, so nothing touches
+//! the real network. A guard removes everything on drop, also when a test fails. Tests hold one lock:
+//! the before/after comparisons read host-wide listings.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::command::{run_blocking, Tool};
+use super::names::{SandboxNames, VETH_PREFIX};
+use super::*;
+
+static HOST: Mutex<()> = Mutex::new(());
+
+struct Env {
+    net: Network,
+    bridge: String,
+    table: String,
+    prefix: String,
+    outside_ns: String,
+    /// The outside namespace's address.
+    outside: Ipv4Addr,
+    /// The host's address on the outside link.
+    host_outside: Ipv4Addr,
+    tmp: tempfile::TempDir,
+    /// Dropped before the lock: removes everything the test created.
+    _cleanup: Cleanup,
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+fn ip(args: &[&str]) -> String {
+    run_blocking(Tool::Ip, args, None).unwrap_or_else(|e| panic!("ip {args:?}: {e}"))
+}
+
+fn nft(args: &[&str]) -> String {
+    run_blocking(Tool::Nft, args, None).unwrap_or_else(|e| panic!("nft {args:?}: {e}"))
+}
+
+/// A test environment, or `None` (with a message) when this host cannot run the tests.
+fn env(n: u8) -> Option<Env> {
+    let lock = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipping network host test: not root");
+        return None;
+    }
+    if let Err(e) = Tool::Ip.path().and(Tool::Nft.path()) {
+        eprintln!("skipping network host test: {e}");
+        return None;
+    }
+    let pid = std::process::id();
+    let bridge = format!("nst{pid}x{n}");
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = Ipv4Addr::new(10, 251, n, 2);
+    let config = NetworkConfig {
+        bridge: bridge.clone(),
+        subnet: format!("10.250.{n}.0/24").parse().unwrap(),
+        state_dir: tmp.path().join("network"),
+        dns: vec![outside],
+    };
+    let (table, prefix) = (config.table(), config.netns_prefix());
+    let outside_ns = format!("nstout{pid}x{n}");
+    // The guard exists before anything is created, so a failing step below still cleans up.
+    let cleanup = Cleanup {
+        bridge: bridge.clone(),
+        table: table.clone(),
+        prefix: prefix.clone(),
+        outside_ns: outside_ns.clone(),
+        outside_veth: format!("nso{pid}x{n}"),
+    };
+    let veth = cleanup.outside_veth.as_str();
+    ip(&["netns", "add", &outside_ns]);
+    ip(&["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", &outside_ns]);
+    ip(&["address", "add", &format!("10.251.{n}.1/30"), "dev", veth]);
+    ip(&["link", "set", veth, "up"]);
+    ip(&["-n", &outside_ns, "address", "add", &format!("{outside}/30"), "dev", "eth0"]);
+    ip(&["-n", &outside_ns, "link", "set", "eth0", "up"]);
+    ip(&["-n", &outside_ns, "link", "set", "lo", "up"]);
+    let net = Network::new(config).unwrap();
+    Some(Env {
+        net,
+        bridge,
+        table,
+        prefix,
+        outside_ns,
+        outside,
+        host_outside: Ipv4Addr::new(10, 251, n, 1),
+        tmp,
+        _cleanup: cleanup,
+        _lock: lock,
+    })
+}
+
+/// Removes everything a test environment may have created; every step ignores "not found".
+struct Cleanup {
+    bridge: String,
+    table: String,
+    prefix: String,
+    outside_ns: String,
+    outside_veth: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for ns in namespace::list(&self.prefix) {
+            let _ = run_blocking(Tool::Ip, &["netns", "delete", &ns], None);
+        }
+        for port in link::bridge_ports(&self.bridge) {
+            let _ = run_blocking(Tool::Ip, &["link", "delete", "dev", &port], None);
+        }
+        let _ = run_blocking(Tool::Ip, &["link", "delete", "dev", &self.bridge], None);
+        let _ = run_blocking(Tool::Nft, &["delete", "table", "inet", &self.table], None);
+        let _ = run_blocking(Tool::Ip, &["link", "delete", "dev", &self.outside_veth], None);
+        let _ = run_blocking(Tool::Ip, &["netns", "delete", &self.outside_ns], None);
+    }
+}
+
+impl Env {
+    fn files(&self, id: &str) -> PathBuf {
+        self.tmp.path().join("files").join(id)
+    }
+
+    async fn setup(&self, id: &str, policy: &NetworkPolicy) -> SandboxNetwork {
+        self.net.setup(id, &id.replace('_', "-"), policy, &self.files(id)).await.unwrap()
+    }
+
+    fn names(&self, id: &str) -> SandboxNames {
+        SandboxNames::new(&self.prefix, &self.bridge, id)
+    }
+
+    fn outside_ns_path(&self) -> PathBuf {
+        namespace::path(&self.outside_ns)
+    }
+
+    /// Everything this module could leave behind, as text: our namespaces, our bridge and any
+    /// `nsv*` link, our table, our leases.
+    fn footprint(&self) -> String {
+        let links: Vec<String> = ip(&["-o", "link", "show"])
+            .lines()
+            .filter(|l| l.contains(&self.bridge) || l.contains(&format!(": {VETH_PREFIX}")))
+            .map(link_config)
+            .collect();
+        let netns: Vec<String> = namespace::list(&self.prefix);
+        let leases = std::fs::read_dir(self.tmp.path().join("network/leases")).map_or(0, |d| d.count());
+        format!(
+            "links:\n{}\nnetns:{netns:?}\nleases:{leases}\ntable:\n{}",
+            links.join("\n"),
+            nft(&["list", "table", "inet", &self.table])
+        )
+    }
+}
+
+/// A line of `ip -o link` reduced to configuration (name, mtu, master, MAC), without the index and the
+/// operational state the kernel derives from carrier changes.
+fn link_config(line: &str) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |key: &str| words.iter().position(|w| *w == key).and_then(|i| words.get(i + 1)).copied();
+    let name = words.get(1).copied().unwrap_or_default();
+    format!("{name} mtu={:?} master={:?} mac={:?}", after("mtu"), after("master"), after("link/ether"))
+}
+
+fn policy(internet: bool, allow: &[&str], deny: &[&str]) -> NetworkPolicy {
+    let parse = |l: &[&str]| l.iter().map(|e| parse_destination(e).unwrap()).collect();
+    NetworkPolicy { internet_access: internet, allow_out: parse(allow), deny_out: parse(deny) }
+}
+
+/// A TCP listener on 0.0.0.0 (port `port`, 0 = any) inside `netns` (`None`: the host).
+fn listen(netns: Option<&Path>, port: u16) -> TcpListener {
+    let bind = move || TcpListener::bind(("0.0.0.0", port)).unwrap();
+    match netns {
+        Some(ns) => namespace::run_in(ns, bind).unwrap(),
+        None => bind(),
+    }
+}
+
+fn port(listener: &TcpListener) -> u16 {
+    listener.local_addr().unwrap().port()
+}
+
+/// Whether a TCP connection from inside `netns` (`None`: the host) to `addr:port` succeeds.
+fn connects(netns: Option<&Path>, addr: Ipv4Addr, port: u16) -> bool {
+    let target = SocketAddr::from((addr, port));
+    let connect = move || TcpStream::connect_timeout(&target, Duration::from_millis(1500)).is_ok();
+    match netns {
+        Some(ns) => namespace::run_in(ns, connect).unwrap(),
+        None => connect(),
+    }
+}
+
+#[tokio::test]
+async fn network_policies_and_isolation() {
+    let Some(env) = env(1) else { return };
+    let outside_listener = listen(Some(&env.outside_ns_path()), 0);
+    let out_port = port(&outside_listener);
+    let _dns_listener = listen(Some(&env.outside_ns_path()), 53);
+    let host_listener = listen(None, 0);
+    let host_port = port(&host_listener);
+    let outside_net = format!("{}/30", Ipv4Addr::from(u32::from(env.outside) & !3));
+
+    let a = env.setup("sb_a", &NetworkPolicy::default()).await;
+    let b = env.setup("sb_b", &NetworkPolicy::default()).await;
+    let off = env.setup("sb_off", &policy(false, &[], &[])).await;
+    let denied = env.setup("sb_deny", &policy(true, &[], &[&env.outside.to_string()])).await;
+    let allow_other = env.setup("sb_allowother", &policy(true, &["192.0.2.0/24"], &[])).await;
+    let allow_it = env.setup("sb_allowit", &policy(true, &[&outside_net], &[])).await;
+    let narrow = env.setup("sb_narrow", &policy(true, &[&env.outside.to_string()], &["0.0.0.0/0"])).await;
+    let addrs: BTreeSet<Ipv4Addr> =
+        [&a, &b, &off, &denied, &allow_other, &allow_it, &narrow].iter().map(|n| n.address).collect();
+    assert_eq!(addrs.len(), 7, "distinct addresses");
+    assert!(a.address != a.gateway && env.net.config().subnet.contains(&a.address));
+
+    // Egress to the stand-in internet, through NAT, per policy.
+    let reach = |n: &SandboxNetwork| connects(Some(&n.netns_path), env.outside, out_port);
+    assert!(reach(&a), "default policy reaches the outside");
+    assert!(reach(&b));
+    assert!(!reach(&off), "internet_access=false");
+    assert!(!reach(&denied), "deny_out entry");
+    assert!(!reach(&allow_other), "allow_out without the destination");
+    assert!(reach(&allow_it), "allow_out with the destination");
+    assert!(reach(&narrow), "more specific allow beats deny 0.0.0.0/0");
+    // DNS to the configured resolver stays open for allowlists, not with internet off.
+    assert!(connects(Some(&allow_other.netns_path), env.outside, 53));
+    assert!(!connects(Some(&off.netns_path), env.outside, 53));
+
+    // Isolation: not another sandbox, not the host on any of its addresses.
+    let b_listener = listen(Some(&b.netns_path), 0);
+    assert!(!connects(Some(&a.netns_path), b.address, port(&b_listener)), "sandbox to sandbox");
+    assert!(!connects(Some(&a.netns_path), a.gateway, host_port), "host via the gateway");
+    assert!(!connects(Some(&a.netns_path), env.host_outside, host_port), "host via another address");
+    assert!(connects(None, b.address, port(&b_listener)), "the host reaches a sandbox (preview proxy)");
+    assert!(connects(Some(&b.netns_path), Ipv4Addr::LOCALHOST, port(&b_listener)), "loopback is up");
+
+    // No IPv6 inside, and the files for /etc.
+    let v6 = namespace::run_in(&a.netns_path, || std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6"))
+        .unwrap();
+    assert_eq!(v6.unwrap().trim(), "1");
+    assert!(ip(&["-n", &env.names("sb_a").netns, "-6", "address", "show"]).trim().is_empty());
+    let resolv = std::fs::read_to_string(&a.resolv_conf).unwrap();
+    assert!(resolv.contains(&format!("nameserver {}", env.outside)), "{resolv}");
+    let hosts = std::fs::read_to_string(&a.hosts).unwrap();
+    assert!(hosts.contains(&format!("{}\tsb-a", a.address)), "{hosts}");
+    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap().trim(), "1");
+}
+
+#[tokio::test]
+async fn network_teardown_removes_everything_and_is_idempotent() {
+    let Some(env) = env(2) else { return };
+    let before = env.footprint();
+    let rules_before: usize = firewall::state(&env.table).await.unwrap().rules.values().sum();
+    let net = env.setup("sb_x", &policy(true, &["198.51.100.0/24"], &["198.51.100.7"])).await;
+    let names = env.names("sb_x");
+
+    assert!(net.netns_path.exists());
+    assert_eq!(link::bridge_ports(&env.bridge), vec![names.host_veth.clone()]);
+    let state = firewall::state(&env.table).await.unwrap();
+    assert_eq!(state.chains, BTreeSet::from([names.chain.clone()]));
+    assert_eq!(state.elements.get(&net.address), Some(&names.chain));
+    // established, dns, deny /32, allow /24, default
+    assert_eq!(state.rules.values().sum::<usize>(), rules_before + 5);
+    assert_eq!(std::fs::read_dir(env.tmp.path().join("network/leases")).unwrap().count(), 1);
+
+    env.net.teardown("sb_x").await.unwrap();
+    assert!(!net.netns_path.exists());
+    assert!(link::bridge_ports(&env.bridge).is_empty());
+    assert!(!link::exists(&names.host_veth));
+    assert_eq!(firewall::state(&env.table).await.unwrap().rules.values().sum::<usize>(), rules_before);
+    assert_eq!(env.footprint(), before);
+
+    env.net.teardown("sb_x").await.unwrap();
+    env.net.teardown("sb_never").await.unwrap();
+    assert!(env.net.teardown("../x").await.is_err());
+    assert_eq!(env.footprint(), before);
+}
+
+#[tokio::test]
+async fn network_reconcile_removes_orphans() {
+    let Some(env) = env(3) else { return };
+    let outside_listener = listen(Some(&env.outside_ns_path()), 0);
+    let keep = env.setup("sb_keep", &NetworkPolicy::default()).await;
+    let _orphan = env.setup("sb_orphan", &NetworkPolicy::default()).await;
+    // Leftovers without leases: a bare namespace, a chain, a veth on the bridge.
+    ip(&["netns", "add", &format!("{}sb_raw", env.prefix)]);
+    nft(&["add", "chain", "inet", &env.table, "sb_00deadbeef"]);
+    ip(&["link", "add", "nsvorphan0", "type", "veth", "peer", "name", "nsvorphan1"]);
+    ip(&["link", "set", "nsvorphan0", "master", &env.bridge]);
+
+    // A restart: a second Network over the same config keeps what exists.
+    let restarted = Network::new(env.net.config().clone()).unwrap();
+    assert!(connects(Some(&keep.netns_path), env.outside, port(&outside_listener)));
+    let removed = restarted.reconcile(&BTreeSet::from(["sb_keep".to_owned()])).await.unwrap();
+    assert_eq!(removed, ["sb_orphan", "sb_raw"]);
+
+    let kept = env.names("sb_keep");
+    assert_eq!(namespace::list(&env.prefix), vec![kept.netns.clone()]);
+    assert_eq!(link::bridge_ports(&env.bridge), vec![kept.host_veth.clone()]);
+    assert!(!link::exists("nsvorphan1"));
+    let state = firewall::state(&env.table).await.unwrap();
+    assert_eq!(state.chains, BTreeSet::from([kept.chain.clone()]));
+    assert_eq!(state.elements.keys().copied().collect::<Vec<_>>(), vec![keep.address]);
+    assert!(connects(Some(&keep.netns_path), env.outside, port(&outside_listener)), "the kept sandbox still works");
+    assert!(restarted.reconcile(&BTreeSet::from(["sb_keep".to_owned()])).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn network_addresses_are_reused_after_teardown() {
+    let Some(env) = env(4) else { return };
+    let outside_listener = listen(Some(&env.outside_ns_path()), 0);
+    let a = env.setup("sb_a", &policy(false, &[], &[])).await;
+    let b = env.setup("sb_b", &NetworkPolicy::default()).await;
+    env.net.teardown("sb_a").await.unwrap();
+    let c = env.setup("sb_c", &NetworkPolicy::default()).await;
+    assert_eq!(c.address, a.address);
+    assert_ne!(c.address, b.address);
+    // The reused address carries the new policy only (sb_a had no internet).
+    assert!(connects(Some(&c.netns_path), env.outside, port(&outside_listener)));
+    // Setting up an id again replaces its network instead of leaking a second lease.
+    let c2 = env.setup("sb_c", &policy(false, &[], &[])).await;
+    assert_eq!(c2.address, c.address);
+    assert!(!connects(Some(&c2.netns_path), env.outside, port(&outside_listener)));
+    assert_eq!(std::fs::read_dir(env.tmp.path().join("network/leases")).unwrap().count(), 2);
+}
+
+#[tokio::test]
+async fn network_cycles_leave_no_trace() {
+    let Some(env) = env(5) else { return };
+    let before = env.footprint();
+    let policies = [NetworkPolicy::default(), policy(false, &[], &[]), policy(true, &["192.0.2.0/24"], &["192.0.2.1"])];
+    for i in 0..50 {
+        let id = format!("sb_cycle{i}");
+        env.setup(&id, &policies[i % policies.len()]).await;
+        env.net.teardown(&id).await.unwrap();
+    }
+    assert_eq!(env.footprint(), before);
+}
+
+#[tokio::test]
+async fn network_concurrent_setups_get_distinct_addresses() {
+    let Some(env) = env(6) else { return };
+    let ids: Vec<String> = (0..8).map(|i| format!("sb_par{i}")).collect();
+    let open = NetworkPolicy::default();
+    let nets = futures::future::join_all(ids.iter().map(|id| env.setup(id, &open))).await;
+    let addrs: BTreeSet<Ipv4Addr> = nets.iter().map(|n| n.address).collect();
+    assert_eq!(addrs.len(), ids.len());
+    let removed = env.net.reconcile(&BTreeSet::new()).await.unwrap();
+    assert_eq!(removed.len(), ids.len());
+    assert!(link::bridge_ports(&env.bridge).is_empty());
+}
+
+#[test]
+fn network_rejects_bad_input_before_touching_the_host() {
+    assert!(Network::validate_policy(&policy(true, &["2001:db8::/32"], &[])).unwrap_err().is_client_error());
+    Network::validate_policy(&NetworkPolicy::default()).unwrap();
+}

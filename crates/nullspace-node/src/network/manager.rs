@@ -1,0 +1,206 @@
+//! [`Network`]: sets up and tears down one sandbox's network (lease → namespace → veth → firewall →
+//! resolv.conf/hosts), undoing what was built when a step fails, and reconciles leftovers at start.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use tracing::{info_span, warn, Instrument};
+
+use super::addresses::AddressPool;
+use super::config::NetworkConfig;
+use super::error::NetworkError;
+use super::names::{validate_hostname, validate_sandbox_id, SandboxNames, VETH_PREFIX};
+use super::policy::{self, NetworkPolicy};
+use super::{files, firewall, link, namespace};
+
+/// Sysctls set inside every sandbox namespace: no IPv6 at all (nothing to leak through).
+const SANDBOX_SYSCTLS: &[(&str, &str)] =
+    &[("net/ipv6/conf/all/disable_ipv6", "1"), ("net/ipv6/conf/default/disable_ipv6", "1")];
+
+/// What the node needs to start a sandbox inside its network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxNetwork {
+    /// The namespace to join (`SandboxSpec::netns`).
+    pub netns_path: PathBuf,
+    /// The sandbox's address (on `eth0`).
+    pub address: Ipv4Addr,
+    /// Its default gateway (the bridge).
+    pub gateway: Ipv4Addr,
+    /// Per-sandbox file to bind-mount at `/etc/resolv.conf` (in `files_dir`).
+    pub resolv_conf: PathBuf,
+    /// Per-sandbox file to bind-mount at `/etc/hosts` (in `files_dir`).
+    pub hosts: PathBuf,
+}
+
+/// Per-sandbox networking of one node.
+#[derive(Debug)]
+pub struct Network {
+    config: NetworkConfig,
+    gateway: Ipv4Addr,
+    table: String,
+    netns_prefix: String,
+    pool: AddressPool,
+    mtu: u32,
+}
+
+impl Network {
+    /// Prepares the host: state dir, `net.ipv4.ip_forward=1`, the bridge and the base nftables table.
+    /// Idempotent; existing sandbox networks are kept.
+    pub fn new(config: NetworkConfig) -> Result<Self, NetworkError> {
+        config.validate()?;
+        let gateway = config.gateway();
+        let pool = AddressPool::open(config.state_dir.join("leases"), config.subnet, gateway)?;
+        namespace::set_host_sysctl("net/ipv4/ip_forward", "1")?;
+        let mtu = link::uplink_mtu();
+        link::ensure_bridge(&config.bridge, gateway, config.subnet.prefix_len(), mtu)?;
+        let table = config.table();
+        firewall::apply_blocking(&firewall::base_script(&table, &config.bridge, config.subnet))?;
+        let netns_prefix = config.netns_prefix();
+        Ok(Self { config, gateway, table, netns_prefix, pool, mtu })
+    }
+
+    /// The configuration this network was created with.
+    pub fn config(&self) -> &NetworkConfig {
+        &self.config
+    }
+
+    /// Checks a policy without touching the host (for a 400 at the API).
+    pub fn validate_policy(policy: &NetworkPolicy) -> Result<(), NetworkError> {
+        policy::validate(policy)
+    }
+
+    fn names(&self, sandbox_id: &str) -> SandboxNames {
+        SandboxNames::new(&self.netns_prefix, &self.config.bridge, sandbox_id)
+    }
+
+    /// Builds the sandbox's network and writes its resolv.conf and hosts into `files_dir`. A previous
+    /// network of the same id is torn down first; on failure everything built is removed again.
+    pub async fn setup(
+        &self,
+        sandbox_id: &str,
+        hostname: &str,
+        policy: &NetworkPolicy,
+        files_dir: &Path,
+    ) -> Result<SandboxNetwork, NetworkError> {
+        validate_sandbox_id(sandbox_id)?;
+        validate_hostname(hostname)?;
+        policy::validate(policy)?;
+        let span = info_span!("network_setup", sandbox_id);
+        async {
+            // Leftovers of an earlier setup of this id (a retried launch) go first. Build creates the
+            // namespace before anything else, so without it there is nothing to tear down.
+            if namespace::path(&self.names(sandbox_id).netns).exists() {
+                self.teardown_inner(sandbox_id).await?;
+            }
+            let address = self.pool.allocate(sandbox_id)?;
+            match self.build(sandbox_id, hostname, policy, files_dir, address).await {
+                Ok(network) => Ok(network),
+                Err(e) => {
+                    if let Err(undo) = self.teardown_inner(sandbox_id).await {
+                        warn!(error = %undo, "undoing a failed network setup failed");
+                    }
+                    Err(e)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn build(
+        &self,
+        sandbox_id: &str,
+        hostname: &str,
+        policy: &NetworkPolicy,
+        files_dir: &Path,
+        address: Ipv4Addr,
+    ) -> Result<SandboxNetwork, NetworkError> {
+        let names = self.names(sandbox_id);
+        let prefix_len = self.config.subnet.prefix_len();
+        namespace::create(&names.netns).await?;
+        let netns_path = namespace::path(&names.netns);
+        link::create_veth(&names.host_veth, &names.netns, &self.config.bridge, self.mtu).await?;
+        namespace::set_sysctls(&netns_path, SANDBOX_SYSCTLS).await?;
+        link::configure_sandbox_side(&names.netns, address, prefix_len, self.gateway).await?;
+        let plan = policy::plan(policy, &self.config.dns);
+        firewall::apply(&firewall::sandbox_script(&self.table, &names.chain, address, &plan)).await?;
+        let (resolv_conf, hosts) = files::write_all(files_dir, hostname, address, &self.config.dns)?;
+        Ok(SandboxNetwork { netns_path, address, gateway: self.gateway, resolv_conf, hosts })
+    }
+
+    /// Removes the sandbox's rules, veth, namespace and lease. Idempotent. The address is released
+    /// last and only when everything else is gone, so it is never reused while stale rules remain.
+    pub async fn teardown(&self, sandbox_id: &str) -> Result<(), NetworkError> {
+        validate_sandbox_id(sandbox_id)?;
+        self.teardown_inner(sandbox_id).instrument(info_span!("network_teardown", sandbox_id)).await
+    }
+
+    async fn teardown_inner(&self, sandbox_id: &str) -> Result<(), NetworkError> {
+        let names = self.names(sandbox_id);
+        let leased = self.pool.leased_to(sandbox_id)?;
+        let rules = match firewall::state(&self.table).await {
+            Ok(state) => match state.removal_script(&self.table, &BTreeSet::from([names.chain.clone()]), &leased) {
+                Some(script) => firewall::apply(&script).await,
+                None => Ok(()),
+            },
+            Err(e) => Err(e),
+        };
+        // Deleting either veth end removes both; the namespace goes once nothing runs inside it.
+        let links = link::delete(&names.host_veth).await;
+        let netns = namespace::delete(&names.netns).await;
+        rules.and(links).and(netns)?;
+        for addr in leased {
+            self.pool.release(addr, sandbox_id)?;
+        }
+        Ok(())
+    }
+
+    /// Tears down every sandbox network of this bridge whose id is not in `keep` (found through
+    /// namespaces and leases), then removes orphaned rules and bridge ports no kept sandbox owns.
+    /// Returns the ids torn down, sorted.
+    pub async fn reconcile(&self, keep: &BTreeSet<String>) -> Result<Vec<String>, NetworkError> {
+        async {
+            let mut found: BTreeSet<String> = namespace::list(&self.netns_prefix)
+                .into_iter()
+                .filter_map(|n| n.strip_prefix(&self.netns_prefix).map(str::to_owned))
+                .collect();
+            found.extend(self.pool.leases()?.into_values().filter(|id| !id.is_empty()));
+            let mut removed = Vec::new();
+            for id in found.into_iter().filter(|id| !keep.contains(id) && validate_sandbox_id(id).is_ok()) {
+                self.teardown_inner(&id).await?;
+                removed.push(id);
+            }
+            let kept: Vec<SandboxNames> = keep.iter().map(|id| self.names(id)).collect();
+            let kept_addrs: BTreeSet<Ipv4Addr> = self
+                .pool
+                .leases()?
+                .into_iter()
+                .filter(|(_, owner)| keep.contains(owner))
+                .map(|(addr, _)| addr)
+                .collect();
+            let state = firewall::state(&self.table).await?;
+            let stale_chains: BTreeSet<String> =
+                state.chains.iter().filter(|c| !kept.iter().any(|k| &k.chain == *c)).cloned().collect();
+            let stale_addrs: Vec<Ipv4Addr> = state
+                .elements
+                .iter()
+                .filter(|(addr, chain)| !kept_addrs.contains(addr) || !kept.iter().any(|k| &k.chain == *chain))
+                .map(|(addr, _)| *addr)
+                .collect();
+            if let Some(script) = state.removal_script(&self.table, &stale_chains, &stale_addrs) {
+                warn!(chains = stale_chains.len(), elements = stale_addrs.len(), "removing orphaned firewall rules");
+                firewall::apply(&script).await?;
+            }
+            for port in link::bridge_ports(&self.config.bridge) {
+                if port.starts_with(VETH_PREFIX) && !kept.iter().any(|k| k.host_veth == port) {
+                    warn!(port, "removing orphaned sandbox veth");
+                    link::delete(&port).await?;
+                }
+            }
+            Ok(removed)
+        }
+        .instrument(info_span!("network_reconcile", kept = keep.len()))
+        .await
+    }
+}
