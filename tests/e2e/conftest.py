@@ -159,7 +159,9 @@ class Server:
         # Each test server gets its own bridge and subnet, so it never meets another server's sandbox
         # networks on this host (a developer's server, or another test run).
         digest = int(hashlib.sha256(str(data_dir).encode()).hexdigest(), 16)
-        self.extra_args += ["--bridge", f"nse{digest % 10**6:06d}", "--subnet", f"10.{216 + digest % 32}.0.0/16"]
+        self.bridge = f"nse{digest % 10**6:06d}"
+        self.subnet = f"10.{216 + digest % 32}.0.0/16"
+        self.extra_args += ["--bridge", self.bridge, "--subnet", self.subnet]
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.key = TEST_KEY
@@ -251,6 +253,11 @@ class Server:
             ids |= set(os.listdir(sandboxes_dir))
         return ids
 
+    def remove_network(self) -> None:
+        """Removes this server's bridge and firewall table once no sandbox of it is left."""
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "inet", f"nullspace_{self.bridge}"], capture_output=True)
+
     def log_tail(self, lines: int = 80) -> str:
         return f"----- server log tail ({self.log_path}) -----\n{_tail(self.log_path, lines)}"
 
@@ -316,6 +323,7 @@ def server():
         for key in [srv.key, *srv.extra_keys]:
             srv.kill_all(key)
     srv.stop()
+    srv.remove_network()
     _SERVER = None
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from conftest import Server, wait_until
-from nullspace import Sandbox
+from nullspace import Sandbox, Snapshot
 
 COUNTER = r"""
 import os, signal, time
@@ -127,6 +127,16 @@ def test_hibernate_resume_keeps_the_running_process_and_its_memory(runsc_server,
     assert resumed.commands.run("echo", ["ok"]).stdout == "ok\n"
     resumed.files.write("/workspace/after-resume.txt", "x")
     assert resumed.files.read("/workspace/after-resume.txt") == "x"
+
+    # The memory image lives beside the layer and goes with it once nothing references the layer.
+    snapshots = runsc_server.data_dir / "snapshots"
+    assert (snapshots / f"{snap.id}.mem").is_dir() and (snapshots / snap.id).is_dir()
+    assert not any((snapshots / snap.id).rglob("checkpoint.img")), "the image is not inside the layer"
+    resumed.kill()
+    created.remove(resumed.id)
+    Snapshot.delete(snap.id, api_key=runsc_server.key, base_url=runsc_server.url)
+    wait_until(lambda: not (snapshots / f"{snap.id}.mem").exists(), timeout=10, what="the memory image to go")
+    assert not (snapshots / snap.id).exists()
 
 
 def test_fork_continues_the_same_memory_in_parent_and_child(runsc_server, created):

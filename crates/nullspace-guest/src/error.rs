@@ -164,7 +164,10 @@ fn io_status(error: &io::Error) -> (u16, &'static str) {
     use io::ErrorKind as K;
     match error.kind() {
         K::NotFound => (404, ErrorCode::FileNotFound.as_str()),
-        K::PermissionDenied | K::ReadOnlyFilesystem => (403, "permission_denied"),
+        // Inside a sandbox the only read-only filesystems a file operation can write to are read-only
+        // volume mounts (and /sys, /proc/sys, which no one writes through the files API on purpose).
+        K::ReadOnlyFilesystem => (403, ErrorCode::VolumeReadOnly.as_str()),
+        K::PermissionDenied => (403, "permission_denied"),
         K::IsADirectory
         | K::NotADirectory
         | K::AlreadyExists
@@ -174,7 +177,8 @@ fn io_status(error: &io::Error) -> (u16, &'static str) {
         | K::CrossesDevices
         | K::InvalidFilename => (400, ErrorCode::InvalidRequest.as_str()),
         _ => match error.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::EROFS) => (403, "permission_denied"),
+            Some(libc::EROFS) => (403, ErrorCode::VolumeReadOnly.as_str()),
+            Some(libc::EPERM) | Some(libc::EACCES) => (403, "permission_denied"),
             _ => (500, ErrorCode::Internal.as_str()),
         },
     }
@@ -218,6 +222,14 @@ mod tests {
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body.code, "exec_failed");
         assert!(body.error.starts_with("cannot start \"x\": "));
+    }
+
+    #[test]
+    fn read_only_filesystems_are_volume_read_only() {
+        let error = GuestError::file_op("write", "/data/x", io::Error::from_raw_os_error(libc::EROFS));
+        let (status, body) = error.envelope();
+        assert_eq!(status.as_u16(), 403);
+        assert_eq!(body.code, "volume_read_only");
     }
 
     #[test]

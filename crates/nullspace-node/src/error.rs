@@ -18,6 +18,15 @@ pub enum NodeError {
     /// Preparing the template layer failed.
     #[error("preparing template failed")]
     Template(#[from] TemplateError),
+    /// A volume could not be mounted into the sandbox.
+    #[error("mounting a volume into sandbox {sandbox_id} failed")]
+    Volume {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// Cause.
+        #[source]
+        source: crate::VolumeError,
+    },
     /// A directory or file of the sandbox could not be prepared or removed.
     #[error("filesystem operation on {path} for sandbox {sandbox_id} failed")]
     Filesystem {

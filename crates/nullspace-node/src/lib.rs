@@ -12,6 +12,7 @@ mod node;
 mod overlay;
 mod snapshot;
 pub mod template;
+pub mod volumes;
 
 pub use error::NodeError;
 pub use guest_link::GuestLink;
@@ -19,6 +20,7 @@ pub use layout::SandboxPaths;
 pub use metrics::SandboxUsage;
 pub use node::{LaunchSpec, Node, NodeConfig, ReconcileReport};
 pub use snapshot::layer_size;
+pub use volumes::{VolumeError, VolumeMount, Volumes};
 
 /// Result alias of this crate.
 pub type NodeResult<T> = Result<T, NodeError>;

@@ -58,6 +58,8 @@ pub struct LaunchSpec {
     /// A memory image (`<data>/snapshots/<snap>.mem`) to restore instead of booting, on runtimes whose
     /// `checkpoints_memory()` is true: processes and memory continue where the checkpoint left them.
     pub restore_from: Option<PathBuf>,
+    /// Volumes bind-mounted into the sandbox.
+    pub volumes: Vec<crate::VolumeMount>,
 }
 
 /// Outcome of [`Node::reconcile`].
@@ -79,6 +81,7 @@ pub struct Node {
     sandboxes_dir: PathBuf,
     /// Per-sandbox networking; `None` under runsc, whose sandboxes keep gVisor's own loopback-only stack.
     network: Option<Network>,
+    volumes: crate::Volumes,
 }
 
 impl Node {
@@ -108,12 +111,18 @@ impl Node {
             network.subnet = config.subnet.unwrap_or(network.subnet);
             Some(Network::new(network).map_err(NodeError::Network)?)
         };
-        Ok(Self { config, templates, runtime, sandboxes_dir, network })
+        let volumes = crate::Volumes::new(&config.data_dir);
+        Ok(Self { config, templates, runtime, sandboxes_dir, network, volumes })
     }
 
     /// The template store of this node.
     pub fn templates(&self) -> &TemplateStore {
         &self.templates
+    }
+
+    /// The persistent volumes of this node.
+    pub fn volumes(&self) -> &crate::Volumes {
+        &self.volumes
     }
 
     /// Where snapshot layers live.
@@ -205,6 +214,21 @@ impl Node {
             });
             mounts.push(BindMount { source: attached.hosts, destination: "/etc/hosts".into(), read_only: false });
             netns = Some(attached.netns_path);
+        }
+        // Each volume's directory is opened safely and bound through its descriptor, held until the
+        // runtime has made the mounts.
+        let mut _volume_fds = Vec::new();
+        for volume in &spec.volumes {
+            let fd = self
+                .volumes
+                .open_mount_source(&volume.volume_id, volume.subpath.as_deref())
+                .map_err(|source| NodeError::Volume { sandbox_id: id.to_owned(), source })?;
+            mounts.push(BindMount {
+                source: crate::volumes::fd_path(&fd),
+                destination: volume.mount_path.clone(),
+                read_only: volume.read_only,
+            });
+            _volume_fds.push(fd);
         }
         let runtime_spec = SandboxSpec {
             id: id.to_owned(),

@@ -29,6 +29,10 @@ pub enum ErrorCode {
     CapacityExceeded,
     /// A command could not be started in the sandbox (500).
     ExecFailed,
+    /// The volume is mounted and cannot be deleted now (409).
+    VolumeBusy,
+    /// A write hit a read-only volume mount (403).
+    VolumeReadOnly,
     /// This deployment does not offer the feature (501).
     FeatureUnavailable,
     /// The endpoint exists in the protocol but this server does not implement it (501).
@@ -52,6 +56,8 @@ impl ErrorCode {
             Self::SandboxNotReady => "sandbox_not_ready",
             Self::CapacityExceeded => "capacity_exceeded",
             Self::ExecFailed => "exec_failed",
+            Self::VolumeBusy => "volume_busy",
+            Self::VolumeReadOnly => "volume_read_only",
             Self::FeatureUnavailable => "feature_unavailable",
             Self::NotImplemented => "not_implemented",
             Self::Internal => "internal_error",
@@ -68,7 +74,8 @@ impl ErrorCode {
             | Self::SnapshotNotFound
             | Self::TemplateNotFound
             | Self::FileNotFound => 404,
-            Self::Conflict | Self::SandboxNotReady => 409,
+            Self::Conflict | Self::SandboxNotReady | Self::VolumeBusy => 409,
+            Self::VolumeReadOnly => 403,
             Self::CapacityExceeded => 503,
             Self::ExecFailed | Self::Internal => 500,
             Self::FeatureUnavailable | Self::NotImplemented => 501,

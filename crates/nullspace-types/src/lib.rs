@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod pty_api;
 pub mod sandbox;
 pub mod upload_api;
+pub mod volume;
 pub mod watch_api;
 
 pub use error::{ErrorBody, ErrorCode};

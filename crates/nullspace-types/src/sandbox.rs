@@ -102,6 +102,9 @@ pub struct CreateSandboxRequest {
     pub network: Option<NetworkRequest>,
     /// Snapshot to start from instead of a template.
     pub snapshot_id: Option<String>,
+    /// Volumes to mount.
+    #[serde(default)]
+    pub volumes: Option<Vec<crate::volume::VolumeMountRequest>>,
 }
 
 /// The `network` object of a create request: CIDRs or addresses the sandbox may or may not reach.

@@ -1,0 +1,350 @@
+//! Persistent volumes on this host: each volume's data directory (`<data>/volumes/<vol_id>/data`), its
+//! usage, the validation of mount paths, and the safe resolution of a mount's `subpath` under the volume
+//! root (no `..`, no symlink may lead out of it) into a bind mount of the sandbox.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Paths inside a sandbox that the runtime owns; a volume cannot be mounted on or below them.
+pub const RESERVED_MOUNT_PATHS: &[&str] = &[
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run/nullspace",
+    "/workspace/.nullspace",
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/hostname",
+];
+
+/// One volume mounted into a sandbox, as recorded with the sandbox (and in its snapshots).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    /// `att_…` id of this attachment.
+    pub attachment_id: String,
+    /// `vol_…` id of the volume.
+    pub volume_id: String,
+    /// Absolute path inside the sandbox.
+    pub mount_path: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+    /// Subtree of the volume mounted instead of its root (relative, normalized).
+    #[serde(default)]
+    pub subpath: Option<String>,
+    /// RFC 3339 time the attachment was made.
+    #[serde(default)]
+    pub created_at: String,
+}
+
+/// A volume operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// The mount path cannot be used.
+    #[error("mount_path {path:?} is invalid: {reason}")]
+    InvalidMountPath {
+        /// Requested path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The subpath cannot be used.
+    #[error("subpath {subpath:?} is invalid: {reason}")]
+    InvalidSubpath {
+        /// Requested subpath.
+        subpath: String,
+        /// Why.
+        reason: String,
+    },
+    /// The volume's data directory is missing on this host.
+    #[error("volume {volume_id} has no data directory on this host")]
+    Missing {
+        /// Volume id.
+        volume_id: String,
+    },
+    /// A filesystem operation on a volume failed.
+    #[error("{operation} of volume {volume_id} at {path} failed")]
+    Filesystem {
+        /// What was done.
+        operation: &'static str,
+        /// Volume id.
+        volume_id: String,
+        /// Path involved.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Usage of one volume.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VolumeUsage {
+    /// Bytes of regular files.
+    pub used_bytes: u64,
+    /// Files, directories and links below the root.
+    pub inode_count: u64,
+}
+
+/// The volumes of one host, below `<data>/volumes`.
+#[derive(Debug, Clone)]
+pub struct Volumes {
+    root: PathBuf,
+}
+
+impl Volumes {
+    /// Volumes under `data_dir/volumes`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self { root: data_dir.join("volumes") }
+    }
+
+    /// Directory owned by volume `volume_id` (data plus the node's bookkeeping).
+    pub fn volume_dir(&self, volume_id: &str) -> PathBuf {
+        self.root.join(volume_id)
+    }
+
+    /// The data directory of volume `volume_id` (what sandboxes see).
+    pub fn data_dir(&self, volume_id: &str) -> PathBuf {
+        self.volume_dir(volume_id).join("data")
+    }
+
+    /// Creates the data directory of a new volume (idempotent).
+    pub fn create(&self, volume_id: &str) -> Result<PathBuf, VolumeError> {
+        let data = self.data_dir(volume_id);
+        std::fs::create_dir_all(&data).map_err(|source| VolumeError::Filesystem {
+            operation: "creating the data directory",
+            volume_id: volume_id.to_owned(),
+            path: data.clone(),
+            source,
+        })?;
+        Ok(data)
+    }
+
+    /// Removes volume `volume_id` and its data (idempotent).
+    pub fn remove(&self, volume_id: &str) -> Result<(), VolumeError> {
+        let dir = self.volume_dir(volume_id);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(VolumeError::Filesystem {
+                operation: "removing",
+                volume_id: volume_id.to_owned(),
+                path: dir,
+                source,
+            }),
+        }
+    }
+
+    /// Walks the data directory (without following symlinks) and sums its usage.
+    pub fn usage(&self, volume_id: &str) -> VolumeUsage {
+        let mut usage = VolumeUsage::default();
+        let mut stack = vec![self.data_dir(volume_id)];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.metadata() else { continue };
+                usage.inode_count += 1;
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                } else if meta.is_file() {
+                    usage.used_bytes += meta.len();
+                }
+            }
+        }
+        usage
+    }
+
+    /// Opens the directory a mount of `volume_id` binds: the data root, or `subpath` below it, created when
+    /// missing. Every component is opened with `O_NOFOLLOW` relative to its parent, so neither `..` nor a
+    /// symlink planted in the volume can lead outside it. The returned descriptor pins the directory; bind
+    /// it through [`fd_path`] while it is open.
+    pub fn open_mount_source(&self, volume_id: &str, subpath: Option<&str>) -> Result<OwnedFd, VolumeError> {
+        let data = self.data_dir(volume_id);
+        if !data.is_dir() {
+            return Err(VolumeError::Missing { volume_id: volume_id.to_owned() });
+        }
+        let fs_error = |operation, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| VolumeError::Filesystem { operation, volume_id: volume_id.to_owned(), path, source }
+        };
+        let mut current = open_dir(libc::AT_FDCWD, data.as_os_str().as_bytes()).map_err(fs_error("opening", &data))?;
+        let components = match subpath {
+            Some(subpath) => normalize_subpath(subpath)?,
+            None => Vec::new(),
+        };
+        let mut walked = data.clone();
+        for component in components {
+            walked.push(&component);
+            let name = component.as_bytes();
+            let next = match open_dir(current.as_raw_fd(), name) {
+                Ok(fd) => fd,
+                Err(error) if error.raw_os_error() == Some(libc::ENOENT) => {
+                    mkdir_at(current.as_raw_fd(), name).map_err(fs_error("creating the subpath", &walked))?;
+                    open_dir(current.as_raw_fd(), name).map_err(fs_error("opening the subpath", &walked))?
+                }
+                Err(error) if matches!(error.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) => {
+                    return Err(VolumeError::InvalidSubpath {
+                        subpath: subpath.unwrap_or_default().to_owned(),
+                        reason: format!("{component} is not a directory of the volume (symlinks are not followed)"),
+                    });
+                }
+                Err(error) => return Err(fs_error("opening the subpath", &walked)(error)),
+            };
+            current = next;
+        }
+        Ok(current)
+    }
+}
+
+/// A path naming the directory open as `fd` in this process, usable as a bind-mount source by a child
+/// (the runtime) while `fd` stays open.
+pub fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd()))
+}
+
+fn open_dir(dirfd: libc::c_int, name: &[u8]) -> std::io::Result<OwnedFd> {
+    let name = CString::new(name).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `name` is a valid NUL-terminated string; the returned descriptor is owned by the caller.
+    let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn mkdir_at(dirfd: libc::c_int, name: &[u8]) -> std::io::Result<()> {
+    let name = CString::new(name).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `name` is a valid NUL-terminated string.
+    let result = unsafe { libc::mkdirat(dirfd, name.as_ptr(), 0o755) };
+    if result < 0 {
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EEXIST) {
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// The components of a subpath (relative or absolute within the volume); `..` is refused.
+pub fn normalize_subpath(subpath: &str) -> Result<Vec<String>, VolumeError> {
+    let invalid = |reason: &str| VolumeError::InvalidSubpath { subpath: subpath.to_owned(), reason: reason.to_owned() };
+    if subpath.contains('\0') {
+        return Err(invalid("it contains a NUL byte"));
+    }
+    let mut components = Vec::new();
+    for component in Path::new(subpath).components() {
+        match component {
+            Component::Normal(name) => {
+                components.push(name.to_str().ok_or_else(|| invalid("it is not valid UTF-8"))?.to_owned())
+            }
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => return Err(invalid("`..` is not allowed; name a directory inside the volume")),
+            Component::Prefix(_) => return Err(invalid("unsupported path prefix")),
+        }
+    }
+    Ok(components)
+}
+
+/// The normalized subpath (`a/b`), `None` for the volume root.
+pub fn subpath_string(subpath: &str) -> Result<Option<String>, VolumeError> {
+    let components = normalize_subpath(subpath)?;
+    Ok((!components.is_empty()).then(|| components.join("/")))
+}
+
+/// Checks a mount path: absolute, no `..`, not `/`, not on or below a path the runtime owns. Returns it
+/// normalized (no trailing or doubled slashes).
+pub fn validate_mount_path(path: &str) -> Result<String, VolumeError> {
+    let invalid = |reason: String| VolumeError::InvalidMountPath { path: path.to_owned(), reason };
+    if !path.starts_with('/') {
+        return Err(invalid("it must be absolute, e.g. /data".into()));
+    }
+    if path.contains('\0') {
+        return Err(invalid("it contains a NUL byte".into()));
+    }
+    let mut parts = Vec::new();
+    for component in Path::new(path).components() {
+        match component {
+            Component::Normal(name) => parts.push(name.to_string_lossy().into_owned()),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => return Err(invalid("`..` is not allowed".into())),
+        }
+    }
+    if parts.is_empty() {
+        return Err(invalid("the root directory cannot be replaced by a volume; use e.g. /data".into()));
+    }
+    let normalized = format!("/{}", parts.join("/"));
+    for reserved in RESERVED_MOUNT_PATHS {
+        if normalized == *reserved || normalized.starts_with(&format!("{reserved}/")) {
+            return Err(invalid(format!("{reserved} is reserved by the sandbox runtime; choose another path")));
+        }
+    }
+    Ok(normalized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_and_relative_mount_paths_are_refused() {
+        for bad in ["/", "data", "", "/proc", "/proc/x", "/sys", "/dev/shm", "/run/nullspace", "/run/nullspace/a",
+            "/workspace/.nullspace", "/etc/resolv.conf", "/etc/hosts", "/data/../proc", "//"]
+        {
+            assert!(validate_mount_path(bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(validate_mount_path("/data/").unwrap(), "/data");
+        assert_eq!(validate_mount_path("/workspace/shared").unwrap(), "/workspace/shared");
+        assert_eq!(validate_mount_path("/run/other").unwrap(), "/run/other");
+        assert_eq!(validate_mount_path("/devices").unwrap(), "/devices");
+    }
+
+    #[test]
+    fn subpaths_are_normalized_and_parent_components_refused() {
+        assert_eq!(subpath_string("projects/demo/").unwrap().as_deref(), Some("projects/demo"));
+        assert_eq!(subpath_string("/a/./b").unwrap().as_deref(), Some("a/b"));
+        assert_eq!(subpath_string("/").unwrap(), None);
+        assert!(subpath_string("../x").is_err());
+        assert!(subpath_string("a/../../x").is_err());
+    }
+
+    #[test]
+    fn subpath_resolution_creates_missing_dirs_and_never_follows_symlinks() {
+        let data = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let volumes = Volumes::new(data.path());
+        let root = volumes.create("vol_a").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("escape")).unwrap();
+        std::fs::create_dir(root.join("real")).unwrap();
+        std::os::unix::fs::symlink("../..", root.join("real/up")).unwrap();
+
+        let fd = volumes.open_mount_source("vol_a", Some("projects/demo")).unwrap();
+        assert!(root.join("projects/demo").is_dir());
+        assert_eq!(std::fs::read_link(fd_path(&fd)).unwrap(), root.join("projects/demo"));
+
+        for escape in ["escape", "escape/x", "real/up", "real/up/etc", "../vol_b"] {
+            let error = volumes.open_mount_source("vol_a", Some(escape)).unwrap_err();
+            assert!(matches!(error, VolumeError::InvalidSubpath { .. }), "{escape}: {error}");
+        }
+        assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none(), "nothing created outside");
+        assert!(matches!(volumes.open_mount_source("vol_missing", None), Err(VolumeError::Missing { .. })));
+    }
+
+    #[test]
+    fn usage_counts_files_dirs_and_bytes() {
+        let data = tempfile::tempdir().unwrap();
+        let volumes = Volumes::new(data.path());
+        let root = volumes.create("vol_u").unwrap();
+        std::fs::create_dir(root.join("d")).unwrap();
+        std::fs::write(root.join("d/f"), b"12345").unwrap();
+        std::fs::write(root.join("g"), b"abc").unwrap();
+        assert_eq!(volumes.usage("vol_u"), VolumeUsage { used_bytes: 8, inode_count: 3 });
+        volumes.remove("vol_u").unwrap();
+        volumes.remove("vol_u").unwrap();
+        assert!(!volumes.volume_dir("vol_u").exists());
+    }
+}
