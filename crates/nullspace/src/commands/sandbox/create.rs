@@ -73,6 +73,7 @@ fn request(args: CreateArgs) -> anyhow::Result<CreateSandboxRequest> {
         internet_access,
         network,
         snapshot_id: None,
+        volumes: None,
     })
 }
 
