@@ -215,20 +215,14 @@ impl Node {
             mounts.push(BindMount { source: attached.hosts, destination: "/etc/hosts".into(), read_only: false });
             netns = Some(attached.netns_path);
         }
-        // Each volume's directory is opened safely and bound through its descriptor, held until the
-        // runtime has made the mounts.
-        let mut _volume_fds = Vec::new();
+        // Volumes last, so that they are mounted over anything above; subpaths resolve without following
+        // symlinks (a sandbox can plant them in a volume).
         for volume in &spec.volumes {
-            let fd = self
+            let source = self
                 .volumes
-                .open_mount_source(&volume.volume_id, volume.subpath.as_deref())
+                .mount_source(&volume.volume_id, volume.subpath.as_deref())
                 .map_err(|source| NodeError::Volume { sandbox_id: id.to_owned(), source })?;
-            mounts.push(BindMount {
-                source: crate::volumes::fd_path(&fd),
-                destination: volume.mount_path.clone(),
-                read_only: volume.read_only,
-            });
-            _volume_fds.push(fd);
+            mounts.push(BindMount { source, destination: volume.mount_path.clone(), read_only: volume.read_only });
         }
         let runtime_spec = SandboxSpec {
             id: id.to_owned(),

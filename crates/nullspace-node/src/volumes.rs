@@ -159,8 +159,7 @@ impl Volumes {
 
     /// Opens the directory a mount of `volume_id` binds: the data root, or `subpath` below it, created when
     /// missing. Every component is opened with `O_NOFOLLOW` relative to its parent, so neither `..` nor a
-    /// symlink planted in the volume can lead outside it. The returned descriptor pins the directory; bind
-    /// it through [`fd_path`] while it is open.
+    /// symlink planted in the volume can lead outside it.
     pub fn open_mount_source(&self, volume_id: &str, subpath: Option<&str>) -> Result<OwnedFd, VolumeError> {
         let data = self.data_dir(volume_id);
         if !data.is_dir() {
@@ -199,10 +198,32 @@ impl Volumes {
     }
 }
 
-/// A path naming the directory open as `fd` in this process, usable as a bind-mount source by a child
-/// (the runtime) while `fd` stays open.
-pub fn fd_path(fd: &OwnedFd) -> PathBuf {
-    PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd()))
+/// The path of the directory open as `fd` (what the kernel resolved, with no symlink left in it).
+pub fn fd_path(fd: &OwnedFd) -> std::io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+impl Volumes {
+    /// The bind-mount source of a mount of `volume_id`: [`Volumes::open_mount_source`]'s directory as a
+    /// path, checked to be inside the volume's data directory.
+    pub fn mount_source(&self, volume_id: &str, subpath: Option<&str>) -> Result<PathBuf, VolumeError> {
+        let fd = self.open_mount_source(volume_id, subpath)?;
+        let data = self.data_dir(volume_id);
+        let path = fd_path(&fd).map_err(|source| VolumeError::Filesystem {
+            operation: "resolving the subpath",
+            volume_id: volume_id.to_owned(),
+            path: data.clone(),
+            source,
+        })?;
+        let root = std::fs::canonicalize(&data).unwrap_or(data);
+        if !path.starts_with(&root) {
+            return Err(VolumeError::InvalidSubpath {
+                subpath: subpath.unwrap_or_default().to_owned(),
+                reason: "it resolves outside the volume".into(),
+            });
+        }
+        Ok(path)
+    }
 }
 
 fn open_dir(dirfd: libc::c_int, name: &[u8]) -> std::io::Result<OwnedFd> {
@@ -322,9 +343,9 @@ mod tests {
         std::fs::create_dir(root.join("real")).unwrap();
         std::os::unix::fs::symlink("../..", root.join("real/up")).unwrap();
 
-        let fd = volumes.open_mount_source("vol_a", Some("projects/demo")).unwrap();
+        let source = volumes.mount_source("vol_a", Some("projects/demo")).unwrap();
         assert!(root.join("projects/demo").is_dir());
-        assert_eq!(std::fs::read_link(fd_path(&fd)).unwrap(), root.join("projects/demo"));
+        assert_eq!(source, std::fs::canonicalize(root.join("projects/demo")).unwrap());
 
         for escape in ["escape", "escape/x", "real/up", "real/up/etc", "../vol_b"] {
             let error = volumes.open_mount_source("vol_a", Some(escape)).unwrap_err();

@@ -17,6 +17,16 @@ pub fn snapshot_id() -> String {
     format!("snap_{}", random_lowercase(20))
 }
 
+/// A new volume id.
+pub fn volume_id() -> String {
+    format!("vol_{}", random_lowercase(20))
+}
+
+/// A new volume attachment id.
+pub fn attachment_id() -> String {
+    format!("att_{}", random_lowercase(20))
+}
+
 /// A new API key (shown once, stored hashed).
 pub fn api_key() -> String {
     let key: String = rand::thread_rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();

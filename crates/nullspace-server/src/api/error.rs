@@ -36,12 +36,23 @@ impl From<ControlError> for ApiError {
             ControlError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
             ControlError::NotRunning { .. } => ErrorCode::SandboxNotReady,
             ControlError::Capacity { .. } => ErrorCode::CapacityExceeded,
-            ControlError::Node(_) | ControlError::Store(_) | ControlError::Preview { .. } => {
+            ControlError::VolumeNotFound { .. } => ErrorCode::NotFound,
+            ControlError::VolumeConflict { .. } => ErrorCode::Conflict,
+            ControlError::VolumeBusy { .. } => ErrorCode::VolumeBusy,
+            ControlError::Volume(
+                nullspace_node::VolumeError::InvalidMountPath { .. } | nullspace_node::VolumeError::InvalidSubpath { .. },
+            ) => ErrorCode::InvalidRequest,
+            ControlError::Node(nullspace_node::NodeError::Volume {
+                source:
+                    nullspace_node::VolumeError::InvalidSubpath { .. } | nullspace_node::VolumeError::Missing { .. },
+                ..
+            }) => ErrorCode::InvalidRequest,
+            ControlError::Node(_) | ControlError::Store(_) | ControlError::Preview { .. } | ControlError::Volume(_) => {
                 tracing::error!(error = %crate::error_chain(&error), "internal error");
                 return Self::new(ErrorCode::Internal, "internal error; see the server log for details");
             }
         };
-        Self::new(code, error.to_string())
+        Self::new(code, crate::error_chain(&error))
     }
 }
 

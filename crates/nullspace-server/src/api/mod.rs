@@ -15,6 +15,7 @@ mod sandboxes;
 mod signed_files;
 mod snapshots;
 mod templates;
+mod volumes;
 mod webhooks;
 mod websocket;
 

@@ -9,7 +9,7 @@ use tower_http::cors::CorsLayer;
 
 use super::{
     health, lifecycle, monitor, ports, preview_urls, proxy, relay, sandboxes, signed_files, snapshots, templates,
-    webhooks, websocket, ApiError,
+    volumes, webhooks, websocket, ApiError,
 };
 use crate::control::Control;
 use crate::signing::Signer;
@@ -68,7 +68,14 @@ pub fn router(state: AppState) -> Router {
             get(signed_files::signed_get).put(signed_files::signed_put).post(signed_files::signed_post),
         )
         .route("/v1/templates", get(templates::list))
-        .route("/v1/volumes", post(volumes_unavailable).get(volumes_unavailable))
+        .route("/v1/volumes", post(volumes::create).get(volumes::list))
+        .route("/v1/volumes/by-name/{name}", get(volumes::get_by_name))
+        .route("/v1/volumes/{vid}", get(volumes::get).delete(volumes::delete))
+        .route("/v1/volumes/{vid}/attachments", get(volumes::attachments))
+        .route("/v1/sandboxes/{id}/volumes", get(volumes::sandbox_volumes).post(volumes::runtime_attach_unavailable))
+        .route("/v1/sandboxes/{id}/volumes/{att}", axum::routing::delete(volumes::runtime_attach_unavailable))
+        .route("/v1/sandboxes/{id}/volumes/{att}/health", get(volumes::sandbox_volume_health))
+        .route("/v1/sandboxes/{id}/volumes/{att}/remount", post(volumes::runtime_attach_unavailable))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CorsLayer::permissive())
@@ -81,11 +88,6 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     let message = format!("{method} is not supported on {}; see the API reference", uri.path());
     let body = axum::Json(nullspace_types::ErrorBody::new(ErrorCode::InvalidRequest, message));
     (StatusCode::METHOD_NOT_ALLOWED, body)
-}
-
-/// Volumes are not offered by this server yet; the client treats `feature_unavailable` as such.
-async fn volumes_unavailable() -> ApiError {
-    ApiError::new(ErrorCode::FeatureUnavailable, "persistent volumes are not available on this server yet")
 }
 
 async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {

@@ -24,7 +24,13 @@ pub fn sandbox_info(record: &SandboxRecord) -> SandboxInfo {
         status: record.state.status(),
         config: SandboxConfig { vcpus: record.vcpus, memory_mb: record.memory_mb },
         template: record.template.clone(),
-        metadata: record.metadata.clone(),
+        metadata: {
+            let mut metadata = record.metadata.clone();
+            if let Some(attachments) = super::volumes::attachments_value(record) {
+                metadata.insert("volume_attachments".into(), attachments);
+            }
+            metadata
+        },
         cwd: record.cwd.clone(),
         created_at: record.created_at.clone(),
         started_at: record.started_at.clone(),
@@ -41,7 +47,7 @@ pub fn sandbox_info(record: &SandboxRecord) -> SandboxInfo {
 }
 
 /// Keeps only the comma-separated `fields` of a JSON object.
-fn project(value: Value, fields: Option<&str>) -> Value {
+pub(super) fn project(value: Value, fields: Option<&str>) -> Value {
     let (Some(fields), Value::Object(map)) = (fields.filter(|f| !f.trim().is_empty()), &value) else {
         return value;
     };
@@ -81,6 +87,13 @@ pub async fn create(
 #[derive(Debug, Deserialize)]
 pub struct FieldsQuery {
     fields: Option<String>,
+}
+
+impl FieldsQuery {
+    /// The requested projection, if any.
+    pub fn fields(&self) -> Option<&str> {
+        self.fields.as_deref()
+    }
 }
 
 /// `GET /v1/sandboxes/{id}`.

@@ -56,6 +56,29 @@ pub enum ControlError {
         #[source]
         source: std::io::Error,
     },
+    /// The volume does not exist for this tenant.
+    #[error("volume {volume} not found; list volumes with `GET /v1/volumes`")]
+    VolumeNotFound {
+        /// Requested id or name.
+        volume: String,
+    },
+    /// A volume with this name exists.
+    #[error("a volume named {name:?} already exists; pick another name or use it")]
+    VolumeConflict {
+        /// Requested name.
+        name: String,
+    },
+    /// The volume is mounted by live sandboxes.
+    #[error("volume {volume_id} is mounted by {sandboxes}; kill those sandboxes first")]
+    VolumeBusy {
+        /// Volume id.
+        volume_id: String,
+        /// Sandboxes mounting it.
+        sandboxes: String,
+    },
+    /// A volume operation on the node failed (or a mount request is invalid).
+    #[error(transparent)]
+    Volume(nullspace_node::VolumeError),
     /// The node failed.
     #[error("node operation failed")]
     Node(#[from] NodeError),

@@ -10,6 +10,7 @@ mod service;
 mod snapshots;
 mod state;
 mod validate;
+pub mod volumes;
 pub mod webhooks;
 
 pub use error::ControlError;

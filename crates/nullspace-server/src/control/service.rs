@@ -140,6 +140,7 @@ impl Control {
         let cwd = request.cwd.filter(|cwd| !cwd.is_empty()).unwrap_or_else(|| template.default_cwd.clone());
         validate::cwd(&cwd)?;
         let network = network_policy(request.internet_access, request.network.as_ref())?;
+        let volumes = self.resolve_mounts(tenant, request.volumes.as_deref().unwrap_or_default()).await?;
         self.admit().await?;
         let mut record = new_record(
             tenant,
@@ -154,6 +155,7 @@ impl Control {
             params.idempotency_key,
         );
         record.network = network;
+        record.volumes = volumes;
         self.insert_and_start(record, "api", None).await
     }
 
@@ -165,6 +167,7 @@ impl Control {
         reason: &'static str,
         restore_from: Option<PathBuf>,
     ) -> ControlResult<SandboxRecord> {
+        let record = self.prepare_volumes(record).await?;
         if self.store.insert_sandbox(&record).await? {
             return self.start(record, reason, restore_from).await;
         }
@@ -229,6 +232,7 @@ impl Control {
             vcpus: record.vcpus,
             memory_mb: record.memory_mb,
             restore_from,
+            volumes: record.volumes.clone(),
         }
     }
 
@@ -458,5 +462,6 @@ pub(super) fn new_record(
         layers,
         snapshot_id: None,
         network: NetworkPolicy::default(),
+        volumes: Vec::new(),
     }
 }

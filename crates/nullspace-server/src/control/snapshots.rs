@@ -37,6 +37,7 @@ impl Control {
                 timeout_action: record.timeout_action.clone(),
                 network: record.network.clone(),
                 memory: self.node.memory_image(snapshot_id).is_some(),
+                volumes: record.volumes.clone(),
             },
             metadata: record.metadata.clone(),
             size_bytes,
@@ -169,6 +170,7 @@ impl Control {
             idempotency_key,
         );
         record.network = config.network.clone();
+        record.volumes = config.volumes.clone();
         record
     }
 

@@ -7,6 +7,7 @@ mod keys;
 pub mod preview_grants;
 mod sandboxes;
 mod snapshots;
+mod volumes;
 pub mod webhooks;
 
 pub use error::StoreError;
@@ -14,6 +15,7 @@ pub use events::EventFilter;
 pub use keys::Tenant;
 pub use sandboxes::{ListFilter, SandboxRecord};
 pub use snapshots::{SnapshotConfig, SnapshotRecord};
+pub use volumes::VolumeRecord;
 
 use std::path::Path;
 use std::str::FromStr;

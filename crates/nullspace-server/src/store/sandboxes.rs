@@ -52,6 +52,8 @@ pub struct SandboxRecord {
     pub snapshot_id: Option<String>,
     /// Egress policy.
     pub network: NetworkPolicy,
+    /// Volumes it mounts.
+    pub volumes: Vec<nullspace_node::VolumeMount>,
 }
 
 /// Filters of a sandbox listing.
@@ -66,7 +68,7 @@ pub struct ListFilter {
 }
 
 const COLUMNS: &str = "id, tenant_id, state, template, vcpus, memory_mb, envs, metadata, cwd, created_at, started_at, \
-                       timeout_ms, deadline_ms, timeout_action, idempotency_key, error, layers, snapshot_id, network";
+                       timeout_ms, deadline_ms, timeout_action, idempotency_key, error, layers, snapshot_id, network, volumes";
 
 fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
     let id: String = row.get("id");
@@ -93,6 +95,7 @@ fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
         layers: serde_json::from_str(&row.get::<String, _>("layers")).map_err(|e| corrupt(e.to_string()))?,
         snapshot_id: row.get("snapshot_id"),
         network: serde_json::from_str(&row.get::<String, _>("network")).map_err(|e| corrupt(e.to_string()))?,
+        volumes: serde_json::from_str(&row.get::<String, _>("volumes")).map_err(|e| corrupt(e.to_string()))?,
         id,
     })
 }
@@ -102,7 +105,7 @@ impl Store {
     /// idempotency key (nothing is inserted then).
     pub async fn insert_sandbox(&self, record: &SandboxRecord) -> StoreResult<bool> {
         let result = sqlx::query(&format!(
-            "INSERT INTO sandboxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+            "INSERT INTO sandboxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
              ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
         ))
         .bind(&record.id)
@@ -124,6 +127,7 @@ impl Store {
         .bind(serde_json::to_string(&record.layers).unwrap_or_default())
         .bind(&record.snapshot_id)
         .bind(serde_json::to_string(&record.network).unwrap_or_default())
+        .bind(serde_json::to_string(&record.volumes).unwrap_or_default())
         .execute(&self.pool)
         .await
         .map_err(query("insert sandbox"))?;

@@ -30,6 +30,9 @@ pub struct SnapshotConfig {
     /// The snapshot has a memory image (`<layer>.mem`, runsc): sandboxes from it continue its processes.
     #[serde(default)]
     pub memory: bool,
+    /// Volumes the source mounted; sandboxes from the snapshot mount them again.
+    #[serde(default)]
+    pub volumes: Vec<nullspace_node::VolumeMount>,
 }
 
 /// A snapshot as the store records it.

@@ -1,0 +1,225 @@
+//! Persistent volumes: create, look up (by id or name, always scoped by tenant), delete (refused while a
+//! live sandbox mounts it), usage, attachments, and the resolution of a create request's `volumes` into
+//! the mounts recorded with the sandbox.
+
+use nullspace_node::volumes::{subpath_string, validate_mount_path};
+use nullspace_node::VolumeMount;
+use nullspace_types::volume::{VolumeAttachment, VolumeInfo, VolumeMountRequest};
+
+use super::service::ControlResult;
+use super::{Control, ControlError, SandboxState};
+use crate::clock;
+use crate::store::{SandboxRecord, Tenant, VolumeRecord};
+
+/// Longest volume name.
+const MAX_NAME_LEN: usize = 128;
+
+/// The attachment state a mount shows while its sandbox is in `state`.
+pub fn attachment_state(state: SandboxState) -> &'static str {
+    match state {
+        SandboxState::Creating => "mounting",
+        SandboxState::Running => "mounted",
+        SandboxState::Hibernating | SandboxState::Paused => "paused",
+        SandboxState::Error => "failed",
+        SandboxState::Destroying | SandboxState::Destroyed => "released",
+    }
+}
+
+/// The wire attachment of `mount` in sandbox `record`.
+pub fn attachment(record: &SandboxRecord, mount: &VolumeMount) -> VolumeAttachment {
+    VolumeAttachment {
+        id: mount.attachment_id.clone(),
+        volume_id: mount.volume_id.clone(),
+        sandbox_id: record.id.clone(),
+        mount_path: mount.mount_path.clone(),
+        read_only: mount.read_only,
+        state: attachment_state(record.state).to_owned(),
+        subpath: mount.subpath.clone(),
+        last_error_code: None,
+        last_error_message: None,
+        created_at: mount.created_at.clone(),
+        updated_at: record.started_at.clone().unwrap_or_else(|| mount.created_at.clone()),
+    }
+}
+
+fn validate_name(name: &str) -> ControlResult<()> {
+    let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !ok_chars || name.starts_with('.') {
+        return Err(super::validate::invalid(format!(
+            "volume name {name:?} is invalid: use 1 to {MAX_NAME_LEN} letters, digits, '-', '_' or '.', not starting with '.'"
+        )));
+    }
+    Ok(())
+}
+
+impl Control {
+    /// Creates volume `name` for `tenant` with an empty data directory.
+    pub async fn create_volume(&self, tenant: &Tenant, name: &str) -> ControlResult<VolumeInfo> {
+        validate_name(name)?;
+        let record = VolumeRecord {
+            id: crate::ids::volume_id(),
+            tenant_id: tenant.id.clone(),
+            name: name.to_owned(),
+            created_at: clock::now_rfc3339(),
+        };
+        self.node.volumes().create(&record.id).map_err(ControlError::Volume)?;
+        if !self.store.insert_volume(&record).await? {
+            let _ = self.node.volumes().remove(&record.id);
+            return Err(ControlError::VolumeConflict { name: name.to_owned() });
+        }
+        tracing::info!(volume = %record.id, "volume created");
+        self.volume_info(&record).await
+    }
+
+    /// Volume `id` of `tenant`.
+    pub async fn get_volume(&self, tenant: &Tenant, id: &str) -> ControlResult<VolumeRecord> {
+        self.store
+            .get_volume(&tenant.id, id)
+            .await?
+            .ok_or_else(|| ControlError::VolumeNotFound { volume: id.to_owned() })
+    }
+
+    /// Volume named `name` of `tenant`.
+    pub async fn get_volume_by_name(&self, tenant: &Tenant, name: &str) -> ControlResult<VolumeRecord> {
+        self.store
+            .get_volume_by_name(&tenant.id, name)
+            .await?
+            .ok_or_else(|| ControlError::VolumeNotFound { volume: name.to_owned() })
+    }
+
+    /// Volume named or identified by `reference` (an id first, then a name).
+    pub async fn volume_by_ref(&self, tenant: &Tenant, reference: &str) -> ControlResult<VolumeRecord> {
+        if let Some(volume) = self.store.get_volume(&tenant.id, reference).await? {
+            return Ok(volume);
+        }
+        self.get_volume_by_name(tenant, reference).await
+    }
+
+    /// Volumes of `tenant`.
+    pub async fn list_volumes(&self, tenant: &Tenant) -> ControlResult<Vec<VolumeInfo>> {
+        let mut infos = Vec::new();
+        for record in self.store.list_volumes(&tenant.id).await? {
+            infos.push(self.volume_info(&record).await?);
+        }
+        Ok(infos)
+    }
+
+    /// The wire object of `record`, with its usage walked now.
+    pub async fn volume_info(&self, record: &VolumeRecord) -> ControlResult<VolumeInfo> {
+        let volumes = self.node.volumes().clone();
+        let id = record.id.clone();
+        let usage = tokio::task::spawn_blocking(move || volumes.usage(&id)).await.unwrap_or_default();
+        let mount_count = self.live_attachments(&record.tenant_id, &record.id).await?.len() as u64;
+        Ok(VolumeInfo {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            created_at: record.created_at.clone(),
+            used_bytes: usage.used_bytes,
+            inode_count: usage.inode_count,
+            mount_count,
+            status: if mount_count > 0 { "attached" } else { "available" }.to_owned(),
+            max_size_bytes: None,
+            max_file_count: None,
+            max_mounts: None,
+            last_reconciled_at: None,
+            host_id: None,
+        })
+    }
+
+    /// Attachments of volume `volume_id` in sandboxes that are creating or running (the live mounts).
+    async fn live_attachments(&self, tenant_id: &str, volume_id: &str) -> ControlResult<Vec<VolumeAttachment>> {
+        self.attachments_in(tenant_id, volume_id, &[SandboxState::Creating, SandboxState::Running]).await
+    }
+
+    async fn attachments_in(
+        &self,
+        tenant_id: &str,
+        volume_id: &str,
+        states: &[SandboxState],
+    ) -> ControlResult<Vec<VolumeAttachment>> {
+        let records = self.store.sandboxes_in_states(states).await?;
+        Ok(records
+            .iter()
+            .filter(|record| record.tenant_id == tenant_id)
+            .flat_map(|record| {
+                record.volumes.iter().filter(|m| m.volume_id == volume_id).map(move |m| attachment(record, m))
+            })
+            .collect())
+    }
+
+    /// Attachments of volume `id`: its mounts in live and paused sandboxes.
+    pub async fn volume_attachments(&self, tenant: &Tenant, id: &str) -> ControlResult<Vec<VolumeAttachment>> {
+        let volume = self.get_volume(tenant, id).await?;
+        let states = [SandboxState::Creating, SandboxState::Running, SandboxState::Hibernating, SandboxState::Paused];
+        self.attachments_in(&tenant.id, &volume.id, &states).await
+    }
+
+    /// Deletes volume `id` and its data; refused with `volume_busy` while a live sandbox mounts it.
+    pub async fn delete_volume(&self, tenant: &Tenant, id: &str) -> ControlResult<()> {
+        let volume = self.get_volume(tenant, id).await?;
+        let live = self.live_attachments(&tenant.id, &volume.id).await?;
+        if !live.is_empty() {
+            let sandboxes: Vec<&str> = live.iter().map(|a| a.sandbox_id.as_str()).collect();
+            return Err(ControlError::VolumeBusy { volume_id: volume.id, sandboxes: sandboxes.join(", ") });
+        }
+        self.store.delete_volume(&tenant.id, &volume.id).await?;
+        let volumes = self.node.volumes().clone();
+        let vid = volume.id.clone();
+        tokio::task::spawn_blocking(move || volumes.remove(&vid))
+            .await
+            .map_err(|error| ControlError::Volume(nullspace_node::VolumeError::Missing { volume_id: error.to_string() }))?
+            .map_err(ControlError::Volume)?;
+        tracing::info!(volume = %volume.id, "volume deleted");
+        Ok(())
+    }
+
+    /// The mounts of a create request: each volume found by id or name, mount paths checked, subpaths
+    /// normalized.
+    pub(super) async fn resolve_mounts(
+        &self,
+        tenant: &Tenant,
+        requests: &[VolumeMountRequest],
+    ) -> ControlResult<Vec<VolumeMount>> {
+        let mut mounts: Vec<VolumeMount> = Vec::new();
+        for request in requests {
+            let reference = request.reference.trim();
+            if reference.is_empty() {
+                return Err(super::validate::invalid("volume ref must be a volume name or vol_ id"));
+            }
+            let volume = self.volume_by_ref(tenant, reference).await?;
+            let mount_path = validate_mount_path(&request.mount_path).map_err(ControlError::Volume)?;
+            if mounts.iter().any(|m| m.mount_path == mount_path) {
+                return Err(super::validate::invalid(format!("mount_path {mount_path} is used by two volumes")));
+            }
+            let subpath = match request.subpath.as_deref() {
+                Some(subpath) => subpath_string(subpath).map_err(ControlError::Volume)?,
+                None => None,
+            };
+            mounts.push(VolumeMount {
+                attachment_id: String::new(),
+                volume_id: volume.id,
+                mount_path,
+                read_only: request.read_only,
+                subpath,
+                created_at: String::new(),
+            });
+        }
+        Ok(mounts)
+    }
+
+    /// Gives a new sandbox's mounts fresh attachment ids and checks their volumes still exist.
+    pub(super) async fn prepare_volumes(&self, mut record: SandboxRecord) -> ControlResult<SandboxRecord> {
+        let now = clock::now_rfc3339();
+        for mount in &mut record.volumes {
+            if self.store.get_volume(&record.tenant_id, &mount.volume_id).await?.is_none() {
+                return Err(super::validate::invalid(format!(
+                    "volume {} (mounted at {}) was deleted; it cannot be mounted again",
+                    mount.volume_id, mount.mount_path
+                )));
+            }
+            mount.attachment_id = crate::ids::attachment_id();
+            mount.created_at = now.clone();
+        }
+        Ok(record)
+    }
+}
