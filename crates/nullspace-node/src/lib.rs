@@ -12,6 +12,7 @@ mod node;
 mod overlay;
 mod snapshot;
 pub mod template;
+mod volume_guest;
 pub mod volumes;
 
 pub use error::NodeError;
@@ -20,6 +21,7 @@ pub use layout::SandboxPaths;
 pub use metrics::SandboxUsage;
 pub use node::{LaunchSpec, Node, NodeConfig, ReconcileReport};
 pub use snapshot::layer_size;
+pub use volume_guest::VolumeGuests;
 pub use volumes::{VolumeError, VolumeMount, Volumes};
 
 /// Result alias of this crate.

@@ -82,6 +82,7 @@ pub struct Node {
     /// Per-sandbox networking; `None` under runsc, whose sandboxes keep gVisor's own loopback-only stack.
     network: Option<Network>,
     volumes: crate::Volumes,
+    volume_guests: crate::VolumeGuests,
 }
 
 impl Node {
@@ -112,7 +113,8 @@ impl Node {
             Some(Network::new(network).map_err(NodeError::Network)?)
         };
         let volumes = crate::Volumes::new(&config.data_dir);
-        Ok(Self { config, templates, runtime, sandboxes_dir, network, volumes })
+        let volume_guests = crate::VolumeGuests::new(volumes.clone(), config.guestd_path.clone());
+        Ok(Self { config, templates, runtime, sandboxes_dir, network, volumes, volume_guests })
     }
 
     /// The template store of this node.
@@ -123,6 +125,11 @@ impl Node {
     /// The persistent volumes of this node.
     pub fn volumes(&self) -> &crate::Volumes {
         &self.volumes
+    }
+
+    /// The guests serving volumes' files without a sandbox.
+    pub fn volume_guests(&self) -> &crate::VolumeGuests {
+        &self.volume_guests
     }
 
     /// Where snapshot layers live.

@@ -313,9 +313,22 @@ mod tests {
 
     #[test]
     fn reserved_and_relative_mount_paths_are_refused() {
-        for bad in ["/", "data", "", "/proc", "/proc/x", "/sys", "/dev/shm", "/run/nullspace", "/run/nullspace/a",
-            "/workspace/.nullspace", "/etc/resolv.conf", "/etc/hosts", "/data/../proc", "//"]
-        {
+        for bad in [
+            "/",
+            "data",
+            "",
+            "/proc",
+            "/proc/x",
+            "/sys",
+            "/dev/shm",
+            "/run/nullspace",
+            "/run/nullspace/a",
+            "/workspace/.nullspace",
+            "/etc/resolv.conf",
+            "/etc/hosts",
+            "/data/../proc",
+            "//",
+        ] {
             assert!(validate_mount_path(bad).is_err(), "{bad} accepted");
         }
         assert_eq!(validate_mount_path("/data/").unwrap(), "/data");

@@ -121,6 +121,7 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
     let control = Control::new(store, Arc::new(node), MAX_SANDBOXES, PreviewPorts::new(options.listen.ip()));
     control.reconcile().await?;
     spawn_reaper(control.clone());
+    crate::control::volumes::spawn_volume_guest_reaper(control.clone());
     spawn_webhook_worker(control.clone());
 
     let builder = control.clone();
@@ -149,11 +150,12 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
         },
     );
     preview.spawn_usage_writer();
-    let app = router(AppState { control, signer, preview, upstreams: Arc::default() });
+    let app = router(AppState { control: control.clone(), signer, preview, upstreams: Arc::default() });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|source| ServerError::Listen { address: options.listen, source })?;
+    control.node().volume_guests().stop_all().await;
     Ok(())
 }
 

@@ -41,6 +41,10 @@ pub struct FileClaim {
     pub archive: bool,
     /// Expiry, Unix seconds.
     pub expires_at: i64,
+    /// Set when the URL is for a volume's files (`sandbox_id` is then empty); absent in sandbox tokens,
+    /// so tokens minted before volumes existed keep their shape and stay valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_id: Option<String>,
 }
 
 /// Why a token was refused.
@@ -164,6 +168,7 @@ mod tests {
             user: None,
             archive: false,
             expires_at,
+            volume_id: None,
         }
     }
 

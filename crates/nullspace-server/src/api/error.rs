@@ -40,11 +40,11 @@ impl From<ControlError> for ApiError {
             ControlError::VolumeConflict { .. } => ErrorCode::Conflict,
             ControlError::VolumeBusy { .. } => ErrorCode::VolumeBusy,
             ControlError::Volume(
-                nullspace_node::VolumeError::InvalidMountPath { .. } | nullspace_node::VolumeError::InvalidSubpath { .. },
+                nullspace_node::VolumeError::InvalidMountPath { .. }
+                | nullspace_node::VolumeError::InvalidSubpath { .. },
             ) => ErrorCode::InvalidRequest,
             ControlError::Node(nullspace_node::NodeError::Volume {
-                source:
-                    nullspace_node::VolumeError::InvalidSubpath { .. } | nullspace_node::VolumeError::Missing { .. },
+                source: nullspace_node::VolumeError::InvalidSubpath { .. } | nullspace_node::VolumeError::Missing { .. },
                 ..
             }) => ErrorCode::InvalidRequest,
             ControlError::Node(_) | ControlError::Store(_) | ControlError::Preview { .. } | ControlError::Volume(_) => {

@@ -15,6 +15,7 @@ mod sandboxes;
 mod signed_files;
 mod snapshots;
 mod templates;
+mod volume_files;
 mod volumes;
 mod webhooks;
 mod websocket;

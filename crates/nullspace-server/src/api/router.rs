@@ -9,7 +9,7 @@ use tower_http::cors::CorsLayer;
 
 use super::{
     health, lifecycle, monitor, ports, preview_urls, proxy, relay, sandboxes, signed_files, snapshots, templates,
-    volumes, webhooks, websocket, ApiError,
+    volume_files, volumes, webhooks, websocket, ApiError,
 };
 use crate::control::Control;
 use crate::signing::Signer;
@@ -72,6 +72,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/volumes/by-name/{name}", get(volumes::get_by_name))
         .route("/v1/volumes/{vid}", get(volumes::get).delete(volumes::delete))
         .route("/v1/volumes/{vid}/attachments", get(volumes::attachments))
+        .route("/v1/volumes/{vid}/files/download-url", post(volume_files::download_url))
+        .route("/v1/volumes/{vid}/files/upload-url", post(volume_files::upload_url))
+        .route("/v1/volumes/{vid}/ws", get(volume_files::ws))
+        .route("/v1/volumes/{vid}/{*rest}", any(volume_files::relay))
         .route("/v1/sandboxes/{id}/volumes", get(volumes::sandbox_volumes).post(volumes::runtime_attach_unavailable))
         .route("/v1/sandboxes/{id}/volumes/{att}", axum::routing::delete(volumes::runtime_attach_unavailable))
         .route("/v1/sandboxes/{id}/volumes/{att}/health", get(volumes::sandbox_volume_health))

@@ -37,10 +37,19 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-async fn mint(
+/// What a signed URL reaches.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Target<'a> {
+    /// A running sandbox's files.
+    Sandbox(&'a str),
+    /// A volume's files (served by its volume guest).
+    Volume(&'a str),
+}
+
+pub(super) async fn mint(
     state: &AppState,
     tenant_id: &str,
-    sandbox_id: &str,
+    target: Target<'_>,
     headers: &HeaderMap,
     body: &[u8],
     operation: FileOperation,
@@ -59,10 +68,20 @@ async fn mint(
     if !(1..=MAX_EXPIRY_SECS).contains(&lifetime) {
         return Err(ApiError::invalid(format!("expires_in_seconds must be between 1 and {MAX_EXPIRY_SECS}")));
     }
-    // The sandbox must exist and run now; it is checked again when the URL is used.
-    state.control.guest_for_tenant_id(tenant_id, sandbox_id).await?;
+    // The sandbox must exist and run now (the volume must exist); it is checked again when the URL is used.
+    let (sandbox_id, volume_id) = match target {
+        Target::Sandbox(id) => {
+            state.control.guest_for_tenant_id(tenant_id, id).await?;
+            (id.to_owned(), None)
+        }
+        Target::Volume(id) => {
+            state.control.volume_for_tenant_id(tenant_id, id).await?;
+            (String::new(), Some(id.to_owned()))
+        }
+    };
     let claim = FileClaim {
-        sandbox_id: sandbox_id.to_owned(),
+        sandbox_id,
+        volume_id,
         tenant_id: tenant_id.to_owned(),
         operation,
         path,
@@ -82,7 +101,8 @@ pub async fn download_url(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (url, _token) = mint(&state, &tenant.id, &id, &headers, &body, FileOperation::Download).await?;
+    let (url, _token) =
+        mint(&state, &tenant.id, Target::Sandbox(&id), &headers, &body, FileOperation::Download).await?;
     Ok(Json(json!({ "url": url })))
 }
 
@@ -94,8 +114,21 @@ pub async fn upload_url(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (url, token) = mint(&state, &tenant.id, &id, &headers, &body, FileOperation::Upload).await?;
+    let (url, token) = mint(&state, &tenant.id, Target::Sandbox(&id), &headers, &body, FileOperation::Upload).await?;
     Ok(Json(json!({ "url": url, "token": token })))
+}
+
+/// The guest a claim's URL reaches and the id to name in errors.
+async fn claim_guest(state: &AppState, claim: &FileClaim) -> Result<(nullspace_node::GuestLink, String), ApiError> {
+    match &claim.volume_id {
+        Some(volume_id) => {
+            Ok((state.control.volume_guest_for_tenant_id(&claim.tenant_id, volume_id).await?, volume_id.clone()))
+        }
+        None => {
+            let (_record, guest) = state.control.guest_for_tenant_id(&claim.tenant_id, &claim.sandbox_id).await?;
+            Ok((guest, claim.sandbox_id.clone()))
+        }
+    }
 }
 
 fn verify(state: &AppState, token: &str, operation: FileOperation) -> Result<FileClaim, ApiError> {
@@ -122,9 +155,9 @@ fn file_query(route: &str, claim: &FileClaim) -> String {
 /// `GET /v1/signed/{token}`: the file's bytes, or a tar of the directory for archive URLs.
 pub async fn signed_get(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, ApiError> {
     let claim = verify(&state, &token, FileOperation::Download)?;
-    let (_record, guest) = state.control.guest_for_tenant_id(&claim.tenant_id, &claim.sandbox_id).await?;
+    let (guest, target_id) = claim_guest(&state, &claim).await?;
     let route = if claim.archive { "/archive" } else { "/file" };
-    forward(&guest, &claim.sandbox_id, Method::GET, &file_query(route, &claim), &HeaderMap::new(), Body::empty()).await
+    forward(&guest, &target_id, Method::GET, &file_query(route, &claim), &HeaderMap::new(), Body::empty()).await
 }
 
 /// `PUT /v1/signed/{token}`: the raw body becomes the file.
@@ -135,7 +168,7 @@ pub async fn signed_put(
     body: Body,
 ) -> Result<Response, ApiError> {
     let claim = verify(&state, &token, FileOperation::Upload)?;
-    let (_record, guest) = state.control.guest_for_tenant_id(&claim.tenant_id, &claim.sandbox_id).await?;
+    let (guest, target_id) = claim_guest(&state, &claim).await?;
     let mut forwarded = HeaderMap::new();
     for name in ["content-length", "transfer-encoding"] {
         if let Some(value) = headers.get(name) {
@@ -143,7 +176,7 @@ pub async fn signed_put(
         }
     }
     forwarded.insert("content-type", "application/octet-stream".parse().expect("static header value"));
-    forward(&guest, &claim.sandbox_id, Method::PUT, &file_query("/file", &claim), &forwarded, body).await
+    forward(&guest, &target_id, Method::PUT, &file_query("/file", &claim), &forwarded, body).await
 }
 
 /// `POST /v1/signed/{token}` with a multipart form: the `file` field becomes the file, streamed.
@@ -153,7 +186,7 @@ pub async fn signed_post(
     mut multipart: Multipart,
 ) -> Result<Response, ApiError> {
     let claim = verify(&state, &token, FileOperation::Upload)?;
-    let (_record, guest) = state.control.guest_for_tenant_id(&claim.tenant_id, &claim.sandbox_id).await?;
+    let (guest, target_id) = claim_guest(&state, &claim).await?;
     let mut field = loop {
         match multipart.next_field().await {
             Ok(Some(field)) if field.name() == Some("file") => break field,
@@ -169,7 +202,7 @@ pub async fn signed_post(
     let mut headers = HeaderMap::new();
     headers.insert("content-type", "application/octet-stream".parse().expect("static header value"));
     let target = file_query("/file", &claim);
-    let upload = forward(&guest, &claim.sandbox_id, Method::PUT, &target, &headers, StreamBody::new(stream));
+    let upload = forward(&guest, &target_id, Method::PUT, &target, &headers, StreamBody::new(stream));
     let pump = async move {
         loop {
             match field.chunk().await {

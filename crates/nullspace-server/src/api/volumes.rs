@@ -20,7 +20,8 @@ fn to_value<T: serde::Serialize>(value: &T) -> Value {
 
 /// `metadata.volume_attachments` of a sandbox's wire object (nothing when it mounts no volume).
 pub fn attachments_value(record: &SandboxRecord) -> Option<Value> {
-    (!record.volumes.is_empty()).then(|| to_value(&record.volumes.iter().map(|m| attachment(record, m)).collect::<Vec<_>>()))
+    (!record.volumes.is_empty())
+        .then(|| to_value(&record.volumes.iter().map(|m| attachment(record, m)).collect::<Vec<_>>()))
 }
 
 /// `POST /v1/volumes`.
@@ -29,8 +30,9 @@ pub async fn create(
     Authenticated(tenant): Authenticated,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<VolumeInfo>), ApiError> {
-    let request: CreateVolumeRequest = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::invalid(format!("invalid volume create body (expected {{\"name\": ...}}): {error}")))?;
+    let request: CreateVolumeRequest = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::invalid(format!("invalid volume create body (expected {{\"name\": ...}}): {error}"))
+    })?;
     let info = state.control.create_volume(&tenant, request.name.trim()).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
@@ -106,12 +108,9 @@ pub async fn sandbox_volume_health(
     Path((id, attachment_id)): Path<(String, String)>,
 ) -> Result<Json<VolumeAttachment>, ApiError> {
     let record = state.control.get(&tenant, &id).await?;
-    record
-        .volumes
-        .iter()
-        .find(|m| m.attachment_id == attachment_id)
-        .map(|m| Json(attachment(&record, m)))
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("sandbox {id} has no volume attachment {attachment_id}")))
+    record.volumes.iter().find(|m| m.attachment_id == attachment_id).map(|m| Json(attachment(&record, m))).ok_or_else(
+        || ApiError::new(ErrorCode::NotFound, format!("sandbox {id} has no volume attachment {attachment_id}")),
+    )
 }
 
 /// Attach, detach and remount of a running sandbox: not available; mount volumes at create.

@@ -31,10 +31,11 @@ pub async fn sandbox_ws(
             format!("sandbox {id} did not accept the stream; check `GET /v1/sandboxes/{id}`"),
         )
     })?;
-    Ok(upgrade.max_message_size(16 << 20).on_upgrade(move |client| pump(client, guest_socket)))
+    Ok(upgrade.max_message_size(16 << 20).on_upgrade(move |client| pump(client, guest_socket, |_| true)))
 }
 
-async fn pump<S>(client: WebSocket, guest: tokio_tungstenite::WebSocketStream<S>)
+/// Relays messages both ways until either side closes; client text messages that `allow` refuses are dropped.
+pub(super) async fn pump<S>(client: WebSocket, guest: tokio_tungstenite::WebSocketStream<S>, allow: fn(&str) -> bool)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -43,7 +44,8 @@ where
     let upstream = async {
         while let Some(Ok(message)) = client_rx.next().await {
             let forwarded = match message {
-                ClientMessage::Text(text) => GuestMessage::text(text.as_str()),
+                ClientMessage::Text(text) if allow(text.as_str()) => GuestMessage::text(text.as_str()),
+                ClientMessage::Text(_) => continue,
                 ClientMessage::Binary(bytes) => GuestMessage::binary(bytes),
                 ClientMessage::Close(_) => break,
                 // Pings are answered by axum itself.

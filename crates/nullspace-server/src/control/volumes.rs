@@ -11,6 +11,20 @@ use super::{Control, ControlError, SandboxState};
 use crate::clock;
 use crate::store::{SandboxRecord, Tenant, VolumeRecord};
 
+/// How long a volume guest may stay unused before it is stopped.
+const GUEST_IDLE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Spawns the loop that stops idle volume guests.
+pub fn spawn_volume_guest_reaper(control: Control) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(15));
+        loop {
+            interval.tick().await;
+            control.node.volume_guests().stop_idle(GUEST_IDLE).await;
+        }
+    })
+}
+
 /// Longest volume name.
 const MAX_NAME_LEN: usize = 128;
 
@@ -77,6 +91,29 @@ impl Control {
             .get_volume(&tenant.id, id)
             .await?
             .ok_or_else(|| ControlError::VolumeNotFound { volume: id.to_owned() })
+    }
+
+    /// Volume `id` of the tenant with id `tenant_id` (signed URLs carry the id).
+    pub async fn volume_for_tenant_id(&self, tenant_id: &str, id: &str) -> ControlResult<VolumeRecord> {
+        self.store
+            .get_volume(tenant_id, id)
+            .await?
+            .ok_or_else(|| ControlError::VolumeNotFound { volume: id.to_owned() })
+    }
+
+    /// The guest serving volume `id`'s files (started on demand).
+    pub async fn volume_guest(&self, tenant: &Tenant, id: &str) -> ControlResult<nullspace_node::GuestLink> {
+        self.volume_guest_for_tenant_id(&tenant.id, id).await
+    }
+
+    /// The guest serving the files of volume `id` of the tenant with id `tenant_id`.
+    pub async fn volume_guest_for_tenant_id(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> ControlResult<nullspace_node::GuestLink> {
+        let volume = self.volume_for_tenant_id(tenant_id, id).await?;
+        Ok(self.node.volume_guests().link(&volume.id).await?)
     }
 
     /// Volume named `name` of `tenant`.
@@ -159,15 +196,19 @@ impl Control {
         let volume = self.get_volume(tenant, id).await?;
         let live = self.live_attachments(&tenant.id, &volume.id).await?;
         if !live.is_empty() {
-            let sandboxes: Vec<&str> = live.iter().map(|a| a.sandbox_id.as_str()).collect();
+            let mut sandboxes: Vec<&str> = live.iter().map(|a| a.sandbox_id.as_str()).collect();
+            sandboxes.dedup();
             return Err(ControlError::VolumeBusy { volume_id: volume.id, sandboxes: sandboxes.join(", ") });
         }
         self.store.delete_volume(&tenant.id, &volume.id).await?;
+        self.node.volume_guests().stop(&volume.id).await;
         let volumes = self.node.volumes().clone();
         let vid = volume.id.clone();
         tokio::task::spawn_blocking(move || volumes.remove(&vid))
             .await
-            .map_err(|error| ControlError::Volume(nullspace_node::VolumeError::Missing { volume_id: error.to_string() }))?
+            .map_err(|error| {
+                ControlError::Volume(nullspace_node::VolumeError::Missing { volume_id: error.to_string() })
+            })?
             .map_err(ControlError::Volume)?;
         tracing::info!(volume = %volume.id, "volume deleted");
         Ok(())

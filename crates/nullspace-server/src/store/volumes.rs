@@ -58,13 +58,12 @@ impl Store {
 
     /// Volume named `name` of `tenant_id`.
     pub async fn get_volume_by_name(&self, tenant_id: &str, name: &str) -> StoreResult<Option<VolumeRecord>> {
-        let row =
-            sqlx::query("SELECT id, tenant_id, name, created_at FROM volumes WHERE tenant_id = $1 AND name = $2")
-                .bind(tenant_id)
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(query("select volume by name"))?;
+        let row = sqlx::query("SELECT id, tenant_id, name, created_at FROM volumes WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query("select volume by name"))?;
         Ok(row.as_ref().map(decode))
     }
 
@@ -89,5 +88,42 @@ impl Store {
             .await
             .map_err(query("delete volume"))?;
         Ok(result.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn volume(id: &str, tenant_id: &str, name: &str) -> VolumeRecord {
+        VolumeRecord {
+            id: id.into(),
+            tenant_id: tenant_id.into(),
+            name: name.into(),
+            created_at: format!("2026-01-01T00:00:0{}Z", id.len() % 10),
+        }
+    }
+
+    #[tokio::test]
+    async fn names_are_unique_per_tenant_and_lookups_are_tenant_scoped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("db.sqlite")).await.unwrap();
+        let alpha = store.ensure_tenant("alpha").await.unwrap();
+        let beta = store.ensure_tenant("beta").await.unwrap();
+        assert!(store.insert_volume(&volume("vol_a", &alpha.id, "data")).await.unwrap());
+        assert!(!store.insert_volume(&volume("vol_b", &alpha.id, "data")).await.unwrap(), "duplicate name");
+        assert!(store.insert_volume(&volume("vol_c", &beta.id, "data")).await.unwrap(), "same name, other tenant");
+
+        assert_eq!(store.get_volume(&alpha.id, "vol_a").await.unwrap().unwrap().name, "data");
+        assert_eq!(store.get_volume(&beta.id, "vol_a").await.unwrap(), None, "other tenant's id");
+        assert_eq!(store.get_volume_by_name(&beta.id, "data").await.unwrap().unwrap().id, "vol_c");
+        assert_eq!(store.get_volume_by_name(&alpha.id, "nope").await.unwrap(), None);
+        let listed: Vec<String> = store.list_volumes(&alpha.id).await.unwrap().into_iter().map(|v| v.id).collect();
+        assert_eq!(listed, ["vol_a"]);
+
+        assert!(!store.delete_volume(&beta.id, "vol_a").await.unwrap(), "other tenant cannot delete");
+        assert!(store.delete_volume(&alpha.id, "vol_a").await.unwrap());
+        assert_eq!(store.get_volume(&alpha.id, "vol_a").await.unwrap(), None);
+        assert!(store.insert_volume(&volume("vol_d", &alpha.id, "data")).await.unwrap(), "name free again");
     }
 }

@@ -1,0 +1,296 @@
+//! Volume guests: one `nullspace-guestd` per volume, started on demand, that serves the volume's files
+//! API (the same implementation as inside sandboxes) without a sandbox. It runs as a host process in its
+//! own mount, network, IPC and UTS namespaces whose root is the volume's data directory (bind-mounted,
+//! `pivot_root`ed, the old root detached), so no path it is given can reach anything outside the volume.
+//! Its control dir (boot config and socket) stays reachable only as its working directory, the root of
+//! a detached bind mount. It dies with the server (`PR_SET_PDEATHSIG`), is stopped when idle and when the
+//! volume is deleted; its mounts exist only in its own namespace, so nothing is left on the host.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nullspace_types::guest::{GuestConfig, GUEST_CONFIG_NAME, GUEST_SOCKET_NAME};
+use tokio::process::Child;
+use tokio::sync::Mutex;
+
+use crate::{GuestLink, NodeError, NodeResult, Volumes};
+
+/// How long a new volume guest gets to answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upload staging inside the volume (only created when a resumable upload is used).
+const STAGING_DIR: &str = "/.nullspace-uploads";
+/// File holding a running guest's pid, for the clean-up after a crash of the server.
+const PID_FILE: &str = "guest.pid";
+
+struct Running {
+    child: Child,
+    last_used: Instant,
+}
+
+/// The volume guests of this node.
+pub struct VolumeGuests {
+    volumes: Volumes,
+    guestd: PathBuf,
+    running: Mutex<HashMap<String, Running>>,
+}
+
+impl VolumeGuests {
+    /// Guests of `volumes`, running the static `guestd` binary.
+    pub fn new(volumes: Volumes, guestd: PathBuf) -> Self {
+        Self { volumes, guestd, running: Mutex::default() }
+    }
+
+    fn guest_dir(&self, volume_id: &str) -> PathBuf {
+        self.volumes.volume_dir(volume_id).join("guest")
+    }
+
+    /// The link to the guest of `volume_id`, starting it when it is not running.
+    pub async fn link(&self, volume_id: &str) -> NodeResult<GuestLink> {
+        let control = self.guest_dir(volume_id).join("control");
+        let link = GuestLink::new(volume_id, control.join(GUEST_SOCKET_NAME));
+        let mut running = self.running.lock().await;
+        if let Some(guest) = running.get_mut(volume_id) {
+            if matches!(guest.child.try_wait(), Ok(None)) {
+                guest.last_used = Instant::now();
+                return Ok(link);
+            }
+            tracing::warn!(volume = %volume_id, "volume guest exited; starting it again");
+            running.remove(volume_id);
+        }
+        let child = self.spawn(volume_id).await?;
+        running.insert(volume_id.to_owned(), Running { child, last_used: Instant::now() });
+        let log = self.guest_dir(volume_id).join("guest.log");
+        if let Err(error) = link.wait_ready(READY_TIMEOUT, log).await {
+            if let Some(mut guest) = running.remove(volume_id) {
+                stop_child(volume_id, &mut guest.child).await;
+            }
+            return Err(error);
+        }
+        Ok(link)
+    }
+
+    async fn spawn(&self, volume_id: &str) -> NodeResult<Child> {
+        let data = self.volumes.data_dir(volume_id);
+        if !data.is_dir() {
+            return Err(volume_error(volume_id, crate::VolumeError::Missing { volume_id: volume_id.to_owned() }));
+        }
+        let dir = self.guest_dir(volume_id);
+        let (root, control) = (dir.join("root"), dir.join("control"));
+        let fs = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| {
+                volume_error(
+                    volume_id,
+                    crate::VolumeError::Filesystem {
+                        operation: "preparing the volume guest",
+                        volume_id: volume_id.to_owned(),
+                        path,
+                        source,
+                    },
+                )
+            }
+        };
+        for path in [&root, &control] {
+            std::fs::create_dir_all(path).map_err(fs(path))?;
+        }
+        kill_stale(&dir.join(PID_FILE));
+        let config = GuestConfig {
+            sandbox_id: volume_id.to_owned(),
+            envs: Default::default(),
+            cwd: "/".into(),
+            default_user: "root".into(),
+        };
+        let config_path = control.join(GUEST_CONFIG_NAME);
+        std::fs::write(&config_path, serde_json::to_vec(&config).unwrap_or_default()).map_err(fs(&config_path))?;
+        let log_path = dir.join("guest.log");
+        let log = std::fs::File::create(&log_path).map_err(fs(&log_path))?;
+        let log_err = log.try_clone().map_err(fs(&log_path))?;
+
+        let cstr = |path: &Path| CString::new(path.as_os_str().as_bytes()).unwrap_or_default();
+        let paths = ConfinePaths { data: cstr(&data), root: cstr(&root), control: cstr(&control) };
+        // The binary is not inside the new root: it is opened now and executed from its descriptor.
+        let binary = std::fs::File::open(&self.guestd).map_err(fs(&self.guestd))?;
+        let exec = Exec::new(
+            binary,
+            &["nullspace-guestd", "--control-dir", ".", "--no-write-profile"],
+            &["PATH=/usr/bin:/bin", &format!("NULLSPACE_GUEST_STAGING_DIR={STAGING_DIR}"), "RUST_LOG=info"],
+        );
+        let mut command = tokio::process::Command::new(&self.guestd);
+        command.stdin(std::process::Stdio::null()).stdout(log).stderr(log_err).kill_on_drop(true);
+        // SAFETY: the closure only makes system calls on data prepared before the fork (no allocation).
+        unsafe {
+            command.pre_exec(move || {
+                confine(&paths)?;
+                exec.run()
+            });
+        }
+        let child = command.spawn().map_err(fs(&self.guestd))?;
+        if let Some(pid) = child.id() {
+            let _ = std::fs::write(dir.join(PID_FILE), pid.to_string());
+        }
+        tracing::info!(volume = %volume_id, pid = child.id(), "volume guest started");
+        Ok(child)
+    }
+
+    /// Stops the guest of `volume_id` if it runs.
+    pub async fn stop(&self, volume_id: &str) {
+        let guest = self.running.lock().await.remove(volume_id);
+        if let Some(mut guest) = guest {
+            stop_child(volume_id, &mut guest.child).await;
+            let _ = std::fs::remove_file(self.guest_dir(volume_id).join(PID_FILE));
+        }
+    }
+
+    /// Stops the guests unused for `idle` or longer; returns how many.
+    pub async fn stop_idle(&self, idle: Duration) -> usize {
+        let ids: Vec<String> = {
+            let running = self.running.lock().await;
+            running.iter().filter(|(_, g)| g.last_used.elapsed() >= idle).map(|(id, _)| id.clone()).collect()
+        };
+        for id in &ids {
+            tracing::info!(volume = %id, "stopping idle volume guest");
+            self.stop(id).await;
+        }
+        ids.len()
+    }
+
+    /// Stops every guest (server shutdown).
+    pub async fn stop_all(&self) {
+        let ids: Vec<String> = self.running.lock().await.keys().cloned().collect();
+        for id in ids {
+            self.stop(&id).await;
+        }
+    }
+
+    /// Whether the guest of `volume_id` runs (tests).
+    pub async fn is_running(&self, volume_id: &str) -> bool {
+        self.running.lock().await.contains_key(volume_id)
+    }
+}
+
+fn volume_error(volume_id: &str, source: crate::VolumeError) -> NodeError {
+    NodeError::Volume { sandbox_id: volume_id.to_owned(), source }
+}
+
+async fn stop_child(volume_id: &str, child: &mut Child) {
+    if let Some(pid) = child.id() {
+        // SIGTERM first so guestd removes its socket; SIGKILL if it does not exit soon.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::SIGTERM);
+    }
+    if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+    tracing::info!(volume = %volume_id, "volume guest stopped");
+}
+
+/// Kills a guest left running by a server that died without stopping it.
+fn kill_stale(pid_file: &Path) {
+    let Ok(text) = std::fs::read_to_string(pid_file) else { return };
+    let _ = std::fs::remove_file(pid_file);
+    let Ok(pid) = text.trim().parse::<i32>() else { return };
+    let is_guest = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmdline| cmdline.split(|b| *b == 0).next().is_some_and(|argv0| argv0.ends_with(b"nullspace-guestd")))
+        .unwrap_or(false);
+    if is_guest {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    }
+}
+
+/// What [`confine`] mounts.
+struct ConfinePaths {
+    data: CString,
+    root: CString,
+    control: CString,
+}
+
+/// An `execveat` of an open binary with argv and environment built before the fork.
+struct Exec {
+    binary: std::fs::File,
+    _strings: Vec<CString>,
+    /// NULL-terminated pointer arrays (as integers, so the closure is `Send`).
+    argv: Vec<usize>,
+    envp: Vec<usize>,
+}
+
+impl Exec {
+    fn new(binary: std::fs::File, argv: &[&str], envp: &[&str]) -> Self {
+        let to_c = |items: &[&str]| items.iter().map(|s| CString::new(*s).unwrap_or_default()).collect::<Vec<_>>();
+        let (argv_c, envp_c) = (to_c(argv), to_c(envp));
+        let pointers = |items: &[CString]| {
+            let mut out: Vec<usize> = items.iter().map(|c| c.as_ptr() as usize).collect();
+            out.push(0);
+            out
+        };
+        let (argv, envp) = (pointers(&argv_c), pointers(&envp_c));
+        let mut strings = argv_c;
+        strings.extend(envp_c);
+        Self { binary, _strings: strings, argv, envp }
+    }
+
+    /// Replaces the process image; returns only on failure.
+    fn run(&self) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: argv and envp are NULL-terminated arrays of pointers to live NUL-terminated strings.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                self.binary.as_raw_fd(),
+                c"".as_ptr(),
+                self.argv.as_ptr(),
+                self.envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            );
+        }
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Runs in the forked child before exec: new namespaces, the volume as the root, the control dir as the
+/// working directory.
+fn confine(paths: &ConfinePaths) -> std::io::Result<()> {
+    let (data, root, control) = (&paths.data, &paths.root, &paths.control);
+    fn check(result: libc::c_int) -> std::io::Result<()> {
+        if result < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+    let dot = c".";
+    let slash = c"/";
+    // SAFETY: plain system calls on valid NUL-terminated strings; this is the single-threaded child.
+    unsafe {
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
+        check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            slash.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        // The control dir becomes a mount of its own: after the old root is detached, `..` from it stays in it.
+        check(libc::mount(control.as_ptr(), control.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()))?;
+        let control_fd = libc::open(control.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+        check(control_fd)?;
+        check(libc::mount(
+            data.as_ptr(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        ))?;
+        let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV;
+        check(libc::mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), flags, std::ptr::null()))?;
+        check(libc::chdir(root.as_ptr()))?;
+        check(libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) as libc::c_int)?;
+        check(libc::umount2(dot.as_ptr(), libc::MNT_DETACH))?;
+        check(libc::chdir(slash.as_ptr()))?;
+        check(libc::fchdir(control_fd))?;
+        libc::close(control_fd);
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+"""Persistent volumes: shared mounts between sandboxes (writes, atomic rename, flock), read-only and subpath
+mounts, refused mount paths and subpaths, the direct volume files API with signed URLs (served by a
+per-volume guest confined to the volume), resume and fork keeping mounts, data across a server restart,
+busy delete, and tenant isolation."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+import pytest
+
+from conftest import unique, wait_until
+from nullspace import Volume
+from nullspace.errors import SandboxError
+
+
+def _volume(server, key=None) -> Volume:
+    return Volume.create(unique("vol"), api_key=key or server.key, base_url=server.url)
+
+
+def _code(resp: httpx.Response) -> str:
+    return resp.json().get("code", "")
+
+
+def _guest_pid(server, volume_id: str) -> int | None:
+    try:
+        return int((server.data_dir / "volumes" / volume_id / "guest" / "guest.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def test_two_sandboxes_share_writes_rename_and_flock(server, sandboxes):
+    volume = _volume(server)
+    a = sandboxes.create(volumes=[volume.mount("/data")])
+    b = sandboxes.create(volumes=[volume.mount("/data")])
+    assert [(v.mount_path, v.read_only, str(v.state.value)) for v in a.volumes] == [("/data", False, "mounted")]
+
+    a.files.write("/data/hello.txt", "from a")
+    assert b.files.read("/data/hello.txt") == "from a"
+    b.files.write("/data/reply.txt", "from b")
+    assert a.files.read("/data/reply.txt") == "from b"
+
+    # Atomic rename: the reader only ever sees a complete file.
+    run = a.commands.run("sh", ["-c", "head -c 200000 /dev/zero | tr '\\0' x > /data/big.tmp && mv /data/big.tmp /data/big"])
+    assert run.exit_code == 0, run.stderr
+    size = b.commands.run("sh", ["-c", "wc -c < /data/big; test ! -e /data/big.tmp"])
+    assert size.exit_code == 0 and size.stdout.strip() == "200000"
+
+    if b.commands.run("sh", ["-c", "command -v flock"]).exit_code != 0:
+        pytest.skip("flock is not in the base image")
+    a.commands.run("sh", ["-c", "flock /data/lock -c 'sleep 4'"], background=True)
+    wait_until(lambda: a.commands.run("sh", ["-c", "flock -n /data/lock true; echo $?"]).stdout.strip() == "1",
+               timeout=5, what="a holds the lock")
+    held = b.commands.run("sh", ["-c", "flock -n /data/lock true; echo $?"])
+    assert held.stdout.strip() == "1", "b must see a's lock on the shared volume"
+    wait_until(lambda: b.commands.run("sh", ["-c", "flock -n /data/lock true; echo $?"]).stdout.strip() == "0",
+               timeout=10, what="lock released")
+
+
+def test_read_only_mount_rejects_writes(server, sandboxes):
+    volume = _volume(server)
+    volume.files.write("/seed.txt", "seed")
+    sb = sandboxes.create(volumes=[volume.mount("/ro", read_only=True)])
+    assert sb.files.read("/ro/seed.txt") == "seed"
+    with pytest.raises(SandboxError) as err:
+        sb.files.write("/ro/new.txt", "no")
+    assert err.value.code == "volume_read_only"
+    touched = sb.commands.run("sh", ["-c", "touch /ro/x 2>&1; echo $?"])
+    assert touched.stdout.strip().endswith("1") and "Read-only" in touched.stdout
+    assert not volume.files.exists("/new.txt")
+
+
+def test_subpath_exposes_only_the_subtree_and_cannot_escape(server, sandboxes):
+    volume = _volume(server)
+    volume.files.write("/projects/demo/hello.txt", "sub")
+    volume.files.write("/top.txt", "top")
+    sb = sandboxes.create(volumes=[volume.mount("/sub", subpath="projects/demo"), volume.mount("/fresh", subpath="new/dir")])
+    assert sb.files.read("/sub/hello.txt") == "sub"
+    assert sb.files.exists("/sub/top.txt") is False
+    assert sb.commands.run("sh", ["-c", "ls -a /sub"]).stdout.split() == [".", "..", "hello.txt"]
+    sb.files.write("/fresh/made.txt", "x")
+    assert volume.files.read("/new/dir/made.txt") == "x", "a missing subpath is created"
+
+    # A symlink planted in the volume (by any sandbox) does not lead a later mount outside the volume.
+    writer = sandboxes.create(volumes=[volume.mount("/data")])
+    assert writer.commands.run("sh", ["-c", "ln -s /etc /data/evil && ln -s ../../.. /data/projects/up"]).exit_code == 0
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.key}"}, timeout=60) as http:
+        for subpath in ["evil", "evil/ssl", "projects/up", "../x", "a/../../x"]:
+            body = {"volumes": [{"ref": volume.id, "mount_path": "/x", "read_only": False, "subpath": subpath}]}
+            resp = http.post("/v1/sandboxes", json=body)
+            assert resp.status_code == 400, (subpath, resp.text)
+            assert _code(resp) == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "mount_path",
+    ["/", "/proc", "/proc/x", "/sys", "/dev", "/run/nullspace", "/workspace/.nullspace", "/etc/resolv.conf",
+     "/etc/hosts", "data", "/data/../proc"],
+)
+def test_reserved_mount_paths_are_refused(server, mount_path):
+    volume = _volume(server)
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.key}"}, timeout=60) as http:
+        body = {"volumes": [{"ref": volume.name, "mount_path": mount_path, "read_only": False}]}
+        resp = http.post("/v1/sandboxes", json=body)
+        assert resp.status_code == 400, resp.text
+        assert _code(resp) == "invalid_request"
+        assert "mount_path" in resp.json()["error"]
+    volume.delete()
+
+
+def test_direct_files_and_signed_urls(server, sandboxes, tmp_path):
+    volume = _volume(server)
+    volume.files.make_dir("/direct")
+    volume.files.write("/direct/api.txt", "from direct api")
+    assert volume.files.read("/direct/api.txt") == "from direct api"
+    assert [f.name for f in volume.files.list("/")] == ["direct"]
+    # Paths cannot leave the volume: the guest's root is the volume.
+    assert volume.files.exists("/../../etc/passwd") is False
+    with pytest.raises(SandboxError):
+        volume.files.read("/../../etc/hostname")
+
+    source = tmp_path / "up.bin"
+    source.write_bytes(os.urandom(100_000))
+    volume.files.upload_file(source, "/direct/up.bin", resumable=False)
+    volume.files.download_file("/direct/up.bin", tmp_path / "down.bin")
+    assert (tmp_path / "down.bin").read_bytes() == source.read_bytes()
+
+    # Raw signed URLs, no API key.
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.key}"}, timeout=60) as http:
+        up = http.post(f"/v1/volumes/{volume.id}/files/upload-url", json={"path": "/direct/raw.txt"}).json()
+        down = http.post(f"/v1/volumes/{volume.id}/files/download-url", json={"path": "/direct/raw.txt"}).json()
+        assert http.post(f"/v1/volumes/{volume.id}/exec", json={"command": "id"}).status_code == 404
+    assert httpx.put(up["url"], content=b"raw bytes").status_code < 400
+    got = httpx.get(down["url"])
+    assert got.status_code == 200 and got.content == b"raw bytes"
+    assert httpx.get(down["url"][:-2] + "xx").status_code == 401
+
+    replaced = volume.files.replace_in_files(["/direct/api.txt"], "direct", "DIRECT")
+    assert replaced.replacements == 1
+    assert volume.files.search_files("/", "*.txt") == ["/direct/api.txt", "/direct/raw.txt"]
+
+    sb = sandboxes.create(volumes=[volume.mount("/data")])
+    assert sb.files.read("/data/direct/api.txt") == "from DIRECT api"
+    assert sb.commands.run("sh", ["-c", "printf guest > /data/direct/guest.txt"]).exit_code == 0
+    assert volume.files.read("/direct/guest.txt") == "guest"
+    info = volume.get_info()
+    assert info.mount_count == 1 and str(info.status.value) == "attached"
+    assert info.used_bytes >= 100_000 and info.inode_count >= 5
+
+
+def test_resume_and_fork_keep_mounts(server, sandboxes):
+    volume = _volume(server)
+    sb = sandboxes.create(volumes=[volume.mount("/data", subpath="s")])
+    sb.files.write("/data/one.txt", "1")
+    child = sb.fork()
+    sandboxes.created.append((child.id, server.key))
+    assert [v.mount_path for v in child.volumes] == ["/data"]
+    child.files.write("/data/from-child.txt", "c")
+    assert sb.files.read("/data/from-child.txt") == "c", "fork mounts the same volume, not a copy"
+
+    sb.hibernate()
+    resumed = server.connect(sb.id)
+    sandboxes.created.append((resumed.id, server.key))
+    assert resumed.files.read("/data/one.txt") == "1"
+    assert [(v.mount_path, v.subpath) for v in resumed.volumes] == [("/data", "s")]
+    assert volume.files.read("/s/from-child.txt") == "c"
+
+
+def test_delete_is_refused_while_mounted_and_stops_the_volume_guest(server, sandboxes):
+    volume = _volume(server)
+    volume.files.write("/a.txt", "a")  # starts the volume guest
+    pid = _guest_pid(server, volume.id)
+    assert pid and _alive(pid)
+    sb = sandboxes.create(volumes=[volume.mount("/data")])
+    with pytest.raises(SandboxError) as err:
+        volume.delete()
+    assert err.value.code == "volume_busy"
+    assert [a.sandbox_id for a in volume.attachments()] == [sb.id]
+    sb.kill()
+    volume.delete()
+    wait_until(lambda: not _alive(pid), timeout=10, what="volume guest stopped")
+    assert not (server.data_dir / "volumes" / volume.id).exists()
+    with pytest.raises(SandboxError) as err:
+        Volume.get(volume.id, api_key=server.key, base_url=server.url)
+    assert err.value.code == "not_found"
+
+
+def test_data_survives_sandbox_kill_and_server_restart(server, sandboxes):
+    volume = _volume(server)
+    sb = sandboxes.create(volumes=[volume.mount("/data")])
+    sb.files.write("/data/keep.txt", "kept")
+    sb.kill()
+    volume.files.read("/keep.txt")  # a running volume guest must not survive the restart either
+    pid = _guest_pid(server, volume.id)
+    server.restart()
+    assert pid is None or not _alive(pid)
+    again = Volume.from_name(volume.name, api_key=server.key, base_url=server.url)
+    assert again.id == volume.id
+    assert again.files.read("/keep.txt") == "kept"
+    sb2 = sandboxes.create(volumes=[again.mount("/data")])
+    assert sb2.files.read("/data/keep.txt") == "kept"
+
+
+def test_other_tenant_cannot_see_or_use_a_volume(server, second_key, sandboxes):
+    volume = _volume(server)
+    volume.files.write("/secret.txt", "s")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {second_key}"}, timeout=60) as http:
+        assert volume.id not in [v["id"] for v in http.get("/v1/volumes").json()]
+        for method, path, body in [
+            ("GET", f"/v1/volumes/{volume.id}", None),
+            ("GET", f"/v1/volumes/by-name/{volume.name}", None),
+            ("DELETE", f"/v1/volumes/{volume.id}", None),
+            ("GET", f"/v1/volumes/{volume.id}/attachments", None),
+            ("POST", f"/v1/volumes/{volume.id}/files/read", {"path": "/secret.txt"}),
+            ("POST", f"/v1/volumes/{volume.id}/files/download-url", {"path": "/secret.txt"}),
+            ("POST", "/v1/sandboxes", {"volumes": [{"ref": volume.id, "mount_path": "/d", "read_only": False}]}),
+            ("POST", "/v1/sandboxes", {"volumes": [{"ref": volume.name, "mount_path": "/d", "read_only": False}]}),
+        ]:
+            resp = http.request(method, path, json=body)
+            assert resp.status_code == 404, (method, path, resp.text)
+            assert _code(resp) == "not_found"
+        # The same name is free for the other tenant.
+        created = http.post("/v1/volumes", json={"name": volume.name})
+        assert created.status_code in (200, 201) and created.json()["id"] != volume.id
+        http.delete(f"/v1/volumes/{created.json()['id']}")
+    assert volume.files.read("/secret.txt") == "s"
+
+
+def test_volume_api_shapes(server):
+    name = unique("shape")
+    volume = Volume.create(name, api_key=server.key, base_url=server.url)
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.key}"}, timeout=60) as http:
+        dup = http.post("/v1/volumes", json={"name": name})
+        assert dup.status_code == 409
+        assert http.post("/v1/volumes", json={"name": "bad/name"}).status_code == 400
+        miss = http.get(f"/v1/volumes/by-name/{unique('missing')}")
+        assert miss.status_code == 404 and _code(miss) == "not_found"
+        projected = http.get("/v1/volumes", params={"fields": "id,name"}).json()
+        assert {"id": volume.id, "name": name} in projected
+        assert http.get(f"/v1/volumes/{volume.id}", params={"fields": "status"}).json() == {"status": "available"}
+        attach = http.post("/v1/sandboxes/sb_x/volumes", json={"ref": name, "mount_path": "/d", "read_only": False})
+        assert attach.status_code == 501 and _code(attach) == "not_implemented"
+    created = Volume.from_name(unique("auto"), create_if_missing=True, api_key=server.key, base_url=server.url)
+    assert created.id.startswith("vol_")
+    created.delete()
+    volume.delete()
+    time.sleep(0)
