@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-./scripts/build.sh
+# Tests first: `cargo test --workspace` also builds a (dynamically linked) nullspace-guestd into
+# target/release, and build.sh must come after it to put the static guest there.
 cargo test --release --locked --workspace
+./scripts/build.sh
 
 venv="$root/target/e2e-venv"
 if [ ! -x "$venv/bin/pytest" ]; then

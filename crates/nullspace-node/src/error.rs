@@ -101,6 +101,12 @@ pub enum NodeError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The guest daemon binary is dynamically linked, so it cannot run in every root filesystem.
+    #[error("guest daemon binary {path} is dynamically linked; build the static one with `scripts/build.sh`")]
+    GuestBinaryDynamic {
+        /// The binary.
+        path: PathBuf,
+    },
     /// The guest daemon binary was not found.
     #[error("guest daemon binary not found at {path}; build it with `cargo build --release -p nullspace-guest` or set NULLSPACE_GUESTD")]
     GuestBinaryMissing {

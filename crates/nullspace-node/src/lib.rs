@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod guest_binary;
 mod guest_link;
 mod layout;
 mod metrics;

@@ -91,6 +91,9 @@ impl Node {
         if !config.guestd_path.is_file() {
             return Err(NodeError::GuestBinaryMissing { path: config.guestd_path.clone() });
         }
+        if crate::guest_binary::has_interpreter(&config.guestd_path) == Some(true) {
+            return Err(NodeError::GuestBinaryDynamic { path: config.guestd_path.clone() });
+        }
         let choice = nullspace_runtime::select(&config.runtime).await.map_err(NodeError::SelectRuntime)?;
         tracing::info!(runtime = choice.kind.as_str(), "selected isolation runtime");
         let runtime = OciRuntime::new(choice.kind, config.data_dir.join("runtime").join(choice.kind.as_str()));
