@@ -24,7 +24,14 @@ mkdir -p "$data"
 HOME="$home" NULLSPACE_BOOTSTRAP_API_KEY="$key" "$root/target/release/nullspace" server \
   --listen "127.0.0.1:$port" --data-dir "$data" --bridge nsofficial --subnet 10.215.0.0/16 >"$log" 2>&1 &
 server=$!
-cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$home"; }
+cleanup() {
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  rm -rf "$home"
+  # The server keeps its bridge and firewall table across restarts; this one is done for good.
+  ip link del nsofficial 2>/dev/null || true
+  nft delete table inet nullspace_nsofficial 2>/dev/null || true
+}
 trap cleanup EXIT
 for _ in $(seq 1 900); do
   if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
