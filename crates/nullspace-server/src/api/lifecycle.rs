@@ -31,6 +31,19 @@ pub struct EventsQuery {
     target_sandbox_id: Option<String>,
 }
 
+impl EventsQuery {
+    /// The filters every event list shares: operation, status and the time range.
+    fn common_filter(&self) -> EventFilter {
+        EventFilter {
+            operation: nonempty(self.operation.clone()),
+            status: nonempty(self.status.clone()),
+            from: nonempty(self.from.clone()),
+            to: nonempty(self.to.clone()),
+            ..EventFilter::default()
+        }
+    }
+}
+
 fn nonempty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
@@ -73,11 +86,7 @@ pub async fn global(
         snapshot_id: nonempty(query.snapshot_id.clone()),
         source_sandbox_id: nonempty(query.source_sandbox_id.clone()),
         target_sandbox_id: nonempty(query.target_sandbox_id.clone()),
-        operation: nonempty(query.operation.clone()),
-        status: nonempty(query.status.clone()),
-        from: nonempty(query.from.clone()),
-        to: nonempty(query.to.clone()),
-        ..EventFilter::default()
+        ..query.common_filter()
     };
     list_events(&state, &tenant, query, filter).await
 }
@@ -89,14 +98,7 @@ pub async fn sandbox(
     Path(id): Path<String>,
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<LifecycleEventList>, ApiError> {
-    let filter = EventFilter {
-        any_sandbox_id: Some(id),
-        operation: nonempty(query.operation.clone()),
-        status: nonempty(query.status.clone()),
-        from: nonempty(query.from.clone()),
-        to: nonempty(query.to.clone()),
-        ..EventFilter::default()
-    };
+    let filter = EventFilter { any_sandbox_id: Some(id), ..query.common_filter() };
     list_events(&state, &tenant, query, filter).await
 }
 
@@ -107,14 +109,7 @@ pub async fn snapshot(
     Path(id): Path<String>,
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<LifecycleEventList>, ApiError> {
-    let filter = EventFilter {
-        snapshot_id: Some(id),
-        operation: nonempty(query.operation.clone()),
-        status: nonempty(query.status.clone()),
-        from: nonempty(query.from.clone()),
-        to: nonempty(query.to.clone()),
-        ..EventFilter::default()
-    };
+    let filter = EventFilter { snapshot_id: Some(id), ..query.common_filter() };
     list_events(&state, &tenant, query, filter).await
 }
 

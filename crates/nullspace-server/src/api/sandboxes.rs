@@ -61,6 +61,17 @@ fn to_value(info: &SandboxInfo) -> Value {
     serde_json::to_value(info).unwrap_or(Value::Null)
 }
 
+/// A `metadata=` query (a JSON object, matched as a subset); absent or blank matches everything.
+pub fn metadata_filter(text: Option<&str>) -> Result<serde_json::Map<String, Value>, ApiError> {
+    match text.filter(|m| !m.trim().is_empty()) {
+        None => Ok(serde_json::Map::new()),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(ApiError::invalid("metadata filter must be a JSON object, e.g. {\"team\":\"eval\"}")),
+        },
+    }
+}
+
 /// `POST /v1/sandboxes`.
 pub async fn create(
     State(state): State<AppState>,
@@ -145,13 +156,7 @@ pub async fn list(
             states
         }
     };
-    let metadata = match query.metadata.as_deref().filter(|m| !m.trim().is_empty()) {
-        None => serde_json::Map::new(),
-        Some(text) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => map,
-            _ => return Err(ApiError::invalid("metadata filter must be a JSON object, e.g. {\"team\":\"eval\"}")),
-        },
-    };
+    let metadata = metadata_filter(query.metadata.as_deref())?;
     let filter = ListFilter { states, template: query.template, metadata };
     let records = state.control.list(&tenant, &filter).await?;
     let start = match query.next_token.as_deref().filter(|t| !t.is_empty()) {

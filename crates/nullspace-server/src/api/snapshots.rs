@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Authenticated;
-use super::sandboxes::sandbox_info;
+use super::sandboxes::{metadata_filter, sandbox_info};
 use super::{ApiError, AppState};
 use crate::store::SnapshotRecord;
 
@@ -72,13 +72,7 @@ pub async fn list(
     Authenticated(tenant): Authenticated,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<SnapshotInfo>>, ApiError> {
-    let metadata = match query.metadata.as_deref().filter(|m| !m.trim().is_empty()) {
-        None => serde_json::Map::new(),
-        Some(text) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => map,
-            _ => return Err(ApiError::invalid("metadata filter must be a JSON object, e.g. {\"team\":\"eval\"}")),
-        },
-    };
+    let metadata = metadata_filter(query.metadata.as_deref())?;
     let sandbox_id = query.sandbox_id.as_deref().filter(|id| !id.is_empty());
     let snapshots = state.control.list_snapshots(&tenant, sandbox_id, &metadata).await?;
     Ok(Json(snapshots.iter().map(snapshot_info).collect()))
