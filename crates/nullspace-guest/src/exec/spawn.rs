@@ -65,6 +65,13 @@ pub fn build(spec: &ExecSpec, sandbox: &Sandbox) -> GuestResult<(Command, String
     command.stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() });
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
 
+    start_as(&mut command, &user, false);
+    Ok((command, argv.join(" ")))
+}
+
+/// Makes `command` start in a session of its own (with its stdin, a pty slave, as controlling terminal
+/// when `controlling_tty`) and as `user` when that is not the guest's own identity.
+pub fn start_as(command: &mut Command, user: &crate::users::User, controlling_tty: bool) {
     let switch = user.uid != nix::unistd::geteuid().as_raw() || user.gid != nix::unistd::getegid().as_raw();
     let (uid, gid) = (user.uid, user.gid);
     let groups: Vec<libc::gid_t> = user.groups.clone();
@@ -72,7 +79,7 @@ pub fn build(spec: &ExecSpec, sandbox: &Sandbox) -> GuestResult<(Command, String
     // prepared before the fork (no allocation, no locks).
     unsafe {
         command.pre_exec(move || {
-            if libc::setsid() < 0 {
+            if libc::setsid() < 0 || (controlling_tty && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0) {
                 return Err(std::io::Error::last_os_error());
             }
             if switch
@@ -85,7 +92,6 @@ pub fn build(spec: &ExecSpec, sandbox: &Sandbox) -> GuestResult<(Command, String
             Ok(())
         });
     }
-    Ok((command, argv.join(" ")))
 }
 
 /// The working directory of a request: absolute as given, relative against `default`; must exist.

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -16,7 +15,7 @@ use nix::sys::wait::WaitStatus;
 use tokio::sync::oneshot;
 
 use crate::error::{GuestError, GuestResult};
-use crate::exec::spawn::{environment, working_dir};
+use crate::exec::spawn::{environment, start_as, working_dir};
 use crate::state::Sandbox;
 
 /// What a new shell needs.
@@ -69,26 +68,8 @@ pub fn spawn_shell(sandbox: &Sandbox, spec: &ShellSpec) -> GuestResult<Shell> {
     let stdio = || pty.slave.try_clone().map(Stdio::from).map_err(fail);
     let mut command = Command::new(program);
     command.arg("-l").current_dir(&cwd).env_clear().envs(&env).stdin(stdio()?).stdout(stdio()?).stderr(stdio()?);
-    let switch = user.uid != nix::unistd::geteuid().as_raw() || user.gid != nix::unistd::getegid().as_raw();
-    let (uid, gid) = (user.uid, user.gid);
-    let groups: Vec<libc::gid_t> = user.groups.clone();
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe syscalls on data
-    // prepared before the fork (no allocation, no locks). stdin is already the pty slave here.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if switch
-                && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                    || libc::setgid(gid) != 0
-                    || libc::setuid(uid) != 0)
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // stdin is the pty slave, which becomes the shell's controlling terminal.
+    start_as(&mut command, &user, true);
     let (pid, reaped) = sandbox.registry().spawn_watched(&mut command)?;
     drop(command); // closes the parent's copies of the slave
     drop(pty.slave);
