@@ -1,12 +1,13 @@
 """Persistent volumes: shared mounts between sandboxes (writes, atomic rename, flock), read-only and subpath
 mounts, refused mount paths and subpaths, the direct volume files API with signed URLs (served by a
 per-volume guest confined to the volume), resume and fork keeping mounts, data across a server restart,
-busy delete, and tenant isolation."""
+busy delete, tenant isolation, and attach / detach / health / remount on running sandboxes."""
 
 from __future__ import annotations
 
+import json
 import os
-import time
+import subprocess
 
 import httpx
 import pytest
@@ -249,9 +250,156 @@ def test_volume_api_shapes(server):
         assert {"id": volume.id, "name": name} in projected
         assert http.get(f"/v1/volumes/{volume.id}", params={"fields": "status"}).json() == {"status": "available"}
         attach = http.post("/v1/sandboxes/sb_x/volumes", json={"ref": name, "mount_path": "/d", "read_only": False})
-        assert attach.status_code == 501 and _code(attach) == "not_implemented"
+        assert attach.status_code == 404 and _code(attach) == "sandbox_not_found"
     created = Volume.from_name(unique("auto"), create_if_missing=True, api_key=server.key, base_url=server.url)
     assert created.id.startswith("vol_")
     created.delete()
     volume.delete()
-    time.sleep(0)
+
+
+def _init_pid(server, sandbox_id: str) -> int:
+    state = subprocess.run(
+        ["runc", "--root", str(server.data_dir / "runtime" / "runc"), "state", sandbox_id],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(state.stdout)["pid"]
+
+
+def _sandbox_mounts(sb) -> str:
+    return sb.commands.run("cat", args=["/proc/self/mountinfo"]).stdout
+
+
+def test_runtime_attach_health_remount_detach(server, sandboxes):
+    volume = _volume(server)
+    volume.files.write("/d/f.txt", "from the volume")
+    sb = sandboxes.create()
+    host_mounts = open("/proc/self/mountinfo").read()
+
+    att = sb.attach_volume(volume.id, "/workspace/rt", subpath="d")
+    assert att.id.startswith("att_") and att.state.value == "mounted"
+    assert (att.volume_id, att.mount_path, att.read_only, att.subpath) == (volume.id, "/workspace/rt", False, "d")
+    assert sb.files.read("/workspace/rt/f.txt") == "from the volume"
+    sb.files.write("/workspace/rt/back.txt", "from the sandbox")
+    assert volume.files.read("/d/back.txt") == "from the sandbox"
+    assert [a.id for a in sb.list_volumes()] == [att.id]
+    assert [a.id for a in volume.attachments()] == [att.id]
+    assert Volume.get(volume.id, api_key=server.key, base_url=server.url).mount_count == 1
+    with pytest.raises(SandboxError) as err:
+        volume.delete()
+    assert err.value.code == "volume_busy"
+    # The mount exists in the sandbox only.
+    assert open("/proc/self/mountinfo").read() == host_mounts
+
+    # By name and read-only: writes fail inside the sandbox.
+    ro = sb.attach_volume(volume.name, "/ro", read_only=True)
+    assert ro.read_only and sb.files.read("/ro/d/f.txt") == "from the volume"
+    denied = sb.commands.run("sh", args=["-c", "echo x > /ro/new.txt"])
+    assert denied.exit_code != 0 and "Read-only file system" in denied.stderr
+    assert not volume.files.exists("/new.txt")
+
+    health = sb.get_volume_health(att.id)
+    assert health.state.value == "mounted" and health.last_error_code is None
+
+    # Something unmounts it behind our back (a host operator here): health says so, remount repairs it.
+    subprocess.run(
+        ["nsenter", "--target", str(_init_pid(server, sb.id)), "--mount", "--pid", "umount", "-l", "/workspace/rt"], check=True
+    )
+    broken = sb.get_volume_health(att.id)
+    assert broken.state.value == "failed" and broken.last_error_code == "volume_mount_missing"
+    assert not sb.files.exists("/workspace/rt/f.txt")
+    repaired = sb.remount_volume(att.id)
+    assert repaired.state.value == "mounted"
+    assert sb.get_volume_health(att.id).state.value == "mounted"
+    assert sb.files.read("/workspace/rt/back.txt") == "from the sandbox"
+    assert _sandbox_mounts(sb).count(" /workspace/rt ") == 1, "remount replaces the mount, it does not stack"
+
+    detached = sb.detach_volume(att.id)
+    assert detached.state.value == "released" and detached.id == att.id
+    assert " /workspace/rt " not in _sandbox_mounts(sb)
+    assert [a.id for a in sb.list_volumes()] == [ro.id]
+    sb.detach_volume(ro.id)
+    assert sb.list_volumes() == []
+    assert volume.files.read("/d/back.txt") == "from the sandbox", "detach keeps the data"
+    with pytest.raises(SandboxError) as err:
+        sb.detach_volume(att.id)
+    assert err.value.code == "not_found"
+    volume.delete()
+
+
+def test_runtime_attach_refuses_bad_requests(server, sandboxes, second_key):
+    volume = _volume(server)
+    sb = sandboxes.create()
+    sb.attach_volume(volume.id, "/data")
+    # A symlink planted by the sandbox cannot redirect the mount onto a path the runtime owns.
+    assert sb.commands.run("ln", args=["-s", "/run/nullspace", "/workspace/evil"]).exit_code == 0
+    sb.files.write("/workspace/file.txt", "x")
+    cases = [
+        ({"ref": volume.id, "mount_path": "/proc/x", "read_only": False}, 400, "invalid_request"),
+        ({"ref": volume.id, "mount_path": "relative", "read_only": False}, 400, "invalid_request"),
+        ({"ref": volume.id, "mount_path": "/data", "read_only": False}, 400, "invalid_request"),
+        ({"ref": volume.id, "mount_path": "/x", "subpath": "../up", "read_only": False}, 400, "invalid_request"),
+        ({"ref": volume.id, "mount_path": "/workspace/evil/x", "read_only": False}, 400, "invalid_request"),
+        ({"ref": volume.id, "mount_path": "/workspace/file.txt/x", "read_only": False}, 400, "invalid_request"),
+        ({"ref": "no-such-volume", "mount_path": "/x", "read_only": False}, 404, "not_found"),
+        ({"mount_path": "/x"}, 400, "invalid_request"),
+    ]
+    with server.http() as http:
+        for body, status, code in cases:
+            resp = http.post(f"/v1/sandboxes/{sb.id}/volumes", json=body)
+            assert (resp.status_code, _code(resp)) == (status, code), (body, resp.text)
+        assert http.post(f"/v1/sandboxes/{sb.id}/volumes", content=b"{").status_code == 400
+        for method, path in [
+            ("DELETE", f"/v1/sandboxes/{sb.id}/volumes/att_nope"),
+            ("GET", f"/v1/sandboxes/{sb.id}/volumes/att_nope/health"),
+            ("POST", f"/v1/sandboxes/{sb.id}/volumes/att_nope/remount"),
+        ]:
+            resp = http.request(method, path)
+            assert (resp.status_code, _code(resp)) == (404, "not_found"), (method, path, resp.text)
+    assert not os.path.exists("/run/nullspace/x"), "nothing is created on the host"
+    assert sb.commands.run("ls", args=["/run/nullspace"]).exit_code == 0
+    assert [a.mount_path for a in sb.list_volumes()] == ["/data"]
+
+    # Another tenant can neither mount this volume nor touch this sandbox's attachments.
+    other = sandboxes.create(key=second_key)
+    with server.http(second_key) as http:
+        resp = http.post(f"/v1/sandboxes/{other.id}/volumes", json={"ref": volume.id, "mount_path": "/x"})
+        assert (resp.status_code, _code(resp)) == (404, "not_found"), resp.text
+        resp = http.post(f"/v1/sandboxes/{sb.id}/volumes", json={"ref": volume.id, "mount_path": "/y"})
+        assert resp.status_code == 404, resp.text
+        resp = http.get(f"/v1/sandboxes/{sb.id}/volumes")
+        assert resp.status_code == 404, resp.text
+
+    # A paused sandbox is not changed.
+    sb.hibernate()
+    with server.http() as http:
+        resp = http.post(f"/v1/sandboxes/{sb.id}/volumes", json={"ref": volume.id, "mount_path": "/z"})
+        assert resp.status_code == 409 and _code(resp) == "sandbox_not_ready", resp.text
+
+
+def test_runtime_attachments_survive_hibernate_resume_and_fork(server, sandboxes):
+    volume = _volume(server)
+    sb = sandboxes.create()
+    att = sb.attach_volume(volume.id, "/mnt/shared", subpath="s")
+    sb.files.write("/mnt/shared/one.txt", "1")
+    child = sb.fork()
+    sandboxes.created.append((child.id, server.key))
+    assert [(v.mount_path, v.subpath) for v in child.volumes] == [("/mnt/shared", "s")]
+    child.files.write("/mnt/shared/from-child.txt", "c")
+    assert sb.files.read("/mnt/shared/from-child.txt") == "c", "the child mounts the same volume"
+
+    sb.hibernate()
+    resumed = server.connect(sb.id)
+    sandboxes.created.append((resumed.id, server.key))
+    assert resumed.files.read("/mnt/shared/one.txt") == "1"
+    [again] = resumed.list_volumes()
+    assert (again.volume_id, again.mount_path, again.subpath) == (volume.id, "/mnt/shared", "s")
+    assert resumed.get_volume_health(again.id).state.value == "mounted"
+    # Detached before the next hibernate: the next resume does not mount it.
+    resumed.detach_volume(again.id)
+    resumed.hibernate()
+    bare = server.connect(resumed.id)
+    sandboxes.created.append((bare.id, server.key))
+    assert bare.list_volumes() == []
+    assert not bare.files.exists("/mnt/shared/one.txt")

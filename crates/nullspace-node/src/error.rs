@@ -64,6 +64,29 @@ pub enum NodeError {
         #[source]
         source: RuntimeError,
     },
+    /// The runtime cannot change the mounts of a running sandbox.
+    #[error("the {runtime} runtime cannot mount volumes into running sandbox {sandbox_id}; pass them in `volumes` when creating the sandbox")]
+    LiveMountsUnsupported {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// Runtime name.
+        runtime: String,
+    },
+    /// The sandbox's processes are gone (it stopped or is being torn down).
+    #[error("sandbox {sandbox_id} is not running")]
+    NotRunning {
+        /// Sandbox id.
+        sandbox_id: String,
+    },
+    /// The mount point inside the sandbox cannot be used (a symlink or a file on the way, ...).
+    #[error("the mount point in sandbox {sandbox_id} cannot be used")]
+    MountPoint {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// What the runtime reported.
+        #[source]
+        source: RuntimeError,
+    },
     /// The guest daemon did not become ready in time.
     #[error("guest of sandbox {sandbox_id} did not become ready within {waited_ms} ms (see {log})")]
     GuestNotReady {

@@ -14,6 +14,7 @@ mod overlay;
 mod snapshot;
 pub mod template;
 mod volume_guest;
+mod volume_mounts;
 pub mod volumes;
 
 pub use error::NodeError;

@@ -140,7 +140,7 @@ impl Node {
         self.config.data_dir.join("snapshots")
     }
 
-    /// The runtime (for the snapshot module).
+    /// The runtime (for the snapshot and volume-mount modules).
     pub(crate) fn runtime(&self) -> &OciRuntime {
         &self.runtime
     }

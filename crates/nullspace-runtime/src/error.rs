@@ -126,6 +126,49 @@ pub enum RuntimeError {
         #[source]
         source: serde_json::Error,
     },
+    /// The sandbox is not running, so nothing can be mounted into it or probed.
+    #[error("sandbox {id} is not running")]
+    NotRunning {
+        /// Sandbox id.
+        id: String,
+    },
+    /// This runtime cannot change the mounts of a running sandbox.
+    #[error("{kind} cannot change the mounts of running sandbox {id}; mount it when the sandbox is created")]
+    LiveMountsUnsupported {
+        /// Sandbox id.
+        id: String,
+        /// The runtime.
+        kind: RuntimeKind,
+    },
+    /// The mount point inside the sandbox cannot be used: a symlink or a file on the way, a read-only or
+    /// full filesystem, ...
+    #[error("{target} in sandbox {id} cannot be a mount point ({step})")]
+    MountPoint {
+        /// Sandbox id.
+        id: String,
+        /// Path inside the sandbox.
+        target: String,
+        /// What was being done.
+        step: &'static str,
+        /// The errno.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Mounting into, unmounting from or probing a running sandbox failed at `step`.
+    #[error("{operation} at {target} in sandbox {id} failed while {step}")]
+    LiveMount {
+        /// Sandbox id.
+        id: String,
+        /// `mount`, `unmount` or `probe`.
+        operation: &'static str,
+        /// Path inside the sandbox.
+        target: String,
+        /// What was being done.
+        step: &'static str,
+        /// The errno.
+        #[source]
+        source: std::io::Error,
+    },
     /// `select` was asked for a runtime name it does not know.
     #[error("unknown runtime {requested:?} (expected auto, runc, crun or runsc)")]
     UnknownRuntime {

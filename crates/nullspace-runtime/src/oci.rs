@@ -9,10 +9,12 @@
 //! any cgroup directory `<controller>/nullspace/<id>` left behind.
 
 mod bundle;
+mod live_mounts;
 mod seccomp;
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
@@ -307,6 +309,105 @@ impl OciRuntime {
     /// Sends `signal` (e.g. `USR1`) to the sandbox's init process.
     pub async fn signal(&self, id: &str, signal: &str) -> RuntimeResult<()> {
         self.simple(id, "kill", &["kill", id, signal]).await
+    }
+
+    /// Host pid of the init process of running (or frozen) sandbox `id`.
+    async fn init_pid(&self, id: &str) -> RuntimeResult<i32> {
+        validate_id(id).map_err(|r| RuntimeError::InvalidSpec { id: id.to_string(), reason: r.to_string() })?;
+        let out = self.output(id, "state", &["state", id]).await?;
+        #[derive(Deserialize)]
+        struct State {
+            status: String,
+            #[serde(default)]
+            pid: i32,
+        }
+        match serde_json::from_slice::<State>(&out.stdout) {
+            Ok(state)
+                if out.status.success() && state.pid > 0 && matches!(state.status.as_str(), "running" | "paused") =>
+            {
+                Ok(state.pid)
+            }
+            _ => Err(RuntimeError::NotRunning { id: id.to_string() }),
+        }
+    }
+
+    /// The mount namespace and root directory of running sandbox `id`, opened through its init's `/proc`
+    /// entry (checked to still be that sandbox's init afterwards, so a recycled pid is never used).
+    async fn open_namespace(&self, id: &str) -> RuntimeResult<(OwnedFd, OwnedFd)> {
+        if self.kind == RuntimeKind::Runsc {
+            // gVisor's sentry has its own VFS: a host mount namespace holds nothing of the sandbox.
+            return Err(RuntimeError::LiveMountsUnsupported { id: id.to_string(), kind: self.kind });
+        }
+        let pid = self.init_pid(id).await?;
+        let open = |what: &str| {
+            std::fs::File::open(format!("/proc/{pid}/{what}"))
+                .map(OwnedFd::from)
+                .map_err(|_| RuntimeError::NotRunning { id: id.to_string() })
+        };
+        let (ns, root) = (open("ns/mnt")?, open("root")?);
+        if self.init_pid(id).await? != pid {
+            return Err(RuntimeError::NotRunning { id: id.to_string() });
+        }
+        Ok((ns, root))
+    }
+
+    /// Bind-mounts the directory open as `source` at `target` inside running sandbox `id` (directories on
+    /// the way are created, no symlink is followed), `nosuid,nodev`, read-only when `read_only`. The mount
+    /// exists only in the sandbox's mount namespace and goes with it.
+    pub async fn mount_live(&self, id: &str, source: OwnedFd, target: &str, read_only: bool) -> RuntimeResult<()> {
+        let (ns, _root) = self.open_namespace(id).await?;
+        let target_owned = target.to_string();
+        let result = tokio::task::spawn_blocking(move || {
+            let tree = live_mounts::clone_tree(&source, read_only)?;
+            live_mounts::attach(&ns, &tree, &target_owned)
+        })
+        .await;
+        self.live_result(id, "mount", target, result)
+    }
+
+    /// Unmounts `target` inside running sandbox `id` (lazily: open files keep working until closed);
+    /// `false` when nothing was mounted there.
+    pub async fn unmount_live(&self, id: &str, target: &str) -> RuntimeResult<bool> {
+        let (ns, _root) = self.open_namespace(id).await?;
+        let target_owned = target.to_string();
+        let result = tokio::task::spawn_blocking(move || live_mounts::detach(&ns, &target_owned)).await;
+        self.live_result(id, "unmount", target, result)
+    }
+
+    /// Whether `target` inside running sandbox `id` is the directory open as `source` (the mount is in
+    /// place); the target is resolved inside the sandbox's root.
+    pub async fn probe_live_mount(&self, id: &str, target: &str, source: OwnedFd) -> RuntimeResult<bool> {
+        let (_ns, root) = self.open_namespace(id).await?;
+        let target_owned = target.to_string();
+        let result = tokio::task::spawn_blocking(move || live_mounts::is_mounted(&root, &target_owned, &source)).await;
+        self.live_result(id, "probe", target, result)
+    }
+
+    fn live_result<T>(
+        &self,
+        id: &str,
+        operation: &'static str,
+        target: &str,
+        result: Result<Result<T, live_mounts::StepError>, tokio::task::JoinError>,
+    ) -> RuntimeResult<T> {
+        let error = |step, source| RuntimeError::LiveMount {
+            id: id.to_string(),
+            operation,
+            target: target.to_string(),
+            step,
+            source,
+        };
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) if e.at_mount_point() => Err(RuntimeError::MountPoint {
+                id: id.to_string(),
+                target: target.to_string(),
+                step: e.step,
+                source: std::io::Error::from_raw_os_error(e.errno),
+            }),
+            Ok(Err(e)) => Err(error(e.step, std::io::Error::from_raw_os_error(e.errno))),
+            Err(join) => Err(error("running the helper", std::io::Error::other(join.to_string()))),
+        }
     }
 
     /// Waits until the container is no longer running (or gone), at most [`STOP_WAIT`].

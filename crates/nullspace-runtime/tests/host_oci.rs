@@ -284,3 +284,54 @@ async fn runsc_start_list_destroy_when_installed() {
     assert!(rt.list().await.unwrap().is_empty());
     assert!(cgroup_dirs(&spec.id).is_empty(), "cgroups left: {:?}", cgroup_dirs(&spec.id));
 }
+
+#[tokio::test]
+async fn live_mounts_attach_probe_and_detach_inside_the_sandbox_only() {
+    if !runc_available() {
+        return;
+    }
+    let sb = sandbox("livemount", &["/bin/sh", "-c", "echo ready; exec sleep 60"]);
+    let id = sb.spec.id.clone();
+    sb.runtime.start(&sb.spec).await.unwrap();
+    assert!(wait_for_log(&sb.spec.bundle_dir, "ready").await.contains("ready"));
+    let pid = sb.runtime.containers().await.unwrap().into_iter().find(|c| c.id == id).unwrap().pid;
+    let inside = |path: &str| PathBuf::from(format!("/proc/{pid}/root{path}"));
+    let volume = tempfile::tempdir().unwrap();
+    std::fs::write(volume.path().join("f"), "hello").unwrap();
+    let open = || std::fs::File::open(volume.path()).map(std::os::fd::OwnedFd::from).unwrap();
+    let host_mounts = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let host_before = host_mounts();
+
+    // Read-only: the files are there, writing fails, the host's mount table does not change.
+    sb.runtime.mount_live(&id, open(), "/mnt/data/ro", true).await.unwrap();
+    assert_eq!(std::fs::read_to_string(inside("/mnt/data/ro/f")).unwrap(), "hello");
+    let denied = std::fs::write(inside("/mnt/data/ro/new"), "x").unwrap_err();
+    assert_eq!(denied.raw_os_error(), Some(libc::EROFS), "{denied}");
+    assert!(sb.runtime.probe_live_mount(&id, "/mnt/data/ro", open()).await.unwrap());
+    assert!(!sb.runtime.probe_live_mount(&id, "/mnt/data", open()).await.unwrap());
+    assert!(!sb.runtime.probe_live_mount(&id, "/nowhere", open()).await.unwrap());
+    assert_eq!(host_mounts(), host_before);
+
+    // Read-write: writes land in the host directory.
+    sb.runtime.mount_live(&id, open(), "/rw", false).await.unwrap();
+    std::fs::write(inside("/rw/written"), "from inside").unwrap();
+    assert_eq!(std::fs::read_to_string(volume.path().join("written")).unwrap(), "from inside");
+
+    // A symlink planted on the way is refused (it could point at a path the runtime owns).
+    std::os::unix::fs::symlink("/mnt", sb.spec.rootfs.join("link")).unwrap();
+    let refused = sb.runtime.mount_live(&id, open(), "/link/x", false).await.unwrap_err();
+    assert!(matches!(refused, RuntimeError::MountPoint { .. }), "{refused:?}");
+    assert!(!sb.spec.rootfs.join("mnt/x").exists());
+
+    // Detach: gone inside, a second detach finds nothing, the volume's files stay.
+    assert!(sb.runtime.unmount_live(&id, "/mnt/data/ro").await.unwrap());
+    assert!(!inside("/mnt/data/ro/f").exists());
+    assert!(!sb.runtime.probe_live_mount(&id, "/mnt/data/ro", open()).await.unwrap());
+    assert!(!sb.runtime.unmount_live(&id, "/mnt/data/ro").await.unwrap());
+    assert!(volume.path().join("f").exists());
+
+    sb.runtime.destroy(&id).await.unwrap();
+    let gone = sb.runtime.mount_live(&id, open(), "/late", false).await.unwrap_err();
+    assert!(matches!(gone, RuntimeError::NotRunning { .. }), "{gone:?}");
+    assert_eq!(host_mounts(), host_before);
+}

@@ -62,9 +62,38 @@ pub async fn put_part(
     let declared = header_text(&headers, header::CONTENT_LENGTH.as_str()).and_then(|length| length.parse().ok());
     let sha256 = header_text(&headers, PART_SHA256_HEADER);
     let uploads = sandbox.uploads();
-    let record = parts::receive(uploads, &upload_id, n, declared, sha256, body.into_data_stream()).await?;
-    Ok(Json(record.info(uploads.limits())))
+    let mut stream = body.into_data_stream();
+    match parts::receive(uploads, &upload_id, n, declared, sha256, &mut stream).await {
+        Ok(record) => Ok(Json(record.info(uploads.limits()))),
+        Err(error) => {
+            // A part refused before (or while) its body was read: read the rest the client is still
+            // sending, so that it gets this answer instead of a connection reset mid-write.
+            drain(&mut stream, uploads.limits().max_part_bytes.saturating_mul(2)).await;
+            Err(error)
+        }
+    }
 }
+
+/// Reads and discards what is left of `stream`: at most `limit` bytes, for at most [`DRAIN_TIMEOUT`].
+async fn drain<S, E>(stream: &mut S, limit: u64)
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+{
+    use futures::StreamExt;
+    let discard = async {
+        let mut seen = 0u64;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len() as u64;
+            if seen > limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, discard).await;
+}
+
+/// Longest time spent reading the rest of a refused part.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `POST /uploads/{upload_id}/complete` (optional body `{whole_checksum_sha256}`).
 pub async fn finish(

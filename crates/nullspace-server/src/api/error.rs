@@ -39,6 +39,13 @@ impl From<ControlError> for ApiError {
             ControlError::VolumeNotFound { .. } => ErrorCode::NotFound,
             ControlError::VolumeConflict { .. } => ErrorCode::Conflict,
             ControlError::VolumeBusy { .. } => ErrorCode::VolumeBusy,
+            ControlError::AttachmentNotFound { .. } => ErrorCode::NotFound,
+            ControlError::Busy { .. } => ErrorCode::Conflict,
+            ControlError::Node(nullspace_node::NodeError::LiveMountsUnsupported { .. }) => {
+                ErrorCode::FeatureUnavailable
+            }
+            ControlError::Node(nullspace_node::NodeError::NotRunning { .. }) => ErrorCode::SandboxNotReady,
+            ControlError::Node(nullspace_node::NodeError::MountPoint { .. }) => ErrorCode::InvalidRequest,
             ControlError::Volume(
                 nullspace_node::VolumeError::InvalidMountPath { .. }
                 | nullspace_node::VolumeError::InvalidSubpath { .. },

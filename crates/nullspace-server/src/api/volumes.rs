@@ -1,11 +1,11 @@
-//! Volume routes: create, list, get (by id or name), delete, attachments, and a sandbox's volumes.
+//! Volume routes: create, list, get (by id or name), delete, attachments, and a sandbox's volumes
+//! (list, attach, detach, health, remount).
 //! Handlers parse, call `control`, and render `VolumeInfo` / `VolumeAttachment`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use nullspace_types::volume::{CreateVolumeRequest, VolumeAttachment, VolumeInfo};
-use nullspace_types::ErrorCode;
+use nullspace_types::volume::{CreateVolumeRequest, VolumeAttachment, VolumeInfo, VolumeMountRequest};
 use serde_json::Value;
 
 use super::auth::Authenticated;
@@ -101,23 +101,44 @@ pub async fn sandbox_volumes(
     Ok(Json(record.volumes.iter().map(|m| attachment(&record, m)).collect()))
 }
 
-/// `GET /v1/sandboxes/{id}/volumes/{att}/health`: the attachment as recorded.
+/// `POST /v1/sandboxes/{id}/volumes`: mounts a volume into the running sandbox.
+pub async fn sandbox_volume_attach(
+    State(state): State<AppState>,
+    Authenticated(tenant): Authenticated,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<VolumeAttachment>, ApiError> {
+    let request: VolumeMountRequest = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::invalid(format!(
+            "invalid volume attach body (expected {{\"ref\": ..., \"mount_path\": ..., \"read_only\": ..., \"subpath\": ...}}): {error}"
+        ))
+    })?;
+    Ok(Json(state.control.attach_volume(&tenant, &id, &request).await?))
+}
+
+/// `DELETE /v1/sandboxes/{id}/volumes/{att}`: unmounts the attachment; answers it `released`.
+pub async fn sandbox_volume_detach(
+    State(state): State<AppState>,
+    Authenticated(tenant): Authenticated,
+    Path((id, attachment_id)): Path<(String, String)>,
+) -> Result<Json<VolumeAttachment>, ApiError> {
+    Ok(Json(state.control.detach_volume(&tenant, &id, &attachment_id).await?))
+}
+
+/// `GET /v1/sandboxes/{id}/volumes/{att}/health`: the attachment with its mount probed now.
 pub async fn sandbox_volume_health(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
     Path((id, attachment_id)): Path<(String, String)>,
 ) -> Result<Json<VolumeAttachment>, ApiError> {
-    let record = state.control.get(&tenant, &id).await?;
-    record.volumes.iter().find(|m| m.attachment_id == attachment_id).map(|m| Json(attachment(&record, m))).ok_or_else(
-        || ApiError::new(ErrorCode::NotFound, format!("sandbox {id} has no volume attachment {attachment_id}")),
-    )
+    Ok(Json(state.control.volume_health(&tenant, &id, &attachment_id).await?))
 }
 
-/// Attach, detach and remount of a running sandbox: not available; mount volumes at create.
-pub async fn runtime_attach_unavailable() -> ApiError {
-    ApiError::new(
-        ErrorCode::NotImplemented,
-        "attaching, detaching or remounting volumes on a running sandbox is not implemented on this server; \
-         pass `volumes=[...]` when creating the sandbox instead",
-    )
+/// `POST /v1/sandboxes/{id}/volumes/{att}/remount`: mounts the attachment again in place.
+pub async fn sandbox_volume_remount(
+    State(state): State<AppState>,
+    Authenticated(tenant): Authenticated,
+    Path((id, attachment_id)): Path<(String, String)>,
+) -> Result<Json<VolumeAttachment>, ApiError> {
+    Ok(Json(state.control.remount_volume(&tenant, &id, &attachment_id).await?))
 }

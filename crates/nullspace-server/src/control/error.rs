@@ -77,6 +77,20 @@ pub enum ControlError {
         sandboxes: String,
     },
     /// A volume operation on the node failed (or a mount request is invalid).
+    /// The sandbox has no such volume attachment.
+    #[error("sandbox {sandbox_id} has no volume attachment {attachment_id}; list them with `GET /v1/sandboxes/{sandbox_id}/volumes`")]
+    AttachmentNotFound {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// Attachment id as requested.
+        attachment_id: String,
+    },
+    /// Another operation holds what this one needs.
+    #[error("{what} is in progress; retry when it has finished")]
+    Busy {
+        /// What is in progress.
+        what: String,
+    },
     #[error(transparent)]
     Volume(nullspace_node::VolumeError),
     /// The node failed.

@@ -10,6 +10,7 @@ mod service;
 mod snapshots;
 mod state;
 mod validate;
+mod volume_attachments;
 pub mod volumes;
 pub mod webhooks;
 

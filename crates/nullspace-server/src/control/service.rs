@@ -41,6 +41,8 @@ pub struct Control {
     destroying: Arc<Mutex<HashSet<String>>>,
     /// Snapshot layers being written and not yet recorded, which the layer collector must keep.
     pub(super) pending_layers: Arc<Mutex<HashSet<String>>>,
+    /// Sandboxes with a volume attach, detach or remount running now (one at a time per sandbox).
+    pub(super) volume_changes: Arc<Mutex<HashSet<String>>>,
     /// Last CPU readings, for metrics.
     cpu: Arc<CpuSampler>,
     /// Open preview forwards.
@@ -77,6 +79,7 @@ impl Control {
             max_sandboxes,
             destroying: Arc::default(),
             pending_layers: Arc::default(),
+            volume_changes: Arc::default(),
             cpu: Arc::default(),
             preview: Arc::new(preview),
         }

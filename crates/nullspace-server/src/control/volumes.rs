@@ -52,7 +52,12 @@ pub fn attachment(record: &SandboxRecord, mount: &VolumeMount) -> VolumeAttachme
         last_error_code: None,
         last_error_message: None,
         created_at: mount.created_at.clone(),
-        updated_at: record.started_at.clone().unwrap_or_else(|| mount.created_at.clone()),
+        // The later of the mount (an attach at runtime) and the sandbox's start (every mount is remade then).
+        updated_at: record
+            .started_at
+            .clone()
+            .filter(|started| *started > mount.created_at)
+            .unwrap_or_else(|| mount.created_at.clone()),
     }
 }
 

@@ -280,6 +280,23 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces the mounts of sandbox `id` while it is running; `false` when it is not running (nothing
+    /// changed).
+    pub async fn set_running_sandbox_volumes(
+        &self,
+        id: &str,
+        volumes: &[nullspace_node::VolumeMount],
+    ) -> StoreResult<bool> {
+        let result = sqlx::query("UPDATE sandboxes SET volumes = $1 WHERE id = $2 AND state = $3")
+            .bind(serde_json::to_string(volumes).unwrap_or_default())
+            .bind(id)
+            .bind(SandboxState::Running.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(query("set sandbox volumes"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// The sandbox in `paused` whose snapshot is `snapshot_id`.
     pub async fn paused_sandbox_of_snapshot(
         &self,

@@ -1,0 +1,329 @@
+//! Mounts added to and removed from a running container: a directory the node opened on the host is
+//! bind-mounted at a path inside the container's mount namespace, later unmounted again, and probed.
+//!
+//! Attach clones the source as a detached mount (`open_tree(OPEN_TREE_CLONE)`), sets its attributes
+//! (`nosuid`, `nodev`, read-only when asked) with `mount_setattr`, then a forked child joins the
+//! container's mount namespace (`setns`), creates the target's directories and attaches the clone there
+//! (`move_mount`). After `setns` the child's root is the container's root, so the target and any
+//! symlink on the way resolve inside the container and never reach the host. The mount lives only in
+//! the container's namespace: it goes with the container, and nothing is left on the host.
+//!
+//! A child process does the namespace work because `setns(CLONE_NEWNS)` refuses a multithreaded caller.
+//! Everything it needs is prepared before `fork`; it makes raw system calls only (no allocation, no lock)
+//! and reports `(step, errno)` through a pipe.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path};
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// `struct open_how` of `openat2(2)`.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// The step of a namespace operation that failed, with its errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StepError {
+    /// What was being done.
+    pub step: &'static str,
+    /// The errno it failed with.
+    pub errno: i32,
+}
+
+impl StepError {
+    /// Whether the step failed on the mount point inside the sandbox (its path), not on our side.
+    pub fn at_mount_point(&self) -> bool {
+        self.step == STEPS[STEP_MKDIR as usize] || self.step == STEPS[STEP_MOVE as usize]
+    }
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.step, std::io::Error::from_raw_os_error(self.errno))
+    }
+}
+
+impl StepError {
+    fn last(step: &'static str) -> Self {
+        Self { step, errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) }
+    }
+}
+
+/// Steps of the child, by the code it reports.
+const STEPS: [&str; 5] = [
+    "joining the sandbox's mount namespace",
+    "creating the mount point (a symlink on the way is refused)",
+    "attaching the mount",
+    "unmounting",
+    "the helper process",
+];
+const STEP_SETNS: i32 = 0;
+const STEP_MKDIR: i32 = 1;
+const STEP_MOVE: i32 = 2;
+const STEP_UMOUNT: i32 = 3;
+const STEP_CHILD: i32 = 4;
+
+/// The components of the absolute `target` (no `..`, at least one).
+fn target_components(target: &str) -> Result<Vec<CString>, StepError> {
+    let invalid = StepError { step: "checking the mount point", errno: libc::EINVAL };
+    if !target.starts_with('/') || target.contains('\0') {
+        return Err(invalid);
+    }
+    let mut components = Vec::new();
+    for component in Path::new(target).components() {
+        match component {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(name) => components.push(CString::new(name.as_bytes()).map_err(|_| invalid)?),
+            Component::ParentDir | Component::Prefix(_) => return Err(invalid),
+        }
+    }
+    if components.is_empty() {
+        return Err(invalid);
+    }
+    Ok(components)
+}
+
+/// A detached clone of the directory open as `source`, `nosuid,nodev` and read-only when asked.
+pub(crate) fn clone_tree(source: &OwnedFd, read_only: bool) -> Result<OwnedFd, StepError> {
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    // SAFETY: open_tree(2) with a valid descriptor and an empty NUL-terminated path.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, source.as_raw_fd(), c"".as_ptr(), flags) };
+    if fd < 0 {
+        return Err(StepError::last("cloning the volume directory as a mount"));
+    }
+    // SAFETY: open_tree returned a new descriptor that nothing else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+    let mut attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if read_only {
+        attr_set |= MOUNT_ATTR_RDONLY;
+    }
+    let attr = MountAttr { attr_set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: mount_setattr(2) on the descriptor above with a properly sized `struct mount_attr`.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if result < 0 {
+        return Err(StepError::last("setting the mount's attributes"));
+    }
+    Ok(tree)
+}
+
+/// What the child does inside the namespace.
+enum NsWork<'a> {
+    /// Walks `components` from `/` (creating missing directories, following no symlink) and attaches
+    /// `tree` to the last one.
+    Attach { tree: &'a OwnedFd, components: &'a [CString] },
+    /// Lazily unmounts whatever is mounted at `target` (without following a symlink there).
+    Detach { target: &'a CString },
+}
+
+/// Attaches `tree` (from [`clone_tree`]) at `target` inside the mount namespace open as `mnt_ns`.
+pub(crate) fn attach(mnt_ns: &OwnedFd, tree: &OwnedFd, target: &str) -> Result<(), StepError> {
+    let components = target_components(target)?;
+    in_namespace(mnt_ns, &NsWork::Attach { tree, components: &components })
+}
+
+/// Unmounts `target` inside the mount namespace open as `mnt_ns`; `Ok(false)` when nothing was mounted
+/// there.
+pub(crate) fn detach(mnt_ns: &OwnedFd, target: &str) -> Result<bool, StepError> {
+    target_components(target)?;
+    let target =
+        CString::new(target).map_err(|_| StepError { step: "checking the mount point", errno: libc::EINVAL })?;
+    match in_namespace(mnt_ns, &NsWork::Detach { target: &target }) {
+        Ok(()) => Ok(true),
+        Err(StepError { errno: libc::EINVAL | libc::ENOENT, step }) if step == STEPS[STEP_UMOUNT as usize] => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Whether `target`, resolved inside the root directory open as `root` (symlinks stay inside it), is the
+/// directory open as `source` (same device and inode): the mount is in place.
+pub(crate) fn is_mounted(root: &OwnedFd, target: &str, source: &OwnedFd) -> Result<bool, StepError> {
+    let path =
+        CString::new(target.trim_start_matches('/')).map_err(|_| StepError { step: "probing", errno: libc::EINVAL })?;
+    let how = OpenHow { flags: (libc::O_PATH | libc::O_CLOEXEC) as u64, mode: 0, resolve: RESOLVE_IN_ROOT };
+    // SAFETY: openat2(2) with a valid directory descriptor, NUL-terminated path and sized `open_how`.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        let error = StepError::last("resolving the mount point");
+        return if matches!(error.errno, libc::ENOENT | libc::ENOTDIR) { Ok(false) } else { Err(error) };
+    }
+    // SAFETY: openat2 returned a new descriptor that nothing else owns.
+    let target = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+    let (a, b) = (fstat(&target)?, fstat(source)?);
+    Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+}
+
+fn fstat(fd: &OwnedFd) -> Result<libc::stat, StepError> {
+    // SAFETY: an all-zero `stat` is a valid value to be overwritten by fstat(2).
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat(2) on a valid descriptor into a properly sized buffer.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) } < 0 {
+        return Err(StepError::last("reading the mount's inode"));
+    }
+    Ok(stat)
+}
+
+/// Runs `work` in a forked child that has joined the mount namespace open as `mnt_ns`, and waits for it.
+fn in_namespace(mnt_ns: &OwnedFd, work: &NsWork<'_>) -> Result<(), StepError> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2(2) into a two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(StepError::last("creating the helper's pipe"));
+    }
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: the child only makes async-signal-safe system calls on data prepared before the fork and
+    // leaves with `_exit`, so the state of other threads' locks and allocator does not matter.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(StepError::last("forking the helper"));
+    }
+    if pid == 0 {
+        // SAFETY: see above; this branch never returns.
+        unsafe { child(mnt_ns.as_raw_fd(), work, write_end.as_raw_fd()) }
+    }
+    drop(write_end);
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid(2) on our own child.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if waited == pid {
+            break;
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return Err(StepError::last("waiting for the helper"));
+        }
+    }
+    let mut report = [0u8; 8];
+    let mut file = std::fs::File::from(read_end);
+    let read = std::io::Read::read(&mut file, &mut report).unwrap_or(0);
+    if read == report.len() {
+        let step = i32::from_ne_bytes(report[..4].try_into().expect("4 bytes"));
+        let errno = i32::from_ne_bytes(report[4..].try_into().expect("4 bytes"));
+        let step = STEPS.get(step as usize).copied().unwrap_or(STEPS[STEP_CHILD as usize]);
+        return Err(StepError { step, errno });
+    }
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(())
+    } else {
+        Err(StepError { step: STEPS[STEP_CHILD as usize], errno: libc::ECHILD })
+    }
+}
+
+/// The forked child: joins the namespace, does `work`, reports a failure as `(step, errno)` on `report`.
+///
+/// # Safety
+/// Only to be called in the child of `fork`; makes raw system calls only and never returns.
+unsafe fn child(mnt_ns: libc::c_int, work: &NsWork<'_>, report: libc::c_int) -> ! {
+    let fail = |step: i32| -> ! {
+        let errno = *libc::__errno_location();
+        let mut message = [0u8; 8];
+        message[..4].copy_from_slice(&step.to_ne_bytes());
+        message[4..].copy_from_slice(&errno.to_ne_bytes());
+        libc::write(report, message.as_ptr().cast(), message.len());
+        libc::_exit(1)
+    };
+    if libc::setns(mnt_ns, libc::CLONE_NEWNS) < 0 {
+        fail(STEP_SETNS);
+    }
+    match work {
+        NsWork::Attach { tree, components } => {
+            let how = OpenHow {
+                flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+                mode: 0,
+                resolve: RESOLVE_NO_SYMLINKS,
+            };
+            let mut dir = libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+            if dir < 0 {
+                fail(STEP_MKDIR);
+            }
+            for name in components.iter() {
+                if libc::mkdirat(dir, name.as_ptr(), 0o755) < 0 && *libc::__errno_location() != libc::EEXIST {
+                    fail(STEP_MKDIR);
+                }
+                let next = libc::syscall(
+                    libc::SYS_openat2,
+                    dir,
+                    name.as_ptr(),
+                    &how as *const OpenHow,
+                    std::mem::size_of::<OpenHow>(),
+                );
+                if next < 0 {
+                    fail(STEP_MKDIR);
+                }
+                libc::close(dir);
+                dir = next as libc::c_int;
+            }
+            let moved = libc::syscall(
+                libc::SYS_move_mount,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                dir,
+                c"".as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+            );
+            if moved < 0 {
+                fail(STEP_MOVE);
+            }
+        }
+        NsWork::Detach { target } => {
+            if libc::umount2(target.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) < 0 {
+                fail(STEP_UMOUNT);
+            }
+        }
+    }
+    libc::_exit(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_components_are_normal_names_and_escapes_are_refused() {
+        let components = target_components("/workspace//data/./x/").unwrap();
+        let components: Vec<&str> = components.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(components, ["workspace", "data", "x"]);
+        for bad in ["", "/", "relative", "/a/../b", "/a\0b"] {
+            assert!(target_components(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
