@@ -376,6 +376,9 @@ def test_runtime_attach_refuses_bad_requests(server, sandboxes, second_key):
     with server.http() as http:
         resp = http.post(f"/v1/sandboxes/{sb.id}/volumes", json={"ref": volume.id, "mount_path": "/z"})
         assert resp.status_code == 409 and _code(resp) == "sandbox_not_ready", resp.text
+    # Killing the sandbox releases its runtime attachment.
+    sb.kill()
+    volume.delete()
 
 
 def test_runtime_attachments_survive_hibernate_resume_and_fork(server, sandboxes):
@@ -383,6 +386,9 @@ def test_runtime_attachments_survive_hibernate_resume_and_fork(server, sandboxes
     sb = sandboxes.create()
     att = sb.attach_volume(volume.id, "/mnt/shared", subpath="s")
     sb.files.write("/mnt/shared/one.txt", "1")
+    server.restart()
+    assert sb.get_volume_health(att.id).state.value == "mounted", "a server restart keeps runtime mounts"
+    assert [a.id for a in sb.list_volumes()] == [att.id]
     child = sb.fork()
     sandboxes.created.append((child.id, server.key))
     assert [(v.mount_path, v.subpath) for v in child.volumes] == [("/mnt/shared", "s")]

@@ -69,7 +69,7 @@ pub enum ControlError {
         name: String,
     },
     /// The volume is mounted by live sandboxes.
-    #[error("volume {volume_id} is mounted by {sandboxes}; kill those sandboxes first")]
+    #[error("volume {volume_id} is mounted by {sandboxes}; detach it (DELETE /v1/sandboxes/{{id}}/volumes/{{attachment_id}}) or kill those sandboxes first")]
     VolumeBusy {
         /// Volume id.
         volume_id: String,
