@@ -67,6 +67,17 @@ pub enum NetworkError {
         #[source]
         source: std::io::Error,
     },
+    /// Configuring an interface (up, address, route) failed.
+    #[error("{operation} {device} failed")]
+    Interface {
+        /// What was done.
+        operation: &'static str,
+        /// Interface name.
+        device: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Entering a network namespace failed.
     #[error("entering network namespace {path} failed")]
     EnterNamespace {

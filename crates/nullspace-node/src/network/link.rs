@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::command::{self, Tool};
 use super::error::NetworkError;
+use super::iface::Iface;
 use super::names::SANDBOX_IFACE;
 use super::namespace;
 
@@ -48,36 +49,52 @@ pub(crate) fn bridge_mac(bridge: &str) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
-/// Creates the veth pair: `host` in the node's namespace, `eth0` in the named namespace, and makes the
-/// host end an isolated (no port-to-port traffic), IPv6-less port of `bridge`.
-pub(crate) async fn create_veth(host: &str, netns: &str, bridge: &str, mtu: u32) -> Result<(), NetworkError> {
-    let mtu = mtu.to_string();
-    command::run(
-        Tool::Ip,
-        &["link", "add", host, "mtu", &mtu, "type", "veth", "peer", "name", SANDBOX_IFACE, "mtu", &mtu, "netns", netns],
-        None,
-    )
-    .await?;
-    let _ = namespace::set_host_sysctl(&format!("net/ipv6/conf/{host}/disable_ipv6"), "1");
+/// Creates the named namespace `netns` and the veth pair: `host` in the node's namespace, `eth0` in
+/// `netns`, and makes the host end an isolated (no port-to-port traffic), IPv6-less, up port of `bridge`.
+/// One `ip -batch` (it stops at the first error); the host end is set up with an ioctl after its IPv6 is
+/// disabled, so it never gets a link-local address.
+pub(crate) async fn create_namespace_and_veth(
+    netns: &str,
+    host: &str,
+    bridge: &str,
+    mtu: u32,
+) -> Result<(), NetworkError> {
     let batch = format!(
-        "link set dev {host} master {bridge}\nlink set dev {host} type bridge_slave isolated on learning on\n\
-         link set dev {host} up\n"
+        "netns add {netns}\n\
+         link add {host} mtu {mtu} type veth peer name {SANDBOX_IFACE} mtu {mtu} netns {netns}\n\
+         link set dev {host} master {bridge}\n\
+         link set dev {host} type bridge_slave isolated on learning on\n"
     );
-    command::run(Tool::Ip, &["-batch", "-"], Some(&batch)).await.map(drop)
+    command::run(Tool::Ip, &["-batch", "-"], Some(&batch)).await?;
+    let _ = namespace::set_host_sysctl(&format!("net/ipv6/conf/{host}/disable_ipv6"), "1");
+    let host = host.to_owned();
+    tokio::task::spawn_blocking(move || Iface::open()?.set_up(&host))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
-/// Inside the namespace: loopback up, `eth0` with `addr/prefix_len`, default route via `gateway`.
+/// Inside the namespace at `netns`: `sysctls` written, loopback up, `eth0` with `addr/prefix_len` and up,
+/// default route via `gateway`. On one short-lived thread, without spawning a process.
 pub(crate) async fn configure_sandbox_side(
-    netns: &str,
+    netns: &Path,
+    sysctls: &'static [(&'static str, &'static str)],
     addr: Ipv4Addr,
     prefix_len: u8,
     gateway: Ipv4Addr,
 ) -> Result<(), NetworkError> {
-    let batch = format!(
-        "link set dev lo up\naddress add {addr}/{prefix_len} dev {SANDBOX_IFACE}\nlink set dev {SANDBOX_IFACE} up\n\
-         route add default via {gateway} dev {SANDBOX_IFACE}\n"
-    );
-    command::run(Tool::Ip, &["-n", netns, "-batch", "-"], Some(&batch)).await.map(drop)
+    let netns = netns.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        namespace::run_in(&netns, move || {
+            namespace::write_sysctls(sysctls)?;
+            let iface = Iface::open()?;
+            iface.set_up("lo")?;
+            iface.set_ipv4(SANDBOX_IFACE, addr, prefix_len)?;
+            iface.set_up(SANDBOX_IFACE)?;
+            iface.add_default_route(SANDBOX_IFACE, gateway)
+        })?
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// Deletes a link of the node's namespace if it exists (deleting one veth end removes both).

@@ -118,11 +118,9 @@ impl Network {
     ) -> Result<SandboxNetwork, NetworkError> {
         let names = self.names(sandbox_id);
         let prefix_len = self.config.subnet.prefix_len();
-        namespace::create(&names.netns).await?;
+        link::create_namespace_and_veth(&names.netns, &names.host_veth, &self.config.bridge, self.mtu).await?;
         let netns_path = namespace::path(&names.netns);
-        link::create_veth(&names.host_veth, &names.netns, &self.config.bridge, self.mtu).await?;
-        namespace::set_sysctls(&netns_path, SANDBOX_SYSCTLS).await?;
-        link::configure_sandbox_side(&names.netns, address, prefix_len, self.gateway).await?;
+        link::configure_sandbox_side(&netns_path, SANDBOX_SYSCTLS, address, prefix_len, self.gateway).await?;
         let plan = policy::plan(policy, &self.config.dns);
         firewall::apply(&firewall::sandbox_script(&self.table, &names.chain, address, &plan)).await?;
         let (resolv_conf, hosts) = files::write_all(files_dir, hostname, address, &self.config.dns)?;

@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod files;
 mod firewall;
+mod iface;
 mod link;
 mod manager;
 mod names;

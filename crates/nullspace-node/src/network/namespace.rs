@@ -1,5 +1,6 @@
-//! Named network namespaces (`ip netns add` → `/run/netns/<name>`), running code inside one on a
-//! short-lived thread (`setns` only ever on a thread this module owns), and sysctls set from inside.
+//! Named network namespaces (`/run/netns/<name>`, created by `link::create_namespace_and_veth`): their
+//! paths, deletion, running code inside one on a short-lived thread (`setns` only ever on a thread this
+//! module owns), and sysctls set from inside.
 
 use std::path::{Path, PathBuf};
 
@@ -14,11 +15,6 @@ pub(crate) const NETNS_DIR: &str = "/run/netns";
 /// Path of a named namespace.
 pub(crate) fn path(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
-}
-
-/// Creates the named namespace.
-pub(crate) async fn create(name: &str) -> Result<(), NetworkError> {
-    command::run(Tool::Ip, &["netns", "add", name], None).await.map(drop)
 }
 
 /// Deletes the named namespace if it exists (its interfaces go with it once nothing runs inside).
@@ -57,23 +53,14 @@ pub(crate) fn run_in<T: Send + 'static>(
     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-/// Writes `(key, value)` sysctls (paths below `/proc/sys/`) inside the namespace at `netns`.
-pub(crate) async fn set_sysctls(
-    netns: &Path,
-    values: &'static [(&'static str, &'static str)],
-) -> Result<(), NetworkError> {
-    let netns = netns.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        run_in(&netns, move || {
-            for (key, value) in values {
-                let path = Path::new("/proc/sys").join(key);
-                std::fs::write(&path, value).map_err(NetworkError::io("writing sysctl", path))?;
-            }
-            Ok(())
-        })?
-    })
-    .await
-    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+/// Writes `(key, value)` sysctls (paths below `/proc/sys/`) of the calling thread's network namespace
+/// (inside [`run_in`]).
+pub(crate) fn write_sysctls(values: &[(&str, &str)]) -> Result<(), NetworkError> {
+    for (key, value) in values {
+        let path = Path::new("/proc/sys").join(key);
+        std::fs::write(&path, value).map_err(NetworkError::io("writing sysctl", path))?;
+    }
+    Ok(())
 }
 
 /// Writes a sysctl of the node's own namespace.
