@@ -179,6 +179,7 @@ impl Node {
     async fn launch_steps(&self, spec: &LaunchSpec, template: &TemplateLayer) -> NodeResult<()> {
         let id = spec.sandbox_id.as_str();
         let paths = self.paths(id);
+        let started = std::time::Instant::now();
         let fs_error = |path: &Path| {
             let path = path.to_path_buf();
             move |source| NodeError::Filesystem { sandbox_id: id.to_owned(), path, source }
@@ -202,6 +203,7 @@ impl Node {
         overlay::mount_overlay(&lower, &paths.upper, &paths.work, &paths.rootfs)
             .map_err(|source| NodeError::Overlay { operation: "mount", sandbox_id: id.to_owned(), source })?;
 
+        let overlay_done = started.elapsed();
         let hostname = id.replace('_', "-");
         let mut mounts = vec![
             BindMount { source: paths.control.clone(), destination: GUEST_CONTROL_DIR.to_owned(), read_only: false },
@@ -225,6 +227,7 @@ impl Node {
             mounts.push(BindMount { source: attached.hosts, destination: "/etc/hosts".into(), read_only: false });
             netns = Some(attached.netns_path);
         }
+        let network_done = started.elapsed();
         // Volumes last, so that they are mounted over anything above; subpaths resolve without following
         // symlinks (a sandbox can plant them in a volume).
         for volume in &spec.volumes {
@@ -254,7 +257,17 @@ impl Node {
                 .map_err(|source| NodeError::Runtime { sandbox_id: id.to_owned(), source })?,
             Some(image) => self.restore_memory(&runtime_spec, image).await?,
         }
-        self.guest(id).wait_ready(GUEST_READY_TIMEOUT, paths.init_log()).await
+        let runtime_done = started.elapsed();
+        self.guest(id).wait_ready(GUEST_READY_TIMEOUT, paths.init_log()).await?;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        tracing::debug!(
+            overlay_ms = ms(overlay_done),
+            network_ms = ms(network_done - overlay_done),
+            runtime_ms = ms(runtime_done - network_done),
+            guest_ms = ms(started.elapsed() - runtime_done),
+            "sandbox launched"
+        );
+        Ok(())
     }
 
     /// Releases everything sandbox `sandbox_id` owns: processes, container state, cgroup, overlay mount and
