@@ -19,20 +19,23 @@ pub async fn run(client: &Client, command: FileCommand, json: bool) -> anyhow::R
         FileCommand::Read { id, path, encoding } => read(client, &id, &path, encoding, json).await,
         FileCommand::Write { id, path, content, from } => {
             let info = match (content, from) {
-                (_, Some(local)) => client.write_file_stream(&id, &path, &local).await,
-                (Some(text), None) => client.write_file(&id, &path, &text).await,
+                (_, Some(local)) => client.sandbox_files(&id).write_stream(&local, &path, None).await,
+                (Some(text), None) => client.sandbox_files(&id).write_text(&path, &text).await,
                 (None, None) => {
                     let mut bytes = Vec::new();
                     std::io::stdin().read_to_end(&mut bytes).context("could not read stdin")?;
-                    client.write_file_bytes(&id, &path, &bytes).await
+                    client.sandbox_files(&id).write_bytes(&path, &bytes).await
                 }
             }
             .with_context(|| format!("could not write {path} in {id}"))?;
             print_info(&info, json, "wrote")
         }
         FileCommand::List { id, path, depth } => {
-            let entries =
-                client.list_files(&id, &path, depth).await.with_context(|| format!("could not list {path} in {id}"))?;
+            let entries = client
+                .sandbox_files(&id)
+                .list(&path, depth)
+                .await
+                .with_context(|| format!("could not list {path} in {id}"))?;
             if json {
                 print_json(&entries)?;
             } else {
@@ -41,8 +44,11 @@ pub async fn run(client: &Client, command: FileCommand, json: bool) -> anyhow::R
             Ok(ExitStatus::Success)
         }
         FileCommand::Exists { id, path } => {
-            let exists =
-                client.file_exists(&id, &path).await.with_context(|| format!("could not check {path} in {id}"))?;
+            let exists = client
+                .sandbox_files(&id)
+                .exists(&path)
+                .await
+                .with_context(|| format!("could not check {path} in {id}"))?;
             if json {
                 print_json(&serde_json::json!({"exists": exists}))?;
             } else {
@@ -51,24 +57,43 @@ pub async fn run(client: &Client, command: FileCommand, json: bool) -> anyhow::R
             Ok(if exists { ExitStatus::Success } else { ExitStatus::Failure })
         }
         FileCommand::Info { id, path } => {
-            let info = client.file_info(&id, &path).await.with_context(|| format!("could not stat {path} in {id}"))?;
+            let info = client
+                .sandbox_files(&id)
+                .info(&path)
+                .await
+                .with_context(|| format!("could not stat {path} in {id}"))?;
             print_info(&info, json, "")
         }
         FileCommand::Mkdir { id, path } => {
-            client.make_dir(&id, &path).await.with_context(|| format!("could not create {path} in {id}"))?;
+            client
+                .sandbox_files(&id)
+                .make_dir(&path)
+                .await
+                .with_context(|| format!("could not create {path} in {id}"))?;
             done(json, serde_json::json!({"path": path}), &format!("created {path}"))
         }
         FileCommand::Mv { id, from, to } => {
-            let info =
-                client.rename_file(&id, &from, &to).await.with_context(|| format!("could not move {from} in {id}"))?;
+            let info = client
+                .sandbox_files(&id)
+                .rename(&from, &to)
+                .await
+                .with_context(|| format!("could not move {from} in {id}"))?;
             print_info(&info, json, "moved to")
         }
         FileCommand::Chmod { id, path, mode } => {
-            client.chmod(&id, &path, &mode).await.with_context(|| format!("could not chmod {path} in {id}"))?;
+            client
+                .sandbox_files(&id)
+                .chmod(&path, &mode)
+                .await
+                .with_context(|| format!("could not chmod {path} in {id}"))?;
             done(json, serde_json::json!({"path": path, "mode": mode}), &format!("{path}: {mode}"))
         }
         FileCommand::Rm { id, path } => {
-            client.remove_file(&id, &path).await.with_context(|| format!("could not remove {path} in {id}"))?;
+            client
+                .sandbox_files(&id)
+                .remove(&path)
+                .await
+                .with_context(|| format!("could not remove {path} in {id}"))?;
             done(json, serde_json::json!({"path": path, "removed": true}), &format!("removed {path}"))
         }
     }
@@ -77,7 +102,8 @@ pub async fn run(client: &Client, command: FileCommand, json: bool) -> anyhow::R
 /// Streams a local file into the sandbox.
 pub async fn upload(client: &Client, id: &str, local: &Path, path: &str, json: bool) -> anyhow::Result<ExitStatus> {
     let info = client
-        .write_file_stream(id, path, local)
+        .sandbox_files(id)
+        .write_stream(local, path, None)
         .await
         .with_context(|| format!("could not upload {} to {path} in {id}", local.display()))?;
     print_info(&info, json, "uploaded")
@@ -85,7 +111,7 @@ pub async fn upload(client: &Client, id: &str, local: &Path, path: &str, json: b
 
 async fn read(client: &Client, id: &str, path: &str, encoding: EncodingArg, json: bool) -> anyhow::Result<ExitStatus> {
     let context = || format!("could not read {path} in {id}");
-    let bytes = client.read_file_bytes(id, path).await.with_context(context)?;
+    let bytes = client.sandbox_files(id).read_bytes(path).await.with_context(context)?;
     let base64 = || base64::engine::general_purpose::STANDARD.encode(&bytes);
     match (encoding, json) {
         (EncodingArg::Utf8, false) => std::io::stdout().lock().write_all(&bytes)?,
