@@ -76,6 +76,11 @@ impl Client {
         self.http.request(method, self.url(path))
     }
 
+    /// A request to an absolute URL without credentials (signed file URLs carry their own grant).
+    pub(crate) fn request_url(&self, method: Method, url: &str) -> RequestBuilder {
+        self.http.request(method, url)
+    }
+
     /// Sends `builder` and fails on non-2xx with the parsed envelope.
     pub(crate) async fn send(&self, builder: RequestBuilder) -> Result<Response, ClientError> {
         let request = builder.build().map_err(|source| ClientError::Transport {

@@ -58,7 +58,7 @@ pub enum ClientError {
         source: Box<tokio_tungstenite::tungstenite::Error>,
     },
     /// The server reported an error on a stream, or broke the stream's protocol.
-    #[error("exec streaming error: {message}")]
+    #[error("streaming error: {message}")]
     Stream {
         /// What went wrong.
         message: String,
@@ -71,6 +71,33 @@ pub enum ClientError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// A local file could not be written for a download.
+    #[error("could not write {path}")]
+    WriteLocal {
+        /// Local path.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A download's local destination exists and may not be replaced.
+    #[error("local destination {path} already exists")]
+    LocalExists {
+        /// Local path.
+        path: String,
+    },
+    /// No local destination follows from the remote path.
+    #[error("{remote} has no file name to download to")]
+    NoLocalName {
+        /// The remote path.
+        remote: String,
+    },
+    /// A downloaded directory archive holds something that may not be extracted.
+    #[error("refusing to extract the downloaded archive: {message}")]
+    Archive {
+        /// What is wrong with it.
+        message: String,
     },
 }
 
@@ -99,7 +126,10 @@ impl ClientError {
             Self::InvalidUrl { .. } => "invalid_request",
             Self::WebSocket { .. } => "websocket_error",
             Self::Stream { .. } => "websocket_error",
-            Self::ReadLocal { .. } => "invalid_request",
+            Self::ReadLocal { .. } | Self::WriteLocal { .. } | Self::LocalExists { .. } | Self::NoLocalName { .. } => {
+                "invalid_request"
+            }
+            Self::Archive { .. } => "invalid_response",
         }
     }
 
@@ -126,7 +156,12 @@ impl ClientError {
     pub fn is_user_error(&self) -> bool {
         match self {
             Self::Api { status, .. } => (400..500).contains(status) || *status == 501,
-            Self::MissingApiKey | Self::InvalidUrl { .. } | Self::ReadLocal { .. } => true,
+            Self::MissingApiKey
+            | Self::InvalidUrl { .. }
+            | Self::ReadLocal { .. }
+            | Self::WriteLocal { .. }
+            | Self::LocalExists { .. }
+            | Self::NoLocalName { .. } => true,
             _ => self.is_unreachable(),
         }
     }
@@ -136,6 +171,11 @@ impl ClientError {
         if self.is_unreachable() {
             return Some("is the server running? start it with `nullspace server`, or set NULLSPACE_API_URL".into());
         }
+        match self {
+            Self::LocalExists { .. } => return Some("pass --force to replace it, or choose another local path".into()),
+            Self::NoLocalName { .. } => return Some("name the local destination explicitly".into()),
+            _ => {}
+        }
         let hint = match self.code() {
             "missing_api_key" => {
                 "set NULLSPACE_API_KEY, or put `api_key` in ~/.config/nullspace/config.json (`nullspace server` writes it)"
@@ -143,7 +183,11 @@ impl ClientError {
             "unauthorized" | "unauthenticated" => "check NULLSPACE_API_KEY or ~/.config/nullspace/config.json",
             "sandbox_not_found" => "list your sandboxes with `nullspace sandbox list`",
             "template_not_found" => "list the templates with `nullspace template list`",
-            "file_not_found" => "list the directory with `nullspace sandbox file list <ID> <DIR>`",
+            "volume_busy" => "kill the sandboxes that mount it (`nullspace sandbox kill <ID>`), then try again",
+            "volume_read_only" => "the volume is mounted read-only here; write through `nullspace volume write`",
+            "file_not_found" => {
+                "check the path; list its directory with `nullspace sandbox file list` or `nullspace volume ls-files`"
+            }
             "sandbox_not_ready" => "wait until the sandbox is running (`nullspace sandbox get <ID>`)",
             "capacity_exceeded" => "kill sandboxes you no longer need (`nullspace sandbox kill <ID>`)",
             "not_implemented" | "feature_unavailable" => "this server does not offer that feature",

@@ -10,13 +10,21 @@ mod files;
 mod pty;
 mod sandboxes;
 mod snapshots;
+mod transfer;
+mod volumes;
+mod watch;
 mod ws;
 
 pub use client::Client;
 pub use config::{ClientConfig, ConfigSources, DEFAULT_BASE_URL};
 pub use error::ClientError;
+pub use files::{Files, FilesOwner, UploadUrl};
 pub use pty::{PtyEvent, PtyReader, PtySession, PtyWriter};
 pub use sandboxes::{new_idempotency_key, Health, ListSandboxes};
+pub use transfer::{
+    DownloadOutcome, ProgressFn, UploadMode, UploadOptions, UploadOutcome, UploadTransport, DIRECT_UPLOAD_MAX_BYTES,
+};
+pub use watch::{FileEvent, FileWatch};
 pub use ws::{ExecEvent, ExecStream};
 
 /// The wire types the client speaks, re-exported for convenience.

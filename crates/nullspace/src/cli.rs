@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use nullspace_client::types::volume::VolumeMountRequest;
 
 /// Self-hostable sandboxes: the API server, its CLI, and a host doctor.
 #[derive(Debug, Parser)]
@@ -48,6 +49,9 @@ pub enum Command {
     /// List templates.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Create, inspect and delete volumes, and use their files without a sandbox.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Measure a running server (create→first-exec, exec, files) next to bare `runc run` on this host.
     Bench(BenchArgs),
 }
@@ -173,7 +177,7 @@ pub enum SandboxCommand {
         /// Sandbox id.
         id: String,
     },
-    /// Upload a local file into a sandbox (streamed).
+    /// Upload a local file into a sandbox (streamed; progress on a terminal).
     Upload {
         /// Sandbox id.
         id: String,
@@ -228,6 +232,9 @@ pub struct CreateArgs {
     /// Key that makes retries of this create return the same sandbox.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// Mount a volume (repeatable): ref=<name-or-id>,mount=<absolute-path>[,subpath=<subpath>][,ro=true]
+    #[arg(long = "volume", value_name = "SPEC", value_parser = parse_volume_spec)]
+    pub volumes: Vec<VolumeMountRequest>,
 }
 
 /// What a sandbox does at its deadline.
@@ -414,6 +421,261 @@ pub enum ProcessCommand {
     },
 }
 
+/// When `volume upload` uses a resumable session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResumableArg {
+    /// Above 8 MiB.
+    Auto,
+    /// Always (parts in parallel, each checksummed).
+    Always,
+    /// Never (one streamed request).
+    Never,
+}
+
+/// Archive format of a directory download URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchiveFormatArg {
+    Tar,
+}
+
+/// `REF`: a volume id (`vol_…`) or name.
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume.
+    Create {
+        /// Name, unique among your volumes.
+        name: String,
+    },
+    /// List volumes.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only these fields, comma-separated (e.g. id,name,mount_count,used_bytes).
+        #[arg(long, value_delimiter = ',', value_parser = parse_field)]
+        fields: Vec<String>,
+    },
+    /// Show one volume.
+    Get {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Only these fields, comma-separated (e.g. id,status).
+        #[arg(long, value_delimiter = ',', value_parser = parse_field)]
+        fields: Vec<String>,
+    },
+    /// Delete a volume (refused while a live sandbox mounts it).
+    Delete {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+    },
+    /// List a directory of a volume.
+    LsFiles {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Directory.
+        #[arg(default_value = "/")]
+        path: String,
+        /// Levels to descend.
+        #[arg(long)]
+        depth: Option<u32>,
+    },
+    /// Print a file's content (`--encoding base64` for binary files).
+    Read {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Path in the volume.
+        path: String,
+        /// Output encoding.
+        #[arg(long, value_enum, default_value_t = EncodingArg::Utf8)]
+        encoding: EncodingArg,
+    },
+    /// Print a UTF-8 text file exactly (fails on binary content; use `volume download`).
+    Cat {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Path in the volume.
+        path: String,
+    },
+    /// Write a file from stdin (parents are created).
+    Write {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Path in the volume.
+        path: String,
+        /// Encoding of stdin.
+        #[arg(long, value_enum, default_value_t = EncodingArg::Utf8)]
+        encoding: EncodingArg,
+    },
+    /// Write several files from JSON: [["/a.txt","a\n"],...], [{"path":..,"content":..}], or {"/a.txt":"a\n"}.
+    WriteFiles {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// The JSON, `@FILE` to read it from a file, or `-` for stdin.
+        #[arg(value_name = "JSON")]
+        files: String,
+    },
+    /// Show a path's metadata.
+    #[command(visible_alias = "stat")]
+    Info {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Path in the volume.
+        path: String,
+    },
+    /// Say whether a path exists (exit 1 when it does not).
+    Exists {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Path in the volume.
+        path: String,
+    },
+    /// Create a directory and its parents.
+    Mkdir {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Directory to create.
+        path: String,
+    },
+    /// Change a path's permissions.
+    Chmod {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Path in the volume.
+        path: String,
+        /// Octal mode, e.g. 0644.
+        #[arg(value_parser = parse_mode)]
+        mode: String,
+    },
+    /// Remove a file or directory (recursively).
+    Rm {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Path in the volume.
+        path: String,
+    },
+    /// Move or rename a path.
+    Mv {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Current path.
+        old: String,
+        /// New path.
+        new: String,
+    },
+    /// Find lines containing PATTERN in the files below PATH.
+    Find {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Directory (or file) to search.
+        path: String,
+        /// Literal text.
+        pattern: String,
+    },
+    /// Find files below PATH whose name matches the glob PATTERN (e.g. "*.bin").
+    Search {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Directory to search.
+        path: String,
+        /// Name glob.
+        pattern: String,
+    },
+    /// Replace every occurrence of OLD with NEW in the given files.
+    Replace {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Literal text to replace.
+        old: String,
+        /// Replacement.
+        new: String,
+        /// Files to edit.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+        /// Count what would change, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print a URL that accepts the file's bytes (PUT, or POST a multipart `file`) without the API key.
+    UploadUrl {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Path in the volume.
+        path: String,
+    },
+    /// Print a URL that serves the file (or a directory's tar) without the API key.
+    DownloadUrl {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Path in the volume.
+        path: String,
+        /// Serve a directory as this archive format.
+        #[arg(long, value_enum)]
+        archive_format: Option<ArchiveFormatArg>,
+    },
+    /// Print changes below a directory as they happen, until Ctrl-C or --timeout.
+    Watch {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Directory to watch.
+        path: String,
+        /// Watch subdirectories too.
+        #[arg(long)]
+        recursive: bool,
+        /// Stop after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+    },
+    /// Upload a local file or directory (or `-` for stdin) into a volume; progress on a terminal.
+    Upload {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Local file or directory, or `-` for stdin.
+        local: PathBuf,
+        /// Destination path [default: the local name; a trailing `/` appends it]
+        remote: Option<String>,
+        /// When to use a resumable session (directories always do).
+        #[arg(long, value_enum, default_value_t = ResumableArg::Auto)]
+        resumable: ResumableArg,
+        /// Parts in flight at once (capped by the server).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        concurrency: Option<u32>,
+    },
+    /// Download a file, or a directory (extracted, or its tar with --archive); progress on a terminal.
+    Download {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Path in the volume.
+        remote: String,
+        /// Local destination [default: the remote name (NAME.tar with --archive)]
+        local: Option<PathBuf>,
+        /// Replace an existing local destination.
+        #[arg(long)]
+        force: bool,
+        /// For a directory, keep the downloaded tar instead of extracting it.
+        #[arg(long)]
+        archive: bool,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TemplateCommand {
     /// List the templates sandboxes can start from.
@@ -427,6 +689,54 @@ pub fn parse_key_value(raw: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got {raw:?}")),
     }
+}
+
+/// One field name of `--fields`.
+fn parse_field(raw: &str) -> Result<String, String> {
+    let field = raw.trim();
+    if field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("expected field names such as id,name,status, got {raw:?}"));
+    }
+    Ok(field.to_owned())
+}
+
+/// Parses `ref=<name-or-id>,mount=<absolute-path>[,subpath=<subpath>][,ro=true]`.
+pub fn parse_volume_spec(raw: &str) -> Result<VolumeMountRequest, String> {
+    const SHAPE: &str = "ref=<name-or-id>,mount=<absolute-path>[,subpath=<subpath>][,ro=true]";
+    let mut mount = VolumeMountRequest::default();
+    let mut seen: Vec<String> = Vec::new();
+    for token in raw.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let Some((key, value)) = token.split_once('=') else {
+            return Err(format!("--volume entries look like {SHAPE}; {token:?} has no `=`"));
+        };
+        let key = key.trim().to_ascii_lowercase();
+        let value = value.trim();
+        if seen.contains(&key) {
+            return Err(format!("--volume names `{key}` twice"));
+        }
+        match key.as_str() {
+            "ref" => mount.reference = value.to_owned(),
+            "mount" => mount.mount_path = value.to_owned(),
+            "subpath" if value.is_empty() => return Err("--volume subpath must not be empty".into()),
+            "subpath" => mount.subpath = Some(value.to_owned()),
+            "ro" => {
+                mount.read_only = match value.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" | "y" => true,
+                    "false" | "0" | "no" | "n" => false,
+                    _ => return Err(format!("--volume ro must be true or false, got {value:?}")),
+                }
+            }
+            other => return Err(format!("--volume has no field `{other}`; use {SHAPE}")),
+        }
+        seen.push(key);
+    }
+    if mount.reference.is_empty() {
+        return Err(format!("--volume needs ref=<name-or-id>: {SHAPE}"));
+    }
+    if !mount.mount_path.starts_with('/') {
+        return Err(format!("--volume needs mount=<absolute-path>: {SHAPE}"));
+    }
+    Ok(mount)
 }
 
 /// Accepts 3 or 4 octal digits.
@@ -497,6 +807,76 @@ mod tests {
             panic!("wrong command")
         };
         assert_eq!(mode, "0644");
+    }
+
+    #[test]
+    fn volume_specs_parse_like_the_official_cli() {
+        let mount = parse_volume_spec("ref=team-data,mount=/data,subpath=/datasets,ro=true").unwrap();
+        assert_eq!(
+            mount,
+            VolumeMountRequest {
+                reference: "team-data".into(),
+                mount_path: "/data".into(),
+                read_only: true,
+                subpath: Some("/datasets".into()),
+            }
+        );
+        let plain = parse_volume_spec(" REF=vol_1 , Mount=/mnt ").unwrap();
+        assert_eq!((plain.reference.as_str(), plain.mount_path.as_str()), ("vol_1", "/mnt"));
+        assert!(!plain.read_only && plain.subpath.is_none());
+        assert!(!parse_volume_spec("ref=v,mount=/m,ro=no").unwrap().read_only);
+        for bad in [
+            "mount=/data",
+            "ref=v",
+            "ref=v,mount=data",
+            "ref=v,mount=/d,ro=maybe",
+            "ref=v,mount=/d,host=h1",
+            "ref=v,ref=w,mount=/d",
+            "ref=v,mount=/d,subpath=",
+            "ref=v,mount",
+        ] {
+            assert!(parse_volume_spec(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn sandbox_create_takes_repeated_volumes() {
+        let cli =
+            parse(&["sandbox", "create", "--volume", "ref=a,mount=/a", "--volume", "ref=b,mount=/b,ro=true"]).unwrap();
+        let Command::Sandbox(SandboxCommand::Create(args)) = cli.command else { panic!("wrong command") };
+        assert_eq!(args.volumes.len(), 2);
+        assert!(args.volumes[1].read_only);
+        assert!(parse(&["sandbox", "create", "--volume", "mount=/a"]).is_err());
+    }
+
+    #[test]
+    fn volume_commands_follow_the_reference() {
+        let cli = parse(&["volume", "list", "--fields", "id,name,mount_count,used_bytes"]).unwrap();
+        let Command::Volume(VolumeCommand::List { fields }) = cli.command else { panic!("wrong command") };
+        assert_eq!(fields, ["id", "name", "mount_count", "used_bytes"]);
+        let cli = parse(&["volume", "replace", "team-data", "old", "new", "/a", "/b", "--dry-run"]).unwrap();
+        let Command::Volume(VolumeCommand::Replace { old, new, paths, dry_run, .. }) = cli.command else {
+            panic!("wrong command")
+        };
+        assert_eq!((old.as_str(), new.as_str(), paths.len(), dry_run), ("old", "new", 2, true));
+        assert!(parse(&["volume", "replace", "v", "old", "new"]).is_err());
+        let cli = parse(&["volume", "upload", "v", "./m.bin", "/m.bin", "--resumable", "always", "--concurrency", "4"])
+            .unwrap();
+        let Command::Volume(VolumeCommand::Upload { resumable, concurrency, .. }) = cli.command else {
+            panic!("wrong command")
+        };
+        assert_eq!((resumable, concurrency), (ResumableArg::Always, Some(4)));
+        assert!(parse(&["volume", "upload", "v", "a", "/a", "--concurrency", "0"]).is_err());
+        assert!(matches!(
+            parse(&["volume", "stat", "v", "/a"]).unwrap().command,
+            Command::Volume(VolumeCommand::Info { .. })
+        ));
+        assert!(matches!(
+            parse(&["volume", "download", "v", "/d", "./d.tar", "--archive", "--json"]).unwrap().command,
+            Command::Volume(VolumeCommand::Download { archive: true, .. })
+        ));
+        assert!(parse(&["volume", "list", "--fields", ","]).is_err());
+        assert!(parse(&["volume", "get", "v", "--fields", "id;rm"]).is_err());
     }
 
     #[test]

@@ -49,7 +49,9 @@ impl UserError {
 /// Prints `error` to stderr (or as JSON on stdout with `--json`) and picks the exit status.
 pub fn report(error: &anyhow::Error, json: bool) -> ExitStatus {
     let client = error.chain().find_map(|cause| cause.downcast_ref::<ClientError>());
-    let user = error.chain().find_map(|cause| cause.downcast_ref::<UserError>());
+    // A UserError attached as context is only visible to `downcast_ref` on the error itself.
+    let user =
+        error.downcast_ref::<UserError>().or_else(|| error.chain().find_map(|cause| cause.downcast_ref::<UserError>()));
     let hint = user.and_then(|u| u.hint.clone()).or_else(|| client.and_then(ClientError::hint));
     let is_user = user.is_some() || client.is_some_and(ClientError::is_user_error);
     let messages = chain_messages(error);
@@ -124,6 +126,15 @@ mod tests {
         assert_eq!(report(&internal, true), ExitStatus::Error);
         let user = anyhow::Error::new(UserError::new("bad input", Some("fix it")));
         assert_eq!(report(&user, true), ExitStatus::Failure);
+    }
+
+    #[test]
+    fn user_context_over_an_api_error_keeps_both() {
+        let error = anyhow::Error::new(ClientError::from_response(404, br#"{"error":"gone","code":"not_found"}"#))
+            .context(UserError::new("no volume `x`", Some("list them")));
+        assert_eq!(report(&error, true), ExitStatus::Failure);
+        let user = error.downcast_ref::<UserError>().unwrap();
+        assert_eq!(user.hint.as_deref(), Some("list them"));
     }
 
     #[test]

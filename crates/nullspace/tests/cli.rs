@@ -62,6 +62,55 @@ fn help_lists_the_commands() {
 }
 
 #[test]
+fn volume_help_lists_every_verb_of_the_reference() {
+    let home = tempfile::tempdir().unwrap();
+    let output = nullspace(&home).args(["volume", "--help"]).output().unwrap();
+    assert!(output.status.success());
+    let stdout = text(&output.stdout);
+    let verbs = [
+        "create",
+        "list",
+        "get",
+        "delete",
+        "ls-files",
+        "read",
+        "write",
+        "write-files",
+        "cat",
+        "stat",
+        "info",
+        "exists",
+        "mkdir",
+        "chmod",
+        "rm",
+        "mv",
+        "find",
+        "search",
+        "replace",
+        "upload-url",
+        "download-url",
+        "watch",
+        "upload",
+        "download",
+    ];
+    for verb in verbs {
+        assert!(stdout.contains(verb), "missing {verb} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn volume_commands_without_a_server_say_what_to_do() {
+    let home = tempfile::tempdir().unwrap();
+    let url = closed_port_url();
+    let output = nullspace(&home).args(["volume", "get", "team-data", "--api-url", &url, "--api-key", "k"]).output();
+    let output = output.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("could not look up volume `team-data`"), "{stderr}");
+    assert!(stderr.contains("hint: is the server running?"), "{stderr}");
+}
+
+#[test]
 fn usage_errors_exit_2_with_a_message() {
     let home = tempfile::tempdir().unwrap();
     let output = nullspace(&home).args(["sandbox", "create", "--env", "novalue"]).output().unwrap();

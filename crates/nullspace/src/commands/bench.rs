@@ -121,7 +121,11 @@ async fn measure_state(client: &Client, count: usize) -> anyhow::Result<(Summary
     for index in 0..count {
         let sandbox =
             client.create_sandbox(&CreateSandboxRequest::default(), None).await.context("creating a sandbox")?;
-        client.write_file(&sandbox.id, "/workspace/bench.txt", &format!("change {index}")).await.context("writing")?;
+        client
+            .sandbox_files(&sandbox.id)
+            .write_text("/workspace/bench.txt", &format!("change {index}"))
+            .await
+            .context("writing")?;
         let started = Instant::now();
         let snapshot = client.hibernate(&sandbox.id).await.context("hibernate")?;
         hibernates.push(started.elapsed());
@@ -131,7 +135,8 @@ async fn measure_state(client: &Client, count: usize) -> anyhow::Result<(Summary
         let started = Instant::now();
         let child = client.fork(&resumed.id).await.context("fork")?;
         forks.push(started.elapsed());
-        let content = client.read_file(&child.id, "/workspace/bench.txt").await.context("reading in the fork")?;
+        let content =
+            client.sandbox_files(&child.id).read_text("/workspace/bench.txt").await.context("reading in the fork")?;
         if content != format!("change {index}") {
             bail!("fork {} lost the parent's change: {content:?}", child.id);
         }
@@ -154,10 +159,10 @@ async fn measure_exec_and_files(client: &Client, execs: usize, file_mb: usize) -
         let payload: Vec<u8> = (0..file_mb << 20).map(|i| (i % 251) as u8).collect();
         std::fs::write(local.path(), &payload).context("writing the temp file")?;
         let started = Instant::now();
-        client.write_file_stream(&sandbox.id, "/tmp/bench.bin", local.path()).await.context("upload")?;
+        client.sandbox_files(&sandbox.id).write_stream(local.path(), "/tmp/bench.bin", None).await.context("upload")?;
         let write = file_mb as f64 / started.elapsed().as_secs_f64();
         let started = Instant::now();
-        let back = client.read_file_bytes(&sandbox.id, "/tmp/bench.bin").await.context("download")?;
+        let back = client.sandbox_files(&sandbox.id).read_bytes("/tmp/bench.bin").await.context("download")?;
         let read = file_mb as f64 / started.elapsed().as_secs_f64();
         if back != payload {
             bail!("downloaded bytes differ from the uploaded ones");

@@ -4,9 +4,12 @@
 mod api_key;
 mod bench;
 mod doctor;
+mod files;
+mod progress;
 mod sandbox;
 mod server;
 mod template;
+mod volume;
 
 use std::path::PathBuf;
 
@@ -25,6 +28,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Doctor => doctor::run(&global).await,
         Command::Sandbox(command) => sandbox::run(command, &global).await,
         Command::Template(command) => template::run(command, &global).await,
+        Command::Volume(command) => volume::run(command, &global).await,
         Command::Bench(args) => bench::run(args, &global).await,
     }
 }

@@ -2,14 +2,14 @@
 //! the new sandbox.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use nullspace_client::types::sandbox::{CreateSandboxRequest, SandboxInfo};
 use nullspace_client::Client;
 
 use crate::cli::CreateArgs;
+use crate::commands::progress::{self, Spinner};
 use crate::exit::{ExitStatus, UserError};
 use crate::output::{print_json, print_table};
 
@@ -18,10 +18,9 @@ pub async fn run(client: &Client, args: CreateArgs, json: bool) -> anyhow::Resul
     let key = args.idempotency_key.clone();
     let request = request(args)?;
     let template = request.template.clone().unwrap_or_default();
-    let progress = (!json && std::io::stderr().is_terminal())
-        .then(|| Progress::start(format!("creating sandbox from `{template}`")));
+    let spinner = progress::wanted(json).then(|| Spinner::start(format!("creating sandbox from `{template}`")));
     let result = client.create_sandbox(&request, key.as_deref()).await;
-    let elapsed = progress.map(Progress::stop);
+    let elapsed = spinner.map(Spinner::stop);
     let info = result.with_context(|| format!("could not create a sandbox from template `{template}`"))?;
     print(&info, json, elapsed)?;
     Ok(ExitStatus::Success)
@@ -73,7 +72,7 @@ fn request(args: CreateArgs) -> anyhow::Result<CreateSandboxRequest> {
         internet_access,
         network,
         snapshot_id: None,
-        volumes: None,
+        volumes: (!args.volumes.is_empty()).then_some(args.volumes),
     })
 }
 
@@ -86,33 +85,6 @@ fn print(info: &SandboxInfo, json: bool, elapsed: Option<Duration>) -> anyhow::R
         eprintln!("created {} in {:.1}s", info.id, elapsed.as_secs_f64());
     }
     Ok(())
-}
-
-/// A one-line spinner on stderr, cleared when stopped.
-struct Progress {
-    task: tokio::task::JoinHandle<()>,
-    started: Instant,
-}
-
-impl Progress {
-    fn start(message: String) -> Self {
-        let started = Instant::now();
-        let task = tokio::spawn(async move {
-            const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
-            let mut tick = tokio::time::interval(Duration::from_millis(120));
-            for frame in FRAMES.iter().cycle() {
-                tick.tick().await;
-                eprint!("\r\x1b[2K{frame} {message} ({:.1}s)", started.elapsed().as_secs_f64());
-            }
-        });
-        Self { task, started }
-    }
-
-    fn stop(self) -> Duration {
-        self.task.abort();
-        eprint!("\r\x1b[2K");
-        self.started.elapsed()
-    }
 }
 
 #[cfg(test)]
@@ -154,6 +126,16 @@ mod tests {
         assert_eq!(json["timeout_ms"], 60_000);
         assert_eq!(json["internet_access"], false);
         assert_eq!(json["template"], "base");
+        assert!(json["volumes"].is_null());
+    }
+
+    #[test]
+    fn volumes_go_on_the_wire_as_the_api_names_them() {
+        let body = request(args(&["--volume", "ref=team-data,mount=/data,subpath=/sets,ro=true"])).unwrap();
+        assert_eq!(
+            serde_json::to_value(&body).unwrap()["volumes"],
+            serde_json::json!([{"ref": "team-data", "mount_path": "/data", "read_only": true, "subpath": "/sets"}])
+        );
     }
 
     #[test]
