@@ -251,7 +251,7 @@ def test_sandbox_mounts_volume_read_only(server, cli, volume):
         assert write.returncode != 0 and "read-only" in write.stderr.lower()
         refused = cli("sandbox", "file", "write", sandbox_id, "/data/new.txt", "x")
         assert refused.returncode == 1 and json.loads(refused.stdout)["error"]["code"] == "volume_read_only"
-        assert cli.json("volume", "get", name)["mount_count"] >= 1
+        assert cli.json("volume", "get", name)["mount_count"] == 1, "one sandbox, mounted at two paths"
     finally:
         cli("sandbox", "kill", sandbox_id)
 

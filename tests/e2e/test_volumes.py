@@ -135,6 +135,11 @@ def test_direct_files_and_signed_urls(server, sandboxes, tmp_path):
     volume.files.upload_file(source, "/direct/up.bin", resumable=False)
     volume.files.download_file("/direct/up.bin", tmp_path / "down.bin")
     assert (tmp_path / "down.bin").read_bytes() == source.read_bytes()
+    volume.files.upload_file(source, "/direct/resumable.bin", resumable=True)
+    volume.files.download_file("/direct/resumable.bin", tmp_path / "resumed.bin")
+    assert (tmp_path / "resumed.bin").read_bytes() == source.read_bytes()
+    assert [f.name for f in volume.files.list("/")] == ["direct"], "upload staging never shows in the volume"
+    volume.files.remove("/direct/resumable.bin")
 
     # Raw signed URLs, no API key.
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.key}"}, timeout=60) as http:
@@ -295,6 +300,7 @@ def test_runtime_attach_health_remount_detach(server, sandboxes):
     # By name and read-only: writes fail inside the sandbox.
     ro = sb.attach_volume(volume.name, "/ro", read_only=True)
     assert ro.read_only and sb.files.read("/ro/d/f.txt") == "from the volume"
+    assert Volume.get(volume.id, api_key=server.key, base_url=server.url).mount_count == 1, "sandboxes, not mounts"
     denied = sb.commands.run("sh", args=["-c", "echo x > /ro/new.txt"])
     assert denied.exit_code != 0 and "Read-only file system" in denied.stderr
     assert not volume.files.exists("/new.txt")

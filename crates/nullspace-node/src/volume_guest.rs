@@ -20,8 +20,9 @@ use crate::{GuestLink, NodeError, NodeResult, Volumes};
 
 /// How long a new volume guest gets to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Upload staging inside the volume (only created when a resumable upload is used).
-const STAGING_DIR: &str = "/.nullspace-uploads";
+/// Upload staging, relative to the guest's working directory (its control dir, outside the volume): parts
+/// never show in the volume, and publishing copies them beside the target, so another mount is fine.
+const STAGING_DIR: &str = "uploads";
 /// File holding a running guest's pid, for the clean-up after a crash of the server.
 const PID_FILE: &str = "guest.pid";
 

@@ -151,7 +151,10 @@ impl Control {
         let volumes = self.node.volumes().clone();
         let id = record.id.clone();
         let usage = tokio::task::spawn_blocking(move || volumes.usage(&id)).await.unwrap_or_default();
-        let mount_count = self.live_attachments(&record.tenant_id, &record.id).await?.len() as u64;
+        // Sandboxes, not mounts: one sandbox may mount a volume at several paths.
+        let live = self.live_attachments(&record.tenant_id, &record.id).await?;
+        let mount_count =
+            live.iter().map(|a| a.sandbox_id.as_str()).collect::<std::collections::BTreeSet<_>>().len() as u64;
         Ok(VolumeInfo {
             id: record.id.clone(),
             name: record.name.clone(),
