@@ -1,6 +1,7 @@
 //! Resumable upload and archive wire types (sandbox variant of rest.md §4a): the create request, the
 //! strict `UploadSessionInfo` / limits / complete-response objects of the official client, and the
-//! `UploadFailureDetail` carried as `error_detail` by `file_upload_error` envelopes.
+//! `UploadFailureDetail` carried as `error_detail` by `file_upload_error` envelopes, and the rule both
+//! ends apply to symlinks in directory archives ([`link_stays_inside`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -296,5 +297,47 @@ mod tests {
         assert_eq!(json["kind"], "directory_tar");
         assert!(json["whole_checksum_sha256"].is_null());
         assert_eq!(json.as_object().unwrap().len(), 20);
+    }
+}
+
+/// Whether a symlink in a directory archive, at relative path `entry` and pointing to `link`, resolves
+/// inside the archive's root: `link` is relative and never climbs above the root. Both the guest
+/// (extracting uploads, building downloads) and the client (extracting downloads) refuse other links.
+pub fn link_stays_inside(entry: &std::path::Path, link: &std::path::Path) -> bool {
+    use std::path::Component;
+    if link.as_os_str().is_empty() || link.is_absolute() {
+        return false;
+    }
+    let mut depth = entry.parent().map_or(0, |parent| parent.components().count()) as i64;
+    for component in link.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::link_stays_inside;
+    use std::path::Path;
+
+    #[test]
+    fn links_may_not_leave_the_archive_root() {
+        assert!(link_stays_inside(Path::new("linked.txt"), Path::new("alpha.txt")));
+        assert!(link_stays_inside(Path::new("a/b/l"), Path::new("../../x")));
+        assert!(link_stays_inside(Path::new("a/link"), Path::new("c/./d")));
+        assert!(!link_stays_inside(Path::new("a/l"), Path::new("../../x")));
+        assert!(!link_stays_inside(Path::new("l"), Path::new("../x")));
+        assert!(!link_stays_inside(Path::new("l"), Path::new("/etc/passwd")));
+        assert!(!link_stays_inside(Path::new("l"), Path::new("")));
     }
 }

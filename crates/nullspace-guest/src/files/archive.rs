@@ -12,7 +12,7 @@ use tar::{Builder, EntryType, Header};
 use tokio::sync::mpsc;
 use walkdir::WalkDir;
 
-use crate::uploads::extract::link_stays_inside;
+use nullspace_types::upload_api::link_stays_inside;
 
 /// Size of the chunks sent to the socket.
 const CHUNK: usize = 64 * 1024;
