@@ -401,6 +401,8 @@ impl Control {
         if action == TimeoutAction::Hibernate.as_str() {
             match self.hibernate_record(&record, "timeout", "system").await {
                 Ok(_) => return Ok(()),
+                // A volume attach or detach is running: the next reaper tick hibernates it.
+                Err(ControlError::Busy { .. }) => return Ok(()),
                 Err(error) => {
                     tracing::warn!(sandbox = %id, error = %crate::error_chain(&error), "hibernate at deadline failed; destroying")
                 }

@@ -67,6 +67,8 @@ impl Control {
         actor: &'static str,
     ) -> ControlResult<SnapshotRecord> {
         Self::running(record)?;
+        let (record, _mounts_held) = self.hold_mounts(record).await?;
+        let record = &record;
         let snapshot_id = crate::ids::snapshot_id();
         let layer = self.node.layer_dir(&snapshot_id).to_string_lossy().into_owned();
         let _pending = SetGuard::insert(&self.pending_layers, layer);
@@ -113,6 +115,8 @@ impl Control {
     /// Captures running sandbox `id` into a new snapshot; the sandbox keeps running.
     pub async fn snapshot(&self, tenant: &Tenant, id: &str) -> ControlResult<SnapshotRecord> {
         let record = self.get(tenant, id).await?;
+        Self::running(&record)?;
+        let (record, _mounts_held) = self.hold_mounts(&record).await?;
         let snapshot = self.capture(&record, "snapshot").await?;
         let created = NewEvent::sandbox("snapshot_created", "succeeded", "user", id)
             .reason("api")
@@ -228,6 +232,7 @@ impl Control {
     pub async fn fork(&self, tenant: &Tenant, id: &str) -> ControlResult<SandboxRecord> {
         let parent = self.get(tenant, id).await?;
         Self::running(&parent)?;
+        let (parent, _mounts_held) = self.hold_mounts(&parent).await?;
         self.admit().await?;
         let (layer, restore_from) = if self.node.memory_snapshots() {
             let layer = self.fork_layer_with_memory(&parent).await?;

@@ -32,6 +32,16 @@ impl Control {
         Ok((record, guard))
     }
 
+    /// Holds sandbox `record` against attach, detach and remount while its state is captured (hibernate,
+    /// snapshot, fork), and returns it as stored now, with exactly the mounts attached until then.
+    pub(super) async fn hold_mounts(&self, record: &SandboxRecord) -> ControlResult<(SandboxRecord, SetGuard<'_>)> {
+        let guard = SetGuard::insert(&self.volume_changes, record.id.clone()).ok_or_else(|| ControlError::Busy {
+            what: format!("a volume change or state capture of sandbox {}", record.id),
+        })?;
+        let current = self.get_for_tenant_id(&record.tenant_id, &record.id).await?;
+        Ok((current, guard))
+    }
+
     /// Records `volumes` as the mounts of running sandbox `record`; a sandbox that stopped running
     /// meanwhile is reported.
     async fn record_volumes(&self, record: &SandboxRecord, volumes: &[VolumeMount]) -> ControlResult<()> {
