@@ -187,6 +187,9 @@ def test_delete_is_refused_while_mounted_and_stops_the_volume_guest(server, sand
     volume.files.write("/a.txt", "a")  # starts the volume guest
     pid = _guest_pid(server, volume.id)
     assert pid and _alive(pid)
+    status = dict(line.split(":\t", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":\t" in line)
+    # Only chown, DAC override/read-search, fowner and fsetid; no_new_privs.
+    assert (status["CapEff"], status["CapBnd"], status["NoNewPrivs"]) == ("000000000000001f", "000000000000001f", "1")
     sb = sandboxes.create(volumes=[volume.mount("/data")])
     with pytest.raises(SandboxError) as err:
         volume.delete()

@@ -2,10 +2,11 @@
 //! API (the same implementation as inside sandboxes) without a sandbox. It runs as a host process in its
 //! own mount, network, IPC and UTS namespaces whose root is the volume's data directory (bind-mounted,
 //! `pivot_root`ed, the old root detached), so no path it is given can reach anything outside the volume.
-//! Its control dir (boot config and socket) stays reachable only as its working directory, the root of
-//! a detached bind mount. It dies with the server (`PR_SET_PDEATHSIG`), is stopped when idle and when the
-//! volume is deleted; its mounts exist only in its own namespace, so nothing is left on the host.
-
+//! Its control dir (boot config, socket, upload staging) stays reachable only as its working directory,
+//! the root of a detached bind mount. It keeps only the file capabilities (chown, DAC override, fowner,
+//! fsetid) under `no_new_privs`, so even a compromised guest cannot mount, create devices or trace. It
+//! dies with the server (`PR_SET_PDEATHSIG`), is stopped when idle and when the volume is deleted; its
+//! mounts exist only in its own namespace, so nothing is left on the host.
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -200,6 +201,53 @@ fn kill_stale(pid_file: &Path) {
     }
 }
 
+/// The capabilities a volume guest keeps: file work as root on files of any owner (no mounts, devices,
+/// signals to other users' processes, ptrace, raw I/O, ...).
+const GUEST_CAPABILITIES: [u32; 5] = [
+    0, // CAP_CHOWN
+    1, // CAP_DAC_OVERRIDE
+    2, // CAP_DAC_READ_SEARCH
+    3, // CAP_FOWNER
+    4, // CAP_FSETID
+];
+
+/// Limits the bounding, permitted, effective and inheritable sets to [`GUEST_CAPABILITIES`] (what the
+/// exec'd guest keeps as root). Async-signal-safe: raw system calls only.
+fn drop_capabilities() -> std::io::Result<()> {
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let keep = GUEST_CAPABILITIES.iter().fold(0u64, |mask, cap| mask | (1 << cap));
+    for cap in 0..64u64 {
+        // SAFETY: prctl(2) with integer arguments; EINVAL past the kernel's last capability ends the loop.
+        if keep & (1 << cap) == 0 && unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                break;
+            }
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    let header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let low = keep as u32;
+    let data =
+        [Data { effective: low, permitted: low, inheritable: 0 }, Data { effective: 0, permitted: 0, inheritable: 0 }];
+    // SAFETY: capset(2) with a version-3 header and its two data elements.
+    if unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// What [`confine`] mounts.
 struct ConfinePaths {
     data: CString,
@@ -292,6 +340,8 @@ fn confine(paths: &ConfinePaths) -> std::io::Result<()> {
         check(libc::chdir(slash.as_ptr()))?;
         check(libc::fchdir(control_fd))?;
         libc::close(control_fd);
+        drop_capabilities()?;
+        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
     }
     Ok(())
 }
