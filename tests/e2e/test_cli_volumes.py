@@ -297,3 +297,33 @@ def test_unknown_volume_is_a_clear_user_error(cli):
     assert mount.returncode == 1 and missing in mount.stderr
     bad_spec = cli("sandbox", "create", "--volume", "mount=/data", json_flag=False)
     assert bad_spec.returncode == 2 and "ref=<name-or-id>" in bad_spec.stderr
+
+
+def test_sandbox_volume_attach_health_detach(cli, volume):
+    name = volume["name"]
+    ok(run(cli, "volume", "write", name, "/runtime/hello.txt", stdin="attached later"))
+    sandbox_id = ok(run(cli, "sandbox", "create", "--timeout", "300"))["id"]
+    try:
+        att = ok(run(cli, "sandbox", "volume", "attach", sandbox_id, f"ref={name},mount=/late,subpath=runtime,ro=true"))
+        assert att["state"] == "mounted" and att["mount_path"] == "/late" and att["read_only"] is True
+        read = cli("sandbox", "exec", sandbox_id, "--", "cat", "/late/hello.txt", json_flag=False)
+        assert read.returncode == 0 and read.stdout == "attached later", read.stderr
+        listed = ok(run(cli, "sandbox", "volume", "list", sandbox_id))
+        assert [a["id"] for a in (listed if isinstance(listed, list) else [listed])] == [att["id"]]
+        human = run(cli, "sandbox", "volume", "list", sandbox_id, json_flag=False)
+        assert human.returncode == 0 and att["id"] in human.stdout and "/late" in human.stdout and " ro " in human.stdout
+        assert ok(run(cli, "sandbox", "volume", "health", sandbox_id, att["id"]))["state"] == "mounted"
+        assert ok(run(cli, "sandbox", "volume", "remount", sandbox_id, att["id"]))["state"] == "mounted"
+        by_volume = ok(run(cli, "volume", "attachments", name))
+        assert sandbox_id in json.dumps(by_volume)
+        # A mount path the runtime owns: a clear error, exit 1.
+        refused = run(cli, "sandbox", "volume", "attach", sandbox_id, f"ref={name},mount=/proc/x")
+        assert refused.returncode == 1 and json.loads(refused.stdout)["error"]["code"] == "invalid_request"
+        detached = ok(run(cli, "sandbox", "volume", "detach", sandbox_id, att["id"]))
+        assert detached["state"] == "released"
+        gone = cli("sandbox", "exec", sandbox_id, "--", "cat", "/late/hello.txt", json_flag=False)
+        assert gone.returncode != 0
+        missing = run(cli, "sandbox", "volume", "health", sandbox_id, att["id"])
+        assert missing.returncode == 1 and json.loads(missing.stdout)["error"]["code"] == "not_found"
+    finally:
+        cli("sandbox", "kill", sandbox_id)

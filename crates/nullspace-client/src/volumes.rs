@@ -1,7 +1,8 @@
 //! Volume endpoints (`/v1/volumes…`): create, list, get by id or name, resolve a reference, delete,
-//! attachments. Their files are a [`crate::Files`] handle (`client.volume_files(id)`).
+//! attachments; and a running sandbox's attachments (`/v1/sandboxes/{id}/volumes…`: list, attach,
+//! detach, health, remount). Their files are a [`crate::Files`] handle (`client.volume_files(id)`).
 
-use nullspace_types::volume::{CreateVolumeRequest, VolumeAttachment, VolumeInfo};
+use nullspace_types::volume::{CreateVolumeRequest, VolumeAttachment, VolumeInfo, VolumeMountRequest};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -65,6 +66,39 @@ impl Client {
     /// `GET /v1/volumes/{vid}/attachments`.
     pub async fn volume_attachments(&self, id: &str) -> Result<Vec<VolumeAttachment>, ClientError> {
         self.volume_get(&format!("/v1/volumes/{}/attachments", segment(id)), &[]).await
+    }
+
+    /// `GET /v1/sandboxes/{id}/volumes`.
+    pub async fn sandbox_volumes(&self, sandbox_id: &str) -> Result<Vec<VolumeAttachment>, ClientError> {
+        self.volume_get(&format!("/v1/sandboxes/{}/volumes", segment(sandbox_id)), &[]).await
+    }
+
+    /// `POST /v1/sandboxes/{id}/volumes`: mounts a volume into the running sandbox.
+    pub async fn attach_volume(
+        &self,
+        sandbox_id: &str,
+        mount: &VolumeMountRequest,
+    ) -> Result<VolumeAttachment, ClientError> {
+        let path = format!("/v1/sandboxes/{}/volumes", segment(sandbox_id));
+        self.send_json(self.request(Method::POST, &path)?.json(mount)).await
+    }
+
+    /// `DELETE /v1/sandboxes/{id}/volumes/{att}`: the attachment, `released`.
+    pub async fn detach_volume(&self, sandbox_id: &str, attachment_id: &str) -> Result<VolumeAttachment, ClientError> {
+        let path = format!("/v1/sandboxes/{}/volumes/{}", segment(sandbox_id), segment(attachment_id));
+        self.send_json(self.request(Method::DELETE, &path)?).await
+    }
+
+    /// `GET /v1/sandboxes/{id}/volumes/{att}/health`: the attachment with its mount probed now.
+    pub async fn volume_health(&self, sandbox_id: &str, attachment_id: &str) -> Result<VolumeAttachment, ClientError> {
+        let path = format!("/v1/sandboxes/{}/volumes/{}/health", segment(sandbox_id), segment(attachment_id));
+        self.volume_get(&path, &[]).await
+    }
+
+    /// `POST /v1/sandboxes/{id}/volumes/{att}/remount`.
+    pub async fn remount_volume(&self, sandbox_id: &str, attachment_id: &str) -> Result<VolumeAttachment, ClientError> {
+        let path = format!("/v1/sandboxes/{}/volumes/{}/remount", segment(sandbox_id), segment(attachment_id));
+        self.send_json(self.request(Method::POST, &path)?).await
     }
 
     async fn volume_get<T: DeserializeOwned>(&self, path: &str, fields: &[String]) -> Result<T, ClientError> {

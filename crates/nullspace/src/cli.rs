@@ -177,6 +177,9 @@ pub enum SandboxCommand {
         /// Sandbox id.
         id: String,
     },
+    /// Attach, detach and inspect volumes of a running sandbox.
+    #[command(subcommand)]
+    Volume(SandboxVolumeCommand),
     /// Upload a local file into a sandbox (streamed; progress on a terminal).
     Upload {
         /// Sandbox id.
@@ -282,6 +285,46 @@ pub struct ExecArgs {
     /// Program and arguments, after `--`.
     #[arg(last = true, value_name = "ARGV", required_unless_present = "shell")]
     pub argv: Vec<String>,
+}
+
+/// Volumes of a running sandbox (`ATTACHMENT` is an `att_…` id from `list` or `attach`).
+#[derive(Debug, Subcommand)]
+pub enum SandboxVolumeCommand {
+    /// List the sandbox's volume attachments.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Sandbox id.
+        id: String,
+    },
+    /// Mount a volume into the running sandbox.
+    Attach {
+        /// Sandbox id.
+        id: String,
+        /// ref=<name-or-id>,mount=<absolute-path>[,subpath=<subpath>][,ro=true]
+        #[arg(value_name = "SPEC", value_parser = parse_volume_spec)]
+        volume: VolumeMountRequest,
+    },
+    /// Unmount an attachment (the volume's data stays).
+    Detach {
+        /// Sandbox id.
+        id: String,
+        /// Attachment id.
+        attachment: String,
+    },
+    /// Probe whether an attachment is mounted.
+    Health {
+        /// Sandbox id.
+        id: String,
+        /// Attachment id.
+        attachment: String,
+    },
+    /// Mount an attachment again in place.
+    Remount {
+        /// Sandbox id.
+        id: String,
+        /// Attachment id.
+        attachment: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -464,6 +507,12 @@ pub enum VolumeCommand {
     },
     /// Delete a volume (refused while a live sandbox mounts it).
     Delete {
+        /// Volume id or name.
+        #[arg(value_name = "REF")]
+        reference: String,
+    },
+    /// List the sandboxes mounting a volume (running and paused).
+    Attachments {
         /// Volume id or name.
         #[arg(value_name = "REF")]
         reference: String,

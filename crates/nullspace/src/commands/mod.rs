@@ -2,6 +2,7 @@
 //! API client from the global flags.
 
 mod api_key;
+mod attachments;
 mod bench;
 mod doctor;
 mod files;

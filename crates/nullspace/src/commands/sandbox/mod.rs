@@ -34,6 +34,7 @@ pub async fn run(command: SandboxCommand, global: &GlobalArgs) -> anyhow::Result
         SandboxCommand::Pty { id } => pty::run(&client, &id).await,
         SandboxCommand::Fork { id } => state::fork(&client, &id, global.json).await,
         SandboxCommand::Snapshot { id } => state::snapshot(&client, &id, global.json).await,
+        SandboxCommand::Volume(command) => super::attachments::run(&client, command, global.json).await,
     }
 }
 

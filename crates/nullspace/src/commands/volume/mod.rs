@@ -22,6 +22,14 @@ pub async fn run(command: VolumeCommand, global: &GlobalArgs) -> anyhow::Result<
         VolumeCommand::List { fields } => manage::list(&client, &fields, json).await,
         VolumeCommand::Get { reference, fields } => manage::get(&client, &reference, &fields, json).await,
         VolumeCommand::Delete { reference } => manage::delete(&client, &reference, json).await,
+        VolumeCommand::Attachments { reference } => {
+            let volume = resolve(&client, &reference).await?;
+            let attachments = client
+                .volume_attachments(&volume.id)
+                .await
+                .with_context(|| format!("could not list the attachments of volume {}", label(&volume)))?;
+            crate::commands::attachments::print(&attachments, json)
+        }
         VolumeCommand::LsFiles { reference, path, depth } => {
             let volume = resolve(&client, &reference).await?;
             files::list(&client.volume_files(&volume.id), &label(&volume), &path, depth, json).await
