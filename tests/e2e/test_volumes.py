@@ -187,8 +187,11 @@ def test_delete_is_refused_while_mounted_and_stops_the_volume_guest(server, sand
     volume.files.write("/a.txt", "a")  # starts the volume guest
     pid = _guest_pid(server, volume.id)
     assert pid and _alive(pid)
-    status = dict(line.split(":\t", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":\t" in line)
-    # Only chown, DAC override/read-search, fowner and fsetid; no_new_privs.
+    # It serves from a child that is PID 1 of its own PID namespace, with only chown, DAC
+    # override/read-search, fowner and fsetid, under no_new_privs.
+    [server_pid] = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    status = dict(line.split(":\t", 1) for line in open(f"/proc/{server_pid}/status").read().splitlines() if ":\t" in line)
+    assert status["NSpid"].split() == [server_pid, "1"]
     assert (status["CapEff"], status["CapBnd"], status["NoNewPrivs"]) == ("000000000000001f", "000000000000001f", "1")
     sb = sandboxes.create(volumes=[volume.mount("/data")])
     with pytest.raises(SandboxError) as err:
@@ -198,6 +201,7 @@ def test_delete_is_refused_while_mounted_and_stops_the_volume_guest(server, sand
     sb.kill()
     volume.delete()
     wait_until(lambda: not _alive(pid), timeout=10, what="volume guest stopped")
+    wait_until(lambda: not _alive(int(server_pid)), timeout=10, what="its serving child stopped")
     assert not (server.data_dir / "volumes" / volume.id).exists()
     with pytest.raises(SandboxError) as err:
         Volume.get(volume.id, api_key=server.key, base_url=server.url)

@@ -1,9 +1,10 @@
 //! `nullspace-guestd`: the daemon inside every sandbox (PID 1). Parses its two options, sets up logging
 //! to stderr and hands over to [`boot::run`].
 //!
-//! Options: `--control-dir DIR` (or `NULLSPACE_GUEST_CONTROL_DIR`; default `/run/nullspace`) and
-//! `--write-profile` / `--no-write-profile` (default: write only when running as PID 1). The upload
-//! staging directory is `NULLSPACE_GUEST_STAGING_DIR` (default `/var/lib/nullspace/uploads`).
+//! Options: `--control-dir DIR` (or `NULLSPACE_GUEST_CONTROL_DIR`; default `/run/nullspace`),
+//! `--write-profile` / `--no-write-profile` (default: write only when running as PID 1) and
+//! `--serve-in-child` (see [`serve_in_child`]). The upload staging directory is
+//! `NULLSPACE_GUEST_STAGING_DIR` (default `/var/lib/nullspace/uploads`).
 
 mod boot;
 mod error;
@@ -13,6 +14,7 @@ mod ids;
 mod pty;
 mod reaper;
 mod routes;
+mod serve_in_child;
 mod state;
 mod tunnel;
 mod uploads;
@@ -24,7 +26,8 @@ use std::path::PathBuf;
 
 use nullspace_types::guest::GUEST_CONTROL_DIR;
 
-fn options() -> Result<boot::BootOptions, String> {
+fn options() -> Result<(boot::BootOptions, bool), String> {
+    let mut serve_in_child = false;
     let mut control_dir = std::env::var_os("NULLSPACE_GUEST_CONTROL_DIR").map(PathBuf::from);
     let mut write_profile = std::process::id() == 1;
     let mut args = std::env::args().skip(1);
@@ -33,22 +36,39 @@ fn options() -> Result<boot::BootOptions, String> {
             "--control-dir" => control_dir = Some(args.next().ok_or("--control-dir needs a directory")?.into()),
             "--write-profile" => write_profile = true,
             "--no-write-profile" => write_profile = false,
-            "--help" | "-h" => {
-                return Err("usage: nullspace-guestd [--control-dir DIR] [--write-profile|--no-write-profile]".into())
-            }
+            "--serve-in-child" => serve_in_child = true,
+            "--help" | "-h" => return Err(
+                "usage: nullspace-guestd [--control-dir DIR] [--write-profile|--no-write-profile] [--serve-in-child]"
+                    .into(),
+            ),
             other => return Err(format!("unknown argument {other:?}; see --help")),
         }
     }
-    Ok(boot::BootOptions {
+    let options = boot::BootOptions {
         control_dir: control_dir.unwrap_or_else(|| GUEST_CONTROL_DIR.into()),
         write_profile,
         staging_dir: std::env::var_os("NULLSPACE_GUEST_STAGING_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| uploads::store::DEFAULT_STAGING_DIR.into()),
-    })
+    };
+    Ok((options, serve_in_child))
 }
 
 fn main() {
+    let (options, serve_in_child) = match options() {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            eprintln!("nullspace-guestd: {message}");
+            std::process::exit(2);
+        }
+    };
+    // Before any thread exists (the logger and the runtime start threads).
+    if serve_in_child {
+        if let Err(message) = serve_in_child::fork_and_supervise() {
+            eprintln!("nullspace-guestd: {message}");
+            std::process::exit(1);
+        }
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -56,13 +76,6 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let options = match options() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("nullspace-guestd: {message}");
-            std::process::exit(2);
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

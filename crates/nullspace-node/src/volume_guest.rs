@@ -1,6 +1,7 @@
 //! Volume guests: one `nullspace-guestd` per volume, started on demand, that serves the volume's files
 //! API (the same implementation as inside sandboxes) without a sandbox. It runs as a host process in its
-//! own mount, network, IPC and UTS namespaces whose root is the volume's data directory (bind-mounted,
+//! own mount, network, IPC, UTS and PID namespaces (it serves from a forked child, PID 1 there, so it
+//! sees and signals no host process) whose root is the volume's data directory (bind-mounted,
 //! `pivot_root`ed, the old root detached), so no path it is given can reach anything outside the volume.
 //! Its control dir (boot config, socket, upload staging) stays reachable only as its working directory,
 //! the root of a detached bind mount. It keeps only the file capabilities (chown, DAC override, fowner,
@@ -117,7 +118,7 @@ impl VolumeGuests {
         let binary = std::fs::File::open(&self.guestd).map_err(fs(&self.guestd))?;
         let exec = Exec::new(
             binary,
-            &["nullspace-guestd", "--control-dir", ".", "--no-write-profile"],
+            &["nullspace-guestd", "--control-dir", ".", "--no-write-profile", "--serve-in-child"],
             &["PATH=/usr/bin:/bin", &format!("NULLSPACE_GUEST_STAGING_DIR={STAGING_DIR}"), "RUST_LOG=info"],
         );
         let mut command = tokio::process::Command::new(&self.guestd);
@@ -313,7 +314,11 @@ fn confine(paths: &ConfinePaths) -> std::io::Result<()> {
     // SAFETY: plain system calls on valid NUL-terminated strings; this is the single-threaded child.
     unsafe {
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
-        check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS))?;
+        // CLONE_NEWPID is for the guest's children: it serves from a forked child (`--serve-in-child`),
+        // PID 1 of that namespace.
+        check(libc::unshare(
+            libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWPID,
+        ))?;
         check(libc::mount(
             std::ptr::null(),
             slash.as_ptr(),
