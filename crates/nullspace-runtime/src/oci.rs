@@ -284,6 +284,12 @@ impl OciRuntime {
             let stderr = format!("{} cannot restore memory", self.kind);
             return Err(RuntimeError::Restore { id: spec.id.clone(), stderr });
         }
+        self.launch(spec, Some(image_dir)).await
+    }
+
+    /// Writes the bundle and runs the sandbox detached (booted, or restored from `restore_from`); on failure
+    /// nothing half-created is left behind and the launch error is the one reported.
+    async fn launch(&self, spec: &SandboxSpec, restore_from: Option<&Path>) -> RuntimeResult<()> {
         std::fs::create_dir_all(&self.state_root).map_err(|source| RuntimeError::WriteBundle {
             id: spec.id.clone(),
             path: self.state_root.clone(),
@@ -292,14 +298,15 @@ impl OciRuntime {
         let nofile = nofile_limit();
         self.write_bundle_with(spec, nofile)?;
         let started = Instant::now();
-        match self.run_detached(spec, nofile, Some(image_dir)).await {
+        let verb = if restore_from.is_some() { "restored" } else { "started" };
+        match self.run_detached(spec, nofile, restore_from).await {
             Ok(()) => {
-                tracing::debug!(ms = started.elapsed().as_millis() as u64, "sandbox restored");
+                tracing::debug!(ms = started.elapsed().as_millis() as u64, "sandbox {verb}");
                 Ok(())
             }
             Err(e) => {
                 if let Err(cleanup) = self.destroy(&spec.id).await {
-                    tracing::warn!(error = %cleanup, "cleanup after failed restore");
+                    tracing::warn!(error = %cleanup, "cleanup after a failed launch");
                 }
                 Err(e)
             }
@@ -434,27 +441,7 @@ impl IsolationRuntime for OciRuntime {
     #[tracing::instrument(skip_all, fields(sandbox = %spec.id, runtime = %self.kind))]
     async fn start(&self, spec: &SandboxSpec) -> RuntimeResult<()> {
         spec.validate()?;
-        std::fs::create_dir_all(&self.state_root).map_err(|source| RuntimeError::WriteBundle {
-            id: spec.id.clone(),
-            path: self.state_root.clone(),
-            source,
-        })?;
-        let nofile = nofile_limit();
-        self.write_bundle_with(spec, nofile)?;
-        let started = Instant::now();
-        match self.run_detached(spec, nofile, None).await {
-            Ok(()) => {
-                tracing::debug!(ms = started.elapsed().as_millis() as u64, "sandbox started");
-                Ok(())
-            }
-            Err(e) => {
-                // Leave nothing half-created behind; the start error is the one worth reporting.
-                if let Err(cleanup) = self.destroy(&spec.id).await {
-                    tracing::warn!(error = %cleanup, "cleanup after failed start");
-                }
-                Err(e)
-            }
-        }
+        self.launch(spec, None).await
     }
 
     #[tracing::instrument(skip(self), fields(runtime = %self.kind))]

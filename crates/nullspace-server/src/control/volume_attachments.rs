@@ -16,19 +16,16 @@ use crate::store::{SandboxRecord, Tenant};
 const MOUNT_MISSING: &str = "volume_mount_missing";
 
 impl Control {
-    /// The running sandbox `id` of `tenant`, held against other attach/detach/remount calls on it.
+    /// The running sandbox `id` of `tenant`, held against other volume changes and state captures of it.
     async fn running_for_volume_change(
         &self,
         tenant: &Tenant,
         id: &str,
     ) -> ControlResult<(SandboxRecord, SetGuard<'_>)> {
-        let record = self.get(tenant, id).await?;
+        let (record, guard) = self.hold_mounts(&self.get(tenant, id).await?).await?;
         if record.state != SandboxState::Running {
             return Err(ControlError::NotRunning { sandbox_id: record.id.clone(), state: record.state.as_str() });
         }
-        let guard = SetGuard::insert(&self.volume_changes, record.id.clone()).ok_or_else(|| ControlError::Busy {
-            what: format!("another volume attach, detach or remount of sandbox {id}"),
-        })?;
         Ok((record, guard))
     }
 
