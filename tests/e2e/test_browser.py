@@ -30,16 +30,20 @@ INDEX_HTML = f"""<!doctype html>
   ws.onmessage = (event) => {{ out.textContent = "echo:" + event.data + ":done"; ws.close(); }};
   ws.onerror = () => {{ out.textContent = "websocket error"; }};
 </script>
+<!-- Parser-blocking: the server answers only once it has sent the echo (or given up), so the load event,
+     and with it --dump-dom, waits for the WebSocket. Chromium's virtual time does not wait for sockets. -->
+<script src="/after-echo.js"></script>
 </body></html>
 """
 
 # Stdlib only: the sandbox has python3 but no pip packages and no internet.
 WS_SERVER = r'''
-import base64, hashlib, struct, sys
+import base64, hashlib, struct, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PAGE = open("/workspace/site/index.html", "rb").read()
+ECHOED = threading.Event()
 
 
 def read_exact(f, n):
@@ -55,11 +59,17 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path.split("?")[0] == "/ws" and self.headers.get("Upgrade", "").lower() == "websocket":
             return self.websocket()
+        if self.path.split("?")[0] == "/after-echo.js":
+            body = b"// echoed\n" if ECHOED.wait(30) else b"// no echo within 30 s\n"
+            return self.reply("application/javascript", body)
+        self.reply("text/html; charset=utf-8", PAGE)
+
+    def reply(self, content_type, body):
         self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(PAGE)
+        self.wfile.write(body)
 
     def websocket(self):
         key = self.headers["Sec-WebSocket-Key"]
@@ -88,6 +98,8 @@ class Handler(BaseHTTPRequestHandler):
                     self.wfile.write(bytes([0x8A, len(payload)]) + payload)
                 elif opcode in (0x1, 0x2):  # echo text/binary (short frames are all this test sends)
                     self.wfile.write(bytes([0x80 | opcode, len(payload)]) + payload)
+                    self.wfile.flush()
+                    ECHOED.set()
                 self.wfile.flush()
         except (EOFError, ConnectionError):
             pass
