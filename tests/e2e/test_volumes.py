@@ -341,6 +341,22 @@ def test_runtime_attach_health_remount_detach(server, sandboxes):
     volume.delete()
 
 
+def test_health_of_a_removed_subpath_fails_and_creates_nothing(server, sandboxes):
+    volume = _volume(server)
+    volume.files.write("/d/f.txt", "x")
+    sb = sandboxes.create()
+    att = sb.attach_volume(volume.id, "/workspace/sub", subpath="d")
+    volume.files.remove("/d")
+    health = sb.get_volume_health(att.id)
+    assert health.state.value == "failed" and health.last_error_code == "volume_mount_missing"
+    assert not volume.files.exists("/d"), "a health probe must not recreate the removed subpath"
+    # Remount is the explicit repair: it creates the subpath again, empty.
+    assert sb.remount_volume(att.id).state.value == "mounted"
+    assert volume.files.exists("/d") and sb.get_volume_health(att.id).state.value == "mounted"
+    sb.files.write("/workspace/sub/new.txt", "y")
+    assert volume.files.read("/d/new.txt") == "y"
+
+
 def test_runtime_attach_refuses_bad_requests(server, sandboxes, second_key):
     volume = _volume(server)
     sb = sandboxes.create()

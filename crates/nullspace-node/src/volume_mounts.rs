@@ -48,9 +48,13 @@ impl Node {
     }
 
     /// Whether `mount` is in place in running sandbox `sandbox_id`: its `mount_path` is the volume's
-    /// directory.
+    /// directory. Creates nothing: a subpath removed from the volume means the mount is not in place.
     pub async fn volume_mounted(&self, sandbox_id: &str, mount: &VolumeMount) -> NodeResult<bool> {
-        let source = self.open_source(sandbox_id, mount)?;
+        let found = self
+            .volumes()
+            .find_mount_source(&mount.volume_id, mount.subpath.as_deref())
+            .map_err(|source| NodeError::Volume { sandbox_id: sandbox_id.to_owned(), source })?;
+        let Some(source) = found else { return Ok(false) };
         self.runtime()
             .probe_live_mount(sandbox_id, &mount.mount_path, source)
             .await

@@ -161,6 +161,22 @@ impl Volumes {
     /// missing. Every component is opened with `O_NOFOLLOW` relative to its parent, so neither `..` nor a
     /// symlink planted in the volume can lead outside it.
     pub fn open_mount_source(&self, volume_id: &str, subpath: Option<&str>) -> Result<OwnedFd, VolumeError> {
+        let opened = self.walk_mount_source(volume_id, subpath, true)?;
+        Ok(opened.expect("a walk that creates missing directories finds them"))
+    }
+
+    /// [`Volumes::open_mount_source`] without creating anything: `None` when a directory of `subpath` is
+    /// missing (someone removed it). What a probe of an existing mount uses.
+    pub fn find_mount_source(&self, volume_id: &str, subpath: Option<&str>) -> Result<Option<OwnedFd>, VolumeError> {
+        self.walk_mount_source(volume_id, subpath, false)
+    }
+
+    fn walk_mount_source(
+        &self,
+        volume_id: &str,
+        subpath: Option<&str>,
+        create_missing: bool,
+    ) -> Result<Option<OwnedFd>, VolumeError> {
         let data = self.data_dir(volume_id);
         if !data.is_dir() {
             return Err(VolumeError::Missing { volume_id: volume_id.to_owned() });
@@ -180,6 +196,7 @@ impl Volumes {
             let name = component.as_bytes();
             let next = match open_dir(current.as_raw_fd(), name) {
                 Ok(fd) => fd,
+                Err(error) if error.raw_os_error() == Some(libc::ENOENT) && !create_missing => return Ok(None),
                 Err(error) if error.raw_os_error() == Some(libc::ENOENT) => {
                     mkdir_at(current.as_raw_fd(), name).map_err(fs_error("creating the subpath", &walked))?;
                     open_dir(current.as_raw_fd(), name).map_err(fs_error("opening the subpath", &walked))?
@@ -194,7 +211,7 @@ impl Volumes {
             };
             current = next;
         }
-        Ok(current)
+        Ok(Some(current))
     }
 }
 
@@ -366,6 +383,20 @@ mod tests {
         }
         assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none(), "nothing created outside");
         assert!(matches!(volumes.open_mount_source("vol_missing", None), Err(VolumeError::Missing { .. })));
+    }
+
+    #[test]
+    fn finding_a_mount_source_creates_nothing() {
+        let data = tempfile::tempdir().unwrap();
+        let volumes = Volumes::new(data.path());
+        let root = volumes.create("vol_f").unwrap();
+        assert!(volumes.find_mount_source("vol_f", Some("gone/deeper")).unwrap().is_none());
+        assert!(!root.join("gone").exists(), "a probe must not recreate a removed subpath");
+        std::fs::create_dir_all(root.join("here/sub")).unwrap();
+        let found = volumes.find_mount_source("vol_f", Some("here/sub")).unwrap().expect("existing subpath");
+        assert_eq!(fd_path(&found).unwrap(), std::fs::canonicalize(root.join("here/sub")).unwrap());
+        std::os::unix::fs::symlink("/", root.join("link")).unwrap();
+        assert!(matches!(volumes.find_mount_source("vol_f", Some("link")), Err(VolumeError::InvalidSubpath { .. })));
     }
 
     #[test]
