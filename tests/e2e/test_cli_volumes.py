@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import tarfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -222,7 +221,8 @@ def test_watch_prints_changes(cli, volume):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli.env(),
     )
     try:
-        time.sleep(2)
+        armed = watcher.stderr.readline()  # printed once the server confirmed the watch
+        assert armed.startswith("watching /watched"), armed
         ok(run(cli, "volume", "write", name, "/watched/new.txt", stdin="x"))
         out, err = watcher.communicate(timeout=30)
     finally:

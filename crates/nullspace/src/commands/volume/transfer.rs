@@ -62,9 +62,8 @@ pub async fn watch(
     let files = client.volume_files(&volume.id);
     let mut watch =
         files.watch(path, recursive).await.with_context(|| format!("could not watch {path} in {}", label(volume)))?;
-    if !json {
-        eprintln!("watching {path} in {} (Ctrl-C to stop)", label(volume));
-    }
+    // On stderr even with --json: it tells a script the watch is armed, so writes from now on are seen.
+    eprintln!("watching {path} in {} (Ctrl-C to stop)", label(volume));
     let deadline = async {
         match timeout {
             Some(secs) => tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await,
