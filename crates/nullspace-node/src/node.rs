@@ -213,19 +213,23 @@ impl Node {
                 read_only: true,
             },
         ];
-        let mut netns = None;
+        let mut prepared = None;
         if let Some(network) = &self.network {
-            let attached = network
-                .setup(id, &hostname, &spec.network, &paths.root.join("net"))
+            let net = network
+                .prepare(id, &hostname, &spec.network, &paths.root.join("net"))
                 .await
                 .map_err(NodeError::Network)?;
             mounts.push(BindMount {
-                source: attached.resolv_conf,
+                source: net.network.resolv_conf.clone(),
                 destination: "/etc/resolv.conf".into(),
                 read_only: false,
             });
-            mounts.push(BindMount { source: attached.hosts, destination: "/etc/hosts".into(), read_only: false });
-            netns = Some(attached.netns_path);
+            mounts.push(BindMount {
+                source: net.network.hosts.clone(),
+                destination: "/etc/hosts".into(),
+                read_only: false,
+            });
+            prepared = Some(net);
         }
         let network_done = started.elapsed();
         // Volumes last, so that they are mounted over anything above; subpaths resolve without following
@@ -247,23 +251,37 @@ impl Node {
             mounts,
             limits: Limits { vcpus: spec.vcpus, memory_mb: spec.memory_mb, pids: PIDS_LIMIT },
             no_new_privileges: true,
-            netns,
+            netns: prepared.as_ref().map(|net| net.network.netns_path.clone()),
         };
-        match &spec.restore_from {
-            None => self
-                .runtime
-                .start(&runtime_spec)
-                .await
-                .map_err(|source| NodeError::Runtime { sandbox_id: id.to_owned(), source })?,
-            Some(image) => self.restore_memory(&runtime_spec, image).await?,
-        }
+        // The runtime starts inside the prepared namespace while the network is wired: nothing of the
+        // sandbox runs before the guest answers, and the guest is ready only once both are done. A
+        // failure of either leaves the rest to `launch`'s cleanup.
+        let start = async {
+            match &spec.restore_from {
+                None => self
+                    .runtime
+                    .start(&runtime_spec)
+                    .await
+                    .map_err(|source| NodeError::Runtime { sandbox_id: id.to_owned(), source }),
+                Some(image) => self.restore_memory(&runtime_spec, image).await,
+            }
+        };
+        let connect = async {
+            match (&self.network, &prepared) {
+                (Some(network), Some(net)) => network.connect(net).await.map_err(NodeError::Network),
+                _ => Ok(()),
+            }
+        };
+        let (started_runtime, connected) = tokio::join!(start, connect);
+        started_runtime?;
+        connected?;
         let runtime_done = started.elapsed();
         self.guest(id).wait_ready(GUEST_READY_TIMEOUT, paths.init_log()).await?;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         tracing::debug!(
             overlay_ms = ms(overlay_done),
-            network_ms = ms(network_done - overlay_done),
-            runtime_ms = ms(runtime_done - network_done),
+            network_prepare_ms = ms(network_done - overlay_done),
+            runtime_and_network_ms = ms(runtime_done - network_done),
             guest_ms = ms(started.elapsed() - runtime_done),
             "sandbox launched"
         );

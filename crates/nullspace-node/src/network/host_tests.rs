@@ -144,9 +144,12 @@ impl Env {
             .map(link_config)
             .collect();
         let netns: Vec<String> = namespace::list(&self.prefix);
+        let pins = format!(" {}/{}", namespace::NETNS_DIR, self.prefix);
+        let mounts =
+            std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(&pins)).count();
         let leases = std::fs::read_dir(self.tmp.path().join("network/leases")).map_or(0, |d| d.count());
         format!(
-            "links:\n{}\nnetns:{netns:?}\nleases:{leases}\ntable:\n{}",
+            "links:\n{}\nnetns:{netns:?}\nnetns mounts:{mounts}\nleases:{leases}\ntable:\n{}",
             links.join("\n"),
             nft(&["list", "table", "inet", &self.table])
         )
@@ -254,6 +257,10 @@ async fn network_teardown_removes_everything_and_is_idempotent() {
     let names = env.names("sb_x");
 
     assert!(net.netns_path.exists());
+    assert!(
+        ip(&["netns", "list"]).lines().any(|l| l.split_whitespace().next() == Some(&names.netns)),
+        "iproute2 sees it"
+    );
     assert_eq!(link::bridge_ports(&env.bridge), vec![names.host_veth.clone()]);
     let state = firewall::state(&env.table).await.unwrap();
     assert_eq!(state.chains, BTreeSet::from([names.chain.clone()]));
@@ -272,6 +279,28 @@ async fn network_teardown_removes_everything_and_is_idempotent() {
     env.net.teardown("sb_x").await.unwrap();
     env.net.teardown("sb_never").await.unwrap();
     assert!(env.net.teardown("../x").await.is_err());
+    assert_eq!(env.footprint(), before);
+}
+
+#[tokio::test]
+async fn network_prepared_but_never_connected_is_torn_down_cleanly() {
+    let Some(env) = env(7) else { return };
+    let before = env.footprint();
+    let prepared =
+        env.net.prepare("sb_half", "sb-half", &NetworkPolicy::default(), &env.files("sb_half")).await.unwrap();
+    let names = env.names("sb_half");
+    // The namespace exists with IPv6 off, but nothing is wired: no veth, no rules.
+    assert!(prepared.network.netns_path.exists());
+    let v6 = namespace::run_in(&prepared.network.netns_path, || {
+        std::fs::read_to_string("/proc/sys/net/ipv6/conf/default/disable_ipv6")
+    })
+    .unwrap();
+    assert_eq!(v6.unwrap().trim(), "1");
+    assert!(link::bridge_ports(&env.bridge).is_empty());
+    assert!(!firewall::state(&env.table).await.unwrap().chains.contains(&names.chain));
+
+    env.net.teardown("sb_half").await.unwrap();
+    assert!(!prepared.network.netns_path.exists());
     assert_eq!(env.footprint(), before);
 }
 

@@ -49,19 +49,13 @@ pub(crate) fn bridge_mac(bridge: &str) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
-/// Creates the named namespace `netns` and the veth pair: `host` in the node's namespace, `eth0` in
-/// `netns`, and makes the host end an isolated (no port-to-port traffic), IPv6-less, up port of `bridge`.
-/// One `ip -batch` (it stops at the first error); the host end is set up with an ioctl after its IPv6 is
+/// Creates the veth pair: `host` in the node's namespace, `eth0` in the existing named namespace `netns`,
+/// and makes the host end an isolated (no port-to-port traffic), IPv6-less, up port of `bridge`. One
+/// `ip -batch` (it stops at the first error); the host end is set up with an ioctl after its IPv6 is
 /// disabled, so it never gets a link-local address.
-pub(crate) async fn create_namespace_and_veth(
-    netns: &str,
-    host: &str,
-    bridge: &str,
-    mtu: u32,
-) -> Result<(), NetworkError> {
+pub(crate) async fn create_veth(netns: &str, host: &str, bridge: &str, mtu: u32) -> Result<(), NetworkError> {
     let batch = format!(
-        "netns add {netns}\n\
-         link add {host} mtu {mtu} type veth peer name {SANDBOX_IFACE} mtu {mtu} netns {netns}\n\
+        "link add {host} mtu {mtu} type veth peer name {SANDBOX_IFACE} mtu {mtu} netns {netns}\n\
          link set dev {host} master {bridge}\n\
          link set dev {host} type bridge_slave isolated on learning on\n"
     );
@@ -73,11 +67,10 @@ pub(crate) async fn create_namespace_and_veth(
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
-/// Inside the namespace at `netns`: `sysctls` written, loopback up, `eth0` with `addr/prefix_len` and up,
-/// default route via `gateway`. On one short-lived thread, without spawning a process.
+/// Inside the namespace at `netns`: loopback up, `eth0` with `addr/prefix_len` and up, default route via
+/// `gateway`. On one short-lived thread, without spawning a process.
 pub(crate) async fn configure_sandbox_side(
     netns: &Path,
-    sysctls: &'static [(&'static str, &'static str)],
     addr: Ipv4Addr,
     prefix_len: u8,
     gateway: Ipv4Addr,
@@ -85,7 +78,6 @@ pub(crate) async fn configure_sandbox_side(
     let netns = netns.to_path_buf();
     tokio::task::spawn_blocking(move || {
         namespace::run_in(&netns, move || {
-            namespace::write_sysctls(sysctls)?;
             let iface = Iface::open()?;
             iface.set_up("lo")?;
             iface.set_ipv4(SANDBOX_IFACE, addr, prefix_len)?;

@@ -1,5 +1,6 @@
-//! [`Network`]: sets up and tears down one sandbox's network (lease → namespace → veth → firewall →
-//! resolv.conf/hosts), undoing what was built when a step fails, and reconciles leftovers at start.
+//! [`Network`]: sets up and tears down one sandbox's network in two halves — prepared (lease → namespace →
+//! resolv.conf/hosts) before the runtime starts, connected (firewall → veth → address and route) while it
+//! starts — undoing what was built when a step fails, and reconciles leftovers at start.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -31,6 +32,16 @@ pub struct SandboxNetwork {
     pub resolv_conf: PathBuf,
     /// Per-sandbox file to bind-mount at `/etc/hosts` (in `files_dir`).
     pub hosts: PathBuf,
+}
+
+/// A sandbox network whose namespace exists but is not wired yet ([`Network::prepare`]); the runtime may
+/// already start inside [`PreparedNetwork::network`]'s namespace while [`Network::connect`] completes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedNetwork {
+    /// What the runtime needs: the namespace path and the files to bind-mount.
+    pub network: SandboxNetwork,
+    names: SandboxNames,
+    plan: policy::EgressPlan,
 }
 
 /// Per-sandbox networking of one node.
@@ -74,8 +85,9 @@ impl Network {
         SandboxNames::new(&self.netns_prefix, &self.config.bridge, sandbox_id)
     }
 
-    /// Builds the sandbox's network and writes its resolv.conf and hosts into `files_dir`. A previous
-    /// network of the same id is torn down first; on failure everything built is removed again.
+    /// Builds the sandbox's network and writes its resolv.conf and hosts into `files_dir`: [`Network::prepare`]
+    /// then [`Network::connect`]. A previous network of the same id is torn down first; on failure
+    /// everything built is removed again.
     pub async fn setup(
         &self,
         sandbox_id: &str,
@@ -83,19 +95,40 @@ impl Network {
         policy: &NetworkPolicy,
         files_dir: &Path,
     ) -> Result<SandboxNetwork, NetworkError> {
+        let prepared = self.prepare(sandbox_id, hostname, policy, files_dir).await?;
+        if let Err(e) = self.connect(&prepared).await {
+            if let Err(undo) = self.teardown(sandbox_id).await {
+                warn!(error = %undo, "undoing a failed network setup failed");
+            }
+            return Err(e);
+        }
+        Ok(prepared.network)
+    }
+
+    /// The part of a sandbox's network a runtime needs before it starts: the address leased, the namespace
+    /// created (IPv6 off inside it), resolv.conf and hosts written into `files_dir`. Nothing can reach
+    /// the namespace until [`Network::connect`] wires it, so the two may run alongside the runtime's start.
+    /// A previous network of the same id is torn down first; on failure everything built is removed again.
+    pub async fn prepare(
+        &self,
+        sandbox_id: &str,
+        hostname: &str,
+        policy: &NetworkPolicy,
+        files_dir: &Path,
+    ) -> Result<PreparedNetwork, NetworkError> {
         validate_sandbox_id(sandbox_id)?;
         validate_hostname(hostname)?;
         policy::validate(policy)?;
-        let span = info_span!("network_setup", sandbox_id);
+        let span = info_span!("network_prepare", sandbox_id);
         async {
-            // Leftovers of an earlier setup of this id (a retried launch) go first. Build creates the
-            // namespace before anything else, so without it there is nothing to tear down.
+            // Leftovers of an earlier setup of this id (a retried launch) go first. The namespace is
+            // created before anything else, so without it there is nothing to tear down.
             if namespace::path(&self.names(sandbox_id).netns).exists() {
                 self.teardown_inner(sandbox_id).await?;
             }
             let address = self.pool.allocate(sandbox_id)?;
-            match self.build(sandbox_id, hostname, policy, files_dir, address).await {
-                Ok(network) => Ok(network),
+            match self.build_namespace(sandbox_id, hostname, policy, files_dir, address).await {
+                Ok(prepared) => Ok(prepared),
                 Err(e) => {
                     if let Err(undo) = self.teardown_inner(sandbox_id).await {
                         warn!(error = %undo, "undoing a failed network setup failed");
@@ -108,23 +141,40 @@ impl Network {
         .await
     }
 
-    async fn build(
+    async fn build_namespace(
         &self,
         sandbox_id: &str,
         hostname: &str,
         policy: &NetworkPolicy,
         files_dir: &Path,
         address: Ipv4Addr,
-    ) -> Result<SandboxNetwork, NetworkError> {
+    ) -> Result<PreparedNetwork, NetworkError> {
         let names = self.names(sandbox_id);
-        let prefix_len = self.config.subnet.prefix_len();
-        link::create_namespace_and_veth(&names.netns, &names.host_veth, &self.config.bridge, self.mtu).await?;
-        let netns_path = namespace::path(&names.netns);
-        link::configure_sandbox_side(&netns_path, SANDBOX_SYSCTLS, address, prefix_len, self.gateway).await?;
-        let plan = policy::plan(policy, &self.config.dns);
-        firewall::apply(&firewall::sandbox_script(&self.table, &names.chain, address, &plan)).await?;
+        let netns = names.netns.clone();
+        let netns_path = tokio::task::spawn_blocking(move || namespace::create(&netns, SANDBOX_SYSCTLS))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
         let (resolv_conf, hosts) = files::write_all(files_dir, hostname, address, &self.config.dns)?;
-        Ok(SandboxNetwork { netns_path, address, gateway: self.gateway, resolv_conf, hosts })
+        Ok(PreparedNetwork {
+            network: SandboxNetwork { netns_path, address, gateway: self.gateway, resolv_conf, hosts },
+            names,
+            plan: policy::plan(policy, &self.config.dns),
+        })
+    }
+
+    /// Wires a prepared network: the egress rules first, then the veth pair, the address and the default
+    /// route, so the sandbox never has a link its rules do not cover yet. On failure the caller tears
+    /// the network down ([`Network::teardown`]).
+    pub async fn connect(&self, prepared: &PreparedNetwork) -> Result<(), NetworkError> {
+        let PreparedNetwork { network, names, plan } = prepared;
+        async {
+            firewall::apply(&firewall::sandbox_script(&self.table, &names.chain, network.address, plan)).await?;
+            link::create_veth(&names.netns, &names.host_veth, &self.config.bridge, self.mtu).await?;
+            let prefix_len = self.config.subnet.prefix_len();
+            link::configure_sandbox_side(&network.netns_path, network.address, prefix_len, self.gateway).await
+        }
+        .instrument(info_span!("network_connect", netns = %names.netns))
+        .await
     }
 
     /// Removes the sandbox's rules, veth, namespace and lease. Idempotent. The address is released

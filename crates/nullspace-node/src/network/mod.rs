@@ -24,5 +24,5 @@ mod host_tests;
 
 pub use config::{host_dns, NetworkConfig, DEFAULT_BRIDGE, DEFAULT_SUBNET};
 pub use error::NetworkError;
-pub use manager::{Network, SandboxNetwork};
+pub use manager::{Network, PreparedNetwork, SandboxNetwork};
 pub use policy::{parse_destination, NetworkPolicy, MAX_POLICY_ENTRIES};

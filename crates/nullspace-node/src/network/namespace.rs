@@ -1,9 +1,11 @@
-//! Named network namespaces (`/run/netns/<name>`, created by `link::create_namespace_and_veth`): their
-//! paths, deletion, running code inside one on a short-lived thread (`setns` only ever on a thread this
-//! module owns), and sysctls set from inside.
+//! Named network namespaces (`/run/netns/<name>`, the layout iproute2 uses): creating one without
+//! spawning `ip`, their paths, deletion, running code inside one on a short-lived thread (`setns` and
+//! `unshare` only ever on a thread this module owns), and sysctls set from inside.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use nix::mount::{mount, MsFlags};
 use nix::sched::CloneFlags;
 
 use super::command::{self, Tool};
@@ -15,6 +17,57 @@ pub(crate) const NETNS_DIR: &str = "/run/netns";
 /// Path of a named namespace.
 pub(crate) fn path(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
+}
+
+/// Creates the named namespace `name` as `ip netns add` does (a new network namespace kept alive by a
+/// bind mount at `/run/netns/<name>`, under a shared mount of that directory so that it shows in mount
+/// namespaces made later) and writes `sysctls` inside it before any interface exists. Blocking: one
+/// short-lived thread and a few syscalls instead of a process.
+pub(crate) fn create(name: &str, sysctls: &'static [(&'static str, &'static str)]) -> Result<PathBuf, NetworkError> {
+    ensure_shared_dir()?;
+    let target = path(name);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o000)
+        .open(&target)
+        .map_err(NetworkError::io("creating", &target))?;
+    let pin = target.clone();
+    let made = std::thread::spawn(move || {
+        let errno = |operation, path: &Path| {
+            let path = path.to_path_buf();
+            move |e: nix::Error| NetworkError::Io { operation, path, source: std::io::Error::from(e) }
+        };
+        nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(errno("unsharing the network namespace for", &pin))?;
+        write_sysctls(sysctls)?;
+        let own = Path::new("/proc/thread-self/ns/net");
+        mount(Some(own), &pin, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(errno("bind-mounting the network namespace at", &pin))
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    match made {
+        Ok(()) => Ok(target),
+        Err(error) => {
+            let _ = std::fs::remove_file(&target);
+            Err(error)
+        }
+    }
+}
+
+/// `/run/netns` exists and is a shared mount (a bind mount of itself when it is not a mount point yet),
+/// as iproute2 leaves it, so namespaces pinned there are visible in mount namespaces created later.
+fn ensure_shared_dir() -> Result<(), NetworkError> {
+    let dir = Path::new(NETNS_DIR);
+    std::fs::create_dir_all(dir).map_err(NetworkError::io("creating", dir))?;
+    let share = || mount(None::<&str>, dir, None::<&str>, MsFlags::MS_SHARED | MsFlags::MS_REC, None::<&str>);
+    let shared = match share() {
+        Err(nix::Error::EINVAL) => {
+            mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).and_then(|()| share())
+        }
+        other => other,
+    };
+    shared.map_err(|e| NetworkError::Io { operation: "sharing the mount of", path: dir.into(), source: e.into() })
 }
 
 /// Deletes the named namespace if it exists (its interfaces go with it once nothing runs inside).
