@@ -98,7 +98,9 @@ impl GuestLink {
     /// most of a sandbox's create latency.
     pub async fn wait_ready(&self, timeout: Duration, init_log: PathBuf) -> NodeResult<()> {
         let started = Instant::now();
-        let mut delay = Duration::from_micros(500);
+        // The guest usually answers within a few milliseconds of its start: poll every millisecond (a
+        // stat of the socket path) while it is likely to come up, then back off.
+        let mut delay = Duration::from_millis(1);
         loop {
             if self.socket.exists() {
                 if let Ok(health) = self.health().await {
@@ -120,7 +122,9 @@ impl GuestLink {
                 });
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(20));
+            if started.elapsed() > Duration::from_millis(200) {
+                delay = (delay * 2).min(Duration::from_millis(20));
+            }
         }
     }
 }
