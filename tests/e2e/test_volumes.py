@@ -341,6 +341,35 @@ def test_runtime_attach_health_remount_detach(server, sandboxes):
     volume.delete()
 
 
+def _mount_points(sb) -> list[str]:
+    return [line.split(" ")[4] for line in _sandbox_mounts(sb).splitlines()]
+
+
+def test_detach_follows_a_renamed_parent_and_never_a_planted_symlink(server, sandboxes):
+    """The sandbox moves its mount by renaming a parent and plants a symlink where the parent was, aimed
+    at /proc so that the recorded path leads to the runtime's read-only /proc/sys. Detach must remove the
+    volume's mount where it went, and nothing else."""
+    volume = _volume(server)
+    volume.files.write("/f.txt", "v")
+    sb = sandboxes.create()
+    keep = sb.attach_volume(volume.id, "/workspace/keep")
+    att = sb.attach_volume(volume.id, "/workspace/x/sys")
+    assert sb.commands.run("mv /workspace/x /workspace/moved && ln -s /proc /workspace/x", shell=True).exit_code == 0
+    assert "/proc/sys" in _mount_points(sb) and "/workspace/moved/sys" in _mount_points(sb)
+    health = sb.get_volume_health(att.id)
+    assert health.state.value == "failed" and health.last_error_code == "volume_mount_missing"
+
+    assert sb.detach_volume(att.id).state.value == "released"
+    points = _mount_points(sb)
+    assert "/proc/sys" in points, "the runtime's read-only /proc/sys must stay mounted"
+    assert "/workspace/moved/sys" not in points, "the moved volume mount is detached where it went"
+    assert "/workspace/keep" in points, "another attachment of the same volume stays"
+    denied = sb.commands.run("sh", args=["-c", "echo 1 > /proc/sys/kernel/sysrq"])
+    assert denied.exit_code != 0, "/proc/sys must still be read-only"
+    assert sb.files.read("/workspace/keep/f.txt") == "v"
+    assert [a.id for a in sb.list_volumes()] == [keep.id]
+
+
 def test_health_of_a_removed_subpath_fails_and_creates_nothing(server, sandboxes):
     volume = _volume(server)
     volume.files.write("/d/f.txt", "x")

@@ -373,16 +373,39 @@ impl OciRuntime {
     }
 
     /// Unmounts `target` inside running sandbox `id` (lazily: open files keep working until closed);
-    /// `false` when nothing was mounted there.
-    pub async fn unmount_live(&self, id: &str, target: &str) -> RuntimeResult<bool> {
+    /// `false` when nothing was mounted there or, with `source`, when the mount there is not of the
+    /// directory open as `source`. The path is walked without following symlinks, so whatever the
+    /// sandbox did to its tree, only a mount at exactly that path (and of that directory) goes.
+    pub async fn unmount_live(&self, id: &str, target: &str, source: Option<OwnedFd>) -> RuntimeResult<bool> {
         let (ns, _root) = self.open_namespace(id).await?;
         let target_owned = target.to_string();
-        let result = tokio::task::spawn_blocking(move || live_mounts::detach(&ns, &target_owned)).await;
+        let result =
+            tokio::task::spawn_blocking(move || live_mounts::detach(&ns, &target_owned, source.as_ref())).await;
         self.live_result(id, "unmount", target, result)
     }
 
+    /// The paths inside running sandbox `id` at which the directory open as `source` is mounted now
+    /// (wherever renames of their parents took them), from the sandbox's mount table.
+    pub async fn find_live_mounts(&self, id: &str, source: OwnedFd) -> RuntimeResult<Vec<String>> {
+        let (_ns, root) = self.open_namespace(id).await?;
+        let pid = self.init_pid(id).await?;
+        let table = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+            .map_err(|_| RuntimeError::NotRunning { id: id.to_string() })?;
+        let result = tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            for path in live_mounts::mount_points(&table) {
+                if path != "/" && live_mounts::is_mounted(&root, &path, &source)? && !found.contains(&path) {
+                    found.push(path);
+                }
+            }
+            Ok(found)
+        })
+        .await;
+        self.live_result(id, "find", "/", result)
+    }
+
     /// Whether `target` inside running sandbox `id` is the directory open as `source` (the mount is in
-    /// place); the target is resolved inside the sandbox's root.
+    /// place); the target is resolved inside the sandbox's root, following no symlink.
     pub async fn probe_live_mount(&self, id: &str, target: &str, source: OwnedFd) -> RuntimeResult<bool> {
         let (_ns, root) = self.open_namespace(id).await?;
         let target_owned = target.to_string();

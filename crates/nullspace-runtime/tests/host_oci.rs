@@ -324,11 +324,30 @@ async fn live_mounts_attach_probe_and_detach_inside_the_sandbox_only() {
     assert!(!sb.spec.rootfs.join("mnt/x").exists());
 
     // Detach: gone inside, a second detach finds nothing, the volume's files stay.
-    assert!(sb.runtime.unmount_live(&id, "/mnt/data/ro").await.unwrap());
+    assert!(sb.runtime.unmount_live(&id, "/mnt/data/ro", Some(open())).await.unwrap());
     assert!(!inside("/mnt/data/ro/f").exists());
     assert!(!sb.runtime.probe_live_mount(&id, "/mnt/data/ro", open()).await.unwrap());
-    assert!(!sb.runtime.unmount_live(&id, "/mnt/data/ro").await.unwrap());
+    assert!(!sb.runtime.unmount_live(&id, "/mnt/data/ro", None).await.unwrap());
     assert!(volume.path().join("f").exists());
+
+    // An unmount never follows a symlink the sandbox planted, and with a source it only removes a mount
+    // of that directory.
+    std::os::unix::fs::symlink("/", sb.spec.rootfs.join("up")).unwrap();
+    assert!(!sb.runtime.unmount_live(&id, "/up/rw", None).await.unwrap());
+    assert!(!sb.runtime.probe_live_mount(&id, "/up/rw", open()).await.unwrap(), "probes follow no symlink either");
+    let other = tempfile::tempdir().unwrap();
+    let other_fd = std::fs::File::open(other.path()).map(std::os::fd::OwnedFd::from).unwrap();
+    assert!(!sb.runtime.unmount_live(&id, "/rw", Some(other_fd)).await.unwrap());
+    assert!(sb.runtime.probe_live_mount(&id, "/rw", open()).await.unwrap(), "still mounted");
+
+    // A rename of a parent moves the mount; the mount table finds it where it went.
+    sb.runtime.mount_live(&id, open(), "/p/q/vol", false).await.unwrap();
+    std::fs::rename(sb.spec.rootfs.join("p"), sb.spec.rootfs.join("p2")).unwrap();
+    let mut found = sb.runtime.find_live_mounts(&id, open()).await.unwrap();
+    found.sort();
+    assert_eq!(found, ["/p2/q/vol", "/rw"]);
+    assert!(sb.runtime.unmount_live(&id, "/p2/q/vol", Some(open())).await.unwrap());
+    assert_eq!(sb.runtime.find_live_mounts(&id, open()).await.unwrap(), ["/rw"]);
 
     sb.runtime.destroy(&id).await.unwrap();
     let gone = sb.runtime.mount_live(&id, open(), "/late", false).await.unwrap_err();

@@ -72,18 +72,22 @@ impl StepError {
 }
 
 /// Steps of the child, by the code it reports.
-const STEPS: [&str; 5] = [
+const STEPS: [&str; 7] = [
     "joining the sandbox's mount namespace",
     "creating the mount point (a symlink on the way is refused)",
     "attaching the mount",
     "unmounting",
     "the helper process",
+    "walking to the mount point (a symlink on the way is refused)",
+    "checking what is mounted there",
 ];
 const STEP_SETNS: i32 = 0;
 const STEP_MKDIR: i32 = 1;
 const STEP_MOVE: i32 = 2;
 const STEP_UMOUNT: i32 = 3;
 const STEP_CHILD: i32 = 4;
+const STEP_WALK: i32 = 5;
+const STEP_IDENTITY: i32 = 6;
 
 /// The components of the absolute `target` (no `..`, at least one).
 fn target_components(target: &str) -> Result<Vec<CString>, StepError> {
@@ -142,8 +146,10 @@ enum NsWork<'a> {
     /// Walks `components` from `/` (creating missing directories, following no symlink) and attaches
     /// `tree` to the last one.
     Attach { tree: &'a OwnedFd, components: &'a [CString] },
-    /// Lazily unmounts whatever is mounted at `target` (without following a symlink there).
-    Detach { target: &'a CString },
+    /// Walks to the parent of the last of `components` from `/` (following no symlink), checks that the
+    /// mount there has the root `expect` (device, inode) when given, and lazily unmounts it by its name in
+    /// that parent (not following a symlink there either).
+    Detach { components: &'a [CString], expect: Option<(libc::dev_t, libc::ino_t)> },
 }
 
 /// Attaches `tree` (from [`clone_tree`]) at `target` inside the mount namespace open as `mnt_ns`.
@@ -153,24 +159,37 @@ pub(crate) fn attach(mnt_ns: &OwnedFd, tree: &OwnedFd, target: &str) -> Result<(
 }
 
 /// Unmounts `target` inside the mount namespace open as `mnt_ns`; `Ok(false)` when nothing was mounted
-/// there.
-pub(crate) fn detach(mnt_ns: &OwnedFd, target: &str) -> Result<bool, StepError> {
-    target_components(target)?;
-    let target =
-        CString::new(target).map_err(|_| StepError { step: "checking the mount point", errno: libc::EINVAL })?;
-    match in_namespace(mnt_ns, &NsWork::Detach { target: &target }) {
+/// there, or (with `source`) when what is mounted there is not the directory open as `source`. No symlink
+/// is followed on the way: a sandbox cannot point the unmount at a mount the runtime owns.
+pub(crate) fn detach(mnt_ns: &OwnedFd, target: &str, source: Option<&OwnedFd>) -> Result<bool, StepError> {
+    let components = target_components(target)?;
+    let expect = match source {
+        Some(source) => fstat(source).map(|stat| Some((stat.st_dev, stat.st_ino)))?,
+        None => None,
+    };
+    match in_namespace(mnt_ns, &NsWork::Detach { components: &components, expect }) {
         Ok(()) => Ok(true),
-        Err(StepError { errno: libc::EINVAL | libc::ENOENT, step }) if step == STEPS[STEP_UMOUNT as usize] => Ok(false),
+        Err(StepError { step, errno })
+            if (step == STEPS[STEP_WALK as usize] && matches!(errno, libc::ENOENT | libc::ENOTDIR | libc::ELOOP))
+                || step == STEPS[STEP_IDENTITY as usize]
+                || (step == STEPS[STEP_UMOUNT as usize] && matches!(errno, libc::EINVAL | libc::ENOENT)) =>
+        {
+            Ok(false)
+        }
         Err(error) => Err(error),
     }
 }
 
-/// Whether `target`, resolved inside the root directory open as `root` (symlinks stay inside it), is the
-/// directory open as `source` (same device and inode): the mount is in place.
+/// Whether `target`, resolved inside the root directory open as `root` without following any symlink,
+/// is the directory open as `source` (same device and inode): the mount is in place.
 pub(crate) fn is_mounted(root: &OwnedFd, target: &str, source: &OwnedFd) -> Result<bool, StepError> {
     let path =
         CString::new(target.trim_start_matches('/')).map_err(|_| StepError { step: "probing", errno: libc::EINVAL })?;
-    let how = OpenHow { flags: (libc::O_PATH | libc::O_CLOEXEC) as u64, mode: 0, resolve: RESOLVE_IN_ROOT };
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
+    };
     // SAFETY: openat2(2) with a valid directory descriptor, NUL-terminated path and sized `open_how`.
     let fd = unsafe {
         libc::syscall(
@@ -183,12 +202,39 @@ pub(crate) fn is_mounted(root: &OwnedFd, target: &str, source: &OwnedFd) -> Resu
     };
     if fd < 0 {
         let error = StepError::last("resolving the mount point");
-        return if matches!(error.errno, libc::ENOENT | libc::ENOTDIR) { Ok(false) } else { Err(error) };
+        return if matches!(error.errno, libc::ENOENT | libc::ENOTDIR | libc::ELOOP) { Ok(false) } else { Err(error) };
     }
     // SAFETY: openat2 returned a new descriptor that nothing else owns.
     let target = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
     let (a, b) = (fstat(&target)?, fstat(source)?);
     Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+}
+
+/// The mount points listed in a `/proc/<pid>/mountinfo` text (field 5, octal escapes decoded), as the
+/// process whose table it is sees them.
+pub(crate) fn mount_points(mountinfo: &str) -> Vec<String> {
+    mountinfo.lines().filter_map(|line| line.split(' ').nth(4)).map(unescape_mountinfo).collect()
+}
+
+/// Decodes the `\ooo` escapes the kernel writes for space, tab, newline and backslash.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (bytes[i], octal) {
+            (b'\\', Some(digits)) => {
+                out.push(digits.iter().fold(0u8, |value, d| value.wrapping_mul(8) + (d - b'0')));
+                i += 4;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn fstat(fd: &OwnedFd) -> Result<libc::stat, StepError> {
@@ -304,8 +350,52 @@ unsafe fn child(mnt_ns: libc::c_int, work: &NsWork<'_>, report: libc::c_int) -> 
                 fail(STEP_MOVE);
             }
         }
-        NsWork::Detach { target } => {
-            if libc::umount2(target.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) < 0 {
+        NsWork::Detach { components, expect } => {
+            let how = OpenHow {
+                flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+                mode: 0,
+                resolve: RESOLVE_NO_SYMLINKS,
+            };
+            let mut dir = libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+            if dir < 0 {
+                fail(STEP_WALK);
+            }
+            let Some((last, parents)) = components.split_last() else { fail(STEP_WALK) };
+            for name in parents.iter() {
+                let next = libc::syscall(
+                    libc::SYS_openat2,
+                    dir,
+                    name.as_ptr(),
+                    &how as *const OpenHow,
+                    std::mem::size_of::<OpenHow>(),
+                );
+                if next < 0 {
+                    fail(STEP_WALK);
+                }
+                libc::close(dir);
+                dir = next as libc::c_int;
+            }
+            if let Some((dev, ino)) = expect {
+                let mounted = libc::openat(dir, last.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC);
+                if mounted < 0 {
+                    fail(STEP_WALK);
+                }
+                let mut stat: libc::stat = std::mem::zeroed();
+                if libc::fstat(mounted, &mut stat) < 0 {
+                    fail(STEP_IDENTITY);
+                }
+                if stat.st_dev != *dev || stat.st_ino != *ino {
+                    *libc::__errno_location() = libc::ESTALE;
+                    fail(STEP_IDENTITY);
+                }
+                libc::close(mounted);
+            }
+            // By its name in the parent reached above: a rename elsewhere cannot redirect it, and the
+            // mount point itself cannot be renamed while mounted.
+            if libc::fchdir(dir) < 0 {
+                fail(STEP_WALK);
+            }
+            if libc::umount2(last.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) < 0 {
                 fail(STEP_UMOUNT);
             }
         }
@@ -316,6 +406,17 @@ unsafe fn child(mnt_ns: libc::c_int, work: &NsWork<'_>, report: libc::c_int) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_points_are_read_from_mountinfo_with_escapes_decoded() {
+        let table = "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n\
+                     40 22 8:1 /vol/data /work\\040space/a\\134b rw,nosuid - ext4 /dev/sda1 rw\n\
+                     41 22 0:5 / /proc rw - proc proc rw\n";
+        assert_eq!(mount_points(table), ["/", "/work space/a\\b", "/proc"]);
+        assert_eq!(unescape_mountinfo("/a\\011b\\012"), "/a\tb\n");
+        assert_eq!(unescape_mountinfo("/trailing\\"), "/trailing\\", "a lone backslash stays");
+        assert_eq!(unescape_mountinfo("/not\\9octal"), "/not\\9octal");
+    }
 
     #[test]
     fn target_components_are_normal_names_and_escapes_are_refused() {

@@ -86,7 +86,7 @@ impl Control {
         record.volumes.push(mount.clone());
         if let Err(error) = self.record_volumes(&record, &record.volumes).await {
             // Leave no mount the store does not know of.
-            if let Err(undo) = self.node.detach_volume(&record.id, &mount.mount_path).await {
+            if let Err(undo) = self.node.detach_volume(&record.id, &mount, &others(&record, &mount)).await {
                 tracing::warn!(error = %crate::error_chain(&undo), "undoing an unrecorded volume attach failed");
             }
             return Err(error);
@@ -105,7 +105,7 @@ impl Control {
         let (mut record, _guard) = self.running_for_volume_change(tenant, id).await?;
         let index = find(&record, attachment_id)?;
         let mount = record.volumes[index].clone();
-        if !self.node.detach_volume(&record.id, &mount.mount_path).await? {
+        if !self.node.detach_volume(&record.id, &mount, &others(&record, &mount)).await? {
             tracing::warn!(sandbox = %record.id, path = %mount.mount_path, "detached volume was not mounted any more");
         }
         record.volumes.remove(index);
@@ -152,12 +152,17 @@ impl Control {
         if self.store.get_volume(&record.tenant_id, &mount.volume_id).await?.is_none() {
             return Err(ControlError::VolumeNotFound { volume: mount.volume_id.clone() });
         }
-        self.node.detach_volume(&record.id, &mount.mount_path).await?;
+        self.node.detach_volume(&record.id, mount, &others(&record, mount)).await?;
         self.node.attach_volume(&record.id, mount).await?;
         let mut current = attachment(&record, mount);
         current.updated_at = clock::now_rfc3339();
         Ok(current)
     }
+}
+
+/// The mount paths of `record`'s attachments other than `mount`: a detach leaves mounts there alone.
+fn others<'a>(record: &'a SandboxRecord, mount: &VolumeMount) -> Vec<&'a str> {
+    record.volumes.iter().filter(|m| m.attachment_id != mount.attachment_id).map(|m| m.mount_path.as_str()).collect()
 }
 
 /// Index of attachment `attachment_id` in `record`'s mounts.
