@@ -370,6 +370,18 @@ def test_detach_follows_a_renamed_parent_and_never_a_planted_symlink(server, san
     assert [a.id for a in sb.list_volumes()] == [keep.id]
 
 
+def test_a_mount_made_at_create_below_a_symlink_is_healthy_and_detaches(server, sandboxes):
+    volume = _volume(server)
+    volume.files.write("/f.txt", "v")
+    sb = sandboxes.create(volumes=[volume.mount("/var/run/vdata")])  # /var/run -> /run in Debian
+    assert sb.files.read("/run/vdata/f.txt") == "v"
+    [att] = sb.list_volumes()
+    assert sb.get_volume_health(att.id).state.value == "mounted"
+    assert sb.detach_volume(att.id).state.value == "released"
+    assert "/run/vdata" not in _mount_points(sb), "found in the mount table where the symlink led"
+    assert not sb.files.exists("/run/vdata/f.txt")
+
+
 def test_health_of_a_removed_subpath_fails_and_creates_nothing(server, sandboxes):
     volume = _volume(server)
     volume.files.write("/d/f.txt", "x")

@@ -405,7 +405,7 @@ impl OciRuntime {
     }
 
     /// Whether `target` inside running sandbox `id` is the directory open as `source` (the mount is in
-    /// place); the target is resolved inside the sandbox's root, following no symlink.
+    /// place); the target is resolved inside the sandbox's root.
     pub async fn probe_live_mount(&self, id: &str, target: &str, source: OwnedFd) -> RuntimeResult<bool> {
         let (_ns, root) = self.open_namespace(id).await?;
         let target_owned = target.to_string();

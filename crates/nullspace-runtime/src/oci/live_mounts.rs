@@ -180,16 +180,13 @@ pub(crate) fn detach(mnt_ns: &OwnedFd, target: &str, source: Option<&OwnedFd>) -
     }
 }
 
-/// Whether `target`, resolved inside the root directory open as `root` without following any symlink,
-/// is the directory open as `source` (same device and inode): the mount is in place.
+/// Whether `target`, resolved inside the root directory open as `root` (symlinks stay inside it: a mount
+/// made at create time may sit below one, such as `/var/run`), is the directory open as `source` (same
+/// device and inode): the mount is in place. Only reads; an unmount never follows a symlink.
 pub(crate) fn is_mounted(root: &OwnedFd, target: &str, source: &OwnedFd) -> Result<bool, StepError> {
     let path =
         CString::new(target.trim_start_matches('/')).map_err(|_| StepError { step: "probing", errno: libc::EINVAL })?;
-    let how = OpenHow {
-        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
-    };
+    let how = OpenHow { flags: (libc::O_PATH | libc::O_CLOEXEC) as u64, mode: 0, resolve: RESOLVE_IN_ROOT };
     // SAFETY: openat2(2) with a valid directory descriptor, NUL-terminated path and sized `open_how`.
     let fd = unsafe {
         libc::syscall(
@@ -202,7 +199,7 @@ pub(crate) fn is_mounted(root: &OwnedFd, target: &str, source: &OwnedFd) -> Resu
     };
     if fd < 0 {
         let error = StepError::last("resolving the mount point");
-        return if matches!(error.errno, libc::ENOENT | libc::ENOTDIR | libc::ELOOP) { Ok(false) } else { Err(error) };
+        return if matches!(error.errno, libc::ENOENT | libc::ENOTDIR) { Ok(false) } else { Err(error) };
     }
     // SAFETY: openat2 returned a new descriptor that nothing else owns.
     let target = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
