@@ -54,6 +54,35 @@ pub enum Command {
     Volume(VolumeCommand),
     /// Measure a running server (create→first-exec, exec, files) next to bare `runc run` on this host.
     Bench(BenchArgs),
+    /// Serve this CLI's commands as tools of the Model Context Protocol, for agents.
+    #[command(subcommand)]
+    Mcp(McpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Serve every CLI command as an MCP tool over stdin/stdout.
+    ///
+    /// Each tool call runs `nullspace <command> … --json` with this process's API URL and key, and
+    /// returns its JSON. `--json` is accepted and ignored here: stdout carries the protocol.
+    Serve(McpServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct McpServeArgs {
+    /// MCP transport (stdio is the only one).
+    #[arg(long, value_name = "TRANSPORT", default_value = "stdio", value_parser = parse_transport)]
+    pub transport: McpTransport,
+    /// Seconds one tool call may run before its command is killed.
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tool_timeout: u64,
+}
+
+/// How `nullspace mcp serve` talks to its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum McpTransport {
+    /// JSON-RPC messages, one per line, on stdin and stdout.
+    Stdio,
 }
 
 #[derive(Debug, Args)]
@@ -282,7 +311,7 @@ pub struct ExecArgs {
     /// Start in the background and print the pid.
     #[arg(long)]
     pub background: bool,
-    /// Program and arguments, after `--`.
+    /// Program and arguments, after `--` (required unless --shell is given).
     #[arg(last = true, value_name = "ARGV", required_unless_present = "shell")]
     pub argv: Vec<String>,
 }
@@ -786,6 +815,17 @@ pub fn parse_volume_spec(raw: &str) -> Result<VolumeMountRequest, String> {
         return Err(format!("--volume needs mount=<absolute-path>: {SHAPE}"));
     }
     Ok(mount)
+}
+
+/// `stdio`, the only MCP transport `nullspace mcp serve` speaks.
+fn parse_transport(raw: &str) -> Result<McpTransport, String> {
+    match raw {
+        "stdio" => Ok(McpTransport::Stdio),
+        other => Err(format!(
+            "`nullspace mcp serve` speaks MCP over stdio only, not {other:?}; let your MCP client start \
+             `nullspace mcp serve` as a stdio server"
+        )),
+    }
 }
 
 /// Accepts 3 or 4 octal digits.

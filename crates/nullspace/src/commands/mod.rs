@@ -6,6 +6,7 @@ mod attachments;
 mod bench;
 mod doctor;
 mod files;
+mod mcp;
 mod progress;
 mod sandbox;
 mod server;
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Template(command) => template::run(command, &global).await,
         Command::Volume(command) => volume::run(command, &global).await,
         Command::Bench(args) => bench::run(args, &global).await,
+        Command::Mcp(command) => mcp::run(command, &global).await,
     }
 }
 
