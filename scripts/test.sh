@@ -12,9 +12,13 @@ cargo test --release --locked --workspace
 ./scripts/build.sh
 
 venv="$root/target/e2e-venv"
-if [ ! -x "$venv/bin/pytest" ]; then
+if [ ! -x "$venv/bin/pip" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q 'nullspace-sdk==0.1.9' 'pytest>=8' 'pytest-timeout' 'pytest-asyncio' 'httpx'
+fi
+# Also when a kept venv lacks a package added since (`mcp` is the MCP client of test_mcp.py; the
+# official client's extras pin it below 2, and official-tests.sh installs them into this venv too).
+if ! "$venv/bin/python" -c 'import nullspace, pytest, pytest_timeout, pytest_asyncio, httpx, mcp' 2>/dev/null; then
+  "$venv/bin/pip" install -q 'nullspace-sdk==0.1.9' 'pytest>=8' 'pytest-timeout' 'pytest-asyncio' 'httpx' 'mcp>=1.2,<2'
 fi
 
 export NULLSPACE_BIN="$root/target/release/nullspace"
