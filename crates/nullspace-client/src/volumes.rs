@@ -11,9 +11,9 @@ use crate::client::{segment, Client};
 use crate::error::ClientError;
 
 impl Client {
-    /// `POST /v1/volumes`.
-    pub async fn create_volume(&self, name: &str) -> Result<VolumeInfo, ClientError> {
-        let body = CreateVolumeRequest { name: name.to_owned() };
+    /// `POST /v1/volumes`, with a size limit in bytes (`None`: the server's default).
+    pub async fn create_volume(&self, name: &str, max_size_bytes: Option<u64>) -> Result<VolumeInfo, ClientError> {
+        let body = CreateVolumeRequest { name: name.to_owned(), max_size_bytes };
         self.send_json(self.request(Method::POST, "/v1/volumes")?.json(&body)).await
     }
 

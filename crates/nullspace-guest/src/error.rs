@@ -160,10 +160,31 @@ impl GuestError {
     }
 }
 
+/// Whether this guest serves a volume's files (`--volume`), where a full filesystem means the volume
+/// reached its size limit.
+static SERVES_VOLUME: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks this guest as the file server of a volume (set once at start).
+pub fn set_serves_volume() {
+    SERVES_VOLUME.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The code of a write that found no space left: a volume at its size limit is `volume_quota_exceeded`
+/// (the client's `QuotaExceededError`); a sandbox's guest cannot tell its own disk from a full volume
+/// mount, so it says `insufficient_storage`.
+fn storage_full() -> (u16, &'static str) {
+    if SERVES_VOLUME.load(std::sync::atomic::Ordering::Relaxed) {
+        (507, "volume_quota_exceeded")
+    } else {
+        (507, "insufficient_storage")
+    }
+}
+
 fn io_status(error: &io::Error) -> (u16, &'static str) {
     use io::ErrorKind as K;
     match error.kind() {
         K::NotFound => (404, ErrorCode::FileNotFound.as_str()),
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => storage_full(),
         // Inside a sandbox the only read-only filesystems a file operation can write to are read-only
         // volume mounts (and /sys, /proc/sys, which no one writes through the files API on purpose).
         K::ReadOnlyFilesystem => (403, ErrorCode::VolumeReadOnly.as_str()),
@@ -178,6 +199,7 @@ fn io_status(error: &io::Error) -> (u16, &'static str) {
         | K::InvalidFilename => (400, ErrorCode::InvalidRequest.as_str()),
         _ => match error.raw_os_error() {
             Some(libc::EROFS) => (403, ErrorCode::VolumeReadOnly.as_str()),
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => storage_full(),
             Some(libc::EPERM) | Some(libc::EACCES) => (403, "permission_denied"),
             _ => (500, ErrorCode::Internal.as_str()),
         },
@@ -213,6 +235,20 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body.code, "file_not_found");
         assert!(body.error.contains("/x"));
+    }
+
+    #[test]
+    fn a_full_filesystem_is_insufficient_storage_and_a_full_volume_its_quota() {
+        // Both checks in one test: the volume flag is process-wide and only ever set, never cleared.
+        let full = || GuestError::file_op("write", "/data/big", io::Error::from_raw_os_error(libc::ENOSPC)).envelope();
+        let (status, body) = full();
+        assert_eq!((status.as_u16(), body.code.as_str()), (507, "insufficient_storage"));
+        assert!(body.error.contains("no space left"), "{}", body.error);
+        set_serves_volume();
+        let (status, body) = full();
+        assert_eq!((status.as_u16(), body.code.as_str()), (507, "volume_quota_exceeded"));
+        let quota = GuestError::file_op("write", "/a", io::Error::from_raw_os_error(libc::EDQUOT)).envelope();
+        assert_eq!(quota.1.code, "volume_quota_exceeded");
     }
 
     #[test]

@@ -37,8 +37,9 @@ fn options() -> Result<(boot::BootOptions, bool), String> {
             "--write-profile" => write_profile = true,
             "--no-write-profile" => write_profile = false,
             "--serve-in-child" => serve_in_child = true,
+            "--volume" => error::set_serves_volume(),
             "--help" | "-h" => return Err(
-                "usage: nullspace-guestd [--control-dir DIR] [--write-profile|--no-write-profile] [--serve-in-child]"
+                "usage: nullspace-guestd [--control-dir DIR] [--write-profile|--no-write-profile] [--serve-in-child] [--volume]"
                     .into(),
             ),
             other => return Err(format!("unknown argument {other:?}; see --help")),

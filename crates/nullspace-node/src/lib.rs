@@ -14,6 +14,7 @@ mod overlay;
 mod snapshot;
 pub mod template;
 mod volume_guest;
+pub mod volume_image;
 mod volume_mounts;
 pub mod volumes;
 

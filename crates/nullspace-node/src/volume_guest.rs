@@ -118,7 +118,7 @@ impl VolumeGuests {
         let binary = std::fs::File::open(&self.guestd).map_err(fs(&self.guestd))?;
         let exec = Exec::new(
             binary,
-            &["nullspace-guestd", "--control-dir", ".", "--no-write-profile", "--serve-in-child"],
+            &["nullspace-guestd", "--control-dir", ".", "--no-write-profile", "--serve-in-child", "--volume"],
             &["PATH=/usr/bin:/bin", &format!("NULLSPACE_GUEST_STAGING_DIR={STAGING_DIR}"), "RUST_LOG=info"],
         );
         let mut command = tokio::process::Command::new(&self.guestd);

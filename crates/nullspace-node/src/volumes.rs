@@ -1,6 +1,7 @@
 //! Persistent volumes on this host: each volume's data directory (`<data>/volumes/<vol_id>/data`), its
 //! usage, the validation of mount paths, and the safe resolution of a mount's `subpath` under the volume
-//! root (no `..`, no symlink may lead out of it) into a bind mount of the sandbox.
+//! root (no `..`, no symlink may lead out of it) into a bind mount of the sandbox. A volume with a size
+//! limit keeps its data in a loop-mounted filesystem image ([`crate::volume_image`]).
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -8,6 +9,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::volume_image;
 
 /// Paths inside a sandbox that the runtime owns; a volume cannot be mounted on or below them.
 pub const RESERVED_MOUNT_PATHS: &[&str] = &[
@@ -65,6 +68,23 @@ pub enum VolumeError {
         /// Volume id.
         volume_id: String,
     },
+    /// The requested size limit cannot be used.
+    #[error("max_size_bytes {size} is invalid: {reason}")]
+    InvalidSize {
+        /// Requested limit.
+        size: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Preparing or mounting a size-limited volume's filesystem failed.
+    #[error("the filesystem of volume {volume_id} could not be prepared")]
+    Image {
+        /// Volume id.
+        volume_id: String,
+        /// Cause.
+        #[source]
+        source: crate::volume_image::ImageError,
+    },
     /// A filesystem operation on a volume failed.
     #[error("{operation} of volume {volume_id} at {path} failed")]
     Filesystem {
@@ -111,8 +131,31 @@ impl Volumes {
         self.volume_dir(volume_id).join("data")
     }
 
-    /// Creates the data directory of a new volume (idempotent).
-    pub fn create(&self, volume_id: &str) -> Result<PathBuf, VolumeError> {
+    /// The image file of volume `volume_id` (present only when it has a size limit).
+    pub fn image_path(&self, volume_id: &str) -> PathBuf {
+        self.volume_dir(volume_id).join(volume_image::IMAGE_NAME)
+    }
+
+    /// Checks a size limit: at least [`volume_image::MIN_SIZE_BYTES`], at most the size of the host
+    /// filesystem holding the volumes.
+    pub fn check_size(&self, size: u64) -> Result<(), VolumeError> {
+        let invalid = |reason: String| VolumeError::InvalidSize { size, reason };
+        if size < volume_image::MIN_SIZE_BYTES {
+            return Err(invalid(format!("the smallest size limit is {} bytes (16 MiB)", volume_image::MIN_SIZE_BYTES)));
+        }
+        let existing = self.root.ancestors().find(|dir| dir.exists()).unwrap_or(Path::new("/"));
+        if let Ok(stat) = nix::sys::statvfs::statvfs(existing) {
+            let total = stat.blocks().saturating_mul(stat.fragment_size());
+            if size > total {
+                return Err(invalid(format!("it is larger than the host filesystem holding volumes ({total} bytes)")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the data directory of a new volume; with `max_size` its data lives in a filesystem image of
+    /// that size, mounted on the data directory. On failure nothing of the volume is left.
+    pub fn create(&self, volume_id: &str, max_size: Option<u64>) -> Result<PathBuf, VolumeError> {
         let data = self.data_dir(volume_id);
         std::fs::create_dir_all(&data).map_err(|source| VolumeError::Filesystem {
             operation: "creating the data directory",
@@ -120,12 +163,50 @@ impl Volumes {
             path: data.clone(),
             source,
         })?;
+        if let Some(size) = max_size {
+            let image = self.image_path(volume_id);
+            let prepared = self.check_size(size).and_then(|()| {
+                volume_image::format(&image, size)
+                    .and_then(|()| volume_image::mount(&image, &data))
+                    .map_err(|source| VolumeError::Image { volume_id: volume_id.to_owned(), source })
+            });
+            if let Err(error) = prepared {
+                let _ = self.remove(volume_id);
+                return Err(error);
+            }
+        }
         Ok(data)
     }
 
-    /// Removes volume `volume_id` and its data (idempotent).
+    /// Mounts the filesystem of a size-limited volume when it is not mounted (after a host restart);
+    /// nothing to do for a plain volume.
+    pub fn ensure_mounted(&self, volume_id: &str) -> Result<(), VolumeError> {
+        let image = self.image_path(volume_id);
+        if !image.is_file() {
+            return Ok(());
+        }
+        volume_image::mount(&image, &self.data_dir(volume_id))
+            .map_err(|source| VolumeError::Image { volume_id: volume_id.to_owned(), source })
+    }
+
+    /// Ids of the volumes that have a directory on this host.
+    pub fn host_volume_ids(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else { return Vec::new() };
+        entries
+            .flatten()
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .collect()
+    }
+
+    /// Removes volume `volume_id` and its data, unmounting its filesystem first (idempotent).
     pub fn remove(&self, volume_id: &str) -> Result<(), VolumeError> {
         let dir = self.volume_dir(volume_id);
+        let data = self.data_dir(volume_id);
+        if volume_image::is_mount_point(&data).unwrap_or(false) {
+            volume_image::unmount(&data)
+                .map_err(|source| VolumeError::Image { volume_id: volume_id.to_owned(), source })?;
+        }
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -368,7 +449,7 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         let volumes = Volumes::new(data.path());
-        let root = volumes.create("vol_a").unwrap();
+        let root = volumes.create("vol_a", None).unwrap();
         std::os::unix::fs::symlink(outside.path(), root.join("escape")).unwrap();
         std::fs::create_dir(root.join("real")).unwrap();
         std::os::unix::fs::symlink("../..", root.join("real/up")).unwrap();
@@ -389,7 +470,7 @@ mod tests {
     fn finding_a_mount_source_creates_nothing() {
         let data = tempfile::tempdir().unwrap();
         let volumes = Volumes::new(data.path());
-        let root = volumes.create("vol_f").unwrap();
+        let root = volumes.create("vol_f", None).unwrap();
         assert!(volumes.find_mount_source("vol_f", Some("gone/deeper")).unwrap().is_none());
         assert!(!root.join("gone").exists(), "a probe must not recreate a removed subpath");
         std::fs::create_dir_all(root.join("here/sub")).unwrap();
@@ -403,7 +484,7 @@ mod tests {
     fn usage_counts_files_dirs_and_bytes() {
         let data = tempfile::tempdir().unwrap();
         let volumes = Volumes::new(data.path());
-        let root = volumes.create("vol_u").unwrap();
+        let root = volumes.create("vol_u", None).unwrap();
         std::fs::create_dir(root.join("d")).unwrap();
         std::fs::write(root.join("d/f"), b"12345").unwrap();
         std::fs::write(root.join("g"), b"abc").unwrap();
@@ -411,5 +492,49 @@ mod tests {
         volumes.remove("vol_u").unwrap();
         volumes.remove("vol_u").unwrap();
         assert!(!volumes.volume_dir("vol_u").exists());
+    }
+
+    /// Root only (loop devices and mounts; CI runs as root): a size-limited volume is its own filesystem
+    /// that refuses writes past the limit, survives an unmount (a host restart) through `ensure_mounted`,
+    /// and leaves no mount, loop device or file after `remove`.
+    #[test]
+    fn a_size_limited_volume_is_a_filesystem_of_that_size_and_goes_without_a_trace() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipping size-limited volume test: not root");
+            return;
+        }
+        let data = tempfile::tempdir().unwrap();
+        let volumes = Volumes::new(data.path());
+        assert!(matches!(volumes.create("vol_t", Some(1 << 20)), Err(VolumeError::InvalidSize { .. })));
+        assert!(!volumes.volume_dir("vol_t").exists(), "a refused size leaves nothing");
+
+        let root = volumes.create("vol_s", Some(16 << 20)).unwrap();
+        let image = volumes.image_path("vol_s");
+        let loops = || {
+            let out = std::process::Command::new("losetup").arg("-j").arg(&image).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        assert!(volume_image::is_mount_point(&root).unwrap());
+        assert!(!loops().is_empty());
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0, "starts empty (no lost+found)");
+        let big = vec![7u8; 20 << 20];
+        let error = std::fs::write(root.join("big"), &big).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENOSPC), "{error}");
+        std::fs::remove_file(root.join("big")).unwrap();
+        std::fs::write(root.join("keep"), b"kept").unwrap();
+
+        volume_image::unmount(&root).unwrap();
+        assert!(!volume_image::is_mount_point(&root).unwrap());
+        volumes.ensure_mounted("vol_s").unwrap();
+        volumes.ensure_mounted("vol_s").unwrap();
+        assert_eq!(std::fs::read(root.join("keep")).unwrap(), b"kept");
+        assert_eq!(volumes.host_volume_ids(), ["vol_s"]);
+
+        volumes.remove("vol_s").unwrap();
+        assert!(!volumes.volume_dir("vol_s").exists());
+        assert_eq!(loops(), "", "the loop device is released");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(data.path().to_str().unwrap()), "no mount left");
     }
 }

@@ -42,6 +42,8 @@ pub struct ServerOptions {
     pub bridge: Option<String>,
     /// Sandbox subnet (default `10.213.0.0/16`).
     pub subnet: Option<String>,
+    /// Size limit of volumes created without one (`None`: unlimited).
+    pub volume_size: Option<u64>,
 }
 
 async fn open_store(data_dir: &Path) -> Result<Store, ServerError> {
@@ -118,7 +120,15 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
         },
     })
     .await?;
-    let control = Control::new(store, Arc::new(node), MAX_SANDBOXES, PreviewPorts::new(options.listen.ip()));
+    let control = Control::new(store, Arc::new(node), MAX_SANDBOXES, PreviewPorts::new(options.listen.ip()))
+        .with_default_volume_size(options.volume_size);
+    if let Some(size) = options.volume_size {
+        control
+            .node()
+            .volumes()
+            .check_size(size)
+            .map_err(|error| ServerError::VolumeSize { reason: error.to_string() })?;
+    }
     control.reconcile().await?;
     spawn_reaper(control.clone());
     crate::control::volumes::spawn_volume_guest_reaper(control.clone());

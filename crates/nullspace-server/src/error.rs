@@ -36,6 +36,12 @@ pub enum ServerError {
         /// What was given.
         subnet: String,
     },
+    /// `--volume-size` cannot be used on this host.
+    #[error("--volume-size: {reason}")]
+    VolumeSize {
+        /// Why.
+        reason: String,
+    },
     /// Listening failed.
     #[error("listening on {address} failed")]
     Listen {

@@ -24,6 +24,10 @@ pub struct VolumeMountRequest {
 pub struct CreateVolumeRequest {
     /// Name, unique per tenant.
     pub name: String,
+    /// Size limit in bytes (an extension of the protocol: the official client never sends it, and the
+    /// server's default applies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size_bytes: Option<u64>,
 }
 
 /// `VolumeInfo`.
@@ -43,7 +47,7 @@ pub struct VolumeInfo {
     pub mount_count: u64,
     /// `available` or `attached`.
     pub status: String,
-    /// Size limit (none).
+    /// Size limit of its filesystem in bytes (none: unlimited).
     pub max_size_bytes: Option<u64>,
     /// File count limit (none).
     pub max_file_count: Option<u64>,

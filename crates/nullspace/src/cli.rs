@@ -131,6 +131,16 @@ pub struct ServerArgs {
     /// Private IPv4 range sandbox addresses come from [default: 10.213.0.0/16].
     #[arg(long, value_name = "CIDR")]
     pub subnet: Option<String>,
+    /// Size limit of volumes created without one (e.g. 10GiB): each gets a filesystem of that size
+    /// [default: unlimited, a plain directory on the host].
+    #[arg(long, value_name = "SIZE", value_parser = parse_byte_size)]
+    pub volume_size: Option<u64>,
+}
+
+/// A size in bytes: a number with an optional unit (`KiB`, `MiB`, `GiB`, `TiB`, or decimal `KB`, `MB`…).
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    parse_size::parse_size(text.trim())
+        .map_err(|error| format!("{error}; write a size such as 512MiB, 10GiB or 2000000000"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -517,6 +527,10 @@ pub enum VolumeCommand {
     Create {
         /// Name, unique among your volumes.
         name: String,
+        /// Size limit of the volume's filesystem (e.g. 512MiB, 10GiB, 2GB or bytes) [default: the
+        /// server's, unlimited unless it sets `--volume-size`].
+        #[arg(long, value_name = "SIZE", value_parser = parse_byte_size)]
+        max_size: Option<u64>,
     },
     /// List volumes.
     #[command(visible_alias = "ls")]
@@ -850,6 +864,18 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_take_binary_and_decimal_units() {
+        assert_eq!(parse_byte_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_byte_size("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_byte_size("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_byte_size("4096"), Ok(4096));
+        assert!(parse_byte_size("lots").unwrap_err().contains("512MiB"));
+        let cli = parse(&["volume", "create", "data", "--max-size", "1GiB"]).unwrap();
+        let Command::Volume(VolumeCommand::Create { max_size, .. }) = cli.command else { panic!("wrong command") };
+        assert_eq!(max_size, Some(1 << 30));
     }
 
     #[test]

@@ -48,7 +48,8 @@ impl From<ControlError> for ApiError {
             ControlError::Node(nullspace_node::NodeError::MountPoint { .. }) => ErrorCode::InvalidRequest,
             ControlError::Volume(
                 nullspace_node::VolumeError::InvalidMountPath { .. }
-                | nullspace_node::VolumeError::InvalidSubpath { .. },
+                | nullspace_node::VolumeError::InvalidSubpath { .. }
+                | nullspace_node::VolumeError::InvalidSize { .. },
             ) => ErrorCode::InvalidRequest,
             ControlError::Node(nullspace_node::NodeError::Volume {
                 source: nullspace_node::VolumeError::InvalidSubpath { .. } | nullspace_node::VolumeError::Missing { .. },

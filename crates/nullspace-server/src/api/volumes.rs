@@ -33,7 +33,7 @@ pub async fn create(
     let request: CreateVolumeRequest = serde_json::from_slice(&body).map_err(|error| {
         ApiError::invalid(format!("invalid volume create body (expected {{\"name\": ...}}): {error}"))
     })?;
-    let info = state.control.create_volume(&tenant, request.name.trim()).await?;
+    let info = state.control.create_volume(&tenant, request.name.trim(), request.max_size_bytes).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 

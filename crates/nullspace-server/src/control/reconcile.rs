@@ -12,6 +12,7 @@ impl Control {
     /// layer is complete) or running (when it never started); everything else that is gone ends destroyed,
     /// and nothing the store does not own is left on the host.
     pub async fn reconcile(&self) -> ControlResult<()> {
+        self.reconcile_volumes().await?;
         let records = self
             .store
             .sandboxes_in_states(&[

@@ -47,6 +47,8 @@ pub struct Control {
     cpu: Arc<CpuSampler>,
     /// Open preview forwards.
     pub(super) preview: Arc<PreviewPorts>,
+    /// Size limit of volumes created without one (`None`: unlimited).
+    pub(super) default_volume_size: Option<u64>,
 }
 
 /// Removes an entry from a shared set when dropped.
@@ -82,7 +84,14 @@ impl Control {
             volume_changes: Arc::default(),
             cpu: Arc::default(),
             preview: Arc::new(preview),
+            default_volume_size: None,
         }
+    }
+
+    /// Gives volumes created without a size limit this one (`None`: they stay unlimited).
+    pub fn with_default_volume_size(mut self, size: Option<u64>) -> Self {
+        self.default_volume_size = size;
+        self
     }
 
     /// The node this control plane drives.

@@ -72,22 +72,71 @@ fn validate_name(name: &str) -> ControlResult<()> {
 }
 
 impl Control {
-    /// Creates volume `name` for `tenant` with an empty data directory.
-    pub async fn create_volume(&self, tenant: &Tenant, name: &str) -> ControlResult<VolumeInfo> {
+    /// Creates volume `name` for `tenant` with an empty data directory, limited to `max_size` bytes (or
+    /// the server's default limit) when given.
+    pub async fn create_volume(&self, tenant: &Tenant, name: &str, max_size: Option<u64>) -> ControlResult<VolumeInfo> {
         validate_name(name)?;
+        if self.store.get_volume_by_name(&tenant.id, name).await?.is_some() {
+            return Err(ControlError::VolumeConflict { name: name.to_owned() });
+        }
+        let max_size = max_size.or(self.default_volume_size);
+        if let Some(size) = max_size {
+            self.node.volumes().check_size(size).map_err(ControlError::Volume)?;
+        }
         let record = VolumeRecord {
             id: crate::ids::volume_id(),
             tenant_id: tenant.id.clone(),
             name: name.to_owned(),
             created_at: clock::now_rfc3339(),
+            max_size_bytes: max_size,
         };
-        self.node.volumes().create(&record.id).map_err(ControlError::Volume)?;
+        let volumes = self.node.volumes().clone();
+        let id = record.id.clone();
+        tokio::task::spawn_blocking(move || volumes.create(&id, max_size))
+            .await
+            .map_err(|error| {
+                ControlError::Volume(nullspace_node::VolumeError::Missing { volume_id: error.to_string() })
+            })?
+            .map_err(ControlError::Volume)?;
         if !self.store.insert_volume(&record).await? {
             let _ = self.node.volumes().remove(&record.id);
             return Err(ControlError::VolumeConflict { name: name.to_owned() });
         }
-        tracing::info!(volume = %record.id, "volume created");
+        tracing::info!(volume = %record.id, max_size_bytes = ?max_size, "volume created");
         self.volume_info(&record).await
+    }
+
+    /// Brings the host's volumes in line with the store at start: mounts the filesystems of size-limited
+    /// volumes (gone after a host restart) and removes what a crash left of deleted or half-created ones.
+    pub async fn reconcile_volumes(&self) -> ControlResult<()> {
+        let records = self.store.all_volumes().await?;
+        let volumes = self.node.volumes().clone();
+        let known: std::collections::BTreeSet<String> = records.iter().map(|r| r.id.clone()).collect();
+        let (mounted, removed) = tokio::task::spawn_blocking(move || {
+            let mut mounted = 0usize;
+            for id in &known {
+                match volumes.ensure_mounted(id) {
+                    Ok(()) => mounted += 1,
+                    Err(error) => {
+                        tracing::error!(volume = %id, error = %crate::error_chain(&error), "volume not mounted")
+                    }
+                }
+            }
+            let mut removed = Vec::new();
+            for id in volumes.host_volume_ids().into_iter().filter(|id| !known.contains(id)) {
+                match volumes.remove(&id) {
+                    Ok(()) => removed.push(id),
+                    Err(error) => {
+                        tracing::warn!(volume = %id, error = %crate::error_chain(&error), "stale volume kept")
+                    }
+                }
+            }
+            (mounted, removed)
+        })
+        .await
+        .unwrap_or_default();
+        tracing::info!(volumes = mounted, stale_removed = removed.len(), "reconciled volumes with the host");
+        Ok(())
     }
 
     /// Volume `id` of `tenant`.
@@ -163,7 +212,7 @@ impl Control {
             inode_count: usage.inode_count,
             mount_count,
             status: if mount_count > 0 { "attached" } else { "available" }.to_owned(),
-            max_size_bytes: None,
+            max_size_bytes: record.max_size_bytes,
             max_file_count: None,
             max_mounts: None,
             last_reconciled_at: None,

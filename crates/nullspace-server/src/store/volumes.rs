@@ -17,6 +17,8 @@ pub struct VolumeRecord {
     pub name: String,
     /// RFC 3339 creation time.
     pub created_at: String,
+    /// Size limit in bytes (`None`: unlimited).
+    pub max_size_bytes: Option<u64>,
 }
 
 fn decode(row: &SqliteRow) -> VolumeRecord {
@@ -25,6 +27,7 @@ fn decode(row: &SqliteRow) -> VolumeRecord {
         tenant_id: row.get("tenant_id"),
         name: row.get("name"),
         created_at: row.get("created_at"),
+        max_size_bytes: row.get::<Option<i64>, _>("max_size_bytes").map(|size| size.max(0) as u64),
     }
 }
 
@@ -32,13 +35,14 @@ impl Store {
     /// Inserts a volume; `false` when the tenant already has a volume with that name.
     pub async fn insert_volume(&self, volume: &VolumeRecord) -> StoreResult<bool> {
         let result = sqlx::query(
-            "INSERT INTO volumes (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO volumes (id, tenant_id, name, created_at, max_size_bytes) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (tenant_id, name) DO NOTHING",
         )
         .bind(&volume.id)
         .bind(&volume.tenant_id)
         .bind(&volume.name)
         .bind(&volume.created_at)
+        .bind(volume.max_size_bytes.map(|size| size.min(i64::MAX as u64) as i64))
         .execute(&self.pool)
         .await
         .map_err(query("insert volume"))?;
@@ -47,35 +51,48 @@ impl Store {
 
     /// Volume `id` of `tenant_id`.
     pub async fn get_volume(&self, tenant_id: &str, id: &str) -> StoreResult<Option<VolumeRecord>> {
-        let row = sqlx::query("SELECT id, tenant_id, name, created_at FROM volumes WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query("select volume"))?;
+        let row = sqlx::query(
+            "SELECT id, tenant_id, name, created_at, max_size_bytes FROM volumes WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query("select volume"))?;
         Ok(row.as_ref().map(decode))
     }
 
     /// Volume named `name` of `tenant_id`.
     pub async fn get_volume_by_name(&self, tenant_id: &str, name: &str) -> StoreResult<Option<VolumeRecord>> {
-        let row = sqlx::query("SELECT id, tenant_id, name, created_at FROM volumes WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant_id)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query("select volume by name"))?;
+        let row = sqlx::query(
+            "SELECT id, tenant_id, name, created_at, max_size_bytes FROM volumes WHERE tenant_id = $1 AND name = $2",
+        )
+        .bind(tenant_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query("select volume by name"))?;
         Ok(row.as_ref().map(decode))
     }
 
     /// Volumes of `tenant_id`, oldest first.
     pub async fn list_volumes(&self, tenant_id: &str) -> StoreResult<Vec<VolumeRecord>> {
         let rows = sqlx::query(
-            "SELECT id, tenant_id, name, created_at FROM volumes WHERE tenant_id = $1 ORDER BY created_at, id",
+            "SELECT id, tenant_id, name, created_at, max_size_bytes FROM volumes WHERE tenant_id = $1 ORDER BY created_at, id",
         )
         .bind(tenant_id)
         .fetch_all(&self.pool)
         .await
         .map_err(query("list volumes"))?;
+        Ok(rows.iter().map(decode).collect())
+    }
+
+    /// Every volume of every tenant (what the host must hold).
+    pub async fn all_volumes(&self) -> StoreResult<Vec<VolumeRecord>> {
+        let rows = sqlx::query("SELECT id, tenant_id, name, created_at, max_size_bytes FROM volumes ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("list all volumes"))?;
         Ok(rows.iter().map(decode).collect())
     }
 
@@ -101,6 +118,7 @@ mod tests {
             tenant_id: tenant_id.into(),
             name: name.into(),
             created_at: format!("2026-01-01T00:00:0{}Z", id.len() % 10),
+            max_size_bytes: None,
         }
     }
 
@@ -125,5 +143,11 @@ mod tests {
         assert!(store.delete_volume(&alpha.id, "vol_a").await.unwrap());
         assert_eq!(store.get_volume(&alpha.id, "vol_a").await.unwrap(), None);
         assert!(store.insert_volume(&volume("vol_d", &alpha.id, "data")).await.unwrap(), "name free again");
+
+        let sized = VolumeRecord { max_size_bytes: Some(64 << 20), ..volume("vol_e", &beta.id, "sized") };
+        assert!(store.insert_volume(&sized).await.unwrap());
+        assert_eq!(store.get_volume(&beta.id, "vol_e").await.unwrap().unwrap().max_size_bytes, Some(64 << 20));
+        let all: Vec<String> = store.all_volumes().await.unwrap().into_iter().map(|v| v.id).collect();
+        assert_eq!(all, ["vol_c", "vol_d", "vol_e"], "every tenant's volumes");
     }
 }

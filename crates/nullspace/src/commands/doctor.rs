@@ -1,6 +1,7 @@
 //! `nullspace doctor`: what this host supports and why — isolation runtimes (each probed by starting a
-//! real throw-away container), cgroup mode, overlayfs, `/dev/kvm`, network namespaces, mmdebstrap —
-//! and whether the API server at the configured URL answers.
+//! real throw-away container), cgroup mode, overlayfs, `/dev/kvm`, network namespaces, mmdebstrap,
+//! mkfs.ext4 and loop devices (size-limited volumes) — and whether the API server at the configured URL
+//! answers.
 
 use std::path::Path;
 
@@ -47,6 +48,7 @@ pub async fn run(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     checks.push(kvm_check());
     checks.push(netns_check().await);
     checks.push(mmdebstrap_check());
+    checks.push(volume_size_check());
     checks.push(api_check(global).await);
 
     let failed = checks.iter().any(|c| c.status == Status::Fail);
@@ -128,6 +130,28 @@ fn mmdebstrap_check() -> Check {
             "mmdebstrap",
             Status::Warn,
             "not found: needed to build the base template (apt-get install mmdebstrap)",
+        ),
+    }
+}
+
+/// Size-limited volumes are ext4 images made by `mkfs.ext4` and loop-mounted.
+fn volume_size_check() -> Check {
+    let mkfs = find_in_path("mkfs.ext4").or_else(|| {
+        ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].map(std::path::PathBuf::from).into_iter().find(|p| p.is_file())
+    });
+    match (mkfs, Path::new("/dev/loop-control").exists()) {
+        (Some(_), true) => {
+            Check::new("volume-size", Status::Pass, "mkfs.ext4 and loop devices: volumes can have size limits")
+        }
+        (None, _) => Check::new(
+            "volume-size",
+            Status::Warn,
+            "mkfs.ext4 not found: volumes with a size limit cannot be created (apt-get install e2fsprogs)",
+        ),
+        (Some(_), false) => Check::new(
+            "volume-size",
+            Status::Warn,
+            "no /dev/loop-control: volumes with a size limit cannot be mounted (modprobe loop)",
         ),
     }
 }

@@ -20,6 +20,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
         preview_domain: args.preview_domain,
         bridge: args.bridge,
         subnet: args.subnet,
+        volume_size: args.volume_size,
     };
     nullspace_server::run(options).await?;
     Ok(ExitStatus::Success)

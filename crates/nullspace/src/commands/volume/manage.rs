@@ -11,12 +11,16 @@ use crate::exit::ExitStatus;
 use crate::output::{print_json, print_table};
 
 /// Creates a volume.
-pub async fn create(client: &Client, name: &str, json: bool) -> anyhow::Result<ExitStatus> {
-    let volume = client.create_volume(name).await.with_context(|| format!("could not create volume `{name}`"))?;
+pub async fn create(client: &Client, name: &str, max_size: Option<u64>, json: bool) -> anyhow::Result<ExitStatus> {
+    let volume =
+        client.create_volume(name, max_size).await.with_context(|| format!("could not create volume `{name}`"))?;
     if json {
         print_json(&volume)?;
     } else {
-        println!("created volume {} ({})", volume.name, volume.id);
+        match volume.max_size_bytes {
+            Some(limit) => println!("created volume {} ({}), limited to {}", volume.name, volume.id, size(limit)),
+            None => println!("created volume {} ({})", volume.name, volume.id),
+        }
     }
     Ok(ExitStatus::Success)
 }

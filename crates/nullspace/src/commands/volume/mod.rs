@@ -18,7 +18,7 @@ pub async fn run(command: VolumeCommand, global: &GlobalArgs) -> anyhow::Result<
     let client = super::client(global)?;
     let json = global.json;
     match command {
-        VolumeCommand::Create { name } => manage::create(&client, &name, json).await,
+        VolumeCommand::Create { name, max_size } => manage::create(&client, &name, max_size, json).await,
         VolumeCommand::List { fields } => manage::list(&client, &fields, json).await,
         VolumeCommand::Get { reference, fields } => manage::get(&client, &reference, &fields, json).await,
         VolumeCommand::Delete { reference } => manage::delete(&client, &reference, json).await,
