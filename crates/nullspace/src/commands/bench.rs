@@ -1,5 +1,6 @@
-//! `nullspace bench`: measures a running server (create→first-exec, exec round trip, file throughput)
-//! and, in the same run, bare `runc run` of the same template rootfs, and prints the ratios.
+//! `nullspace bench`: measures a running server (create→first-exec, exec round trip, file throughput of a
+//! sandbox and of volumes, plain and size-limited) and, in the same run, bare `runc run` of the same
+//! template rootfs and `cp` on the same disk, and prints the ratios.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -53,6 +54,10 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
     let create = measure_create(&client, args.sandboxes).await?;
     eprintln!("bench: exec round trip ×{}, file throughput {} MiB", args.execs, args.file_mb);
     let (exec, write_mbps, read_mbps) = measure_exec_and_files(&client, args.execs, args.file_mb).await?;
+    eprintln!("bench: volume file throughput {} MiB (plain, then size-limited)", args.file_mb);
+    let plain_volume = measure_volume_files(&client, args.file_mb, None).await?;
+    let limit = ((args.file_mb as u64) << 21).max(64 << 20);
+    let sized_volume = measure_volume_files(&client, args.file_mb, Some(limit)).await?;
     eprintln!("bench: hibernate, resume and fork ×{}", args.sandboxes);
     let (hibernate, resume, fork) = measure_state(&client, args.sandboxes).await?;
     eprintln!("bench: bare `runc run` of the same rootfs ×{}", args.sandboxes);
@@ -71,6 +76,10 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
             "create_vs_runc_p50_ratio": ratio,
             "file_write_mib_per_s": write_mbps,
             "file_read_mib_per_s": read_mbps,
+            "volume_file_write_mib_per_s": plain_volume.0,
+            "volume_file_read_mib_per_s": plain_volume.1,
+            "sized_volume_file_write_mib_per_s": sized_volume.0,
+            "sized_volume_file_read_mib_per_s": sized_volume.1,
             "local_copy_mib_per_s": copy_mbps,
             "file_mib": args.file_mb,
         });
@@ -93,6 +102,8 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
             "{:<24} write {write_mbps:.0} MiB/s   read {read_mbps:.0} MiB/s   (local cp {copy_mbps:.0} MiB/s; {} MiB)",
             "file transfer", args.file_mb
         );
+        println!("{:<24} write {:.0} MiB/s   read {:.0} MiB/s", "volume files", plain_volume.0, plain_volume.1);
+        println!("{:<24} write {:.0} MiB/s   read {:.0} MiB/s", "size-limited volume", sized_volume.0, sized_volume.1);
     }
     Ok(ExitStatus::Success)
 }
@@ -155,22 +166,39 @@ async fn measure_exec_and_files(client: &Client, execs: usize, file_mb: usize) -
             client.exec(&sandbox.id, &exec_true()).await.context("exec")?;
             samples.push(started.elapsed());
         }
-        let local = tempfile::NamedTempFile::new().context("creating a temp file")?;
-        let payload: Vec<u8> = (0..file_mb << 20).map(|i| (i % 251) as u8).collect();
-        std::fs::write(local.path(), &payload).context("writing the temp file")?;
-        let started = Instant::now();
-        client.sandbox_files(&sandbox.id).write_stream(local.path(), "/tmp/bench.bin", None).await.context("upload")?;
-        let write = file_mb as f64 / started.elapsed().as_secs_f64();
-        let started = Instant::now();
-        let back = client.sandbox_files(&sandbox.id).read_bytes("/tmp/bench.bin").await.context("download")?;
-        let read = file_mb as f64 / started.elapsed().as_secs_f64();
-        if back != payload {
-            bail!("downloaded bytes differ from the uploaded ones");
-        }
+        let (write, read) = transfer(&client.sandbox_files(&sandbox.id), "/tmp/bench.bin", file_mb).await?;
         Ok((summarize(&mut samples), write, read))
     }
     .await;
     client.kill_sandbox(&sandbox.id).await.context("killing the bench sandbox")?;
+    outcome
+}
+
+/// Uploads `file_mb` MiB to `path` through `files` and downloads it again, checking the bytes: MiB/s
+/// of the write and of the read.
+async fn transfer(files: &nullspace_client::Files<'_>, path: &str, file_mb: usize) -> anyhow::Result<(f64, f64)> {
+    let local = tempfile::NamedTempFile::new().context("creating a temp file")?;
+    let payload: Vec<u8> = (0..file_mb << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(local.path(), &payload).context("writing the temp file")?;
+    let started = Instant::now();
+    files.write_stream(local.path(), path, None).await.context("upload")?;
+    let write = file_mb as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let back = files.read_bytes(path).await.context("download")?;
+    let read = file_mb as f64 / started.elapsed().as_secs_f64();
+    if back != payload {
+        bail!("downloaded bytes differ from the uploaded ones");
+    }
+    Ok((write, read))
+}
+
+/// File throughput of a new volume's direct files API (through its volume guest), with a size limit or
+/// without; the volume is deleted afterwards.
+async fn measure_volume_files(client: &Client, file_mb: usize, max_size: Option<u64>) -> anyhow::Result<(f64, f64)> {
+    let name = format!("bench-{}-{}", std::process::id(), max_size.map_or("plain".to_owned(), |s| s.to_string()));
+    let volume = client.create_volume(&name, max_size).await.context("creating a bench volume")?;
+    let outcome = transfer(&client.volume_files(&volume.id), "/bench.bin", file_mb).await;
+    client.delete_volume(&volume.id).await.context("deleting the bench volume")?;
     outcome
 }
 
