@@ -23,6 +23,13 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&cli);
+    if !matches!(cli.command, Command::Server(_) | Command::Mcp(_)) {
+        // A one-shot command whose reader went away (`nullspace volume list --json | head -1`) ends
+        // quietly, as Unix tools do, instead of failing on every write to the closed pipe; the
+        // long-running server and MCP server keep ignoring SIGPIPE and handle EPIPE per connection.
+        // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition for SIGPIPE.
+        let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
+    }
     let json = cli.global.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

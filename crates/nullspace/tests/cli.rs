@@ -189,3 +189,24 @@ fn server_errors_exit_2() {
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
     assert!(text(&output.stderr).contains("oops (code unknown, HTTP 500)"));
 }
+
+/// A reader that goes away (`nullspace … --json | head -1`) ends the command quietly, never with a panic.
+#[test]
+fn a_closed_stdout_ends_the_command_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let home = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("nullspace"));
+    command
+        .args(["sandbox", "list", "--json", "--api-url", &closed_port_url(), "--api-key", "ns_x"])
+        .current_dir(home.path())
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    drop(child.stdout.take()); // the reader is gone before the command prints its error envelope
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.signal(), Some(nix::libc::SIGPIPE), "{:?} {stderr}", output.status);
+}
