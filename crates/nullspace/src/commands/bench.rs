@@ -174,8 +174,8 @@ async fn measure_exec_and_files(client: &Client, execs: usize, file_mb: usize) -
     outcome
 }
 
-/// Uploads `file_mb` MiB to `path` through `files` and downloads it again, checking the bytes: MiB/s
-/// of the write and of the read.
+/// Uploads `file_mb` MiB to `path` through `files` and downloads it again into a local file, checking
+/// the bytes: MiB/s of the write and of the read.
 async fn transfer(files: &nullspace_client::Files<'_>, path: &str, file_mb: usize) -> anyhow::Result<(f64, f64)> {
     let local = tempfile::NamedTempFile::new().context("creating a temp file")?;
     let payload: Vec<u8> = (0..file_mb << 20).map(|i| (i % 251) as u8).collect();
@@ -183,10 +183,12 @@ async fn transfer(files: &nullspace_client::Files<'_>, path: &str, file_mb: usiz
     let started = Instant::now();
     files.write_stream(local.path(), path, None).await.context("upload")?;
     let write = file_mb as f64 / started.elapsed().as_secs_f64();
+    // Streamed to a local file, as `nullspace … download` does; compared once the clock has stopped.
+    let back = tempfile::NamedTempFile::new().context("creating a temp file")?;
     let started = Instant::now();
-    let back = files.read_bytes(path).await.context("download")?;
+    files.download(path, Some(back.path()), false, true, None).await.context("download")?;
     let read = file_mb as f64 / started.elapsed().as_secs_f64();
-    if back != payload {
+    if std::fs::read(back.path()).context("reading the download")? != payload {
         bail!("downloaded bytes differ from the uploaded ones");
     }
     Ok((write, read))
