@@ -75,6 +75,35 @@ def test_writes_stop_at_the_limit_in_sandboxes_and_the_files_api(server, cli, sa
     assert _loop_devices_of(image) == "", "no loop device is left"
 
 
+def test_a_limited_volume_attached_at_runtime_keeps_its_limit_through_hibernate_and_a_crash(server, sandboxes):
+    """Live attach clones the mounted filesystem itself, hibernate/resume mount it again, and a kill -9 of
+    the server leaves the running sandbox's mount (and the limit) working."""
+    with server.http() as http:
+        resp = http.post("/v1/volumes", json={"name": unique("live"), "max_size_bytes": 24 * MIB})
+        assert resp.status_code == 201, resp.text
+        volume = Volume.get(resp.json()["id"], api_key=server.key, base_url=server.url)
+    sb = sandboxes.create()
+    sb.attach_volume(volume.id, "/mnt/limited")
+    full = sb.commands.run("sh", ["-c", "dd if=/dev/zero of=/mnt/limited/fill bs=1M count=40 2>&1"])
+    assert "No space left on device" in full.stdout, full.stdout
+    assert sb.commands.run("rm", ["/mnt/limited/fill"]).exit_code == 0
+    sb.files.write("/mnt/limited/note.txt", "attached live")
+
+    sb.hibernate()
+    resumed = server.connect(sb.id)
+    sandboxes.created.append((resumed.id, server.key))
+    assert resumed.files.read("/mnt/limited/note.txt") == "attached live"
+    assert resumed.get_volume_health(resumed.list_volumes()[0].id).state.value == "mounted"
+
+    server.restart(kill9=True)
+    assert resumed.files.read("/mnt/limited/note.txt") == "attached live"
+    again = resumed.commands.run("sh", ["-c", "dd if=/dev/zero of=/mnt/limited/fill bs=1M count=40 2>&1"])
+    assert "No space left on device" in again.stdout, "the limit holds after the server's crash"
+    resumed.kill()
+    volume.delete()
+    assert not _mounted_at(server.data_dir / "volumes" / volume.id / "data")
+
+
 def test_bad_sizes_are_refused_with_what_to_do(server, cli):
     with server.http() as http:
         resp = http.post("/v1/volumes", json={"name": unique("tiny"), "max_size_bytes": 4096})
