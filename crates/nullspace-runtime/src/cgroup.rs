@@ -12,23 +12,12 @@ use crate::oci::CGROUP_PARENT;
 /// Attempts to empty and remove a busy cgroup before giving up.
 const RMDIR_ATTEMPTS: u32 = 50;
 
-/// Mount points of every cgroup and cgroup2 filesystem, from `/proc/self/mounts`.
+/// Mount points of every cgroup and cgroup2 filesystem, from this process's mount table.
 pub(crate) fn cgroup_mounts() -> Vec<PathBuf> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mounts") else {
+    let Ok(entries) = crate::mountinfo::read_own() else {
         return Vec::new();
     };
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (_src, target, fstype) = (fields.next()?, fields.next()?, fields.next()?);
-            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(unescape_mount(target)))
-        })
-        .collect()
-}
-
-/// `/proc/mounts` escapes space, tab, newline and backslash as octal.
-fn unescape_mount(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    entries.into_iter().filter(|e| matches!(e.fs_type.as_str(), "cgroup" | "cgroup2")).map(|e| e.mount_point).collect()
 }
 
 /// The directories a sandbox's cgroup may occupy, one per hierarchy, whether or not they exist.

@@ -5,6 +5,7 @@
 
 mod cgroup;
 mod error;
+pub mod mountinfo;
 mod oci;
 mod probe;
 mod spec;

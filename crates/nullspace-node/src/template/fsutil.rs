@@ -7,6 +7,8 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use nullspace_runtime::mountinfo::{self, MountEntry};
+
 /// Sum of the sizes of the files, symlinks and directories under `root`, counting hard links once and
 /// not following symlinks.
 pub(super) fn tree_size(root: &Path) -> io::Result<u64> {
@@ -28,29 +30,8 @@ pub(super) fn tree_size(root: &Path) -> io::Result<u64> {
     Ok(total)
 }
 
-/// One line of `/proc/self/mountinfo`, reduced to what the store needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct MountEntry {
-    pub mount_point: PathBuf,
-    pub fs_type: String,
-    pub super_options: String,
-}
-
-pub(super) fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let mount_point = left.split(' ').nth(4)?;
-            let mut right = right.split(' ');
-            let fs_type = right.next()?.to_owned();
-            let super_options = right.nth(1).unwrap_or_default().to_owned();
-            Some(MountEntry { mount_point: PathBuf::from(unescape(mount_point)), fs_type, super_options })
-        })
-        .collect()
-}
-
 fn mounts() -> io::Result<Vec<MountEntry>> {
-    Ok(parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo")?))
+    mountinfo::read_own()
 }
 
 /// Whether any overlay mount uses a directory under `dir` as one of its layers.
@@ -61,7 +42,7 @@ pub(super) fn overlay_uses(entries: &[MountEntry], dir: &Path) -> bool {
                 return false;
             };
             matches!(key, "lowerdir" | "upperdir" | "workdir" | "lowerdir+" | "datadir+")
-                && value.split(':').any(|layer| Path::new(&unescape(layer)).starts_with(dir))
+                && value.split(':').any(|layer| Path::new(&mountinfo::unescape(layer)).starts_with(dir))
         })
     })
 }
@@ -98,24 +79,6 @@ pub(super) fn remove_tree(dir: &Path) -> io::Result<()> {
     std::fs::remove_dir_all(&dir)
 }
 
-/// Decodes the octal escapes (`\040` etc.) the kernel uses in mountinfo.
-fn unescape(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-            let value = bytes[i + 1..i + 4].iter().fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
-            out.push(u8::try_from(value).unwrap_or(b'?'));
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,17 +91,8 @@ mod tests {
 ";
 
     #[test]
-    fn mountinfo_is_parsed_with_escapes() {
-        let entries = parse_mountinfo(MOUNTINFO);
-        assert_eq!(entries.len(), 4);
-        assert_eq!(entries[1].mount_point, Path::new("/data/templates/.build-base-1/rootfs/proc"));
-        assert_eq!(entries[2].mount_point, Path::new("/data/my dir"));
-        assert_eq!(entries[3].fs_type, "overlay");
-    }
-
-    #[test]
     fn overlay_layers_are_detected() {
-        let entries = parse_mountinfo(MOUNTINFO);
+        let entries = mountinfo::parse(MOUNTINFO);
         assert!(overlay_uses(&entries, Path::new("/data/templates/base-abc")));
         assert!(!overlay_uses(&entries, Path::new("/data/templates/base-abd")));
         assert!(!overlay_uses(&entries, Path::new("/data/templates/.build-base-1")));

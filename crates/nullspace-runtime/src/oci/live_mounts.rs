@@ -207,31 +207,9 @@ pub(crate) fn is_mounted(root: &OwnedFd, target: &str, source: &OwnedFd) -> Resu
     Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
 }
 
-/// The mount points listed in a `/proc/<pid>/mountinfo` text (field 5, octal escapes decoded), as the
-/// process whose table it is sees them.
+/// The mount points listed in a `/proc/<pid>/mountinfo` text, as the process whose table it is sees them.
 pub(crate) fn mount_points(mountinfo: &str) -> Vec<String> {
-    mountinfo.lines().filter_map(|line| line.split(' ').nth(4)).map(unescape_mountinfo).collect()
-}
-
-/// Decodes the `\ooo` escapes the kernel writes for space, tab, newline and backslash.
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match (bytes[i], octal) {
-            (b'\\', Some(digits)) => {
-                out.push(digits.iter().fold(0u8, |value, d| value.wrapping_mul(8) + (d - b'0')));
-                i += 4;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::mountinfo::parse(mountinfo).into_iter().map(|e| e.mount_point.to_string_lossy().into_owned()).collect()
 }
 
 fn fstat(fd: &OwnedFd) -> Result<libc::stat, StepError> {
@@ -410,9 +388,6 @@ mod tests {
                      40 22 8:1 /vol/data /work\\040space/a\\134b rw,nosuid - ext4 /dev/sda1 rw\n\
                      41 22 0:5 / /proc rw - proc proc rw\n";
         assert_eq!(mount_points(table), ["/", "/work space/a\\b", "/proc"]);
-        assert_eq!(unescape_mountinfo("/a\\011b\\012"), "/a\tb\n");
-        assert_eq!(unescape_mountinfo("/trailing\\"), "/trailing\\", "a lone backslash stays");
-        assert_eq!(unescape_mountinfo("/not\\9octal"), "/not\\9octal");
     }
 
     #[test]
