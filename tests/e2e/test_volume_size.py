@@ -1,7 +1,7 @@
 """Size-limited volumes: a volume created with a size limit (our CLI's `--max-size`, the API's
 `max_size_bytes`, or the server's `--volume-size` default for the official client) is a filesystem of that
-size. Writes past it fail in every sandbox mounting it and through the direct files API
-(`QuotaExceededError`); freeing space in one place frees it everywhere; the filesystem is mounted again
+size. Writes past it fail in every sandbox mounting it, through a sandbox's files API and through the
+direct files API (`QuotaExceededError`); freeing space in one place frees it everywhere; the filesystem is mounted again
 after a host restart, and deleting the volume leaves no mount, loop device or file behind."""
 
 from __future__ import annotations
@@ -58,6 +58,10 @@ def test_writes_stop_at_the_limit_in_sandboxes_and_the_files_api(server, cli, sa
     with pytest.raises(QuotaExceededError) as raised:
         volume.files.write("/more.bin", b"x" * (4 * MIB))
     assert raised.value.code == "volume_quota_exceeded"
+    with pytest.raises(QuotaExceededError) as raised:
+        writer.files.write("/data/via-sandbox.bin", b"x" * (4 * MIB))
+    assert raised.value.code == "volume_quota_exceeded", "a sandbox's files API knows a full volume mount too"
+    assert writer.files.write("/tmp/still-fine.txt", "the sandbox's own disk has room").size > 0
     assert not volume.files.exists("/more.bin") or volume.files.info("/more.bin").size < 4 * MIB
 
     assert writer.commands.run("rm", ["/data/fill"]).exit_code == 0

@@ -140,7 +140,7 @@ impl GuestError {
             | Self::UploadNotFound { .. } => (404, ErrorCode::NotFound.as_str()),
             Self::Upload(error) => (error.status(), FILE_UPLOAD_ERROR),
             Self::StdinClosed { .. } => (409, ErrorCode::Conflict.as_str()),
-            Self::FileOp { source, .. } => io_status(source),
+            Self::FileOp { source, path, .. } => io_status(source, path),
             Self::Spawn { .. } => (500, ErrorCode::ExecFailed.as_str()),
             Self::PortUnreachable { .. } => (502, "port_unreachable"),
             Self::Internal { .. } => (500, ErrorCode::Internal.as_str()),
@@ -169,22 +169,37 @@ pub fn set_serves_volume() {
     SERVES_VOLUME.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// The code of a write that found no space left: a volume at its size limit is `volume_quota_exceeded`
-/// (the client's `QuotaExceededError`); a sandbox's guest cannot tell its own disk from a full volume
-/// mount, so it says `insufficient_storage`.
-fn storage_full() -> (u16, &'static str) {
-    if SERVES_VOLUME.load(std::sync::atomic::Ordering::Relaxed) {
+/// The code of a write to `path` that found no space left: on a volume (this guest serves one, or the
+/// path is on a volume mount of the sandbox) it is `volume_quota_exceeded`, the client's
+/// `QuotaExceededError`; on the sandbox's own disk, `insufficient_storage`.
+fn storage_full(path: &str) -> (u16, &'static str) {
+    if SERVES_VOLUME.load(std::sync::atomic::Ordering::Relaxed) || on_mounted_filesystem(path) {
         (507, "volume_quota_exceeded")
     } else {
         (507, "insufficient_storage")
     }
 }
 
-fn io_status(error: &io::Error) -> (u16, &'static str) {
+/// Whether the directory holding `path` is on another filesystem than `/` and not a tmpfs: inside a
+/// sandbox (root on its overlay) such a writable directory is a volume mount.
+fn on_mounted_filesystem(path: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(root) = std::fs::metadata("/") else { return false };
+    let dir = std::path::Path::new(path)
+        .ancestors()
+        .skip(1)
+        .find(|dir| std::fs::metadata(dir).is_ok_and(|meta| meta.is_dir()));
+    let Some(dir) = dir else { return false };
+    let on_other_device = std::fs::metadata(dir).is_ok_and(|meta| meta.dev() != root.dev());
+    on_other_device
+        && nix::sys::statfs::statfs(dir).is_ok_and(|stat| stat.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC)
+}
+
+fn io_status(error: &io::Error, path: &str) -> (u16, &'static str) {
     use io::ErrorKind as K;
     match error.kind() {
         K::NotFound => (404, ErrorCode::FileNotFound.as_str()),
-        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => storage_full(),
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => storage_full(path),
         // Inside a sandbox the only read-only filesystems a file operation can write to are read-only
         // volume mounts (and /sys, /proc/sys, which no one writes through the files API on purpose).
         K::ReadOnlyFilesystem => (403, ErrorCode::VolumeReadOnly.as_str()),
@@ -199,7 +214,7 @@ fn io_status(error: &io::Error) -> (u16, &'static str) {
         | K::InvalidFilename => (400, ErrorCode::InvalidRequest.as_str()),
         _ => match error.raw_os_error() {
             Some(libc::EROFS) => (403, ErrorCode::VolumeReadOnly.as_str()),
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => storage_full(),
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => storage_full(path),
             Some(libc::EPERM) | Some(libc::EACCES) => (403, "permission_denied"),
             _ => (500, ErrorCode::Internal.as_str()),
         },
@@ -238,9 +253,19 @@ mod tests {
     }
 
     #[test]
+    fn only_a_directory_on_another_non_tmpfs_filesystem_counts_as_a_mount() {
+        assert!(!on_mounted_filesystem("/etc/new-file"), "the root filesystem");
+        assert!(on_mounted_filesystem("/proc/self/new-file"), "procfs is another filesystem");
+        if nix::sys::statfs::statfs("/dev/shm").is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC) {
+            assert!(!on_mounted_filesystem("/dev/shm/x"), "a tmpfs is scratch space, not a volume");
+        }
+        assert!(!on_mounted_filesystem(""), "no directory");
+    }
+
+    #[test]
     fn a_full_filesystem_is_insufficient_storage_and_a_full_volume_its_quota() {
         // Both checks in one test: the volume flag is process-wide and only ever set, never cleared.
-        let full = || GuestError::file_op("write", "/data/big", io::Error::from_raw_os_error(libc::ENOSPC)).envelope();
+        let full = || GuestError::file_op("write", "/etc/big", io::Error::from_raw_os_error(libc::ENOSPC)).envelope();
         let (status, body) = full();
         assert_eq!((status.as_u16(), body.code.as_str()), (507, "insufficient_storage"));
         assert!(body.error.contains("no space left"), "{}", body.error);
