@@ -80,9 +80,6 @@ impl Control {
             return Err(ControlError::VolumeConflict { name: name.to_owned() });
         }
         let max_size = max_size.or(self.default_volume_size);
-        if let Some(size) = max_size {
-            self.node.volumes().check_size(size).map_err(ControlError::Volume)?;
-        }
         let record = VolumeRecord {
             id: crate::ids::volume_id(),
             tenant_id: tenant.id.clone(),
@@ -90,20 +87,29 @@ impl Control {
             created_at: clock::now_rfc3339(),
             max_size_bytes: max_size,
         };
-        let volumes = self.node.volumes().clone();
         let id = record.id.clone();
-        tokio::task::spawn_blocking(move || volumes.create(&id, max_size))
-            .await
-            .map_err(|error| {
-                ControlError::Volume(nullspace_node::VolumeError::Missing { volume_id: error.to_string() })
-            })?
-            .map_err(ControlError::Volume)?;
+        self.on_host_volumes(move |volumes| volumes.create(&id, max_size)).await?;
         if !self.store.insert_volume(&record).await? {
-            let _ = self.node.volumes().remove(&record.id);
+            let id = record.id.clone();
+            let _ = self.on_host_volumes(move |volumes| volumes.remove(&id)).await;
             return Err(ControlError::VolumeConflict { name: name.to_owned() });
         }
         tracing::info!(volume = %record.id, max_size_bytes = ?max_size, "volume created");
         self.volume_info(&record).await
+    }
+
+    /// Runs `work` on this host's volumes off the async threads (formatting, mounting and removing block).
+    async fn on_host_volumes<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&nullspace_node::volumes::Volumes) -> Result<T, nullspace_node::VolumeError> + Send + 'static,
+    ) -> ControlResult<T> {
+        let volumes = self.node.volumes().clone();
+        tokio::task::spawn_blocking(move || work(&volumes))
+            .await
+            .map_err(|error| {
+                ControlError::Volume(nullspace_node::VolumeError::Missing { volume_id: error.to_string() })
+            })?
+            .map_err(ControlError::Volume)
     }
 
     /// Brings the host's volumes in line with the store at start: mounts the filesystems of size-limited
@@ -259,14 +265,8 @@ impl Control {
         }
         self.store.delete_volume(&tenant.id, &volume.id).await?;
         self.node.volume_guests().stop(&volume.id).await;
-        let volumes = self.node.volumes().clone();
         let vid = volume.id.clone();
-        tokio::task::spawn_blocking(move || volumes.remove(&vid))
-            .await
-            .map_err(|error| {
-                ControlError::Volume(nullspace_node::VolumeError::Missing { volume_id: error.to_string() })
-            })?
-            .map_err(ControlError::Volume)?;
+        self.on_host_volumes(move |volumes| volumes.remove(&vid)).await?;
         tracing::info!(volume = %volume.id, "volume deleted");
         Ok(())
     }
