@@ -13,6 +13,7 @@ import json
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -350,6 +351,30 @@ def create_api_key(srv: Server, tenant: str) -> str:
     tokens = out.split()
     assert tokens, f"api-key create printed nothing: {proc.stderr}"
     return tokens[-1]
+
+
+def runsc_installed() -> bool:
+    return shutil.which("runsc") is not None or any(Path(d, "runsc").exists() for d in ("/usr/sbin", "/usr/bin"))
+
+
+@pytest.fixture(scope="module")
+def runsc_server(server):
+    """A second server with `--runtime runsc`, sharing the session server's built templates (one per test
+    module that asks for it; skip the module with `runsc_installed()` where gVisor is missing)."""
+    data_dir = Path(f"{server.data_dir}-runsc")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    templates = data_dir / "templates"
+    if not templates.is_symlink():
+        if templates.exists():
+            shutil.rmtree(templates)
+        templates.symlink_to(server.data_dir / "templates")
+    srv = Server(server.binary, data_dir, extra_args=["--runtime", "runsc"])
+    srv.start(timeout=120)
+    srv.kill_all(srv.key)
+    yield srv
+    if srv.running:
+        srv.kill_all(srv.key)
+    srv.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,14 +10,12 @@ pid answers with the same token and a counter that went on from where it was, no
 from __future__ import annotations
 
 import os
-import shutil
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import Server, wait_until
+from conftest import runsc_installed, wait_until
 from nullspace import Sandbox, Snapshot
 
 COUNTER = r"""
@@ -37,30 +35,7 @@ while True:
 """
 
 
-def _runsc_installed() -> bool:
-    return shutil.which("runsc") is not None or any(Path(d, "runsc").exists() for d in ("/usr/sbin", "/usr/bin"))
-
-
-pytestmark = pytest.mark.skipif(not _runsc_installed(), reason="runsc (gVisor) is not installed on this host")
-
-
-@pytest.fixture(scope="module")
-def runsc_server(server):
-    """A second server with `--runtime runsc`, sharing the session server's built templates."""
-    data_dir = Path(f"{server.data_dir}-runsc")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    templates = data_dir / "templates"
-    if not templates.is_symlink():
-        if templates.exists():
-            shutil.rmtree(templates)
-        templates.symlink_to(server.data_dir / "templates")
-    srv = Server(server.binary, data_dir, extra_args=["--runtime", "runsc"])
-    srv.start(timeout=120)
-    srv.kill_all(srv.key)
-    yield srv
-    if srv.running:
-        srv.kill_all(srv.key)
-    srv.stop()
+pytestmark = pytest.mark.skipif(not runsc_installed(), reason="runsc (gVisor) is not installed on this host")
 
 
 @pytest.fixture()

@@ -13,21 +13,23 @@ use nullspace_types::guest::{GuestHealth, GUEST_PROTOCOL_VERSION};
 use tokio::net::UnixStream;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::{NodeError, NodeResult};
+use crate::{GuestPeer, NodeError, NodeResult};
 
 /// A handle on one guest's socket; cheap to create and clone.
 #[derive(Debug, Clone)]
 pub struct GuestLink {
     sandbox_id: String,
     socket: PathBuf,
+    peer: GuestPeer,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl GuestLink {
-    /// A link to the guest of `sandbox_id` listening on `socket`.
-    pub fn new(sandbox_id: impl Into<String>, socket: PathBuf) -> Self {
-        Self { sandbox_id: sandbox_id.into(), socket }
+    /// A link to the guest of `sandbox_id` listening on `socket`, which only `peer` may serve (the socket's
+    /// directory is writable by the sandbox: see [`crate::guest_socket`]).
+    pub fn new(sandbox_id: impl Into<String>, socket: PathBuf, peer: GuestPeer) -> Self {
+        Self { sandbox_id: sandbox_id.into(), socket, peer }
     }
 
     fn request_error(&self, source: impl Into<BoxError>) -> NodeError {
@@ -35,7 +37,7 @@ impl GuestLink {
     }
 
     async fn connect(&self) -> NodeResult<UnixStream> {
-        UnixStream::connect(&self.socket).await.map_err(|error| self.request_error(error))
+        crate::guest_socket::connect(&self.socket, &self.peer).await.map_err(|error| self.request_error(error))
     }
 
     /// Sends `request` (whose URI holds only path and query) to the guest and returns its response with
@@ -99,10 +101,10 @@ impl GuestLink {
     pub async fn wait_ready(&self, timeout: Duration, init_log: PathBuf) -> NodeResult<()> {
         let started = Instant::now();
         // The guest usually answers within a few milliseconds of its start: poll every millisecond (a
-        // stat of the socket path) while it is likely to come up, then back off.
+        // stat of the socket entry, never following it) while it is likely to come up, then back off.
         let mut delay = Duration::from_millis(1);
         loop {
-            if self.socket.exists() {
+            if crate::guest_socket::is_socket(&self.socket) {
                 if let Ok(health) = self.health().await {
                     if health.protocol_version != GUEST_PROTOCOL_VERSION {
                         return Err(NodeError::GuestProtocol {

@@ -18,6 +18,8 @@ pub struct SandboxPaths {
     pub control: PathBuf,
     /// OCI bundle dir (config.json, init log).
     pub bundle: PathBuf,
+    /// Host-only mount points of the volume directories the sandbox mounts (see `pinned_mounts`).
+    pub pins: PathBuf,
 }
 
 impl SandboxPaths {
@@ -30,6 +32,7 @@ impl SandboxPaths {
             rootfs: root.join("rootfs"),
             control: root.join("control"),
             bundle: root.join("bundle"),
+            pins: root.join("mounts"),
             root,
         }
     }
@@ -63,7 +66,7 @@ mod tests {
     #[test]
     fn paths_are_all_under_the_sandbox_root() {
         let paths = SandboxPaths::new(Path::new("/data/sandboxes"), "sb_abc");
-        for path in [&paths.upper, &paths.work, &paths.rootfs, &paths.control, &paths.bundle] {
+        for path in [&paths.upper, &paths.work, &paths.rootfs, &paths.control, &paths.bundle, &paths.pins] {
             assert!(path.starts_with("/data/sandboxes/sb_abc"));
         }
         assert_eq!(paths.guest_socket(), Path::new("/data/sandboxes/sb_abc/control/guest.sock"));

@@ -6,11 +6,14 @@
 mod error;
 mod guest_binary;
 mod guest_link;
+mod guest_socket;
+mod host_files;
 mod layout;
 mod metrics;
 pub mod network;
 mod node;
 mod overlay;
+mod pinned_mounts;
 mod snapshot;
 pub mod template;
 mod volume_guest;
@@ -20,6 +23,7 @@ pub mod volumes;
 
 pub use error::NodeError;
 pub use guest_link::GuestLink;
+pub use guest_socket::GuestPeer;
 pub use layout::SandboxPaths;
 pub use metrics::SandboxUsage;
 pub use node::{LaunchSpec, Node, NodeConfig, ReconcileReport};

@@ -11,8 +11,8 @@ use nullspace_types::guest::{GuestConfig, GUEST_BINARY_PATH, GUEST_CONTROL_DIR};
 use crate::layout::{is_sandbox_id, SandboxPaths};
 use crate::metrics::{read_usage, SandboxUsage};
 use crate::network::{Network, NetworkConfig, NetworkPolicy};
-use crate::overlay;
 use crate::template::{TemplateLayer, TemplateStore};
+use crate::{host_files, overlay, pinned_mounts};
 use crate::{GuestLink, NodeError, NodeResult};
 
 /// How long a new sandbox's guest gets to answer its first health check.
@@ -157,7 +157,11 @@ impl Node {
 
     /// The link to the guest of `sandbox_id`.
     pub fn guest(&self, sandbox_id: &str) -> GuestLink {
-        GuestLink::new(sandbox_id, self.paths(sandbox_id).guest_socket())
+        GuestLink::new(
+            sandbox_id,
+            self.paths(sandbox_id).guest_socket(),
+            crate::GuestPeer::Sandbox(sandbox_id.to_owned()),
+        )
     }
 
     /// Launches a sandbox and returns once its guest answers. On failure everything acquired is released.
@@ -184,9 +188,14 @@ impl Node {
             let path = path.to_path_buf();
             move |source| NodeError::Filesystem { sandbox_id: id.to_owned(), path, source }
         };
-        for dir in [&paths.upper, &paths.work, &paths.rootfs, &paths.control, &paths.bundle] {
+        for dir in [&paths.upper, &paths.work, &paths.rootfs, &paths.bundle] {
             std::fs::create_dir_all(dir).map_err(fs_error(dir))?;
         }
+        // The control dir is the sandbox's to write (`/run/nullspace`): a relaunch under the same id (a
+        // fork with memory restores its parent) starts from an empty one, never from what it left there.
+        host_files::fresh_dir(&paths.control).map_err(fs_error(&paths.control))?;
+        // Pins of a previous launch under this id (the same relaunch) go before new ones are made.
+        pinned_mounts::unpin_all(&paths.pins).map_err(fs_error(&paths.pins))?;
         let mut envs = template.envs.clone();
         envs.extend(spec.envs.iter().map(|(key, value)| (key.clone(), value.clone())));
         let guest_config = GuestConfig {
@@ -196,7 +205,7 @@ impl Node {
             default_user: template.default_user.clone(),
         };
         let config_json = serde_json::to_vec(&guest_config).unwrap_or_default();
-        std::fs::write(paths.guest_config(), config_json).map_err(fs_error(&paths.guest_config()))?;
+        host_files::replace_file(&paths.guest_config(), &config_json).map_err(fs_error(&paths.guest_config()))?;
 
         let mut lower: Vec<&Path> = spec.layers.iter().map(PathBuf::as_path).collect();
         lower.push(&template.rootfs);
@@ -232,13 +241,16 @@ impl Node {
             prepared = Some(net);
         }
         let network_done = started.elapsed();
-        // Volumes last, so that they are mounted over anything above; subpaths resolve without following
-        // symlinks (a sandbox can plant them in a volume).
-        for volume in &spec.volumes {
-            let source = self
+        // Volumes last, so that they are mounted over anything above. Subpaths resolve without following
+        // symlinks (a sandbox can plant them in a volume), and the runtime mounts the directory that was
+        // opened, pinned at a host-only path, not a path it would resolve again.
+        for (index, volume) in spec.volumes.iter().enumerate() {
+            let opened = self
                 .volumes
-                .mount_source(&volume.volume_id, volume.subpath.as_deref())
+                .open_mount_source(&volume.volume_id, volume.subpath.as_deref())
                 .map_err(|source| NodeError::Volume { sandbox_id: id.to_owned(), source })?;
+            let source =
+                pinned_mounts::pin(&paths.pins, index, &opened, volume.read_only).map_err(fs_error(&paths.pins))?;
             mounts.push(BindMount { source, destination: volume.mount_path.clone(), read_only: volume.read_only });
         }
         let runtime_spec = SandboxSpec {
@@ -305,6 +317,17 @@ impl Node {
             sandbox_id: sandbox_id.to_owned(),
             source,
         })?;
+        let fs_error = |path: &Path, source| NodeError::Filesystem {
+            sandbox_id: sandbox_id.to_owned(),
+            path: path.to_path_buf(),
+            source,
+        };
+        pinned_mounts::unpin_all(&paths.pins).map_err(|source| fs_error(&paths.pins, source))?;
+        // Never delete into a mount (a volume, the rootfs) that is somehow still there.
+        if let Some(mounted) = pinned_mounts::mounted_below(&paths.root).map_err(|e| fs_error(&paths.root, e))? {
+            let still = std::io::Error::other(format!("{} is still mounted", mounted.display()));
+            return Err(fs_error(&paths.root, still));
+        }
         match std::fs::remove_dir_all(&paths.root) {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -52,7 +52,8 @@ impl Node {
         let started = Instant::now();
         self.runtime().signal(sandbox_id, "USR1").await.map_err(runtime_error)?;
         let mut pause = Duration::from_micros(500);
-        while !marker.exists() {
+        // The marker is in the sandbox's control dir: look at the entry, never through it.
+        while std::fs::symlink_metadata(&marker).is_err() {
             if started.elapsed() >= QUIESCE_TIMEOUT {
                 let _ = self.runtime().signal(sandbox_id, "USR2").await;
                 let waited_ms = started.elapsed().as_millis() as u64;

@@ -18,7 +18,7 @@ use nullspace_types::guest::{GuestConfig, GUEST_CONFIG_NAME, GUEST_SOCKET_NAME};
 use tokio::process::Child;
 use tokio::sync::Mutex;
 
-use crate::{GuestLink, NodeError, NodeResult, Volumes};
+use crate::{GuestLink, GuestPeer, NodeError, NodeResult, Volumes};
 
 /// How long a new volume guest gets to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,18 +52,22 @@ impl VolumeGuests {
 
     /// The link to the guest of `volume_id`, starting it when it is not running.
     pub async fn link(&self, volume_id: &str) -> NodeResult<GuestLink> {
-        let control = self.guest_dir(volume_id).join("control");
-        let link = GuestLink::new(volume_id, control.join(GUEST_SOCKET_NAME));
+        let socket = self.guest_dir(volume_id).join("control").join(GUEST_SOCKET_NAME);
+        // Only this guest (the spawned process, or the child it serves from) may answer on the socket.
+        let link_to = |child: &Child| {
+            GuestLink::new(volume_id, socket.clone(), GuestPeer::ProcessTree(child.id().unwrap_or_default()))
+        };
         let mut running = self.running.lock().await;
         if let Some(guest) = running.get_mut(volume_id) {
             if matches!(guest.child.try_wait(), Ok(None)) {
                 guest.last_used = Instant::now();
-                return Ok(link);
+                return Ok(link_to(&guest.child));
             }
             tracing::warn!(volume = %volume_id, "volume guest exited; starting it again");
             running.remove(volume_id);
         }
         let child = self.spawn(volume_id).await?;
+        let link = link_to(&child);
         running.insert(volume_id.to_owned(), Running { child, last_used: Instant::now() });
         let log = self.guest_dir(volume_id).join("guest.log");
         if let Err(error) = link.wait_ready(READY_TIMEOUT, log).await {
@@ -106,8 +110,10 @@ impl VolumeGuests {
             cwd: "/".into(),
             default_user: "root".into(),
         };
+        // The control dir is the guest's working directory: never write through what a guest left there.
         let config_path = control.join(GUEST_CONFIG_NAME);
-        std::fs::write(&config_path, serde_json::to_vec(&config).unwrap_or_default()).map_err(fs(&config_path))?;
+        crate::host_files::replace_file(&config_path, &serde_json::to_vec(&config).unwrap_or_default())
+            .map_err(fs(&config_path))?;
         let log_path = dir.join("guest.log");
         let log = std::fs::File::create(&log_path).map_err(fs(&log_path))?;
         let log_err = log.try_clone().map_err(fs(&log_path))?;

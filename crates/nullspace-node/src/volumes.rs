@@ -301,29 +301,6 @@ pub fn fd_path(fd: &OwnedFd) -> std::io::Result<PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
-impl Volumes {
-    /// The bind-mount source of a mount of `volume_id`: [`Volumes::open_mount_source`]'s directory as a
-    /// path, checked to be inside the volume's data directory.
-    pub fn mount_source(&self, volume_id: &str, subpath: Option<&str>) -> Result<PathBuf, VolumeError> {
-        let fd = self.open_mount_source(volume_id, subpath)?;
-        let data = self.data_dir(volume_id);
-        let path = fd_path(&fd).map_err(|source| VolumeError::Filesystem {
-            operation: "resolving the subpath",
-            volume_id: volume_id.to_owned(),
-            path: data.clone(),
-            source,
-        })?;
-        let root = std::fs::canonicalize(&data).unwrap_or(data);
-        if !path.starts_with(&root) {
-            return Err(VolumeError::InvalidSubpath {
-                subpath: subpath.unwrap_or_default().to_owned(),
-                reason: "it resolves outside the volume".into(),
-            });
-        }
-        Ok(path)
-    }
-}
-
 fn open_dir(dirfd: libc::c_int, name: &[u8]) -> std::io::Result<OwnedFd> {
     let name = CString::new(name).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
@@ -454,9 +431,9 @@ mod tests {
         std::fs::create_dir(root.join("real")).unwrap();
         std::os::unix::fs::symlink("../..", root.join("real/up")).unwrap();
 
-        let source = volumes.mount_source("vol_a", Some("projects/demo")).unwrap();
+        let opened = volumes.open_mount_source("vol_a", Some("projects/demo")).unwrap();
         assert!(root.join("projects/demo").is_dir());
-        assert_eq!(source, std::fs::canonicalize(root.join("projects/demo")).unwrap());
+        assert_eq!(fd_path(&opened).unwrap(), std::fs::canonicalize(root.join("projects/demo")).unwrap());
 
         for escape in ["escape", "escape/x", "real/up", "real/up/etc", "../vol_b"] {
             let error = volumes.open_mount_source("vol_a", Some(escape)).unwrap_err();

@@ -11,7 +11,7 @@ mod probe;
 mod spec;
 
 pub use error::RuntimeError;
-pub use oci::{ContainerInfo, OciRuntime};
+pub use oci::{ContainerInfo, OciRuntime, CGROUP_PARENT};
 pub use probe::{probe, probe_all, select, Probe, RuntimeChoice};
 pub use spec::{BindMount, Limits, RuntimeKind, SandboxSpec};
 

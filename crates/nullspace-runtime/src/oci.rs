@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 
-pub(crate) use bundle::{nofile_limit, oci_spec, CGROUP_PARENT};
+pub use bundle::CGROUP_PARENT;
+pub(crate) use bundle::{nofile_limit, oci_spec};
 
 use crate::error::RuntimeError;
 use crate::spec::{validate_id, RuntimeKind, SandboxSpec};
