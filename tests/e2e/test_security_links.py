@@ -178,3 +178,23 @@ def test_a_fork_with_memory_never_writes_through_a_planted_config_symlink(runsc_
         child.kill()
     finally:
         sb.kill()
+
+
+def test_volume_mounts_cannot_nest(server, sandboxes):
+    """runc would create the inner mount point inside the outer volume, which another sandbox can race."""
+    outer = Volume.create(unique("outer"), api_key=server.key, base_url=server.url)
+    inner = Volume.create(unique("inner"), api_key=server.key, base_url=server.url)
+    with server.http() as http:
+        resp = http.post(
+            "/v1/sandboxes",
+            json={"template": "base", "volumes": [
+                {"ref": outer.id, "mount_path": "/data"},
+                {"ref": inner.id, "mount_path": "/data/inner"},
+            ]},
+        )
+        assert resp.status_code == 400, resp.text
+        assert "/data" in resp.text and "nest" in resp.text
+        sb = sandboxes.create(volumes=[outer.mount("/data")])
+        resp = http.post(f"/v1/sandboxes/{sb.id}/volumes", json={"ref": inner.id, "mount_path": "/data/inner"})
+        assert resp.status_code == 400, resp.text
+        assert "nest" in resp.text

@@ -382,9 +382,28 @@ pub fn validate_mount_path(path: &str) -> Result<String, VolumeError> {
     Ok(normalized)
 }
 
+/// The mount path among `others` that `path` equals, lies inside or contains, if any. Volume mounts are
+/// never nested: the runtime would create the inner mount point inside the outer volume while another
+/// sandbox of the tenant may be writing there (the race of CVE-2024-45310 and CVE-2025-52881, which
+/// Debian's runc 1.1.5 does not patch), and a live detach of the outer one would strand the inner one.
+pub fn nested_mount<'a>(others: impl IntoIterator<Item = &'a str>, path: &str) -> Option<&'a str> {
+    let inside = |inner: &str, outer: &str| inner == outer || inner.starts_with(&format!("{outer}/"));
+    others.into_iter().find(|other| inside(path, other) || inside(other, path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_mount_paths_are_found_both_ways() {
+        let taken = ["/data", "/work/shared"];
+        assert_eq!(nested_mount(taken, "/data"), Some("/data"));
+        assert_eq!(nested_mount(taken, "/data/sub"), Some("/data"));
+        assert_eq!(nested_mount(taken, "/work"), Some("/work/shared"));
+        assert_eq!(nested_mount(taken, "/database"), None);
+        assert_eq!(nested_mount(taken, "/work/sharedx"), None);
+    }
 
     #[test]
     fn reserved_and_relative_mount_paths_are_refused() {

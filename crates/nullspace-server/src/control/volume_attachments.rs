@@ -2,7 +2,7 @@
 //! mounts and unmounts inside the sandbox; the sandbox's recorded mounts follow, so hibernate, resume and
 //! fork mount exactly what is attached, and deleting the volume is refused while it is.
 
-use nullspace_node::volumes::{subpath_string, validate_mount_path};
+use nullspace_node::volumes::{nested_mount, subpath_string, validate_mount_path};
 use nullspace_node::VolumeMount;
 use nullspace_types::volume::{VolumeAttachment, VolumeMountRequest};
 
@@ -64,10 +64,12 @@ impl Control {
         }
         let volume = self.volume_by_ref(tenant, reference).await?;
         let mount_path = validate_mount_path(&request.mount_path).map_err(ControlError::Volume)?;
-        if let Some(taken) = record.volumes.iter().find(|m| m.mount_path == mount_path) {
+        let taken = nested_mount(record.volumes.iter().map(|m| m.mount_path.as_str()), &mount_path)
+            .and_then(|path| record.volumes.iter().find(|m| m.mount_path == path));
+        if let Some(taken) = taken {
             return Err(super::validate::invalid(format!(
-                "{mount_path} already holds volume {} (attachment {}); detach it first or pick another path",
-                taken.volume_id, taken.attachment_id
+                "{mount_path} overlaps {} of volume {} (attachment {}); volume mounts cannot share or nest paths: detach it first or pick a separate path",
+                taken.mount_path, taken.volume_id, taken.attachment_id
             )));
         }
         let subpath = match request.subpath.as_deref() {

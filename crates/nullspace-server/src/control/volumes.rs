@@ -2,7 +2,7 @@
 //! live sandbox mounts it), usage, attachments, and the resolution of a create request's `volumes` into
 //! the mounts recorded with the sandbox.
 
-use nullspace_node::volumes::{subpath_string, validate_mount_path};
+use nullspace_node::volumes::{nested_mount, subpath_string, validate_mount_path};
 use nullspace_node::VolumeMount;
 use nullspace_types::volume::{VolumeAttachment, VolumeInfo, VolumeMountRequest};
 
@@ -286,8 +286,10 @@ impl Control {
             }
             let volume = self.volume_by_ref(tenant, reference).await?;
             let mount_path = validate_mount_path(&request.mount_path).map_err(ControlError::Volume)?;
-            if mounts.iter().any(|m| m.mount_path == mount_path) {
-                return Err(super::validate::invalid(format!("mount_path {mount_path} is used by two volumes")));
+            if let Some(other) = nested_mount(mounts.iter().map(|m| m.mount_path.as_str()), &mount_path) {
+                return Err(super::validate::invalid(format!(
+                    "mount_path {mount_path} overlaps {other}: volume mounts cannot share or nest paths; use separate ones such as /data and /cache"
+                )));
             }
             let subpath = match request.subpath.as_deref() {
                 Some(subpath) => subpath_string(subpath).map_err(ControlError::Volume)?,
