@@ -28,7 +28,7 @@ def _exec(server, sandbox_id: str, key: str, command: str) -> httpx.Response:
     with server.http(key) as http:
         return http.post(
             f"/v1/sandboxes/{sandbox_id}/exec",
-            json={"cmd": "sh", "args": ["-c", command]},
+            json={"command": "sh", "args": ["-c", command]},
             timeout=60,
         )
 
