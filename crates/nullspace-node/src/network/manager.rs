@@ -15,9 +15,13 @@ use super::names::{validate_hostname, validate_sandbox_id, SandboxNames, VETH_PR
 use super::policy::{self, NetworkPolicy};
 use super::{files, firewall, link, namespace};
 
-/// Sysctls set inside every sandbox namespace: no IPv6 at all (nothing to leak through).
-const SANDBOX_SYSCTLS: &[(&str, &str)] =
-    &[("net/ipv6/conf/all/disable_ipv6", "1"), ("net/ipv6/conf/default/disable_ipv6", "1")];
+/// Sysctls set inside every sandbox namespace: no IPv6 at all (nothing to leak through), and ICMP echo
+/// sockets for every group, so `ping` works without `CAP_NET_RAW`.
+const SANDBOX_SYSCTLS: &[(&str, &str)] = &[
+    ("net/ipv6/conf/all/disable_ipv6", "1"),
+    ("net/ipv6/conf/default/disable_ipv6", "1"),
+    ("net/ipv4/ping_group_range", "0 2147483647"),
+];
 
 /// What the node needs to start a sandbox inside its network.
 #[derive(Debug, Clone, PartialEq, Eq)]
