@@ -378,6 +378,28 @@ async fn network_ports_only_send_from_their_own_mac_and_address() {
     assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), "legit", "a spoofed datagram got through first");
     assert_eq!(neighbour(&env.bridge, b.address), Some(b_mac.to_string()), "a took over b's address");
     assert!(connects(None, b.address, port(&b_listener)), "the host still reaches b");
+
+    // The hook sees every bridge of the host: a port of another bridge (another server's sandbox,
+    // named like ours) is not this table's to police.
+    let pid = std::process::id();
+    let other = Cleanup {
+        bridge: format!("nsf{pid}"),
+        table: format!("nullspace_nsf{pid}"),
+        prefix: format!("nsf{pid}-"),
+        outside_ns: format!("nsf{pid}-ns"),
+        outside_veth: format!("nsvf{pid}"),
+    };
+    ip(&["link", "add", &other.bridge, "type", "bridge"]);
+    ip(&["address", "add", "10.252.8.1/30", "dev", &other.bridge]);
+    ip(&["link", "set", &other.bridge, "up"]);
+    ip(&["netns", "add", &other.outside_ns]);
+    ip(&["link", "add", &other.outside_veth, "type", "veth", "peer", "name", "eth0", "netns", &other.outside_ns]);
+    ip(&["link", "set", &other.outside_veth, "master", &other.bridge, "up"]);
+    ip(&["-n", &other.outside_ns, "address", "add", "10.252.8.2/30", "dev", "eth0"]);
+    ip(&["-n", &other.outside_ns, "link", "set", "eth0", "up"]);
+    let host_listener = listen(None, 0);
+    let foreign = namespace::path(&other.outside_ns);
+    assert!(connects(Some(&foreign), Ipv4Addr::new(10, 252, 8, 1), port(&host_listener)), "a foreign port was policed");
 }
 
 #[tokio::test]
@@ -401,10 +423,15 @@ async fn network_teardown_removes_everything_and_is_idempotent() {
     assert_eq!(state.rules.values().sum::<usize>(), rules_before + 5);
     assert_eq!(std::fs::read_dir(env.tmp.path().join("network/leases")).unwrap().count(), 1);
     let binding = PortBinding { iface: names.host_veth.clone(), mac: Mac::for_sandbox(net.address), addr: net.address };
-    assert_eq!(port_guard::state(&env.table).await.unwrap().bindings, BTreeSet::from([binding]));
+    let ports = port_guard::state(&env.table).await.unwrap();
+    assert_eq!(ports.bindings, BTreeSet::from([binding]));
+    assert_eq!(ports.guarded, BTreeSet::from([names.host_veth.clone()]));
 
     env.net.teardown("sb_x").await.unwrap();
-    assert!(port_guard::state(&env.table).await.unwrap().bindings.is_empty());
+    assert_eq!(
+        port_guard::state(&env.table).await.unwrap(),
+        port_guard::PortState { exists: true, ..Default::default() }
+    );
     assert!(!net.netns_path.exists());
     assert!(link::bridge_ports(&env.bridge).is_empty());
     assert!(!link::exists(&names.host_veth));
@@ -433,7 +460,7 @@ async fn network_prepared_but_never_connected_is_torn_down_cleanly() {
     assert_eq!(v6.unwrap().trim(), "1");
     assert!(link::bridge_ports(&env.bridge).is_empty());
     assert!(!firewall::state(&env.table).await.unwrap().chains.contains(&names.chain));
-    assert!(port_guard::state(&env.table).await.unwrap().bindings.is_empty());
+    assert!(port_guard::state(&env.table).await.unwrap().guarded.is_empty());
 
     env.net.teardown("sb_half").await.unwrap();
     assert!(!prepared.network.netns_path.exists());
@@ -466,11 +493,14 @@ async fn network_reconcile_removes_orphans() {
     let kept = env.names("sb_keep");
     let binding =
         PortBinding { iface: kept.host_veth.clone(), mac: Mac::for_sandbox(keep.address), addr: keep.address };
-    let unbind = port_guard::PortState { exists: true, bindings: BTreeSet::from([binding]) };
-    run_blocking(Tool::Nft, &["-f", "-"], unbind.removal_script(&env.table, |_| true).as_deref()).unwrap();
+    let unbind = port_guard::PortState {
+        exists: true,
+        guarded: BTreeSet::from([kept.host_veth.clone()]),
+        bindings: BTreeSet::from([binding]),
+    };
+    run_blocking(Tool::Nft, &["-f", "-"], unbind.removal_script(&env.table, |_| true, |_| true).as_deref()).unwrap();
     ip(&["-n", &kept.netns, "link", "set", "eth0", "address", "06:00:00:00:00:01"]);
     ip(&["neigh", "flush", "to", &keep.address.to_string(), "dev", &env.bridge]);
-    assert!(!connects(Some(&keep.netns_path), env.outside, port(&outside_listener)), "an unbound port is closed");
     let removed = restarted.reconcile(&BTreeSet::from(["sb_keep".to_owned()])).await.unwrap();
     assert_eq!(removed, ["sb_orphan", "sb_raw"]);
 
@@ -483,7 +513,9 @@ async fn network_reconcile_removes_orphans() {
     // Only the kept port stays bound, to the MAC its sandbox really has.
     let rebound =
         PortBinding { iface: kept.host_veth.clone(), mac: "06:00:00:00:00:01".parse().unwrap(), addr: keep.address };
-    assert_eq!(port_guard::state(&env.table).await.unwrap().bindings, BTreeSet::from([rebound]));
+    let ports = port_guard::state(&env.table).await.unwrap();
+    assert_eq!(ports.bindings, BTreeSet::from([rebound]));
+    assert_eq!(ports.guarded, BTreeSet::from([kept.host_veth.clone()]));
     assert!(connects(Some(&keep.netns_path), env.outside, port(&outside_listener)), "the kept sandbox still works");
     assert!(restarted.reconcile(&BTreeSet::from(["sb_keep".to_owned()])).await.unwrap().is_empty());
 }

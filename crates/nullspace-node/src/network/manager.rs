@@ -202,33 +202,35 @@ impl Network {
     async fn teardown_inner(&self, sandbox_id: &str) -> Result<(), NetworkError> {
         let names = self.names(sandbox_id);
         let leased = self.pool.leased_to(sandbox_id)?;
-        let chains = BTreeSet::from([names.chain.clone()]);
-        let rules = self
-            .update_rules(&chains, &leased, |b| b.iface == names.host_veth || leased.contains(&b.addr), Vec::new())
-            .await;
-        // Deleting either veth end removes both; the namespace goes once nothing runs inside it.
+        // Deleting either veth end removes both; the port's guard goes only after it. The namespace goes
+        // once nothing runs inside it.
         let links = link::delete(&names.host_veth).await;
+        let chains = BTreeSet::from([names.chain.clone()]);
+        let own_port = |b: &PortBinding| b.iface == names.host_veth || leased.contains(&b.addr);
+        let rules = self.update_rules(&chains, &leased, own_port, |p| p == names.host_veth, Vec::new()).await;
         let netns = namespace::delete(&names.netns).await;
-        rules.and(links).and(netns)?;
+        links.and(rules).and(netns)?;
         for addr in leased {
             self.pool.release(addr, sandbox_id)?;
         }
         Ok(())
     }
 
-    /// Removes the given sandbox chains, map elements keyed by `addrs` and port bindings `unbind` selects,
-    /// and adds the bindings `bind`, in one script (nothing is run when there is nothing to change).
+    /// Removes the given sandbox chains, map elements keyed by `addrs`, port bindings `unbind` selects and
+    /// guarded ports `unguard` selects, and adds the bindings `bind`, in one script (nothing is run when
+    /// there is nothing to change).
     async fn update_rules(
         &self,
         chains: &BTreeSet<String>,
         addrs: &[Ipv4Addr],
         unbind: impl Fn(&PortBinding) -> bool,
+        unguard: impl Fn(&str) -> bool,
         bind: Vec<PortBinding>,
     ) -> Result<(), NetworkError> {
         let firewall = firewall::state(&self.table).await?;
         let ports = port_guard::state(&self.table).await?;
         let mut script: String =
-            [firewall.removal_script(&self.table, chains, addrs), ports.removal_script(&self.table, unbind)]
+            [firewall.removal_script(&self.table, chains, addrs), ports.removal_script(&self.table, unbind, unguard)]
                 .into_iter()
                 .flatten()
                 .collect();
@@ -242,22 +244,24 @@ impl Network {
     }
 
     /// Bindings for kept sandboxes whose port exists without one (sandboxes wired before the port guard
-    /// existed): their MAC is read from inside their namespace. A port left unbound drops everything.
+    /// existed): their MAC is read from inside their namespace. Until bound, such a port is not policed.
     async fn missing_bindings(
         &self,
         leases: &std::collections::BTreeMap<Ipv4Addr, String>,
         keep: &BTreeSet<String>,
-        bound: &BTreeSet<PortBinding>,
+        state: &port_guard::PortState,
     ) -> Vec<PortBinding> {
         let mut missing = Vec::new();
         for (addr, owner) in leases.iter().filter(|(_, owner)| keep.contains(*owner)) {
             let names = self.names(owner);
-            if bound.iter().any(|b| b.iface == names.host_veth && b.addr == *addr) || !link::exists(&names.host_veth) {
+            let bound = state.guarded.contains(&names.host_veth)
+                && state.bindings.iter().any(|b| b.iface == names.host_veth && b.addr == *addr);
+            if bound || !link::exists(&names.host_veth) {
                 continue;
             }
             match link::sandbox_mac(&namespace::path(&names.netns)).await {
                 Some(mac) => missing.push(PortBinding { iface: names.host_veth, mac, addr: *addr }),
-                None => warn!(sandbox_id = %owner, "no MAC to bind the sandbox's port to; it stays closed"),
+                None => warn!(sandbox_id = %owner, "no MAC to bind the sandbox's port to; it stays unguarded"),
             }
         }
         missing
@@ -279,6 +283,13 @@ impl Network {
                 removed.push(id);
             }
             let kept: Vec<SandboxNames> = keep.iter().map(|id| self.names(id)).collect();
+            // Orphaned ports go before their guard.
+            for port in link::bridge_ports(&self.config.bridge) {
+                if port.starts_with(VETH_PREFIX) && !kept.iter().any(|k| k.host_veth == port) {
+                    warn!(port, "removing orphaned sandbox veth");
+                    link::delete(&port).await?;
+                }
+            }
             let kept_addrs: BTreeSet<Ipv4Addr> = self
                 .pool
                 .leases()?
@@ -302,25 +313,26 @@ impl Network {
                     .get(&b.addr)
                     .is_some_and(|owner| keep.contains(owner) && self.names(owner).host_veth == b.iface)
             };
+            let kept_port = |p: &str| kept.iter().any(|k| k.host_veth == p);
             let bound = port_guard::state(&self.table).await?;
-            let missing = self.missing_bindings(&kept_leases, keep, &bound.bindings).await;
-            let stale_ports = bound.bindings.iter().filter(|b| !owned(b)).count();
-            if !stale_chains.is_empty() || !stale_addrs.is_empty() || stale_ports > 0 || !missing.is_empty() {
+            let missing = self.missing_bindings(&kept_leases, keep, &bound).await;
+            let stale_bindings = bound.bindings.iter().filter(|b| !owned(b)).count();
+            let stale_guards = bound.guarded.iter().filter(|p| !kept_port(p)).count();
+            if !stale_chains.is_empty()
+                || !stale_addrs.is_empty()
+                || stale_bindings + stale_guards > 0
+                || !missing.is_empty()
+            {
                 warn!(
                     chains = stale_chains.len(),
                     elements = stale_addrs.len(),
-                    ports = stale_ports,
+                    bindings = stale_bindings,
+                    guards = stale_guards,
                     bound = missing.len(),
-                    "removing orphaned firewall rules and binding unbound sandbox ports"
+                    "removing orphaned firewall rules and port bindings, binding unbound sandbox ports"
                 );
             }
-            self.update_rules(&stale_chains, &stale_addrs, |b| !owned(b), missing).await?;
-            for port in link::bridge_ports(&self.config.bridge) {
-                if port.starts_with(VETH_PREFIX) && !kept.iter().any(|k| k.host_veth == port) {
-                    warn!(port, "removing orphaned sandbox veth");
-                    link::delete(&port).await?;
-                }
-            }
+            self.update_rules(&stale_chains, &stale_addrs, |b| !owned(b), |p| !kept_port(p), missing).await?;
             Ok(removed)
         }
         .instrument(info_span!("network_reconcile", kept = keep.len()))

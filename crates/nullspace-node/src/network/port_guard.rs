@@ -3,16 +3,20 @@
 //! can neither claim another sandbox's address in ARP nor send IPv4 from an address it was not given.
 //!
 //! ```text
-//! port_guard (hook prerouting, prio filter): not a sandbox port (nsv*): accept
+//! port_guard (hook prerouting, prio filter): iifname not in @guarded: accept (not this node's port)
 //!                                            IPv4: iifname . ether saddr . ip saddr in @ports: accept
 //!                                            ARP (Ethernet/IPv4): iifname . ether saddr . arp saddr ip and
 //!                                              iifname . arp saddr ether . arp saddr ip in @ports: accept
-//!                                            drop (IPv6, other ether types, anything unbound)
-//! ports: set of iifname . ether_addr . ipv4_addr, one element per sandbox
+//!                                            drop (IPv6, other ether types, other sources)
+//! guarded: set of ifname, the host veth of each sandbox of this bridge
+//! ports:   set of iifname . ether_addr . ipv4_addr, one element per sandbox
 //! ```
 //!
-//! A port without an element drops everything, so a veth is safe before its element exists and after
-//! it is removed. Every change is one `nft -f -` script (see [`super::firewall::apply`]).
+//! A bridge-family hook sees the frames of every bridge on the host, and this kernel may lack the
+//! bridge `meta ibrname` match, so the chain only polices the ports named in `guarded` (other servers'
+//! bridges and ports are left alone). A port is guarded and bound in the same script, before its veth
+//! exists, and both go after the veth is deleted. Every change is one `nft -f -` script (see
+//! [`super::firewall::apply`]).
 
 use std::collections::BTreeSet;
 use std::fmt::{self, Write};
@@ -21,10 +25,10 @@ use std::str::FromStr;
 
 use super::command::{self, Tool};
 use super::error::NetworkError;
-use super::names::VETH_PREFIX;
-
 /// The set of port bindings.
 const SET: &str = "ports";
+/// The set of ports the chain polices.
+const GUARDED: &str = "guarded";
 /// The base chain.
 const CHAIN: &str = "port_guard";
 
@@ -83,13 +87,13 @@ impl PortBinding {
 /// The table, set and base chain; idempotent (re-flushes and refills the chain, keeps the bindings).
 pub(crate) fn base_script(table: &str) -> String {
     let t = format!("bridge {table}");
-    let ports = format!("\"{VETH_PREFIX}*\"");
     let mut s = String::new();
     let _ = writeln!(s, "add table {t}");
+    let _ = writeln!(s, "add set {t} {GUARDED} {{ type ifname; }}");
     let _ = writeln!(s, "add set {t} {SET} {{ type ifname . ether_addr . ipv4_addr; }}");
     let _ = writeln!(s, "add chain {t} {CHAIN} {{ type filter hook prerouting priority filter; policy accept; }}");
     let _ = writeln!(s, "flush chain {t} {CHAIN}");
-    let _ = writeln!(s, "add rule {t} {CHAIN} iifname != {ports} accept");
+    let _ = writeln!(s, "add rule {t} {CHAIN} iifname != @{GUARDED} accept");
     let _ = writeln!(s, "add rule {t} {CHAIN} ether type ip iifname . ether saddr . ip saddr @{SET} accept");
     let _ = writeln!(
         s,
@@ -100,9 +104,13 @@ pub(crate) fn base_script(table: &str) -> String {
     s
 }
 
-/// Binds one port (added before the veth exists, so its first frame is already checked).
+/// Guards and binds one port (added before the veth exists, so its first frame is already checked).
 pub(crate) fn bind_script(table: &str, binding: &PortBinding) -> String {
-    format!("add element bridge {table} {SET} {{ {} }}\n", binding.element())
+    format!(
+        "add element bridge {table} {GUARDED} {{ \"{}\" }}\nadd element bridge {table} {SET} {{ {} }}\n",
+        binding.iface,
+        binding.element()
+    )
 }
 
 /// The bindings a table currently holds.
@@ -110,16 +118,27 @@ pub(crate) fn bind_script(table: &str, binding: &PortBinding) -> String {
 pub(crate) struct PortState {
     /// Whether the table exists at all.
     pub exists: bool,
+    /// Ports the chain polices.
+    pub guarded: BTreeSet<String>,
     /// Elements of the set.
     pub bindings: BTreeSet<PortBinding>,
 }
 
 impl PortState {
-    /// Removes the bindings `remove` selects; `None` when it selects none.
-    pub(crate) fn removal_script(&self, table: &str, remove: impl Fn(&PortBinding) -> bool) -> Option<String> {
+    /// Removes the bindings `remove` selects and the guarded ports `unguard` selects; `None` when they
+    /// select nothing.
+    pub(crate) fn removal_script(
+        &self,
+        table: &str,
+        remove: impl Fn(&PortBinding) -> bool,
+        unguard: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let mut s = String::new();
         for binding in self.bindings.iter().filter(|b| remove(b)) {
             let _ = writeln!(s, "delete element bridge {table} {SET} {{ {} }}", binding.element());
+        }
+        for port in self.guarded.iter().filter(|p| unguard(p)) {
+            let _ = writeln!(s, "delete element bridge {table} {GUARDED} {{ \"{port}\" }}");
         }
         (!s.is_empty()).then_some(s)
     }
@@ -135,10 +154,16 @@ pub(crate) fn parse_table(table: &str, json: &str) -> Result<PortState, NetworkE
         if item.get("table").is_some() {
             state.exists = true;
         }
-        let Some(set) = item.get("set").filter(|s| s.get("name").and_then(|n| n.as_str()) == Some(SET)) else {
+        let Some(set) = item.get("set") else { continue };
+        let elems = set.get("elem").and_then(|e| e.as_array()).into_iter().flatten();
+        if set.get("name").and_then(|n| n.as_str()) == Some(GUARDED) {
+            state.guarded.extend(elems.filter_map(|e| e.as_str()).map(str::to_owned));
             continue;
-        };
-        for elem in set.get("elem").and_then(|e| e.as_array()).into_iter().flatten() {
+        }
+        if set.get("name").and_then(|n| n.as_str()) != Some(SET) {
+            continue;
+        }
+        for elem in elems {
             let parts = elem.get("concat").and_then(|c| c.as_array());
             let field = |i: usize| parts.and_then(|p| p.get(i)).and_then(|v| v.as_str());
             let (Some(iface), Some(mac), Some(addr)) = (field(0), field(1), field(2)) else { continue };
@@ -193,17 +218,18 @@ mod tests {
             lines,
             [
                 "add table bridge nullspace_nsbr0",
+                "add set bridge nullspace_nsbr0 guarded { type ifname; }",
                 "add set bridge nullspace_nsbr0 ports { type ifname . ether_addr . ipv4_addr; }",
                 "add chain bridge nullspace_nsbr0 port_guard { type filter hook prerouting priority filter; policy accept; }",
                 "flush chain bridge nullspace_nsbr0 port_guard",
-                // Ports of others (none of the sandboxes') are not ours to police.
-                "add rule bridge nullspace_nsbr0 port_guard iifname != \"nsv*\" accept",
+                // The hook sees every bridge of the host: other ports (other servers') are not ours.
+                "add rule bridge nullspace_nsbr0 port_guard iifname != @guarded accept",
                 // IPv4 only from the bound MAC and address of that very port.
                 "add rule bridge nullspace_nsbr0 port_guard ether type ip iifname . ether saddr . ip saddr @ports accept",
                 // ARP only for Ethernet/IPv4, with both the frame's source and the sender fields bound.
                 "add rule bridge nullspace_nsbr0 port_guard ether type arp arp htype 1 arp ptype ip arp hlen 6 arp plen 4 \
                  iifname . ether saddr . arp saddr ip @ports iifname . arp saddr ether . arp saddr ip @ports accept",
-                // IPv6, VLAN tags, other ether types and unbound ports.
+                // IPv6, VLAN tags, other ether types, other sources.
                 "add rule bridge nullspace_nsbr0 port_guard drop",
             ]
         );
@@ -214,21 +240,37 @@ mod tests {
     fn bind_and_remove_one_port() {
         let b = binding();
         assert_eq!(
-            bind_script("t", &b),
-            "add element bridge t ports { \"nsv0123456789ab\" . 06:6e:0a:d5:00:02 . 10.213.0.2 }\n"
+            bind_script("t", &b).lines().collect::<Vec<_>>(),
+            [
+                "add element bridge t guarded { \"nsv0123456789ab\" }",
+                "add element bridge t ports { \"nsv0123456789ab\" . 06:6e:0a:d5:00:02 . 10.213.0.2 }",
+            ]
         );
-        let state = PortState { exists: true, bindings: BTreeSet::from([b.clone()]) };
+        let state = PortState {
+            exists: true,
+            guarded: BTreeSet::from([b.iface.clone(), "nsvstale".into()]),
+            bindings: BTreeSet::from([b.clone()]),
+        };
         assert_eq!(
-            state.removal_script("t", |x| x.iface == b.iface).unwrap(),
-            "delete element bridge t ports { \"nsv0123456789ab\" . 06:6e:0a:d5:00:02 . 10.213.0.2 }\n"
+            state.removal_script("t", |x| x.iface == b.iface, |p| p == b.iface).unwrap().lines().collect::<Vec<_>>(),
+            [
+                "delete element bridge t ports { \"nsv0123456789ab\" . 06:6e:0a:d5:00:02 . 10.213.0.2 }",
+                "delete element bridge t guarded { \"nsv0123456789ab\" }",
+            ]
         );
-        assert!(state.removal_script("t", |x| x.iface == "nsvother").is_none());
+        assert_eq!(
+            state.removal_script("t", |_| false, |p| p == "nsvstale").unwrap(),
+            "delete element bridge t guarded { \"nsvstale\" }\n"
+        );
+        assert!(state.removal_script("t", |x| x.iface == "nsvother", |p| p == "nsvother").is_none());
     }
 
     #[test]
     fn parses_a_table_listing() {
         let listing = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
             {"table": {"family": "bridge", "name": "t", "handle": 1}},
+            {"set": {"family": "bridge", "name": "guarded", "table": "t", "type": "ifname",
+                     "elem": ["nsv0123456789ab", "nsvstale"]}},
             {"set": {"family": "bridge", "name": "ports", "table": "t", "type": ["ifname", "ether_addr", "ipv4_addr"],
                      "elem": [{"concat": ["nsv0123456789ab", "06:6e:0a:d5:00:02", "10.213.0.2"]},
                               {"concat": ["nsvbad", "not-a-mac", "10.213.0.3"]}]}},
@@ -236,6 +278,7 @@ mod tests {
         let state = parse_table("t", listing).unwrap();
         assert!(state.exists);
         assert_eq!(state.bindings, BTreeSet::from([binding()]));
+        assert_eq!(state.guarded, BTreeSet::from(["nsv0123456789ab".to_owned(), "nsvstale".to_owned()]));
         let empty = parse_table("t", r#"{"nftables": [{"metainfo": {}}]}"#).unwrap();
         assert_eq!(empty, PortState::default());
         assert!(parse_table("t", "not json").is_err());
