@@ -94,14 +94,18 @@ def _network_resources(server) -> dict[str, set[str]]:
     table = subprocess.run(["nft", "list", "table", "inet", f"nullspace_{server.bridge}"], capture_output=True, text=True).stdout
     chains = {line.split()[1] for line in table.splitlines() if line.strip().startswith("chain sb_")}
     guard = subprocess.run(
-        ["nft", "-j", "list", "set", "bridge", f"nullspace_{server.bridge}", "ports"], capture_output=True, text=True
+        ["nft", "-j", "list", "table", "bridge", f"nullspace_{server.bridge}"], capture_output=True, text=True
     ).stdout
-    ports = {
-        " ".join(elem["concat"])
+    sets = {
+        item["set"]["name"]: item["set"].get("elem", [])
         for item in (json.loads(guard)["nftables"] if guard else [])
-        for elem in item.get("set", {}).get("elem", [])
+        if "set" in item
     }
-    return {"netns": netns, "veths": veths, "leases": leases, "chains": chains, "ports": ports}
+    guarded = set(sets.get("guarded", []))
+    bindings = {" ".join(elem["concat"]) for elem in sets.get("ports", [])}
+    return {
+        "netns": netns, "veths": veths, "leases": leases, "chains": chains, "guarded": guarded, "bindings": bindings
+    }
 
 
 def test_destroy_releases_every_network_resource_and_addresses_are_reused(server):

@@ -216,7 +216,10 @@ def test_sandbox_cannot_send_with_another_sandboxs_source_address(server, sandbo
 
     # The path works for the victim itself (its egress policy allows the destination).
     legit = f"legit-{victim.id}"
-    send = f"import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto({legit!r}.encode(), ({outside['ip']!r}, {UDP_PORT}))"
+    send = (
+        "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+        f".sendto({legit!r}.encode(), ({outside['ip']!r}, {UDP_PORT}))"
+    )
     assert victim.commands.run("python3", ["-c", send]).exit_code == 0
     wait_until(lambda: _received(outside, legit), timeout=20, what="the victim's own datagram")
 
@@ -241,3 +244,40 @@ def test_ping_works_without_cap_net_raw(server, sandboxes, outside):
         assert int(caps, 16) == 0, f"the probe ran with capabilities {caps}"
         assert (reply_type, peer) == ("0", target), result["stdout"]
     assert sb.files.read("/proc/sys/net/ipv4/ping_group_range").split() == ["0", "2147483647"]
+
+
+def _guard(server) -> tuple[set[str], set[str]]:
+    """The port guard's (guarded ports, bindings `port mac address`) of this server's bridge."""
+    out = _run("nft", "-j", "list", "table", "bridge", f"nullspace_{server.bridge}").stdout
+    sets = {item["set"]["name"]: item["set"].get("elem", []) for item in json.loads(out)["nftables"] if "set" in item}
+    return set(sets.get("guarded", [])), {" ".join(e["concat"]) for e in sets.get("ports", [])}
+
+
+def test_restart_keeps_live_bindings_and_removes_stale_ones(server, sandboxes, outside):
+    table = f"nullspace_{server.bridge}"
+    stale_port, stale_binding = "nsvdeadbeef000", "nsvdeadbeef000 06:6e:0a:00:00:fe 10.0.0.254"
+    _run("nft", "add", "element", "bridge", table, "guarded", f'{{ "{stale_port}" }}')
+    _run("nft", "add", "element", "bridge", table, "ports", f'{{ "{stale_port}" . 06:6e:0a:00:00:fe . 10.0.0.254 }}')
+    sb = sandboxes.create(metadata={"run": RUN_ID})
+    ip, mac = _eth0(server, sb)
+    guarded, bindings = _guard(server)
+    mine = {b for b in bindings if b.endswith(f" {mac} {ip}")}
+    assert len(mine) == 1 and stale_port in guarded and stale_binding in bindings, (guarded, bindings)
+    port = next(iter(mine)).split()[0]
+    assert port in guarded
+
+    server.restart()
+    guarded_after, bindings_after = _guard(server)
+    assert (guarded_after, bindings_after) == (guarded - {stale_port}, bindings - {stale_binding})
+    # The kept sandbox's port still passes its own traffic.
+    payload = f"after-restart-{sb.id}"
+    send = (
+        "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+        f".sendto({payload!r}.encode(), ({outside['ip']!r}, {UDP_PORT}))"
+    )
+    assert server.connect(sb.id).commands.run("python3", ["-c", send]).exit_code == 0
+    wait_until(lambda: _received(outside, payload), timeout=20, what="the kept sandbox's datagram")
+
+    server.connect(sb.id).kill()
+    guarded_end, bindings_end = _guard(server)
+    assert port not in guarded_end and not mine & bindings_end, "kill leaves the port's guard behind"
