@@ -255,9 +255,10 @@ class Server:
         return ids
 
     def remove_network(self) -> None:
-        """Removes this server's bridge and firewall table once no sandbox of it is left."""
+        """Removes this server's bridge and its firewall and port-guard tables once no sandbox of it is left."""
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
-        subprocess.run(["nft", "delete", "table", "inet", f"nullspace_{self.bridge}"], capture_output=True)
+        for family in ("inet", "bridge"):
+            subprocess.run(["nft", "delete", "table", family, f"nullspace_{self.bridge}"], capture_output=True)
 
     def log_tail(self, lines: int = 80) -> str:
         return f"----- server log tail ({self.log_path}) -----\n{_tail(self.log_path, lines)}"

@@ -1,11 +1,13 @@
 """Sandbox networking with the official client: each sandbox has its own address behind the server's
 bridge, cannot reach the server's API, the host's services or another sandbox (also when forked or
-resumed), bad egress policies are refused, and destroy releases every network resource."""
+resumed), bad egress policies are refused, and destroy releases every network resource (port bindings
+included)."""
 
 from __future__ import annotations
 
 import glob
 import http.server
+import json
 import os
 import socket
 import subprocess
@@ -91,7 +93,19 @@ def _network_resources(server) -> dict[str, set[str]]:
     leases = set(os.listdir(server.data_dir / "network" / "leases"))
     table = subprocess.run(["nft", "list", "table", "inet", f"nullspace_{server.bridge}"], capture_output=True, text=True).stdout
     chains = {line.split()[1] for line in table.splitlines() if line.strip().startswith("chain sb_")}
-    return {"netns": netns, "veths": veths, "leases": leases, "chains": chains}
+    guard = subprocess.run(
+        ["nft", "-j", "list", "table", "bridge", f"nullspace_{server.bridge}"], capture_output=True, text=True
+    ).stdout
+    sets = {
+        item["set"]["name"]: item["set"].get("elem", [])
+        for item in (json.loads(guard)["nftables"] if guard else [])
+        if "set" in item
+    }
+    guarded = set(sets.get("guarded", []))
+    bindings = {" ".join(elem["concat"]) for elem in sets.get("ports", [])}
+    return {
+        "netns": netns, "veths": veths, "leases": leases, "chains": chains, "guarded": guarded, "bindings": bindings
+    }
 
 
 def test_destroy_releases_every_network_resource_and_addresses_are_reused(server):

@@ -2,16 +2,19 @@
 //! (`nst<pid>x<n>`), subnet (`10.250.<n>.0/24`) and table, plus an "outside" namespace attached to
 //! the host by another veth (`10.251.<n>.0/30`) that stands in for the internet, so nothing touches
 //! the real network. A guard removes everything on drop, also when a test fails. Tests hold one lock:
-//! the before/after comparisons read host-wide listings.
+//! the before/after comparisons read host-wide listings. Spoofing is tested by sending hand-made frames
+//! from a sandbox namespace with a packet socket, as a sandbox with `CAP_NET_RAW` could.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use super::command::{run_blocking, Tool};
 use super::names::{SandboxNames, VETH_PREFIX};
+use super::port_guard::{self, Mac, PortBinding};
 use super::*;
 
 static HOST: Mutex<()> = Mutex::new(());
@@ -113,6 +116,7 @@ impl Drop for Cleanup {
         }
         let _ = run_blocking(Tool::Ip, &["link", "delete", "dev", &self.bridge], None);
         let _ = run_blocking(Tool::Nft, &["delete", "table", "inet", &self.table], None);
+        let _ = run_blocking(Tool::Nft, &["delete", "table", "bridge", &self.table], None);
         let _ = run_blocking(Tool::Ip, &["link", "delete", "dev", &self.outside_veth], None);
         let _ = run_blocking(Tool::Ip, &["netns", "delete", &self.outside_ns], None);
     }
@@ -136,7 +140,7 @@ impl Env {
     }
 
     /// Everything this module could leave behind, as text: our namespaces, our bridge and any
-    /// `nsv*` link, our table, our leases.
+    /// `nsv*` link, our tables, our leases.
     fn footprint(&self) -> String {
         let links: Vec<String> = ip(&["-o", "link", "show"])
             .lines()
@@ -149,9 +153,10 @@ impl Env {
             std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(&pins)).count();
         let leases = std::fs::read_dir(self.tmp.path().join("network/leases")).map_or(0, |d| d.count());
         format!(
-            "links:\n{}\nnetns:{netns:?}\nnetns mounts:{mounts}\nleases:{leases}\ntable:\n{}",
+            "links:\n{}\nnetns:{netns:?}\nnetns mounts:{mounts}\nleases:{leases}\ntable:\n{}\nports:\n{}",
             links.join("\n"),
-            nft(&["list", "table", "inet", &self.table])
+            nft(&["list", "table", "inet", &self.table]),
+            nft(&["list", "table", "bridge", &self.table])
         )
     }
 }
@@ -241,11 +246,160 @@ async fn network_policies_and_isolation() {
         .unwrap();
     assert_eq!(v6.unwrap().trim(), "1");
     assert!(ip(&["-n", &env.names("sb_a").netns, "-6", "address", "show"]).trim().is_empty());
+    // Ping sockets for every group (ping without CAP_NET_RAW), and the MAC the port is bound to.
+    let ping = namespace::run_in(&a.netns_path, || std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range"));
+    assert_eq!(ping.unwrap().unwrap().split_whitespace().collect::<Vec<_>>(), ["0", "2147483647"]);
+    assert_eq!(link::sandbox_mac(&a.netns_path).await, Some(Mac::for_sandbox(a.address)));
     let resolv = std::fs::read_to_string(&a.resolv_conf).unwrap();
     assert!(resolv.contains(&format!("nameserver {}", env.outside)), "{resolv}");
     let hosts = std::fs::read_to_string(&a.hosts).unwrap();
     assert!(hosts.contains(&format!("{}\tsb-a", a.address)), "{hosts}");
     assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap().trim(), "1");
+}
+
+/// Sends raw Ethernet frames on `eth0` inside `netns` through a packet socket, from one thread pinned to
+/// one CPU, so the host handles them in the order they were sent.
+fn send_frames(netns: &Path, frames: Vec<Vec<u8>>) {
+    namespace::run_in(netns, move || {
+        let mut cpus = nix::sched::CpuSet::new();
+        let cpu = (0..nix::sched::CpuSet::count())
+            .find(|&c| nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap().is_set(c).unwrap())
+            .unwrap();
+        cpus.set(cpu).unwrap();
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus).unwrap();
+        // SAFETY: socket(2) with constant arguments; the descriptor is owned right away.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "packet socket: {}", std::io::Error::last_os_error());
+        // SAFETY: a new descriptor nothing else owns.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        let name = std::ffi::CString::new("eth0").unwrap();
+        // SAFETY: a valid NUL-terminated name.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        assert!(index > 0);
+        // SAFETY: an all-zero sockaddr_ll is valid; the fields used are set below.
+        let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        to.sll_family = libc::AF_PACKET as u16;
+        to.sll_ifindex = index as i32;
+        to.sll_halen = 6;
+        for frame in frames {
+            // SAFETY: `frame` and `to` are valid for the call.
+            let sent = unsafe {
+                libc::sendto(
+                    socket.as_raw_fd(),
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    std::ptr::from_ref(&to).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(sent, frame.len() as isize, "{}", std::io::Error::last_os_error());
+        }
+    })
+    .unwrap();
+}
+
+/// An ARP request from `mac` (frame source and sender), "who has `target`, tell `sender`".
+fn arp_request(mac: Mac, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend(mac.0);
+    f.extend([0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f.extend(mac.0);
+    f.extend(sender.octets());
+    f.extend([0; 6]);
+    f.extend(target.octets());
+    f
+}
+
+/// A UDP datagram in an Ethernet frame from `mac` to `gateway_mac`.
+fn udp_frame(mac: Mac, gateway_mac: Mac, src: Ipv4Addr, dst: Ipv4Addr, port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = gateway_mac.0.to_vec();
+    f.extend(mac.0);
+    f.extend([0x08, 0x00]);
+    let total = (20 + 8 + payload.len()) as u16;
+    let mut header = vec![0x45, 0];
+    header.extend(total.to_be_bytes());
+    header.extend([0, 0, 0x40, 0, 64, 17, 0, 0]);
+    header.extend(src.octets());
+    header.extend(dst.octets());
+    let sum = header.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum::<u32>();
+    let folded = (sum & 0xffff) + (sum >> 16);
+    let checksum = !(((folded & 0xffff) + (folded >> 16)) as u16);
+    header[10..12].copy_from_slice(&checksum.to_be_bytes());
+    f.extend(header);
+    f.extend(40000u16.to_be_bytes());
+    f.extend(port.to_be_bytes());
+    f.extend((8 + payload.len() as u16).to_be_bytes());
+    f.extend([0, 0]);
+    f.extend(payload);
+    f
+}
+
+/// The host's neighbour entry (MAC) for `addr` on the bridge.
+fn neighbour(bridge: &str, addr: Ipv4Addr) -> Option<String> {
+    let out = ip(&["-j", "neigh", "show", &addr.to_string(), "dev", bridge]);
+    let entries: serde_json::Value = serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out }).unwrap();
+    entries.get(0).and_then(|e| e.get("lladdr")).and_then(|m| m.as_str()).map(str::to_owned)
+}
+
+#[tokio::test]
+async fn network_ports_only_send_from_their_own_mac_and_address() {
+    let Some(env) = env(8) else { return };
+    let a = env.setup("sb_a", &NetworkPolicy::default()).await;
+    let b = env.setup("sb_b", &NetworkPolicy::default()).await;
+    let (a_mac, b_mac) = (Mac::for_sandbox(a.address), Mac::for_sandbox(b.address));
+    assert_eq!(link::sandbox_mac(&a.netns_path).await, Some(a_mac));
+    assert_eq!(link::sandbox_mac(&b.netns_path).await, Some(b_mac));
+    let gateway_mac: Mac = link::bridge_mac(&env.bridge).parse().unwrap();
+    // The host talks to b, so it has a neighbour entry for it.
+    let b_listener = listen(Some(&b.netns_path), 0);
+    assert!(connects(None, b.address, port(&b_listener)));
+    assert_eq!(neighbour(&env.bridge, b.address), Some(b_mac.to_string()));
+
+    let outside = namespace::run_in(&env.outside_ns_path(), || UdpSocket::bind(("0.0.0.0", 0)).unwrap()).unwrap();
+    outside.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let udp_port = outside.local_addr().unwrap().port();
+    let udp = |mac, src, payload: &str| udp_frame(mac, gateway_mac, src, env.outside, udp_port, payload.as_bytes());
+    send_frames(
+        &a.netns_path,
+        vec![
+            // "b's address is at a's MAC", gratuitous, then as a plain request.
+            arp_request(a_mac, b.address, b.address),
+            arp_request(a_mac, b.address, a.gateway),
+            // IPv4 as b, from a's MAC; from a's address with b's MAC.
+            udp(a_mac, b.address, "spoofed address"),
+            udp(b_mac, a.address, "spoofed mac"),
+            // What a may send: its own MAC and address. Sent last, so it arrives after anything above.
+            udp(a_mac, a.address, "legit"),
+        ],
+    );
+    let mut buf = [0u8; 64];
+    let (n, _) = outside.recv_from(&mut buf).expect("the legitimate datagram arrives");
+    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), "legit", "a spoofed datagram got through first");
+    assert_eq!(neighbour(&env.bridge, b.address), Some(b_mac.to_string()), "a took over b's address");
+    assert!(connects(None, b.address, port(&b_listener)), "the host still reaches b");
+
+    // The hook sees every bridge of the host: a port of another bridge (another server's sandbox,
+    // named like ours) is not this table's to police.
+    let pid = std::process::id();
+    let other = Cleanup {
+        bridge: format!("nsf{pid}"),
+        table: format!("nullspace_nsf{pid}"),
+        prefix: format!("nsf{pid}-"),
+        outside_ns: format!("nsf{pid}-ns"),
+        outside_veth: format!("nsvf{pid}"),
+    };
+    ip(&["link", "add", &other.bridge, "type", "bridge"]);
+    ip(&["address", "add", "10.252.8.1/30", "dev", &other.bridge]);
+    ip(&["link", "set", &other.bridge, "up"]);
+    ip(&["netns", "add", &other.outside_ns]);
+    ip(&["link", "add", &other.outside_veth, "type", "veth", "peer", "name", "eth0", "netns", &other.outside_ns]);
+    ip(&["link", "set", &other.outside_veth, "master", &other.bridge, "up"]);
+    ip(&["-n", &other.outside_ns, "address", "add", "10.252.8.2/30", "dev", "eth0"]);
+    ip(&["-n", &other.outside_ns, "link", "set", "eth0", "up"]);
+    let host_listener = listen(None, 0);
+    let foreign = namespace::path(&other.outside_ns);
+    assert!(connects(Some(&foreign), Ipv4Addr::new(10, 252, 8, 1), port(&host_listener)), "a foreign port was policed");
 }
 
 #[tokio::test]
@@ -268,8 +422,16 @@ async fn network_teardown_removes_everything_and_is_idempotent() {
     // established, dns, deny /32, allow /24, default
     assert_eq!(state.rules.values().sum::<usize>(), rules_before + 5);
     assert_eq!(std::fs::read_dir(env.tmp.path().join("network/leases")).unwrap().count(), 1);
+    let binding = PortBinding { iface: names.host_veth.clone(), mac: Mac::for_sandbox(net.address), addr: net.address };
+    let ports = port_guard::state(&env.table).await.unwrap();
+    assert_eq!(ports.bindings, BTreeSet::from([binding]));
+    assert_eq!(ports.guarded, BTreeSet::from([names.host_veth.clone()]));
 
     env.net.teardown("sb_x").await.unwrap();
+    assert_eq!(
+        port_guard::state(&env.table).await.unwrap(),
+        port_guard::PortState { exists: true, ..Default::default() }
+    );
     assert!(!net.netns_path.exists());
     assert!(link::bridge_ports(&env.bridge).is_empty());
     assert!(!link::exists(&names.host_veth));
@@ -298,6 +460,7 @@ async fn network_prepared_but_never_connected_is_torn_down_cleanly() {
     assert_eq!(v6.unwrap().trim(), "1");
     assert!(link::bridge_ports(&env.bridge).is_empty());
     assert!(!firewall::state(&env.table).await.unwrap().chains.contains(&names.chain));
+    assert!(port_guard::state(&env.table).await.unwrap().guarded.is_empty());
 
     env.net.teardown("sb_half").await.unwrap();
     assert!(!prepared.network.netns_path.exists());
@@ -315,20 +478,44 @@ async fn network_reconcile_removes_orphans() {
     nft(&["add", "chain", "inet", &env.table, "sb_00deadbeef"]);
     ip(&["link", "add", "nsvorphan0", "type", "veth", "peer", "name", "nsvorphan1"]);
     ip(&["link", "set", "nsvorphan0", "master", &env.bridge]);
+    let stray = PortBinding {
+        iface: "nsvorphan0".into(),
+        mac: Mac::for_sandbox(Ipv4Addr::new(10, 250, 3, 250)),
+        addr: Ipv4Addr::new(10, 250, 3, 250),
+    };
+    run_blocking(Tool::Nft, &["-f", "-"], Some(&port_guard::bind_script(&env.table, &stray))).unwrap();
 
     // A restart: a second Network over the same config keeps what exists.
     let restarted = Network::new(env.net.config().clone()).unwrap();
     assert!(connects(Some(&keep.netns_path), env.outside, port(&outside_listener)));
+    // The kept sandbox as a server without the port guard left it: no binding, a MAC of the kernel's
+    // (and the host forgets the old one).
+    let kept = env.names("sb_keep");
+    let binding =
+        PortBinding { iface: kept.host_veth.clone(), mac: Mac::for_sandbox(keep.address), addr: keep.address };
+    let unbind = port_guard::PortState {
+        exists: true,
+        guarded: BTreeSet::from([kept.host_veth.clone()]),
+        bindings: BTreeSet::from([binding]),
+    };
+    run_blocking(Tool::Nft, &["-f", "-"], unbind.removal_script(&env.table, |_| true, |_| true).as_deref()).unwrap();
+    ip(&["-n", &kept.netns, "link", "set", "eth0", "address", "06:00:00:00:00:01"]);
+    ip(&["neigh", "flush", "to", &keep.address.to_string(), "dev", &env.bridge]);
     let removed = restarted.reconcile(&BTreeSet::from(["sb_keep".to_owned()])).await.unwrap();
     assert_eq!(removed, ["sb_orphan", "sb_raw"]);
 
-    let kept = env.names("sb_keep");
     assert_eq!(namespace::list(&env.prefix), vec![kept.netns.clone()]);
     assert_eq!(link::bridge_ports(&env.bridge), vec![kept.host_veth.clone()]);
     assert!(!link::exists("nsvorphan1"));
     let state = firewall::state(&env.table).await.unwrap();
     assert_eq!(state.chains, BTreeSet::from([kept.chain.clone()]));
     assert_eq!(state.elements.keys().copied().collect::<Vec<_>>(), vec![keep.address]);
+    // Only the kept port stays bound, to the MAC its sandbox really has.
+    let rebound =
+        PortBinding { iface: kept.host_veth.clone(), mac: "06:00:00:00:00:01".parse().unwrap(), addr: keep.address };
+    let ports = port_guard::state(&env.table).await.unwrap();
+    assert_eq!(ports.bindings, BTreeSet::from([rebound]));
+    assert_eq!(ports.guarded, BTreeSet::from([kept.host_veth.clone()]));
     assert!(connects(Some(&keep.netns_path), env.outside, port(&outside_listener)), "the kept sandbox still works");
     assert!(restarted.reconcile(&BTreeSet::from(["sb_keep".to_owned()])).await.unwrap().is_empty());
 }

@@ -1,6 +1,6 @@
 //! Interface configuration in the calling thread's network namespace without spawning `ip`: link up, an
-//! IPv4 address with its prefix, and a default route, through the kernel's socket ioctls
-//! (`SIOCSIFFLAGS`, `SIOCSIFADDR`, `SIOCSIFNETMASK`, `SIOCADDRT`). Used on a thread that joined a
+//! IPv4 address with its prefix, a default route, and reading a link's MAC, through the kernel's socket
+//! ioctls (`SIOCSIFFLAGS`, `SIOCSIFADDR`, `SIOCSIFNETMASK`, `SIOCADDRT`, `SIOCGIFHWADDR`). Used on a thread that joined a
 //! sandbox's namespace (see `namespace::run_in`) and for the host end of a veth.
 
 use std::ffi::CString;
@@ -107,6 +107,19 @@ impl Iface {
         let mut request = Self::request(device)?;
         request.ifr_ifru.ifru_netmask = sockaddr_in(netmask(prefix_len));
         self.ioctl("setting the netmask of", device, libc::SIOCSIFNETMASK, &mut request)
+    }
+
+    /// The hardware (Ethernet) address of `device`.
+    pub(crate) fn hw_addr(&self, device: &str) -> Result<[u8; 6], NetworkError> {
+        let mut request = Self::request(device)?;
+        self.ioctl("reading the hardware address of", device, libc::SIOCGIFHWADDR, &mut request)?;
+        // SAFETY: SIOCGIFHWADDR filled the hwaddr member of the union.
+        let data = unsafe { request.ifr_ifru.ifru_hwaddr.sa_data };
+        let mut mac = [0u8; 6];
+        for (byte, raw) in mac.iter_mut().zip(data) {
+            *byte = raw as u8;
+        }
+        Ok(mac)
     }
 
     /// Adds the default route via `gateway` on `device` (which must be up, with the gateway in its prefix).

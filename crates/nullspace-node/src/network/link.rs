@@ -1,5 +1,6 @@
 //! Links: the host bridge (gateway address, no IPv6, MTU of the default route) and each sandbox's veth
-//! pair (host end an isolated bridge port, sandbox end `eth0` with the address and default route).
+//! pair (host end an isolated bridge port, sandbox end `eth0` with a fixed MAC, the address and default
+//! route).
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -9,6 +10,7 @@ use super::error::NetworkError;
 use super::iface::Iface;
 use super::names::SANDBOX_IFACE;
 use super::namespace;
+use super::port_guard::Mac;
 
 /// Whether a link of that name exists in the node's namespace.
 pub(crate) fn exists(name: &str) -> bool {
@@ -49,13 +51,19 @@ pub(crate) fn bridge_mac(bridge: &str) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
-/// Creates the veth pair: `host` in the node's namespace, `eth0` in the existing named namespace `netns`,
-/// and makes the host end an isolated (no port-to-port traffic), IPv6-less, up port of `bridge`. One
-/// `ip -batch` (it stops at the first error); the host end is set up with an ioctl after its IPv6 is
-/// disabled, so it never gets a link-local address.
-pub(crate) async fn create_veth(netns: &str, host: &str, bridge: &str, mtu: u32) -> Result<(), NetworkError> {
+/// Creates the veth pair: `host` in the node's namespace, `eth0` with the MAC `sandbox_mac` in the existing
+/// named namespace `netns`, and makes the host end an isolated (no port-to-port traffic), IPv6-less, up
+/// port of `bridge`. One `ip -batch` (it stops at the first error); the host end is set up with an ioctl
+/// after its IPv6 is disabled, so it never gets a link-local address.
+pub(crate) async fn create_veth(
+    netns: &str,
+    host: &str,
+    sandbox_mac: Mac,
+    bridge: &str,
+    mtu: u32,
+) -> Result<(), NetworkError> {
     let batch = format!(
-        "link add {host} mtu {mtu} type veth peer name {SANDBOX_IFACE} mtu {mtu} netns {netns}\n\
+        "link add {host} mtu {mtu} type veth peer name {SANDBOX_IFACE} address {sandbox_mac} mtu {mtu} netns {netns}\n\
          link set dev {host} master {bridge}\n\
          link set dev {host} type bridge_slave isolated on learning on\n"
     );
@@ -87,6 +95,17 @@ pub(crate) async fn configure_sandbox_side(
     })
     .await
     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// The MAC of `eth0` inside the namespace at `netns` (`None` when it has none).
+pub(crate) async fn sandbox_mac(netns: &Path) -> Option<Mac> {
+    let netns = netns.to_path_buf();
+    tokio::task::spawn_blocking(move || namespace::run_in(&netns, || Iface::open()?.hw_addr(SANDBOX_IFACE)))
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .and_then(|r| r.ok())
+        .map(Mac)
 }
 
 /// Deletes a link of the node's namespace if it exists (deleting one veth end removes both).

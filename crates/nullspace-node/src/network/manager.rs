@@ -1,6 +1,9 @@
 //! [`Network`]: sets up and tears down one sandbox's network in two halves — prepared (lease → namespace →
 //! resolv.conf/hosts) before the runtime starts, connected (firewall → veth → address and route) while it
 //! starts — undoing what was built when a step fails, and reconciles leftovers at start.
+//!
+//! The firewall's egress chains key on a packet's source address; the port guard makes that address
+//! (and the MAC) trustworthy, so both are added together, before the veth exists.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -13,11 +16,16 @@ use super::config::NetworkConfig;
 use super::error::NetworkError;
 use super::names::{validate_hostname, validate_sandbox_id, SandboxNames, VETH_PREFIX};
 use super::policy::{self, NetworkPolicy};
+use super::port_guard::{self, Mac, PortBinding};
 use super::{files, firewall, link, namespace};
 
-/// Sysctls set inside every sandbox namespace: no IPv6 at all (nothing to leak through).
-const SANDBOX_SYSCTLS: &[(&str, &str)] =
-    &[("net/ipv6/conf/all/disable_ipv6", "1"), ("net/ipv6/conf/default/disable_ipv6", "1")];
+/// Sysctls set inside every sandbox namespace: no IPv6 at all (nothing to leak through; the port guard
+/// drops it too), and ICMP echo sockets for every group, so `ping` works without `CAP_NET_RAW`.
+const SANDBOX_SYSCTLS: &[(&str, &str)] = &[
+    ("net/ipv6/conf/all/disable_ipv6", "1"),
+    ("net/ipv6/conf/default/disable_ipv6", "1"),
+    ("net/ipv4/ping_group_range", "0 2147483647"),
+];
 
 /// What the node needs to start a sandbox inside its network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +64,8 @@ pub struct Network {
 }
 
 impl Network {
-    /// Prepares the host: state dir, `net.ipv4.ip_forward=1`, the bridge and the base nftables table.
+    /// Prepares the host: state dir, `net.ipv4.ip_forward=1`, the bridge and the base nftables tables (the
+    /// firewall's and the port guard's).
     /// Idempotent; existing sandbox networks are kept.
     pub fn new(config: NetworkConfig) -> Result<Self, NetworkError> {
         config.validate()?;
@@ -66,7 +75,8 @@ impl Network {
         let mtu = link::uplink_mtu();
         link::ensure_bridge(&config.bridge, gateway, config.subnet.prefix_len(), mtu)?;
         let table = config.table();
-        firewall::apply_blocking(&firewall::base_script(&table, &config.bridge, config.subnet))?;
+        let base = firewall::base_script(&table, &config.bridge, config.subnet) + &port_guard::base_script(&table);
+        firewall::apply_blocking(&base)?;
         let netns_prefix = config.netns_prefix();
         Ok(Self { config, gateway, table, netns_prefix, pool, mtu })
     }
@@ -162,14 +172,19 @@ impl Network {
         })
     }
 
-    /// Wires a prepared network: the egress rules first, then the veth pair, the address and the default
-    /// route, so the sandbox never has a link its rules do not cover yet. On failure the caller tears
-    /// the network down ([`Network::teardown`]).
+    /// Wires a prepared network: the egress rules and the port binding first (one script), then the veth
+    /// pair (the sandbox end with the bound MAC), the address and the default route, so the sandbox never
+    /// has a link its rules do not cover yet. On failure the caller tears the network down
+    /// ([`Network::teardown`]).
     pub async fn connect(&self, prepared: &PreparedNetwork) -> Result<(), NetworkError> {
         let PreparedNetwork { network, names, plan } = prepared;
         async {
-            firewall::apply(&firewall::sandbox_script(&self.table, &names.chain, network.address, plan)).await?;
-            link::create_veth(&names.netns, &names.host_veth, &self.config.bridge, self.mtu).await?;
+            let mac = Mac::for_sandbox(network.address);
+            let binding = PortBinding { iface: names.host_veth.clone(), mac, addr: network.address };
+            let script = firewall::sandbox_script(&self.table, &names.chain, network.address, plan)
+                + &port_guard::bind_script(&self.table, &binding);
+            firewall::apply(&script).await?;
+            link::create_veth(&names.netns, &names.host_veth, mac, &self.config.bridge, self.mtu).await?;
             let prefix_len = self.config.subnet.prefix_len();
             link::configure_sandbox_side(&network.netns_path, network.address, prefix_len, self.gateway).await
         }
@@ -187,21 +202,69 @@ impl Network {
     async fn teardown_inner(&self, sandbox_id: &str) -> Result<(), NetworkError> {
         let names = self.names(sandbox_id);
         let leased = self.pool.leased_to(sandbox_id)?;
-        let rules = match firewall::state(&self.table).await {
-            Ok(state) => match state.removal_script(&self.table, &BTreeSet::from([names.chain.clone()]), &leased) {
-                Some(script) => firewall::apply(&script).await,
-                None => Ok(()),
-            },
-            Err(e) => Err(e),
-        };
-        // Deleting either veth end removes both; the namespace goes once nothing runs inside it.
+        // Deleting either veth end removes both; the port's guard goes only after it. The namespace goes
+        // once nothing runs inside it.
         let links = link::delete(&names.host_veth).await;
+        let chains = BTreeSet::from([names.chain.clone()]);
+        let own_port = |b: &PortBinding| b.iface == names.host_veth || leased.contains(&b.addr);
+        let rules = self.update_rules(&chains, &leased, own_port, |p| p == names.host_veth, Vec::new()).await;
         let netns = namespace::delete(&names.netns).await;
-        rules.and(links).and(netns)?;
+        links.and(rules).and(netns)?;
         for addr in leased {
             self.pool.release(addr, sandbox_id)?;
         }
         Ok(())
+    }
+
+    /// Removes the given sandbox chains, map elements keyed by `addrs`, port bindings `unbind` selects and
+    /// guarded ports `unguard` selects, and adds the bindings `bind`, in one script (nothing is run when
+    /// there is nothing to change).
+    async fn update_rules(
+        &self,
+        chains: &BTreeSet<String>,
+        addrs: &[Ipv4Addr],
+        unbind: impl Fn(&PortBinding) -> bool,
+        unguard: impl Fn(&str) -> bool,
+        bind: Vec<PortBinding>,
+    ) -> Result<(), NetworkError> {
+        let firewall = firewall::state(&self.table).await?;
+        let ports = port_guard::state(&self.table).await?;
+        let mut script: String =
+            [firewall.removal_script(&self.table, chains, addrs), ports.removal_script(&self.table, unbind, unguard)]
+                .into_iter()
+                .flatten()
+                .collect();
+        for binding in &bind {
+            script += &port_guard::bind_script(&self.table, binding);
+        }
+        if script.is_empty() {
+            return Ok(());
+        }
+        firewall::apply(&script).await
+    }
+
+    /// Bindings for kept sandboxes whose port exists without one (sandboxes wired before the port guard
+    /// existed): their MAC is read from inside their namespace. Until bound, such a port is not policed.
+    async fn missing_bindings(
+        &self,
+        leases: &std::collections::BTreeMap<Ipv4Addr, String>,
+        keep: &BTreeSet<String>,
+        state: &port_guard::PortState,
+    ) -> Vec<PortBinding> {
+        let mut missing = Vec::new();
+        for (addr, owner) in leases.iter().filter(|(_, owner)| keep.contains(*owner)) {
+            let names = self.names(owner);
+            let bound = state.guarded.contains(&names.host_veth)
+                && state.bindings.iter().any(|b| b.iface == names.host_veth && b.addr == *addr);
+            if bound || !link::exists(&names.host_veth) {
+                continue;
+            }
+            match link::sandbox_mac(&namespace::path(&names.netns)).await {
+                Some(mac) => missing.push(PortBinding { iface: names.host_veth, mac, addr: *addr }),
+                None => warn!(sandbox_id = %owner, "no MAC to bind the sandbox's port to; it stays unguarded"),
+            }
+        }
+        missing
     }
 
     /// Tears down every sandbox network of this bridge whose id is not in `keep` (found through
@@ -220,6 +283,13 @@ impl Network {
                 removed.push(id);
             }
             let kept: Vec<SandboxNames> = keep.iter().map(|id| self.names(id)).collect();
+            // Orphaned ports go before their guard.
+            for port in link::bridge_ports(&self.config.bridge) {
+                if port.starts_with(VETH_PREFIX) && !kept.iter().any(|k| k.host_veth == port) {
+                    warn!(port, "removing orphaned sandbox veth");
+                    link::delete(&port).await?;
+                }
+            }
             let kept_addrs: BTreeSet<Ipv4Addr> = self
                 .pool
                 .leases()?
@@ -236,16 +306,33 @@ impl Network {
                 .filter(|(addr, chain)| !kept_addrs.contains(addr) || !kept.iter().any(|k| &k.chain == *chain))
                 .map(|(addr, _)| *addr)
                 .collect();
-            if let Some(script) = state.removal_script(&self.table, &stale_chains, &stale_addrs) {
-                warn!(chains = stale_chains.len(), elements = stale_addrs.len(), "removing orphaned firewall rules");
-                firewall::apply(&script).await?;
+            // A binding is kept only for a kept sandbox's port and its own address.
+            let kept_leases = self.pool.leases()?;
+            let owned = |b: &PortBinding| {
+                kept_leases
+                    .get(&b.addr)
+                    .is_some_and(|owner| keep.contains(owner) && self.names(owner).host_veth == b.iface)
+            };
+            let kept_port = |p: &str| kept.iter().any(|k| k.host_veth == p);
+            let bound = port_guard::state(&self.table).await?;
+            let missing = self.missing_bindings(&kept_leases, keep, &bound).await;
+            let stale_bindings = bound.bindings.iter().filter(|b| !owned(b)).count();
+            let stale_guards = bound.guarded.iter().filter(|p| !kept_port(p)).count();
+            if !stale_chains.is_empty()
+                || !stale_addrs.is_empty()
+                || stale_bindings + stale_guards > 0
+                || !missing.is_empty()
+            {
+                warn!(
+                    chains = stale_chains.len(),
+                    elements = stale_addrs.len(),
+                    bindings = stale_bindings,
+                    guards = stale_guards,
+                    bound = missing.len(),
+                    "removing orphaned firewall rules and port bindings, binding unbound sandbox ports"
+                );
             }
-            for port in link::bridge_ports(&self.config.bridge) {
-                if port.starts_with(VETH_PREFIX) && !kept.iter().any(|k| k.host_veth == port) {
-                    warn!(port, "removing orphaned sandbox veth");
-                    link::delete(&port).await?;
-                }
-            }
+            self.update_rules(&stale_chains, &stale_addrs, |b| !owned(b), |p| !kept_port(p), missing).await?;
             Ok(removed)
         }
         .instrument(info_span!("network_reconcile", kept = keep.len()))

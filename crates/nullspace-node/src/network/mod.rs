@@ -1,10 +1,12 @@
 //! Per-sandbox networking on one host: a named network namespace per sandbox, a veth pair to an
 //! isolated host bridge, an address leased from a private subnet, NAT for egress and nftables rules
-//! for the sandbox's internet/allow/deny policy. Sandboxes reach neither the host nor each other.
+//! for the sandbox's internet/allow/deny policy. Sandboxes reach neither the host nor each other, and
+//! each bridge port may only send from its sandbox's MAC and address (no ARP or IP spoofing).
 //!
 //! Host-wide effects while a [`Network`] exists: the bridge (default `nsbr0`) with the gateway
-//! address, one nftables table (`inet nullspace_<bridge>`), and `net.ipv4.ip_forward=1` (enabled by
-//! [`Network::new`] and left on, since other sandboxes or host services may rely on it).
+//! address, two nftables tables (`inet nullspace_<bridge>`: firewall and NAT; `bridge
+//! nullspace_<bridge>`: the port guard), and `net.ipv4.ip_forward=1` (enabled by [`Network::new`] and
+//! left on, since other sandboxes or host services may rely on it).
 
 mod addresses;
 mod command;
@@ -18,6 +20,7 @@ mod manager;
 mod names;
 mod namespace;
 mod policy;
+mod port_guard;
 
 #[cfg(test)]
 mod host_tests;
