@@ -316,7 +316,8 @@ def server():
     binary = _require_env("NULLSPACE_BIN")
     data_dir = Path(_require_env("NULLSPACE_E2E_DATA_DIR")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    srv = Server(binary, data_dir)
+    # The webhook tests deliver to loopback receivers, which servers refuse unless the operator allows them.
+    srv = Server(binary, data_dir, extra_args=["--webhook-allow-private"])
     _SERVER = srv
     srv.start()
     srv.kill_all(srv.key)  # leftovers of an earlier run with the same persistent data dir

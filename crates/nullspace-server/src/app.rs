@@ -8,6 +8,7 @@ use std::sync::Arc;
 use nullspace_node::{Node, NodeConfig};
 
 use crate::api::{router, AppState};
+use crate::control::capacity::Capacity;
 use crate::control::preview_grants::{PreviewConfig, PreviewGrants};
 use crate::control::{spawn_reaper, spawn_webhook_worker, Control};
 use crate::preview::PreviewPorts;
@@ -44,6 +45,12 @@ pub struct ServerOptions {
     pub subnet: Option<String>,
     /// Size limit of volumes created without one (`None`: unlimited).
     pub volume_size: Option<u64>,
+    /// Per-sandbox resource caps and overcommit ratios.
+    pub capacity: crate::CapacitySettings,
+    /// Which webhook destinations are allowed.
+    pub webhook_targets: crate::TargetPolicy,
+    /// Timeouts and connection caps of the listeners.
+    pub http: crate::HttpLimits,
 }
 
 async fn open_store(data_dir: &Path) -> Result<Store, ServerError> {
@@ -120,8 +127,21 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
         },
     })
     .await?;
-    let control = Control::new(store, Arc::new(node), MAX_SANDBOXES, PreviewPorts::new(options.listen.ip()))
-        .with_default_volume_size(options.volume_size);
+    let capacity = Capacity::detect(&options.capacity).map_err(|reason| ServerError::Setting { reason })?;
+    tracing::info!(
+        host_cpus = capacity.host_cpus,
+        host_memory_mb = capacity.host_memory_mb,
+        max_vcpus = capacity.max_vcpus,
+        max_memory_mb = capacity.max_memory_mb,
+        vcpu_budget = capacity.vcpu_budget(),
+        memory_budget_mb = capacity.memory_budget_mb(),
+        "sandbox resource limits"
+    );
+    let preview_ports = PreviewPorts::new(options.listen.ip(), options.http.max_connections);
+    let control = Control::new(store, Arc::new(node), MAX_SANDBOXES, preview_ports)
+        .with_default_volume_size(options.volume_size)
+        .with_capacity(capacity)
+        .with_webhook_targets(options.webhook_targets.clone());
     if let Some(size) = options.volume_size {
         control
             .node()
@@ -161,8 +181,7 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
     );
     preview.spawn_usage_writer();
     let app = router(AppState { control: control.clone(), signer, preview, upstreams: Arc::default() });
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+    crate::serve::serve(listener, app, &options.http, shutdown_signal())
         .await
         .map_err(|source| ServerError::Listen { address: options.listen, source })?;
     control.node().volume_guests().stop_all().await;

@@ -42,6 +42,12 @@ pub enum ServerError {
         /// Why.
         reason: String,
     },
+    /// A resource or listener setting is invalid.
+    #[error("{reason}")]
+    Setting {
+        /// Which flag and why.
+        reason: String,
+    },
     /// Listening failed.
     #[error("listening on {address} failed")]
     Listen {

@@ -1,13 +1,16 @@
 //! Preview ports: a dedicated TCP listener per (sandbox, port) whose connections are tunnelled to that
 //! port inside the sandbox through its guest. Raw TCP, so HTTP, streaming bodies and WebSocket upgrades
-//! pass through untouched. Listeners close when their sandbox is destroyed.
+//! pass through untouched. Listeners close when their sandbox is destroyed. All preview ports together
+//! hold at most as many connections as the API listener may (`--max-connections`); a connection over
+//! that cap is closed at once.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use nullspace_node::GuestLink;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 /// One open forward.
@@ -26,12 +29,15 @@ impl Drop for Forward {
 pub struct PreviewPorts {
     bind_ip: IpAddr,
     forwards: Mutex<HashMap<(String, u16), Forward>>,
+    /// Connection slots shared by every preview port.
+    slots: Arc<Semaphore>,
 }
 
 impl PreviewPorts {
-    /// Forwards bound on `bind_ip` (the API's listen address).
-    pub fn new(bind_ip: IpAddr) -> Self {
-        Self { bind_ip, forwards: Mutex::default() }
+    /// Forwards bound on `bind_ip` (the API's listen address), holding at most `max_connections`
+    /// connections together.
+    pub fn new(bind_ip: IpAddr, max_connections: usize) -> Self {
+        Self { bind_ip, forwards: Mutex::default(), slots: Arc::new(Semaphore::new(max_connections.max(1))) }
     }
 
     /// The local address forwarding to `port` in `sandbox_id`, opening it on first use.
@@ -42,7 +48,7 @@ impl PreviewPorts {
         }
         let listener = TcpListener::bind(SocketAddr::new(self.bind_ip, 0)).await?;
         let address = listener.local_addr()?;
-        let task = tokio::spawn(accept_loop(listener, guest, port));
+        let task = tokio::spawn(accept_loop(listener, guest, port, self.slots.clone()));
         let mut forwards = self.lock();
         // A concurrent caller may have opened one meanwhile: keep the first, drop ours.
         Ok(forwards.entry(key).or_insert(Forward { address, task }).address)
@@ -58,9 +64,14 @@ impl PreviewPorts {
     }
 }
 
-async fn accept_loop(listener: TcpListener, guest: GuestLink, port: u16) {
+async fn accept_loop(listener: TcpListener, guest: GuestLink, port: u16, slots: Arc<Semaphore>) {
     loop {
         let Ok((stream, _peer)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let Some(stream) = crate::serve::Limited::admit(stream, &slots) else {
+            tracing::debug!(port, "preview connection cap reached; closing a new connection");
             continue;
         };
         let guest = guest.clone();
@@ -73,11 +84,10 @@ async fn accept_loop(listener: TcpListener, guest: GuestLink, port: u16) {
 }
 
 async fn forward(
-    mut stream: TcpStream,
+    mut stream: crate::serve::Limited,
     guest: &GuestLink,
     port: u16,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    stream.set_nodelay(true)?;
     let mut tunnel = guest.tcp_tunnel(port).await?;
     tokio::io::copy_bidirectional(&mut stream, &mut tunnel).await?;
     Ok(())

@@ -135,6 +135,35 @@ pub struct ServerArgs {
     /// [default: unlimited, a plain directory on the host].
     #[arg(long, value_name = "SIZE", value_parser = parse_byte_size)]
     pub volume_size: Option<u64>,
+    /// Most vCPUs one sandbox may ask for [default: the host's CPUs, at least 2].
+    #[arg(long, value_name = "N")]
+    pub max_vcpus: Option<u32>,
+    /// Most memory one sandbox may ask for, in MiB [default: the host's memory].
+    #[arg(long, value_name = "MIB")]
+    pub max_memory_mb: Option<u32>,
+    /// vCPUs of live sandboxes may add up to the host's CPUs times this [default: 16].
+    #[arg(long, value_name = "RATIO")]
+    pub cpu_overcommit: Option<f64>,
+    /// Memory of live sandboxes may add up to the host's memory times this [default: 1.5].
+    #[arg(long, value_name = "RATIO")]
+    pub memory_overcommit: Option<f64>,
+    /// Let webhooks deliver to loopback, private, link-local and this host's own addresses
+    /// (refused by default).
+    #[arg(long)]
+    pub webhook_allow_private: bool,
+    /// Let webhooks deliver to this network even if it is private (repeatable), e.g. 10.20.0.0/16.
+    #[arg(long, value_name = "CIDR")]
+    pub webhook_allow_cidr: Vec<ipnet::IpNet>,
+    /// Seconds a client has to send request headers; also how long an idle keep-alive connection stays open.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may send nothing while the server waits for it.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_secs: u64,
+    /// Connections the API listener holds at once (WebSockets included); preview ports together hold as
+    /// many more. Connections over the cap are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
 }
 
 /// A size in bytes: a number with an optional unit (`KiB`, `MiB`, `GiB`, `TiB`, or decimal `KB`, `MB`…).

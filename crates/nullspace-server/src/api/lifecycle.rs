@@ -12,6 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::Authenticated;
 use super::{ApiError, AppState};
+use crate::control::ControlError;
 use crate::store::{EventFilter, Tenant};
 
 /// Query of the event lists.
@@ -144,8 +145,13 @@ pub async fn sandbox_ws(
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
     upgrade: WebSocketUpgrade,
-) -> Response {
-    upgrade.on_upgrade(move |socket| stream(socket, state, tenant, Some(id)))
+) -> Result<Response, ApiError> {
+    // Answered before the upgrade: another tenant's (or an unknown) sandbox is 404, as on every route.
+    let known = state.control.store().get_sandbox(&tenant.id, &id).await.map_err(ControlError::from)?;
+    if known.is_none() {
+        return Err(ControlError::SandboxNotFound { sandbox_id: id }.into());
+    }
+    Ok(upgrade.on_upgrade(move |socket| stream(socket, state, tenant, Some(id))))
 }
 
 fn text(value: Value) -> Message {

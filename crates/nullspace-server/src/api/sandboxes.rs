@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::auth::Authenticated;
 use super::{ApiError, AppState};
 use crate::clock;
+use crate::control::validate;
 use crate::control::{CreateParams, SandboxState};
 use crate::store::{ListFilter, SandboxRecord};
 
@@ -79,11 +80,12 @@ pub async fn create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<SandboxInfo>), ApiError> {
-    let request: CreateSandboxRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateSandboxRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|error| ApiError::invalid(format!("invalid sandbox create body: {error}")))?
+    let request: CreateSandboxRequest = match super::extract::json_object(&body, "sandbox create")? {
+        None => CreateSandboxRequest::default(),
+        Some(map) => {
+            validate::create_extras(&map)?;
+            super::extract::from_object(map, "sandbox create")?
+        }
     };
     let idempotency_key = headers
         .get("idempotency-key")
@@ -194,8 +196,7 @@ pub async fn set_timeout(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<SandboxInfo>, ApiError> {
-    let request: SetTimeoutRequest =
-        serde_json::from_slice(&body).map_err(|error| ApiError::invalid(format!("invalid timeout body: {error}")))?;
+    let request: SetTimeoutRequest = super::extract::parse_object(&body, "timeout")?;
     let timeout_ms = request.timeout_ms.ok_or_else(|| ApiError::invalid("timeout_ms is required"))?;
     let record = state.control.set_timeout(&tenant, &id, timeout_ms, request.timeout_action).await?;
     Ok(Json(sandbox_info(&record)))

@@ -69,7 +69,7 @@ fn store_error(error: crate::store::StoreError) -> ApiError {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|error| ApiError::invalid(format!("invalid {what} body: {error}")))
+    super::extract::parse_object(body, what)
 }
 
 /// Body of `POST /v1/lifecycle/webhooks`.

@@ -1,6 +1,7 @@
 //! The control plane's core: the sandbox state machine and the service that drives sandboxes through it
 //! (create, destroy, timeouts, the reaper and the reconcile at start).
 
+pub mod capacity;
 mod error;
 mod events;
 pub mod preview_grants;
@@ -9,9 +10,10 @@ mod reconcile;
 mod service;
 mod snapshots;
 mod state;
-mod validate;
+pub mod validate;
 mod volume_attachments;
 pub mod volumes;
+pub mod webhook_targets;
 pub mod webhooks;
 
 pub use error::ControlError;

@@ -11,6 +11,7 @@ use nullspace_node::{GuestLink, LaunchSpec, Node, SandboxUsage};
 use nullspace_types::sandbox::{CreateSandboxRequest, NetworkRequest, TimeoutAction};
 use tracing::Instrument;
 
+use super::capacity::{Capacity, Refusal};
 use super::events::{Events, NewEvent};
 use super::validate::{self, invalid, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS};
 use super::{ControlError, SandboxState};
@@ -49,6 +50,13 @@ pub struct Control {
     pub(super) preview: Arc<PreviewPorts>,
     /// Size limit of volumes created without one (`None`: unlimited).
     pub(super) default_volume_size: Option<u64>,
+    /// Per-sandbox resource caps and the host's overcommit budget.
+    capacity: Arc<Capacity>,
+    /// Held from the capacity check until the new sandbox is recorded, so concurrent creates cannot
+    /// both take the last room.
+    admission: Arc<tokio::sync::Mutex<()>>,
+    /// Which webhook destinations are allowed.
+    pub(super) webhook_targets: Arc<super::webhook_targets::TargetPolicy>,
 }
 
 /// Removes an entry from a shared set when dropped.
@@ -85,7 +93,29 @@ impl Control {
             cpu: Arc::default(),
             preview: Arc::new(preview),
             default_volume_size: None,
+            capacity: Arc::new(
+                Capacity::detect(&super::capacity::CapacitySettings::default()).expect("defaults are valid"),
+            ),
+            admission: Arc::default(),
+            webhook_targets: Arc::default(),
         }
+    }
+
+    /// Applies per-sandbox resource caps and the host's overcommit budget.
+    pub fn with_capacity(mut self, capacity: Capacity) -> Self {
+        self.capacity = Arc::new(capacity);
+        self
+    }
+
+    /// Sets which webhook destinations are allowed.
+    pub fn with_webhook_targets(mut self, targets: super::webhook_targets::TargetPolicy) -> Self {
+        self.webhook_targets = Arc::new(targets);
+        self
+    }
+
+    /// The webhook destination policy.
+    pub fn webhook_targets(&self) -> Arc<super::webhook_targets::TargetPolicy> {
+        self.webhook_targets.clone()
     }
 
     /// Gives volumes created without a size limit this one (`None`: they stay unlimited).
@@ -109,15 +139,26 @@ impl Control {
         &self.events
     }
 
-    /// Fails with `capacity_exceeded` when the host runs its maximum of sandboxes.
-    pub(super) async fn admit(&self) -> ControlResult<()> {
-        let live = self.store.sandboxes_in_states(&[SandboxState::Creating, SandboxState::Running]).await?.len();
-        if live >= self.max_sandboxes {
+    /// Fails with `invalid_request` when a sandbox of `vcpus` and `memory_mb` is larger than this server
+    /// allows, and with `capacity_exceeded` when the host runs its maximum of sandboxes or the live ones'
+    /// reservations leave no room for it (host capacity × overcommit ratio).
+    pub(super) async fn admit(&self, vcpus: u32, memory_mb: u32) -> ControlResult<()> {
+        let live = self
+            .store
+            .sandboxes_in_states(&[SandboxState::Creating, SandboxState::Running, SandboxState::Hibernating])
+            .await?;
+        if live.len() >= self.max_sandboxes {
             return Err(ControlError::Capacity {
-                reason: format!("{live} of {} sandboxes in use", self.max_sandboxes),
+                reason: format!("{} of {} sandboxes in use", live.len(), self.max_sandboxes),
             });
         }
-        Ok(())
+        let reserved = live.iter().fold((0_u64, 0_u64), |(cpus, memory), record| {
+            (cpus + u64::from(record.vcpus), memory + u64::from(record.memory_mb))
+        });
+        self.capacity.admit(reserved, vcpus, memory_mb).map_err(|refusal| match refusal {
+            Refusal::TooLarge(message) => invalid(message),
+            Refusal::NoRoom(reason) => ControlError::Capacity { reason },
+        })
     }
 
     /// Creates a sandbox and returns it running. A repeated idempotency key returns the first sandbox.
@@ -138,22 +179,22 @@ impl Control {
             .get(validate::template_name(&reference))
             .ok_or_else(|| ControlError::TemplateNotFound { template: reference.clone() })?;
         let vcpus = request.vcpus.unwrap_or(2);
-        if !(1..=64).contains(&vcpus) {
-            return Err(invalid(format!("vcpus must be between 1 and 64, got {vcpus}")));
-        }
         let memory_mb = request.memory_mb.unwrap_or(512);
-        if !(64..=262_144).contains(&memory_mb) {
-            return Err(invalid(format!("memory_mb must be between 64 and 262144, got {memory_mb}")));
-        }
+        self.capacity.check_size(vcpus, memory_mb).map_err(|refusal| match refusal {
+            Refusal::TooLarge(message) | Refusal::NoRoom(message) => invalid(message),
+        })?;
         let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         validate::timeout(timeout_ms)?;
         let envs = request.envs.unwrap_or_default();
         validate::envs(&envs)?;
         let cwd = request.cwd.filter(|cwd| !cwd.is_empty()).unwrap_or_else(|| template.default_cwd.clone());
         validate::cwd(&cwd)?;
+        if let Some(metadata) = &request.metadata {
+            validate::metadata(metadata)?;
+        }
         let network = network_policy(request.internet_access, request.network.as_ref())?;
         let volumes = self.resolve_mounts(tenant, request.volumes.as_deref().unwrap_or_default()).await?;
-        self.admit().await?;
+        self.admit(vcpus, memory_mb).await?;
         let mut record = new_record(
             tenant,
             reference,
@@ -180,7 +221,12 @@ impl Control {
         restore_from: Option<PathBuf>,
     ) -> ControlResult<SandboxRecord> {
         let record = self.prepare_volumes(record).await?;
-        if self.store.insert_sandbox(&record).await? {
+        let admission = self.admission.lock().await;
+        // Checked again under the lock: another create may have taken the room since the early check.
+        self.admit(record.vcpus, record.memory_mb).await?;
+        let inserted = self.store.insert_sandbox(&record).await?;
+        drop(admission);
+        if inserted {
             return self.start(record, reason, restore_from).await;
         }
         let key = record.idempotency_key.clone().unwrap_or_default();

@@ -182,7 +182,7 @@ impl Control {
     /// the paused alias of the source goes away.
     pub async fn resume(&self, tenant: &Tenant, snapshot_or_sandbox_id: &str) -> ControlResult<SandboxRecord> {
         let snapshot = self.resolve_snapshot(tenant, snapshot_or_sandbox_id).await?;
-        self.admit().await?;
+        self.admit(snapshot.config.vcpus, snapshot.config.memory_mb).await?;
         let record = Self::record_from_snapshot(tenant, &snapshot, None, None, None);
         let resumed = self.insert_and_start(record, "resume", self.memory_of(&snapshot)).await?;
         if let Some(alias) = self.store.paused_sandbox_of_snapshot(&tenant.id, &snapshot.id).await? {
@@ -214,7 +214,10 @@ impl Control {
         if let Some(timeout_ms) = request.timeout_ms {
             validate::timeout(timeout_ms)?;
         }
-        self.admit().await?;
+        if let Some(metadata) = &request.metadata {
+            validate::metadata(metadata)?;
+        }
+        self.admit(snapshot.config.vcpus, snapshot.config.memory_mb).await?;
         let record =
             Self::record_from_snapshot(tenant, &snapshot, request.metadata, request.timeout_ms, idempotency_key);
         self.insert_and_start(record, "api", self.memory_of(&snapshot)).await
@@ -233,7 +236,7 @@ impl Control {
         let parent = self.get(tenant, id).await?;
         Self::running(&parent)?;
         let (parent, _mounts_held) = self.hold_mounts(&parent).await?;
-        self.admit().await?;
+        self.admit(parent.vcpus, parent.memory_mb).await?;
         let (layer, restore_from) = if self.node.memory_snapshots() {
             let layer = self.fork_layer_with_memory(&parent).await?;
             let image = self.memory_of(&layer);

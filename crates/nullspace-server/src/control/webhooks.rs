@@ -20,6 +20,12 @@
 //! retried after 1 s, 2 s, 4 s, 8 s and 16 s; the 6th failed attempt makes the delivery `dead_letter`.
 //! Every attempt is recorded. Redirects are not followed. Delivery is at least once: a receiver should
 //! deduplicate by `delivery_id` (or event id).
+//!
+//! # Destinations
+//! Loopback, private, link-local and other non-public addresses, and this server's own, are refused at
+//! registration and again at every delivery (after resolving, on the addresses actually connected to)
+//! unless the operator allows them: see [`super::webhook_targets`]. A refused delivery is recorded with
+//! error code `destination_refused` and retried like any failure.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +37,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::events::Published;
+use super::webhook_targets::{refusal_in, CheckedResolver, TargetPolicy};
 use super::{Control, ControlError};
 use crate::clock;
 use crate::store::webhooks::{
@@ -67,6 +74,8 @@ pub struct WorkerConfig {
     pub max_in_flight: usize,
     /// Time a receiver has to answer.
     pub timeout: Duration,
+    /// Which destinations deliveries may reach.
+    pub targets: Arc<TargetPolicy>,
 }
 
 impl Default for WorkerConfig {
@@ -77,6 +86,7 @@ impl Default for WorkerConfig {
             max_attempts: 6,
             max_in_flight: 8,
             timeout: Duration::from_secs(10),
+            targets: Arc::default(),
         }
     }
 }
@@ -118,7 +128,18 @@ fn invalid(message: impl Into<String>) -> ControlError {
     ControlError::InvalidRequest { message: message.into() }
 }
 
-/// Checks a webhook target: an absolute `http`/`https` URL with a host.
+/// Checks a webhook target: an absolute `http`/`https` URL whose host is allowed by `targets` (every
+/// address it resolves to now).
+pub async fn validate_target(url: &str, targets: &TargetPolicy) -> Result<(), ControlError> {
+    validate_url(url)?;
+    let parsed = url::Url::parse(url).map_err(|error| invalid(format!("url {url:?} is not a valid URL: {error}")))?;
+    if let Some(host) = parsed.host() {
+        targets.check_host(&host).await.map_err(|refused| invalid(refused.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Checks a webhook target's form: an absolute `http`/`https` URL with a host.
 pub fn validate_url(url: &str) -> Result<(), ControlError> {
     if url.len() > MAX_URL_LEN {
         return Err(invalid(format!("url is longer than {MAX_URL_LEN} characters")));
@@ -177,7 +198,7 @@ pub struct NewWebhook {
 impl Control {
     /// Registers a webhook for `tenant`.
     pub async fn create_webhook(&self, tenant: &Tenant, new: NewWebhook) -> Result<WebhookRecord, ControlError> {
-        validate_url(&new.url)?;
+        validate_target(&new.url, &self.webhook_targets).await?;
         let operations = validate_operations(&new.operations)?;
         validate_secret(&new.signing_secret)?;
         Ok(self.store().insert_webhook(&tenant.id, &new.url, &operations, &new.signing_secret, new.enabled).await?)
@@ -191,7 +212,7 @@ impl Control {
         mut changes: WebhookChanges,
     ) -> Result<Option<WebhookRecord>, ControlError> {
         if let Some(url) = &changes.url {
-            validate_url(url)?;
+            validate_target(url, &self.webhook_targets).await?;
         }
         if let Some(operations) = &changes.operations {
             changes.operations = Some(validate_operations(operations)?);
@@ -205,7 +226,8 @@ impl Control {
 
 /// Spawns the delivery worker for `control`'s events and store.
 pub fn spawn_webhook_worker(control: Control) -> tokio::task::JoinHandle<()> {
-    spawn_worker(control.store().clone(), control.events().subscribe(), WorkerConfig::default())
+    let config = WorkerConfig { targets: control.webhook_targets(), ..WorkerConfig::default() };
+    spawn_worker(control.store().clone(), control.events().subscribe(), config)
 }
 
 /// Spawns the worker: records deliveries of events from `events` and dispatches due deliveries.
@@ -218,6 +240,9 @@ pub fn spawn_worker(
         let client = match reqwest::Client::builder()
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // No proxy: the checked resolver must see the receiver's own name and pick its addresses.
+            .no_proxy()
+            .dns_resolver(Arc::new(CheckedResolver::new(config.targets.clone())))
             .user_agent(concat!("nullspace-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
         {
@@ -361,6 +386,19 @@ impl Attempt {
             "delivery_id": delivery.id,
         })
         .to_string();
+        // IP literals never reach the resolver: check them here.
+        let literal = url::Url::parse(&hook.url).ok().and_then(|url| match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        });
+        if let Some(Err(refused)) = literal.map(|ip| self.config.targets.check(ip)) {
+            return Answer {
+                response_status: None,
+                error_code: Some("destination_refused"),
+                error_message: Some(refused.to_string()),
+            };
+        }
         let timestamp = chrono::Utc::now().timestamp();
         let result = self
             .client
@@ -385,7 +423,9 @@ impl Attempt {
                 }
             }
             Err(error) => {
-                let code = if error.is_timeout() {
+                let code = if refusal_in(&error).is_some() {
+                    "destination_refused"
+                } else if error.is_timeout() {
                     "timeout"
                 } else if error.is_connect() {
                     "connect_failed"

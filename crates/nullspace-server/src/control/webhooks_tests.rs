@@ -32,6 +32,17 @@ fn retries_back_off_exponentially_then_dead_letter() {
     assert_eq!(next_step(3, true, 1_000, &config), (SUCCEEDED, None));
 }
 
+#[tokio::test]
+async fn registration_refuses_non_public_targets_unless_allowed() {
+    let strict = TargetPolicy::default();
+    for url in ["http://127.0.0.1:8080/hook", "http://localhost/x", "http://[::1]/x", "http://169.254.169.254/latest"] {
+        let error = validate_target(url, &strict).await.unwrap_err();
+        assert!(error.to_string().contains("refused"), "{url}: {error}");
+    }
+    assert!(validate_target("http://10.0.0.5/x", &strict).await.is_err());
+    assert!(validate_target("http://127.0.0.1:8080/hook", &TargetPolicy::allow_all()).await.is_ok());
+}
+
 #[test]
 fn urls_and_operations_are_validated() {
     assert!(validate_url("http://127.0.0.1:8080/hook").is_ok());
@@ -91,6 +102,7 @@ fn fast() -> WorkerConfig {
         max_attempts: 3,
         max_in_flight: 4,
         timeout: Duration::from_secs(5),
+        targets: Arc::new(TargetPolicy::allow_all()),
     }
 }
 
@@ -202,4 +214,29 @@ async fn disabled_webhooks_and_other_tenants_get_nothing() {
     assert!(off_seen.lock().unwrap().is_empty());
     assert!(h.store.list_deliveries(&h.tenant, &off.id, 0, 50).await.unwrap().is_empty());
     assert!(h.store.list_deliveries(&other, &foreign.id, 0, 50).await.unwrap().is_empty());
+}
+
+/// A webhook recorded while it was allowed (or whose name resolves elsewhere later) is still refused at
+/// delivery: by IP literal, and by a name that resolves to loopback, with nothing reaching the receiver.
+#[tokio::test]
+async fn deliveries_to_refused_addresses_are_not_sent() {
+    let strict = WorkerConfig { max_attempts: 1, targets: Arc::new(TargetPolicy::default()), ..fast() };
+    let h = harness(strict).await;
+    let (url, seen) = receiver(StatusCode::OK).await;
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let ops = ["create".to_owned()];
+    let literal = h.store.insert_webhook(&h.tenant, &url, &ops, "k", true).await.unwrap();
+    let named = h.store.insert_webhook(&h.tenant, &by_name, &ops, "k", true).await.unwrap();
+    h.events.emit(&h.tenant, NewEvent::sandbox("create", "succeeded", "user", "sb_1")).await;
+    for hook in [&literal, &named] {
+        let delivery = wait_for("a dead-lettered delivery", async || {
+            let list = h.store.list_deliveries(&h.tenant, &hook.id, 0, 50).await.unwrap();
+            list.into_iter().find(|d| d.delivery_status == DEAD_LETTER)
+        })
+        .await;
+        let attempts = h.store.list_attempts(&delivery.id).await.unwrap();
+        assert_eq!(attempts[0].error_code.as_deref(), Some("destination_refused"), "{}", hook.url);
+        assert!(attempts[0].error_message.as_deref().unwrap_or_default().contains("loopback"));
+    }
+    assert!(seen.lock().unwrap().is_empty(), "a refused destination received a delivery");
 }

@@ -1,6 +1,8 @@
 //! `nullspace server`: run the API server and the local node until SIGINT/SIGTERM.
 
-use nullspace_server::ServerOptions;
+use std::time::Duration;
+
+use nullspace_server::{CapacitySettings, HttpLimits, ServerOptions, TargetPolicy};
 
 use crate::cli::{RuntimeArg, ServerArgs};
 use crate::exit::ExitStatus;
@@ -21,6 +23,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
         bridge: args.bridge,
         subnet: args.subnet,
         volume_size: args.volume_size,
+        capacity: CapacitySettings {
+            max_vcpus: args.max_vcpus,
+            max_memory_mb: args.max_memory_mb,
+            cpu_overcommit: args.cpu_overcommit,
+            memory_overcommit: args.memory_overcommit,
+        },
+        webhook_targets: TargetPolicy { allow_private: args.webhook_allow_private, allow: args.webhook_allow_cidr },
+        http: HttpLimits {
+            header_timeout: Duration::from_secs(args.header_timeout_secs),
+            body_timeout: Duration::from_secs(args.body_timeout_secs),
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        },
     };
     nullspace_server::run(options).await?;
     Ok(ExitStatus::Success)
