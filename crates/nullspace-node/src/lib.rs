@@ -20,7 +20,7 @@ pub mod volumes;
 
 pub use error::NodeError;
 pub use guest_link::GuestLink;
-pub use layout::SandboxPaths;
+pub use layout::{private_dir, SandboxPaths};
 pub use metrics::SandboxUsage;
 pub use node::{LaunchSpec, Node, NodeConfig, ReconcileReport};
 pub use snapshot::layer_size;

@@ -98,8 +98,9 @@ impl Node {
         tracing::info!(runtime = choice.kind.as_str(), "selected isolation runtime");
         let runtime = OciRuntime::new(choice.kind, config.data_dir.join("runtime").join(choice.kind.as_str()));
         let sandboxes_dir = config.data_dir.join("sandboxes");
-        for dir in [sandboxes_dir.clone(), config.data_dir.join("snapshots")] {
-            std::fs::create_dir_all(&dir).map_err(|source| NodeError::Filesystem {
+        let private = ["snapshots", "volumes", "templates"].map(|name| config.data_dir.join(name));
+        for dir in [config.data_dir.clone(), sandboxes_dir.clone()].into_iter().chain(private) {
+            crate::layout::private_dir(&dir).map_err(|source| NodeError::Filesystem {
                 sandbox_id: String::new(),
                 path: dir.clone(),
                 source,
