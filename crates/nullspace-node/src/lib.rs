@@ -13,6 +13,7 @@ mod node;
 mod overlay;
 mod snapshot;
 pub mod template;
+mod tree_usage;
 mod volume_guest;
 pub mod volume_image;
 mod volume_mounts;

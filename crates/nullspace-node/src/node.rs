@@ -313,10 +313,15 @@ impl Node {
         }
     }
 
-    /// Usage of a running sandbox, from its cgroup and upper dir.
-    pub fn usage(&self, sandbox_id: &str, memory_mb: u32) -> SandboxUsage {
-        let paths = self.paths(sandbox_id);
-        read_usage(&format!("nullspace/{sandbox_id}"), &paths.upper, &self.config.data_dir, u64::from(memory_mb) << 20)
+    /// Usage of a running sandbox, from its cgroup and upper dir; the walk of the upper dir runs on a
+    /// blocking thread.
+    pub async fn usage(&self, sandbox_id: &str, memory_mb: u32) -> SandboxUsage {
+        let (upper, data_dir) = (self.paths(sandbox_id).upper, self.config.data_dir.clone());
+        let cgroup = format!("nullspace/{sandbox_id}");
+        let limit = u64::from(memory_mb) << 20;
+        tokio::task::spawn_blocking(move || read_usage(&cgroup, &upper, &data_dir, limit))
+            .await
+            .unwrap_or(SandboxUsage { mem_total_bytes: limit.max(1), ..SandboxUsage::default() })
     }
 
     /// Brings the host in line with `expected` (the sandboxes the store believes are running): every
