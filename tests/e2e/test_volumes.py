@@ -27,7 +27,8 @@ def _code(resp: httpx.Response) -> str:
 
 def _guest_pid(server, volume_id: str) -> int | None:
     try:
-        return int((server.data_dir / "volumes" / volume_id / "guest" / "guest.pid").read_text())
+        # "<pid> <start time> <boot id>": the guest is identified exactly, not by its pid alone
+        return int((server.data_dir / "volumes" / volume_id / "guest" / "guest.pid").read_text().split()[0])
     except (OSError, ValueError):
         return None
 

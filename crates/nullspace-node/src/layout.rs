@@ -53,6 +53,15 @@ impl SandboxPaths {
     }
 }
 
+/// Creates `dir` (and missing parents) and makes it `0700`, also when it already existed: the data dir
+/// and its trees of sandbox data (`sandboxes/`, `snapshots/`, `volumes/`, `templates/`) hold files a
+/// sandbox wrote as root (setuid binaries, world-writable files), which no other host user may reach.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 /// Whether `name` looks like a sandbox id this node created (`sb_` + lowercase alphanumerics).
 pub fn is_sandbox_id(name: &str) -> bool {
     name.strip_prefix("sb_")

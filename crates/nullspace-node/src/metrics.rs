@@ -1,9 +1,10 @@
-//! Resource usage of one sandbox, read from its cgroup (v1 or v2) and its overlay upper dir.
+//! Resource usage of one sandbox, read from its cgroup (v1 or v2) and its overlay upper dir (walked by
+//! [`crate::tree_usage`]).
 
 use std::path::{Path, PathBuf};
 
 /// A point-in-time reading of a sandbox's usage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SandboxUsage {
     /// Total CPU time consumed, in nanoseconds.
     pub cpu_usage_ns: u64,
@@ -33,7 +34,8 @@ fn v1(controller: &str, cgroup: &str, file: &str) -> PathBuf {
 }
 
 /// Reads the usage of the cgroup `cgroup` (relative path such as `nullspace/sb_x`), with `upper` the
-/// overlay upper dir and `data_dir` the filesystem the sandbox lives on.
+/// overlay upper dir and `data_dir` the filesystem the sandbox lives on. Blocking (it walks the upper dir,
+/// see [`crate::tree_usage`]).
 pub fn read_usage(cgroup: &str, upper: &Path, data_dir: &Path, memory_limit_bytes: u64) -> SandboxUsage {
     let v2 = Path::new(CGROUP_ROOT).join(cgroup);
     let (cpu_usage_ns, mem_used_bytes, mem_limit) = if v2.join("memory.current").exists() {
@@ -62,45 +64,14 @@ pub fn read_usage(cgroup: &str, upper: &Path, data_dir: &Path, memory_limit_byte
         cpu_usage_ns,
         mem_used_bytes: mem_used_bytes.min(mem_total_bytes),
         mem_total_bytes,
-        disk_used_bytes: directory_size(upper),
+        disk_used_bytes: crate::tree_usage::tree_usage(upper).bytes,
         disk_total_bytes,
     }
-}
-
-/// Apparent size of the regular files under `dir`, without following symlinks.
-pub(crate) fn directory_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&path) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(metadata) = entry.metadata() else {
-                continue;
-            };
-            if metadata.is_dir() {
-                stack.push(entry.path());
-            } else if metadata.is_file() {
-                total += metadata.len();
-            }
-        }
-    }
-    total
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn directory_size_sums_regular_files() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a"), vec![0u8; 1000]).unwrap();
-        std::fs::create_dir(dir.path().join("sub")).unwrap();
-        std::fs::write(dir.path().join("sub/b"), vec![0u8; 24]).unwrap();
-        assert_eq!(directory_size(dir.path()), 1024);
-    }
 
     #[test]
     fn missing_cgroup_reports_the_configured_limit() {

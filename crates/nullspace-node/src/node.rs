@@ -98,8 +98,9 @@ impl Node {
         tracing::info!(runtime = choice.kind.as_str(), "selected isolation runtime");
         let runtime = OciRuntime::new(choice.kind, config.data_dir.join("runtime").join(choice.kind.as_str()));
         let sandboxes_dir = config.data_dir.join("sandboxes");
-        for dir in [sandboxes_dir.clone(), config.data_dir.join("snapshots")] {
-            std::fs::create_dir_all(&dir).map_err(|source| NodeError::Filesystem {
+        let private = ["snapshots", "volumes", "templates"].map(|name| config.data_dir.join(name));
+        for dir in [config.data_dir.clone(), sandboxes_dir.clone()].into_iter().chain(private) {
+            crate::layout::private_dir(&dir).map_err(|source| NodeError::Filesystem {
                 sandbox_id: String::new(),
                 path: dir.clone(),
                 source,
@@ -335,10 +336,15 @@ impl Node {
         }
     }
 
-    /// Usage of a running sandbox, from its cgroup and upper dir.
-    pub fn usage(&self, sandbox_id: &str, memory_mb: u32) -> SandboxUsage {
-        let paths = self.paths(sandbox_id);
-        read_usage(&format!("nullspace/{sandbox_id}"), &paths.upper, &self.config.data_dir, u64::from(memory_mb) << 20)
+    /// Usage of a running sandbox, from its cgroup and upper dir; the walk of the upper dir runs on a
+    /// blocking thread.
+    pub async fn usage(&self, sandbox_id: &str, memory_mb: u32) -> SandboxUsage {
+        let (upper, data_dir) = (self.paths(sandbox_id).upper, self.config.data_dir.clone());
+        let cgroup = format!("nullspace/{sandbox_id}");
+        let limit = u64::from(memory_mb) << 20;
+        tokio::task::spawn_blocking(move || read_usage(&cgroup, &upper, &data_dir, limit))
+            .await
+            .unwrap_or(SandboxUsage { mem_total_bytes: limit.max(1), ..SandboxUsage::default() })
     }
 
     /// Brings the host in line with `expected` (the sandboxes the store believes are running): every

@@ -163,7 +163,7 @@ impl Node {
             sync_dir(&self.snapshots_dir());
         }
         self.destroy(sandbox_id).await?;
-        let memory = self.memory_image(snapshot_id).map_or(0, |dir| crate::metrics::directory_size(&dir));
+        let memory = self.memory_image(snapshot_id).map_or(0, |dir| crate::tree_usage::tree_usage(&dir).bytes);
         Ok(layer_size(&target) + memory)
     }
 
@@ -247,7 +247,7 @@ fn sync_dir(dir: &Path) {
 
 /// Bytes in a layer (at least 1: an empty change set still is a snapshot).
 pub fn layer_size(dir: &Path) -> u64 {
-    crate::metrics::directory_size(dir).max(1)
+    crate::tree_usage::tree_usage(dir).bytes.max(1)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! mounts exist only in its own namespace, so nothing is left on the host.
 use std::collections::HashMap;
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -138,7 +139,7 @@ impl VolumeGuests {
         }
         let child = command.spawn().map_err(fs(&self.guestd))?;
         if let Some(pid) = child.id() {
-            let _ = std::fs::write(dir.join(PID_FILE), pid.to_string());
+            record_process(&dir.join(PID_FILE), pid as i32);
         }
         tracing::info!(volume = %volume_id, pid = child.id(), "volume guest started");
         Ok(child)
@@ -195,17 +196,81 @@ async fn stop_child(volume_id: &str, child: &mut Child) {
     tracing::info!(volume = %volume_id, "volume guest stopped");
 }
 
-/// Kills a guest left running by a server that died without stopping it.
-fn kill_stale(pid_file: &Path) {
-    let Ok(text) = std::fs::read_to_string(pid_file) else { return };
-    let _ = std::fs::remove_file(pid_file);
-    let Ok(pid) = text.trim().parse::<i32>() else { return };
-    let is_guest = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|cmdline| cmdline.split(|b| *b == 0).next().is_some_and(|argv0| argv0.ends_with(b"nullspace-guestd")))
-        .unwrap_or(false);
-    if is_guest {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+/// What identifies one process exactly: its pid, its start time (clock ticks after boot) and the boot.
+/// A pid alone may have been reused by any other process since it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProcessIdentity {
+    pid: i32,
+    start_time: u64,
+    boot_id: String,
+}
+
+impl ProcessIdentity {
+    /// The identity of the live process `pid`.
+    fn of(pid: i32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces and parentheses): state is field 3,
+        // starttime field 22.
+        let start_time = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()?;
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?.trim().to_owned();
+        Some(Self { pid, start_time, boot_id })
     }
+
+    fn parse(text: &str) -> Option<Self> {
+        let mut fields = text.split_whitespace();
+        let identity = Self {
+            pid: fields.next()?.parse().ok().filter(|pid| *pid > 0)?,
+            start_time: fields.next()?.parse().ok()?,
+            boot_id: fields.next()?.to_owned(),
+        };
+        fields.next().is_none().then_some(identity)
+    }
+
+    fn line(&self) -> String {
+        format!("{} {} {}\n", self.pid, self.start_time, self.boot_id)
+    }
+}
+
+/// Records the identity of the guest `pid` (just spawned) in `pid_file`.
+fn record_process(pid_file: &Path, pid: i32) {
+    if let Some(identity) = ProcessIdentity::of(pid) {
+        let _ = std::fs::write(pid_file, identity.line());
+    }
+}
+
+/// Kills a guest left running by a server that died without stopping it: only the very process recorded
+/// by [`record_process`] (same pid, start time and boot), signalled through a pidfd opened before the
+/// check, so a process that reused the pid is never touched. Returns whether it was signalled.
+fn kill_stale(pid_file: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(pid_file) else { return false };
+    let _ = std::fs::remove_file(pid_file);
+    let Some(recorded) = ProcessIdentity::parse(&text) else {
+        tracing::warn!(path = %pid_file.display(), "unrecognised volume guest pid file; nothing killed");
+        return false;
+    };
+    // SAFETY: pidfd_open(2) with a pid and no flags; the descriptor is owned below.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, recorded.pid, 0) };
+    if pidfd < 0 {
+        return false; // gone
+    }
+    // SAFETY: `pidfd` was just opened and is owned by nobody else.
+    let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd as libc::c_int) };
+    // The pidfd pins the process: if `recorded.pid` is the recorded process now, the signal reaches it
+    // and nothing else (were it to exit meanwhile, the signal fails with ESRCH).
+    if ProcessIdentity::of(recorded.pid).as_ref() != Some(&recorded) {
+        return false;
+    }
+    // SAFETY: pidfd_send_signal(2) on a pidfd we own, no siginfo, no flags.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    sent == 0
 }
 
 /// The capabilities a volume guest keeps: file work as root on files of any owner (no mounts, devices,
@@ -288,7 +353,6 @@ impl Exec {
 
     /// Replaces the process image; returns only on failure.
     fn run(&self) -> std::io::Result<()> {
-        use std::os::fd::AsRawFd;
         // SAFETY: argv and envp are NULL-terminated arrays of pointers to live NUL-terminated strings.
         unsafe {
             libc::syscall(
@@ -355,4 +419,58 @@ fn confine(paths: &ConfinePaths) -> std::io::Result<()> {
         check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+
+    /// A process that looks like a guest (argv0 `nullspace-guestd`) but is not the recorded one.
+    fn lookalike() -> std::process::Child {
+        std::process::Command::new("sleep").arg0("/usr/bin/nullspace-guestd").arg("60").spawn().unwrap()
+    }
+
+    fn still_running(child: &mut std::process::Child) -> bool {
+        child.try_wait().unwrap().is_none()
+    }
+
+    #[test]
+    fn a_stale_pid_file_kills_only_the_process_it_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join(PID_FILE);
+        let mut other = lookalike();
+        let pid = other.id() as i32;
+
+        // A bare pid (what a reused pid looks like: any process, even one named like a guest).
+        std::fs::write(&pid_file, pid.to_string()).unwrap();
+        assert!(!kill_stale(&pid_file));
+        assert!(!pid_file.exists(), "a stale pid file is consumed");
+        // The right pid but another start time or boot: a different process that got the pid.
+        let identity = ProcessIdentity::of(pid).unwrap();
+        let reused = ProcessIdentity { start_time: identity.start_time + 1, ..identity.clone() };
+        std::fs::write(&pid_file, reused.line()).unwrap();
+        assert!(!kill_stale(&pid_file));
+        let other_boot = ProcessIdentity { boot_id: "00000000-0000-0000-0000-000000000000".into(), ..identity };
+        std::fs::write(&pid_file, other_boot.line()).unwrap();
+        assert!(!kill_stale(&pid_file));
+        assert!(still_running(&mut other), "a process that was not recorded must not be killed");
+
+        // The recorded process itself is killed.
+        record_process(&pid_file, pid);
+        assert!(kill_stale(&pid_file));
+        assert_eq!(other.wait().unwrap().signal(), Some(libc::SIGKILL));
+        // It is gone (and reaped): a second attempt finds nothing.
+        record_process(&pid_file, pid);
+        assert!(!kill_stale(&pid_file));
+    }
+
+    #[test]
+    fn identities_round_trip_and_garbage_is_refused() {
+        let me = ProcessIdentity::of(std::process::id() as i32).unwrap();
+        assert_eq!(ProcessIdentity::parse(&me.line()), Some(me));
+        for bad in ["", "12", "12 x y", "-1 5 b", "0 5 b", "12 5 b extra"] {
+            assert_eq!(ProcessIdentity::parse(bad), None, "{bad:?}");
+        }
+    }
 }

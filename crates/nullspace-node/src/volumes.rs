@@ -219,23 +219,11 @@ impl Volumes {
         }
     }
 
-    /// Walks the data directory (without following symlinks) and sums its usage.
+    /// Sums the usage of the data directory, walked by descriptor without following symlinks or leaving
+    /// its filesystem, within [`crate::tree_usage::Budget::DEFAULT`]. Blocking.
     pub fn usage(&self, volume_id: &str) -> VolumeUsage {
-        let mut usage = VolumeUsage::default();
-        let mut stack = vec![self.data_dir(volume_id)];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-            for entry in entries.flatten() {
-                let Ok(meta) = entry.metadata() else { continue };
-                usage.inode_count += 1;
-                if meta.is_dir() {
-                    stack.push(entry.path());
-                } else if meta.is_file() {
-                    usage.used_bytes += meta.len();
-                }
-            }
-        }
-        usage
+        let usage = crate::tree_usage::tree_usage(&self.data_dir(volume_id));
+        VolumeUsage { used_bytes: usage.bytes, inode_count: usage.entries }
     }
 
     /// Opens the directory a mount of `volume_id` binds: the data root, or `subpath` below it, created when

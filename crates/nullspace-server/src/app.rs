@@ -54,7 +54,7 @@ pub struct ServerOptions {
 }
 
 async fn open_store(data_dir: &Path) -> Result<Store, ServerError> {
-    std::fs::create_dir_all(data_dir)
+    nullspace_node::private_dir(data_dir)
         .map_err(|source| ServerError::DataDir { path: data_dir.to_path_buf(), source })?;
     Ok(Store::open_sqlite(&data_dir.join("nullspace.db")).await?)
 }

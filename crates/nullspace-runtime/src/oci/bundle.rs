@@ -1,5 +1,6 @@
 //! Turns a [`SandboxSpec`] into the OCI runtime spec (`config.json`) of its bundle: namespaces (joining
-//! the node's prepared network namespace when the spec names one), Docker's default capabilities and
+//! the node's prepared network namespace when the spec names one), Docker's default capabilities minus
+//! `CAP_MKNOD`, `CAP_SETFCAP` and `CAP_NET_RAW` ([`CAPABILITIES`]), Docker's
 //! masked paths, the standard `/proc`, `/dev`, `/sys` mounts plus the sandbox's bind mounts, cgroup
 //! limits under `/nullspace/<id>`, and the seccomp profile of [`super::seccomp`].
 
@@ -54,17 +55,18 @@ fn has_cap_sys_resource() -> bool {
         .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
 }
 
-/// Docker's default capability set; the same set is bounding, effective and permitted.
+/// Docker's default capability set without `CAP_MKNOD`, `CAP_SETFCAP` and `CAP_NET_RAW`; the same set is
+/// bounding, effective and permitted. Device nodes, file capabilities and raw or packet sockets are what
+/// a sandbox could use against the host (a device inode or a capability-bearing binary in its upper dir,
+/// which is a host inode; ARP and source-address spoofing on the bridge); `ping` works without raw
+/// sockets through ICMP datagram sockets (`net.ipv4.ping_group_range` of the sandbox's namespace).
 pub const CAPABILITIES: &[Capability] = &[
     Capability::Chown,
     Capability::DacOverride,
     Capability::Fsetid,
     Capability::Fowner,
-    Capability::Mknod,
-    Capability::NetRaw,
     Capability::Setgid,
     Capability::Setuid,
-    Capability::Setfcap,
     Capability::Setpcap,
     Capability::NetBindService,
     Capability::SysChroot,

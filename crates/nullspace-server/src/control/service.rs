@@ -403,7 +403,7 @@ impl Control {
     /// One usage sample of running sandbox `id`, with CPU averaged since the previous sample.
     pub async fn usage(&self, tenant: &Tenant, id: &str) -> ControlResult<(SandboxRecord, SandboxUsage, f64)> {
         let record = self.get(tenant, id).await?;
-        let usage = self.node.usage(id, record.memory_mb);
+        let usage = self.node.usage(id, record.memory_mb).await;
         let cpu_percent = self.cpu.percent(id, usage.cpu_usage_ns, record.vcpus);
         Ok((record, usage, cpu_percent))
     }
