@@ -206,7 +206,18 @@ def test_slow_bodies_are_cut(limited_server):
         )
         sock.sendall(head.encode() + b'{"metadata": {')
         answer = _closed_within(sock, CLOSE_BOUND_SECS)
-        assert not answer.startswith(b"HTTP/1.1 201"), answer[:300]
+        # Answered in the protocol's envelope, not axum's plain-text rejection.
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+        assert b'"invalid_request"' in answer, answer[:500]
+
+
+@pytest.mark.parametrize("query", ["limit=many", "limit=-1"])
+def test_bad_query_parameters_are_answered_in_the_envelope(server, query):
+    with server.http() as http:
+        resp = http.get(f"/v1/sandboxes?{query}")
+    assert resp.status_code == 400, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    assert _error(resp)[0] == "invalid_request"
 
 
 def test_connection_cap_refuses_new_connections_and_recovers(limited_server):

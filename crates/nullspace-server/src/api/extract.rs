@@ -1,10 +1,83 @@
-//! Request bodies that speak the protocol's error envelope: a body must be one JSON object, and a
-//! malformed or non-object one is a 400 `invalid_request` naming what was wrong.
+//! Extractors and body parsers that speak the protocol's error envelope. Handlers take `Path`, `Query`
+//! and `Body` from here, never axum's own (whose rejections are plain text): a bad path parameter or
+//! query, a body that cannot be read (too large, or too slow: the server's body timeout) and a body that
+//! is not one JSON object are each a 4xx `invalid_request` naming what was wrong.
 
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use nullspace_types::ErrorCode;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::ApiError;
+
+/// Path parameters (axum's `Path`, rejected in the envelope).
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            // A 4xx is the caller's (a parameter of the wrong form); anything else is a route/extractor
+            // mismatch, our bug.
+            Err(rejection) if rejection.status().is_client_error() => {
+                Err(ApiError::invalid(format!("invalid path: {}", rejection.body_text())))
+            }
+            Err(rejection) => Err(ApiError::new(
+                ErrorCode::Internal,
+                format!("cannot read the path parameters: {}", rejection.body_text()),
+            )),
+        }
+    }
+}
+
+/// The query string (axum's `Query`, rejected in the envelope with the deserializer's reason).
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|rejection| ApiError::invalid(rejection.body_text()))
+    }
+}
+
+/// The whole request body; one that cannot be read is a 400 (413 when over the size limit).
+pub struct Body(pub Bytes);
+
+impl<S> FromRequest<S> for Body
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::invalid(
+                "the request body is larger than this route accepts; send less or use an upload route",
+            )),
+            Err(_) => Err(ApiError::invalid(
+                "the request body could not be read (sent too slowly or cut off); send it again in one go",
+            )),
+        }
+    }
+}
 
 /// `body` as a JSON object (`what` names the body in errors); blank bodies are `None`.
 pub fn json_object(body: &[u8], what: &str) -> Result<Option<Map<String, Value>>, ApiError> {

@@ -1,8 +1,9 @@
 //! Lifecycle event routes: paged lists (global, per sandbox, per snapshot) and the live WebSocket
 //! streams with replay.
 
+use super::extract::{Path, Query};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use nullspace_types::lifecycle::{LifecycleEvent, LifecycleEventList};

@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use super::extract::Path;
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
@@ -33,7 +34,7 @@ pub async fn host(
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    super::extract::Body(body): super::extract::Body,
 ) -> Result<Json<Value>, ApiError> {
     let request: HostRequest =
         serde_json::from_slice(&body).map_err(|error| ApiError::invalid(format!("invalid host body: {error}")))?;
@@ -59,7 +60,7 @@ pub async fn readiness(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
     Path((id, port)): Path<(String, u16)>,
-    body: axum::body::Bytes,
+    super::extract::Body(body): super::extract::Body,
 ) -> Result<Json<Value>, ApiError> {
     let request: ReadinessRequest = if body.is_empty() {
         ReadinessRequest::default()

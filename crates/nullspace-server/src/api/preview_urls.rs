@@ -1,7 +1,8 @@
 //! Preview URL routes: issue direct (query/cookie token) and proxy (header token) grants for a sandbox
 //! port, list them with their usage counters, and revoke them. The proxy itself is in `proxy.rs`.
 
-use axum::extract::{Path, Query, State};
+use super::extract::{Path, Query};
+use axum::extract::State;
 use axum::Json;
 use nullspace_types::ErrorCode;
 use serde::Deserialize;

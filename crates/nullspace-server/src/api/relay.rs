@@ -1,8 +1,9 @@
 //! Relay of sandbox-scoped HTTP routes to the sandbox's guest daemon. The guest serves the same paths
 //! without the `/v1/sandboxes/{id}` prefix; bodies stream through in both directions.
 
+use super::extract::Path;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use bytes::Bytes;

@@ -1,7 +1,8 @@
 //! Sandbox routes: create, get, list, kill, timeout and metrics. Each handler parses, calls `control`,
 //! and renders `SandboxInfo`.
 
-use axum::extract::{Path, Query, State};
+use super::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use nullspace_types::sandbox::{
@@ -78,7 +79,7 @@ pub async fn create(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    super::extract::Body(body): super::extract::Body,
 ) -> Result<(StatusCode, Json<SandboxInfo>), ApiError> {
     let request: CreateSandboxRequest = match super::extract::json_object(&body, "sandbox create")? {
         None => CreateSandboxRequest::default(),
@@ -194,7 +195,7 @@ pub async fn set_timeout(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    super::extract::Body(body): super::extract::Body,
 ) -> Result<Json<SandboxInfo>, ApiError> {
     let request: SetTimeoutRequest = super::extract::parse_object(&body, "timeout")?;
     let timeout_ms = request.timeout_ms.ok_or_else(|| ApiError::invalid("timeout_ms is required"))?;

@@ -1,8 +1,9 @@
 //! Signed file URLs: `POST …/files/download-url` and `…/files/upload-url` mint them (authenticated);
 //! `GET|PUT|POST /v1/signed/{token}` use them without the API key, relayed to the guest's raw file routes.
 
+use super::extract::Path;
 use axum::body::Body;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::Json;
@@ -99,7 +100,7 @@ pub async fn download_url(
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    super::extract::Body(body): super::extract::Body,
 ) -> Result<Json<Value>, ApiError> {
     let (url, _token) =
         mint(&state, &tenant.id, Target::Sandbox(&id), &headers, &body, FileOperation::Download).await?;
@@ -112,7 +113,7 @@ pub async fn upload_url(
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    super::extract::Body(body): super::extract::Body,
 ) -> Result<Json<Value>, ApiError> {
     let (url, token) = mint(&state, &tenant.id, Target::Sandbox(&id), &headers, &body, FileOperation::Upload).await?;
     Ok(Json(json!({ "url": url, "token": token })))

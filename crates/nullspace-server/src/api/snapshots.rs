@@ -1,6 +1,7 @@
 //! Snapshot routes: hibernate, snapshot, resume, fork, and `/v1/snapshots`.
 
-use axum::extract::{Path, Query, State};
+use super::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use nullspace_types::lifecycle::SnapshotInfo;

@@ -2,12 +2,12 @@
 //! are relayed to the volume's own guest (the same guestd file implementation sandboxes use, confined to
 //! the volume), exactly like the sandbox routes; signed URLs name the volume in their claim.
 
+use super::extract::Path;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
-use bytes::Bytes;
 use nullspace_types::ErrorCode;
 use serde_json::{json, Value};
 
@@ -110,7 +110,7 @@ pub async fn download_url(
     Authenticated(tenant): Authenticated,
     Path(vid): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    super::extract::Body(body): super::extract::Body,
 ) -> Result<Json<Value>, ApiError> {
     let (url, _token) =
         mint(&state, &tenant.id, Target::Volume(&vid), &headers, &body, FileOperation::Download).await?;
@@ -123,7 +123,7 @@ pub async fn upload_url(
     Authenticated(tenant): Authenticated,
     Path(vid): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    super::extract::Body(body): super::extract::Body,
 ) -> Result<Json<Value>, ApiError> {
     let (url, token) = mint(&state, &tenant.id, Target::Volume(&vid), &headers, &body, FileOperation::Upload).await?;
     Ok(Json(json!({ "url": url, "token": token })))

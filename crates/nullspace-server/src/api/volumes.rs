@@ -2,7 +2,8 @@
 //! (list, attach, detach, health, remount).
 //! Handlers parse, call `control`, and render `VolumeInfo` / `VolumeAttachment`.
 
-use axum::extract::{Path, Query, State};
+use super::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use nullspace_types::volume::{CreateVolumeRequest, VolumeAttachment, VolumeInfo, VolumeMountRequest};
@@ -28,7 +29,7 @@ pub fn attachments_value(record: &SandboxRecord) -> Option<Value> {
 pub async fn create(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
-    body: axum::body::Bytes,
+    super::extract::Body(body): super::extract::Body,
 ) -> Result<(StatusCode, Json<VolumeInfo>), ApiError> {
     let request: CreateVolumeRequest = serde_json::from_slice(&body).map_err(|error| {
         ApiError::invalid(format!("invalid volume create body (expected {{\"name\": ...}}): {error}"))
@@ -106,7 +107,7 @@ pub async fn sandbox_volume_attach(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    super::extract::Body(body): super::extract::Body,
 ) -> Result<Json<VolumeAttachment>, ApiError> {
     let request: VolumeMountRequest = serde_json::from_slice(&body).map_err(|error| {
         ApiError::invalid(format!(

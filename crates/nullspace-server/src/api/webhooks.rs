@@ -1,7 +1,8 @@
 //! Lifecycle webhook routes: create, list, get, update and delete webhooks, and read their deliveries
 //! with attempts. The signing secret is write-only: responses say only whether one is set.
 
-use axum::extract::{Path, Query, State};
+use super::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use nullspace_types::ErrorCode;
@@ -94,7 +95,7 @@ struct UpdateBody {
 pub async fn create(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
-    body: axum::body::Bytes,
+    super::extract::Body(body): super::extract::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body: CreateBody = parse(&body, "webhook")?;
     let new = NewWebhook {
@@ -131,7 +132,7 @@ pub async fn update(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    super::extract::Body(body): super::extract::Body,
 ) -> Result<Json<Value>, ApiError> {
     let body: UpdateBody = parse(&body, "webhook update")?;
     let changes = WebhookChanges {

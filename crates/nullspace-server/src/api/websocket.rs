@@ -1,8 +1,9 @@
 //! Relay of the sandbox WebSocket (`/v1/sandboxes/{id}/ws`: exec streams, PTYs, file watches) to the
 //! guest's `/ws`, message for message.
 
+use super::extract::Path;
 use axum::extract::ws::{Message as ClientMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use nullspace_types::ErrorCode;
