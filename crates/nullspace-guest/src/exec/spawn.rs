@@ -70,7 +70,8 @@ pub fn build(spec: &ExecSpec, sandbox: &Sandbox) -> GuestResult<(Command, String
 }
 
 /// Makes `command` start in a session of its own (with its stdin, a pty slave, as controlling terminal
-/// when `controlling_tty`) and as `user` when that is not the guest's own identity.
+/// when `controlling_tty`), back in the sandbox's OOM line of fire (guestd itself is kept out of it,
+/// see [`reset_oom_score`]) and as `user` when that is not the guest's own identity.
 pub fn start_as(command: &mut Command, user: &crate::users::User, controlling_tty: bool) {
     let switch = user.uid != nix::unistd::geteuid().as_raw() || user.gid != nix::unistd::getegid().as_raw();
     let (uid, gid) = (user.uid, user.gid);
@@ -79,6 +80,7 @@ pub fn start_as(command: &mut Command, user: &crate::users::User, controlling_tt
     // prepared before the fork (no allocation, no locks).
     unsafe {
         command.pre_exec(move || {
+            reset_oom_score();
             if libc::setsid() < 0 || (controlling_tty && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0) {
                 return Err(std::io::Error::last_os_error());
             }
@@ -91,6 +93,22 @@ pub fn start_as(command: &mut Command, user: &crate::users::User, controlling_tt
             }
             Ok(())
         });
+    }
+}
+
+/// Sets the calling process's `oom_score_adj` to 0: guestd runs at -1000 (the runtime sets it, so
+/// the memory cgroup's OOM killer never picks the sandbox's init) and its children inherit that, so
+/// every child gives it up between fork and exec (raising needs no privilege). Best effort: a sandbox
+/// without /proc cannot do better. Async-signal-safe (open/write/close on static data).
+pub fn reset_oom_score() {
+    const PATH: &std::ffi::CStr = c"/proc/self/oom_score_adj";
+    // SAFETY: open/write/close with a static NUL-terminated path and a static buffer.
+    unsafe {
+        let fd = libc::open(PATH.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            libc::write(fd, b"0".as_ptr().cast(), 1);
+            libc::close(fd);
+        }
     }
 }
 

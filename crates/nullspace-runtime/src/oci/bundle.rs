@@ -18,6 +18,11 @@ use crate::spec::SandboxSpec;
 /// Parent of every sandbox cgroup, relative to each controller's mount point.
 pub const CGROUP_PARENT: &str = "nullspace";
 
+/// `oom_score_adj` of init (the guest daemon): the memory cgroup's OOM killer never picks it, so a
+/// sandbox that runs out of memory loses a process of its own, not the daemon that serves it. Only
+/// the runtime can set it (lowering needs `CAP_SYS_RESOURCE`); the daemon resets its children to 0.
+pub const INIT_OOM_SCORE_ADJ: i32 = -1000;
+
 /// The `PATH` given to init when the spec's env has none.
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -161,6 +166,7 @@ pub fn oci_spec(spec: &SandboxSpec, nofile: u64) -> Result<Spec, OciSpecError> {
         .args(spec.args.clone())
         .env(env)
         .no_new_privileges(spec.no_new_privileges)
+        .oom_score_adj(INIT_OOM_SCORE_ADJ)
         .capabilities(capabilities)
         .rlimits(vec![PosixRlimitBuilder::default()
             .typ(PosixRlimitType::RlimitNofile)
