@@ -7,6 +7,7 @@ mod error;
 mod guest_binary;
 mod guest_link;
 mod layout;
+mod liveness;
 mod metrics;
 pub mod network;
 mod node;

@@ -3,6 +3,7 @@
 
 mod error;
 mod events;
+mod guest_watch;
 pub mod preview_grants;
 mod reaper;
 mod reconcile;
