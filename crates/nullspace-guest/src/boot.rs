@@ -1,5 +1,6 @@
-//! Boot: read the node's configuration, prepare the default cwd (and the login-shell environment when
-//! running as the sandbox's PID 1), bind the control socket, then serve until SIGTERM while reaping.
+//! Boot: read the node's configuration, prepare the default cwd (and, when running as the sandbox's
+//! PID 1, the login-shell environment and the sandbox's own SSH host keys), bind the control socket,
+//! then serve until SIGTERM while reaping.
 
 use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ pub const PROFILE_SCRIPT: &str = "/etc/profile.d/nullspace-env.sh";
 pub struct BootOptions {
     /// Directory holding `config.json` and the socket.
     pub control_dir: PathBuf,
-    /// Whether to write [`PROFILE_SCRIPT`] (only inside a sandbox).
+    /// Whether to write [`PROFILE_SCRIPT`] and generate missing SSH host keys (only inside a sandbox).
     pub write_profile: bool,
     /// Where upload sessions are staged (hidden from file watches).
     pub staging_dir: PathBuf,
@@ -76,6 +77,7 @@ pub async fn run(options: BootOptions) -> Result<(), BootError> {
     let registry = Arc::new(Registry::default());
     let uploads = Arc::new(Uploads::open(options.staging_dir.clone()));
     let sandbox = Sandbox::new(config, registry.clone(), uploads.clone());
+    let reaper = tokio::spawn(crate::reaper::run(registry.clone()));
     if let Err(error) = std::fs::create_dir_all(sandbox.cwd()) {
         tracing::warn!(cwd = sandbox.cwd(), %error, "cannot create the default working directory");
     }
@@ -83,11 +85,11 @@ pub async fn run(options: BootOptions) -> Result<(), BootError> {
         if let Err(error) = write_profile(Path::new(PROFILE_SCRIPT), sandbox.envs()) {
             tracing::warn!(path = PROFILE_SCRIPT, %error, "cannot write the login-shell environment");
         }
+        crate::host_keys::ensure(&sandbox).await;
     }
     let socket = options.control_dir.join(GUEST_SOCKET_NAME);
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).map_err(|source| BootError::Bind { path: socket.clone(), source })?;
-    let reaper = tokio::spawn(crate::reaper::run(registry.clone()));
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_INTERVAL);
         loop {

@@ -1,5 +1,7 @@
-//! `nullspace-guestd`: the daemon inside every sandbox (PID 1). Parses its two options, sets up logging
-//! to stderr and hands over to [`boot::run`].
+//! `nullspace-guestd`: the daemon inside every sandbox (PID 1). Makes itself non-dumpable (no process
+//! of the sandbox may ptrace it or open its `/proc/1/{mem,environ,fd/*}`: that takes `CAP_SYS_PTRACE`,
+//! which sandboxes lack), parses its options, sets up logging to stderr within a byte budget and hands
+//! over to [`boot::run`].
 //!
 //! Options: `--control-dir DIR` (or `NULLSPACE_GUEST_CONTROL_DIR`; default `/run/nullspace`),
 //! `--write-profile` / `--no-write-profile` (default: write only when running as PID 1) and
@@ -10,7 +12,9 @@ mod boot;
 mod error;
 mod exec;
 mod files;
+mod host_keys;
 mod ids;
+mod log_budget;
 mod pty;
 mod reaper;
 mod routes;
@@ -56,6 +60,11 @@ fn options() -> Result<(boot::BootOptions, bool), String> {
 }
 
 fn main() {
+    // First, before anything of the sandbox can run: set on the process (all threads share its mm).
+    // SAFETY: prctl(2) with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        eprintln!("nullspace-guestd: cannot make itself non-dumpable: {}", std::io::Error::last_os_error());
+    }
     let (options, serve_in_child) = match options() {
         Ok(parsed) => parsed,
         Err(message) => {
@@ -71,7 +80,7 @@ fn main() {
         }
     }
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(log_budget::BudgetedLog::new(std::io::stderr, log_budget::LOG_BUDGET_BYTES))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

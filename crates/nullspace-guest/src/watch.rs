@@ -1,8 +1,9 @@
 //! `file_watch` on the WebSocket: inotify watches on a directory (and, when recursive, every directory
 //! below it, including ones created later), reported as create/write/remove/rename/chmod events with
-//! names relative to the watched root. The watch lives until the socket closes (never on the client's
-//! `timeout_secs`, which the client enforces itself). guestd's upload staging directory is never
-//! watched.
+//! names relative to the watched root. Watches are added with the credentials of the request's user
+//! (inotify needs read access to each directory), walking as [`crate::files::walk`] does. The watch
+//! lives until the socket closes (never on the client's `timeout_secs`, which the client enforces
+//! itself). guestd's upload staging directory is never watched.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,11 +12,13 @@ use futures::StreamExt;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 use nullspace_types::watch_api::{FileWatchRequest, WatchServerMessage};
 use tokio::task::JoinSet;
-use walkdir::WalkDir;
 
-use crate::error::GuestError;
+use crate::error::{GuestError, GuestResult};
+use crate::files::as_user::run_as;
 use crate::files::target::resolve;
+use crate::files::walk::{Budget, Walk, SEARCH_LIMITS};
 use crate::state::Sandbox;
+use crate::users::User;
 use crate::ws::{send, Outbox};
 
 /// Most directories one recursive watch follows.
@@ -31,60 +34,64 @@ fn mask() -> WatchMask {
         | WatchMask::DONT_FOLLOW
 }
 
+/// Watched directories: their path relative to the root, by watch descriptor.
+type Dirs = HashMap<WatchDescriptor, String>;
+
+/// What one watch follows.
+struct Watched {
+    root: String,
+    dirs: Dirs,
+    user: Option<User>,
+    hidden: PathBuf,
+}
+
 /// Starts a watch; its events flow to `outbox` until the socket closes (the task is in `tasks`).
 pub async fn start(sandbox: &Sandbox, request: FileWatchRequest, outbox: Outbox, tasks: &mut JoinSet<()>) {
     let id = request.id.clone();
-    match arm(sandbox, &request) {
-        Ok((root, inotify, dirs)) => {
+    match arm(sandbox, &request).await {
+        Ok((inotify, watched)) => {
             send(&outbox, &WatchServerMessage::FileWatchStarted { id: id.clone() }).await;
-            let hidden = sandbox.uploads().root().to_path_buf();
-            tasks.spawn(pump(id, root, request.recursive, inotify, dirs, hidden, outbox));
+            tasks.spawn(pump(id, request.recursive, inotify, watched, outbox));
         }
         Err(error) => send(&outbox, &WatchServerMessage::Error { id, message: error.message() }).await,
     }
 }
 
-type Armed = (String, Inotify, HashMap<WatchDescriptor, String>);
-
-fn arm(sandbox: &Sandbox, request: &FileWatchRequest) -> Result<Armed, GuestError> {
+async fn arm(sandbox: &Sandbox, request: &FileWatchRequest) -> GuestResult<(Inotify, Watched)> {
     let target = resolve(sandbox, &request.path, request.user.as_deref())?;
-    let root = target.path;
-    let metadata = std::fs::metadata(&root).map_err(|error| GuestError::file_op("watch", &root, error))?;
-    if !metadata.is_dir() {
-        return Err(GuestError::invalid(format!("{root} is not a directory; watch a directory")));
-    }
-    let inotify = Inotify::init().map_err(|error| GuestError::file_op("watch", &root, error))?;
-    let mut dirs = HashMap::new();
-    let mut watches = inotify.watches();
-    let wd = watches.add(&root, mask()).map_err(|error| GuestError::file_op("watch", &root, error))?;
-    dirs.insert(wd, String::new());
-    if request.recursive {
-        add_tree(&mut watches, &root, "", sandbox.uploads().root(), &mut dirs);
-    }
-    Ok((root, inotify, dirs))
+    let (root, recursive) = (target.path.clone(), request.recursive);
+    let hidden = sandbox.uploads().root().to_path_buf();
+    let staging = hidden.clone();
+    let (inotify, dirs) = run_as(target.user.as_ref(), move || {
+        let metadata = std::fs::metadata(&root).map_err(|error| GuestError::file_op("watch", &root, error))?;
+        if !metadata.is_dir() {
+            return Err(GuestError::invalid(format!("{root} is not a directory; watch a directory")));
+        }
+        let inotify = Inotify::init().map_err(|error| GuestError::file_op("watch", &root, error))?;
+        let mut dirs = Dirs::new();
+        let mut watches = inotify.watches();
+        let wd = watches.add(&root, mask()).map_err(|error| GuestError::file_op("watch", &root, error))?;
+        dirs.insert(wd, String::new());
+        if recursive {
+            add_tree(&mut watches, &root, "", &staging, &mut dirs, MAX_WATCHED_DIRS);
+        }
+        Ok((inotify, dirs))
+    })
+    .await?;
+    Ok((inotify, Watched { root: target.path, dirs, user: target.user, hidden }))
 }
 
-/// Watches every directory below `root`/`relative` (not following symlinks).
-fn add_tree(
-    watches: &mut Watches,
-    root: &str,
-    relative: &str,
-    hidden: &Path,
-    dirs: &mut HashMap<WatchDescriptor, String>,
-) {
+/// Watches every directory below `root`/`relative` (not following symlinks) until `dirs` holds `limit`.
+fn add_tree(watches: &mut Watches, root: &str, relative: &str, hidden: &Path, dirs: &mut Dirs, limit: usize) {
     let start = join(root, relative);
-    for entry in WalkDir::new(&start)
-        .min_depth(1)
-        .follow_links(false)
-        .into_iter()
-        .filter_entry(|entry| !entry.path().starts_with(hidden))
-        .filter_map(Result::ok)
-    {
-        if dirs.len() >= MAX_WATCHED_DIRS {
+    let mut walk = Walk::new(Path::new(&start), 1, usize::MAX);
+    let mut budget = Budget::new(SEARCH_LIMITS);
+    while let Some(entry) = walk.next_entry(&mut budget) {
+        if dirs.len() >= limit {
             tracing::warn!(root, "recursive watch reached its directory limit");
             return;
         }
-        if !entry.file_type().is_dir() {
+        if !entry.file_type().is_dir() || entry.path().starts_with(hidden) {
             continue;
         }
         let Ok(rel) = entry.path().strip_prefix(root) else {
@@ -96,15 +103,27 @@ fn add_tree(
     }
 }
 
-async fn pump(
-    id: String,
-    root: String,
-    recursive: bool,
-    inotify: Inotify,
-    mut dirs: HashMap<WatchDescriptor, String>,
-    hidden: PathBuf,
-    outbox: Outbox,
-) {
+/// Watches the new directory `relative` (and what is below it) with the credentials of the watch's
+/// user, while fewer than [`MAX_WATCHED_DIRS`] are watched.
+async fn follow_new_dir(watched: &mut Watched, watches: &Watches, relative: String) {
+    let room = MAX_WATCHED_DIRS.saturating_sub(watched.dirs.len());
+    if room == 0 {
+        return;
+    }
+    let (root, hidden, mut watches) = (watched.root.clone(), watched.hidden.clone(), watches.clone());
+    let added = run_as(watched.user.as_ref(), move || {
+        let mut added = Dirs::new();
+        if let Ok(wd) = watches.add(join(&root, &relative), mask()) {
+            added.insert(wd, relative.clone());
+            add_tree(&mut watches, &root, &relative, &hidden, &mut added, room);
+        }
+        Ok(added)
+    })
+    .await;
+    watched.dirs.extend(added.unwrap_or_default());
+}
+
+async fn pump(id: String, recursive: bool, inotify: Inotify, mut watched: Watched, outbox: Outbox) {
     let mut stream = match inotify.into_event_stream(vec![0u8; 64 * 1024]) {
         Ok(stream) => stream,
         Err(error) => {
@@ -112,13 +131,13 @@ async fn pump(
             return send(&outbox, &WatchServerMessage::Error { id, message }).await;
         }
     };
-    let mut watches = stream.watches();
+    let watches = stream.watches();
     while let Some(Ok(event)) = stream.next().await {
         if event.mask.contains(EventMask::IGNORED) {
-            dirs.remove(&event.wd);
+            watched.dirs.remove(&event.wd);
             continue;
         }
-        let (Some(dir), Some(name)) = (dirs.get(&event.wd), event.name) else {
+        let (Some(dir), Some(name)) = (watched.dirs.get(&event.wd), event.name) else {
             continue;
         };
         let name = name.to_string_lossy().into_owned();
@@ -127,25 +146,17 @@ async fn pump(
         }
         let relative = if dir.is_empty() { name } else { format!("{dir}/{name}") };
         let is_dir = event.mask.contains(EventMask::ISDIR);
-        if Path::new(&join(&root, &relative)).starts_with(&hidden) {
+        let path = join(&watched.root, &relative);
+        if Path::new(&path).starts_with(&watched.hidden) {
             continue;
         }
         if recursive && is_dir && event.mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
-            let path = join(&root, &relative);
-            if let Ok(wd) = watches.add(&path, mask()) {
-                dirs.insert(wd, relative.clone());
-                add_tree(&mut watches, &root, &relative, &hidden, &mut dirs);
-            }
+            follow_new_dir(&mut watched, &watches, relative.clone()).await;
         }
         let Some(kind) = event_kind(event.mask) else {
             continue;
         };
-        let message = WatchServerMessage::FileEvent {
-            id: id.clone(),
-            event: kind.to_owned(),
-            path: join(&root, &relative),
-            name: relative,
-        };
+        let message = WatchServerMessage::FileEvent { id: id.clone(), event: kind.to_owned(), path, name: relative };
         send(&outbox, &message).await;
     }
 }

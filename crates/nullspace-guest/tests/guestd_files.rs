@@ -110,14 +110,24 @@ async fn json_file_operations() {
 #[tokio::test]
 async fn file_ownership_follows_the_named_user() {
     if !is_root() {
-        eprintln!("skipped: chown needs root");
+        eprintln!("skipped: switching credentials needs root");
         return;
     }
     let guest = Guest::start().await;
+    // The named user acts with its own permissions: it cannot create files in root's directory...
+    let (status, body) = guest
+        .call("POST", "/files/write", Some(json!({"path": "owned/x.txt", "content": "x", "user": "nobody"})))
+        .await;
+    assert_eq!((status, body["code"].clone()), (StatusCode::FORBIDDEN, json!("permission_denied")), "{body}");
+    // ...but can in a directory open to it, and what it creates is its own.
+    let cwd = std::path::PathBuf::from(guest.cwd());
+    for dir in [cwd.parent().unwrap(), cwd.as_path()] {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
     let info = guest.ok("POST", "/files/write", json!({"path": "owned/x.txt", "content": "x", "user": "nobody"})).await;
     assert_eq!(info["owner"], "nobody");
     let parent = guest.ok("POST", "/files/info", json!({"path": "owned", "user": null})).await;
-    assert_eq!(parent["owner"], "nobody", "created parents go to the user");
+    assert_eq!(parent["owner"], "nobody", "created parents belong to the user");
     guest.ok("POST", "/files/permissions", json!({"path": "owned/x.txt", "permissions": "0600", "user": null})).await;
     let info = guest.ok("POST", "/files/write", json!({"path": "owned/x.txt", "content": "y", "user": null})).await;
     assert_eq!((info["owner"].clone(), info["mode"].clone()), (json!("nobody"), json!("0600")));
@@ -135,6 +145,48 @@ async fn file_ownership_follows_the_named_user() {
         (info["owner"].clone(), info["mode"].clone(), info["size"].clone()),
         (json!("nobody"), json!("0600"), json!(8))
     );
+}
+
+#[tokio::test]
+async fn a_named_user_cannot_reach_roots_files_through_a_symlink() {
+    if !is_root() {
+        eprintln!("skipped: switching credentials needs root");
+        return;
+    }
+    let guest = Guest::start().await;
+    let cwd = std::path::PathBuf::from(guest.cwd());
+    for dir in [cwd.parent().unwrap(), cwd.as_path()] {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
+    let secret = cwd.join("secret");
+    std::fs::write(&secret, "root only").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&secret, cwd.join("link")).unwrap();
+    let denied = |(status, body): (StatusCode, Value)| {
+        assert_eq!((status, body["code"].clone()), (StatusCode::FORBIDDEN, json!("permission_denied")), "{body}")
+    };
+    let as_nobody = |extra: Value| {
+        let mut body = json!({"path": "link", "user": "nobody"});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    denied(guest.call("POST", "/files/write", Some(as_nobody(json!({"content": "owned"})))).await);
+    denied(guest.call("POST", "/files/read", Some(as_nobody(json!({})))).await);
+    denied(guest.call("POST", "/files/read", Some(json!({"path": "secret", "user": "nobody"}))).await);
+    denied(guest.call("POST", "/files/permissions", Some(as_nobody(json!({"permissions": "0666"})))).await);
+    let (status, _) = guest
+        .raw("PUT", &format!("/file?path={}/link&user=nobody", guest.cwd()), b"x".to_vec(), "application/octet-stream")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = guest.raw("GET", &format!("/file?path={}/link&user=nobody", guest.cwd()), Vec::new(), "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "root only");
+    let metadata = std::fs::metadata(&secret).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&metadata), 0, "not chowned");
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o777, 0o600);
+    // Root (no user named) keeps root's permissions.
+    let content = guest.ok("POST", "/files/read", json!({"path": "link", "user": null})).await;
+    assert_eq!(content["content"], "root only");
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ mod guest_link;
 mod guest_socket;
 mod host_files;
 mod layout;
+mod liveness;
 mod metrics;
 pub mod network;
 mod node;

@@ -535,11 +535,16 @@ fn head(bytes: &[u8]) -> String {
     }
 }
 
-/// The end of a text file, trimmed; `None` when empty or unreadable.
+/// The end of a text file (its last [`ERROR_TAIL`] bytes only: `init.log` can be large), trimmed;
+/// `None` when empty or unreadable.
 fn tail(path: &Path) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
-    let start = bytes.len().saturating_sub(ERROR_TAIL);
-    Some(trimmed(&bytes[start..])).filter(|s| !s.is_empty())
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path).ok()?;
+    let length = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(length.saturating_sub(ERROR_TAIL as u64))).ok()?;
+    let mut bytes = Vec::with_capacity(ERROR_TAIL);
+    file.take(ERROR_TAIL as u64).read_to_end(&mut bytes).ok()?;
+    Some(trimmed(&bytes)).filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]

@@ -70,15 +70,18 @@ pub fn build(spec: &ExecSpec, sandbox: &Sandbox) -> GuestResult<(Command, String
 }
 
 /// Makes `command` start in a session of its own (with its stdin, a pty slave, as controlling terminal
-/// when `controlling_tty`) and as `user` when that is not the guest's own identity.
+/// when `controlling_tty`), back in the sandbox's OOM line of fire (guestd itself is kept out of it,
+/// see [`child_oom_score_adj`]) and as `user` when that is not the guest's own identity.
 pub fn start_as(command: &mut Command, user: &crate::users::User, controlling_tty: bool) {
     let switch = user.uid != nix::unistd::geteuid().as_raw() || user.gid != nix::unistd::getegid().as_raw();
     let (uid, gid) = (user.uid, user.gid);
     let groups: Vec<libc::gid_t> = user.groups.clone();
+    let oom_score = OomScore::for_children();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe syscalls on data
     // prepared before the fork (no allocation, no locks).
     unsafe {
         command.pre_exec(move || {
+            oom_score.apply();
             if libc::setsid() < 0 || (controlling_tty && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0) {
                 return Err(std::io::Error::last_os_error());
             }
@@ -91,6 +94,57 @@ pub fn start_as(command: &mut Command, user: &crate::users::User, controlling_tt
             }
             Ok(())
         });
+    }
+}
+
+/// The `oom_score_adj` guestd's children get, given guestd's own: guestd runs at -1000 where the
+/// runtime could set it (the memory cgroup's OOM killer then never picks the sandbox's init), and its
+/// children, which inherit that, go back to 0. Where the runtime could not lower it, guestd keeps its
+/// value and children go 500 above it, so they are still picked first. Raising needs no privilege.
+pub fn child_oom_score_adj(own: i32) -> i32 {
+    if own < 0 {
+        0
+    } else {
+        own.saturating_add(500).min(1000)
+    }
+}
+
+/// The `oom_score_adj` a child writes for itself between fork and exec, as ASCII prepared before.
+#[derive(Debug, Clone, Copy)]
+struct OomScore {
+    text: [u8; 8],
+    len: usize,
+}
+
+impl OomScore {
+    /// The value for guestd's children (see [`child_oom_score_adj`]); guestd's own is read once.
+    fn for_children() -> Self {
+        static OWN: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+        let own = *OWN.get_or_init(|| {
+            std::fs::read_to_string("/proc/self/oom_score_adj")
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or(0)
+        });
+        let value = child_oom_score_adj(own).to_string();
+        let mut text = [0u8; 8];
+        let len = value.len().min(text.len());
+        text[..len].copy_from_slice(&value.as_bytes()[..len]);
+        Self { text, len }
+    }
+
+    /// Writes it to `/proc/self/oom_score_adj`. Best effort: a sandbox without /proc cannot do
+    /// better. Async-signal-safe (open/write/close on data prepared before the fork).
+    fn apply(&self) {
+        const PATH: &std::ffi::CStr = c"/proc/self/oom_score_adj";
+        // SAFETY: open/write/close with a static NUL-terminated path and a buffer owned by `self`.
+        unsafe {
+            let fd = libc::open(PATH.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd >= 0 {
+                libc::write(fd, self.text.as_ptr().cast(), self.len);
+                libc::close(fd);
+            }
+        }
     }
 }
 
@@ -159,6 +213,16 @@ mod tests {
         assert_eq!(env["HOME"], "/root");
         let bad = BTreeMap::from([("A=B".to_owned(), "1".to_owned())]);
         assert!(environment(&bad, &BTreeMap::new(), "/", "root", "").is_err());
+    }
+
+    #[test]
+    fn children_are_always_picked_before_guestd() {
+        assert_eq!(child_oom_score_adj(-1000), 0, "guestd out of the line of fire, children back to normal");
+        assert_eq!(child_oom_score_adj(-500), 0);
+        assert_eq!(child_oom_score_adj(0), 500, "guestd could not be lowered: children raised above it");
+        assert_eq!(child_oom_score_adj(800), 1000);
+        let text = OomScore::for_children();
+        assert!(std::str::from_utf8(&text.text[..text.len]).unwrap().parse::<i32>().is_ok());
     }
 
     #[test]

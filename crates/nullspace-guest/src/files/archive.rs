@@ -1,6 +1,7 @@
 //! `GET /archive`: a directory as a tar stream, entries relative to it (directories, regular files,
-//! symlinks whose relative target stays inside; other entries are skipped). Built on a blocking
-//! thread into a bounded channel of 64 KiB chunks, so memory stays constant whatever the tree size.
+//! symlinks whose relative target stays inside; other entries, unreadable ones and pseudo-filesystems
+//! below the directory are skipped). Built on a blocking thread with the credentials of the request's
+//! user, into a bounded channel of 64 KiB chunks, so memory stays constant whatever the tree size.
 //! Headers are ustar with PAX `path`/`linkpath` records for names ustar cannot hold.
 
 use std::fs::File;
@@ -10,9 +11,17 @@ use std::path::Path;
 use bytes::Bytes;
 use tar::{Builder, EntryType, Header};
 use tokio::sync::mpsc;
-use walkdir::WalkDir;
 
 use nullspace_types::upload_api::link_stays_inside;
+
+use crate::error::GuestResult;
+use crate::files::as_user::spawn_as;
+use crate::files::walk::{Budget, Limits, Walk};
+use crate::users::User;
+
+/// An archive streams in constant memory: only the pseudo-filesystem rule of [`Walk`] bounds it.
+const ARCHIVE_LIMITS: Limits =
+    Limits { entries: u64::MAX, bytes: u64::MAX, results: usize::MAX, result_bytes: usize::MAX };
 
 /// Size of the chunks sent to the socket.
 const CHUNK: usize = 64 * 1024;
@@ -54,30 +63,36 @@ impl Write for ChannelWriter {
     }
 }
 
-/// Starts archiving the directory `root`; the chunks (or a final error) arrive on the receiver.
-pub fn stream(root: String) -> mpsc::Receiver<io::Result<Bytes>> {
+/// Starts archiving the directory `root` as `user`; the chunks (or a final error) arrive on the receiver.
+pub async fn stream(root: String, user: Option<&User>) -> GuestResult<mpsc::Receiver<io::Result<Bytes>>> {
     let (sender, receiver) = mpsc::channel(CHANNEL_DEPTH);
     let errors = sender.clone();
-    tokio::task::spawn_blocking(move || {
-        let writer = ChannelWriter { buffer: Vec::with_capacity(CHUNK), sender };
-        if let Err(error) = build(Path::new(&root), writer) {
+    spawn_as(user, move |switched| {
+        let built = match switched {
+            Ok(()) => build(Path::new(&root), ChannelWriter { buffer: Vec::with_capacity(CHUNK), sender }),
+            Err(error) => Err(io::Error::other(error.message())),
+        };
+        if let Err(error) = built {
             tracing::debug!(root, %error, "archive stream stopped");
             let _ = errors.blocking_send(Err(error));
         }
-    });
-    receiver
+    })
+    .await?;
+    Ok(receiver)
 }
 
 fn build(root: &Path, writer: ChannelWriter) -> io::Result<()> {
     let mut builder = Builder::new(writer);
     builder.follow_symlinks(false);
-    let walk = WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name();
-    for entry in walk {
-        let entry = entry.map_err(io::Error::other)?;
+    let mut walk = Walk::new(root, 1, usize::MAX);
+    let mut budget = Budget::new(ARCHIVE_LIMITS);
+    while let Some(entry) = walk.next_entry(&mut budget) {
         let Ok(rel) = entry.path().strip_prefix(root) else {
             continue;
         };
-        let metadata = entry.path().symlink_metadata()?;
+        let Ok(metadata) = entry.path().symlink_metadata() else {
+            continue;
+        };
         let file_type = metadata.file_type();
         let mut header = Header::new_ustar();
         header.set_mode(std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o7777);

@@ -1,7 +1,9 @@
-//! The sandbox filesystem as the files API sees it: path resolution, metadata, single-path operations,
-//! listing, searches, replace, streaming uploads and directory archives.
+//! The sandbox filesystem as the files API sees it: path resolution, the acting user's credentials,
+//! metadata, single-path operations, bounded walks (listing, searches), replace, streaming uploads and
+//! directory archives.
 
 pub mod archive;
+pub mod as_user;
 pub mod info;
 pub mod list;
 pub mod ops;
@@ -10,3 +12,4 @@ pub mod replace;
 pub mod search;
 pub mod target;
 pub mod upload;
+pub mod walk;

@@ -1,20 +1,20 @@
-//! Single-path file operations (blocking; run them off the async threads): read, write, exists,
-//! remove, rename, mkdir, chmod. Parents are created on every write; files and directories created on
-//! behalf of a named user are chowned to it; overwriting in place keeps owner and mode otherwise.
+//! Single-path file operations (blocking; run them off the async threads, with the credentials of the
+//! request's user: see [`crate::files::as_user`]): read, write, exists, remove, rename, mkdir, chmod.
+//! Parents are created on every write; what is created belongs to whoever the kernel says (the user
+//! acting); overwriting in place keeps owner and mode.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{chown, lchown, PermissionsExt};
+use std::os::unix::fs::{lchown, PermissionsExt};
 use std::path::Path;
 
 use crate::error::{GuestError, GuestResult};
-use crate::users::User;
 
 /// Largest file returned inside a JSON body; bigger ones go through `GET /file`.
 pub const MAX_JSON_READ_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Creates the missing ancestors of `path` (not `path` itself), chowning each created one to `owner`.
-pub fn ensure_parents(path: &str, owner: Option<&User>) -> GuestResult<()> {
+/// Creates the missing ancestors of `path` (not `path` itself).
+pub fn ensure_parents(path: &str) -> GuestResult<()> {
     let Some(parent) = Path::new(path).parent() else {
         return Ok(());
     };
@@ -30,18 +30,10 @@ pub fn ensure_parents(path: &str, owner: Option<&User>) -> GuestResult<()> {
     for dir in missing.into_iter().rev() {
         let shown = dir.display().to_string();
         match fs::create_dir(dir) {
-            Ok(()) => give_to(&shown, owner)?,
+            Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
             Err(error) => return Err(GuestError::file_op("create directory", &shown, error)),
         }
-    }
-    Ok(())
-}
-
-/// Chowns `path` (not following a final symlink) to `owner`, if any.
-pub fn give_to(path: &str, owner: Option<&User>) -> GuestResult<()> {
-    if let Some(user) = owner {
-        lchown(path, Some(user.uid), Some(user.gid)).map_err(|error| GuestError::file_op("chown", path, error))?;
     }
     Ok(())
 }
@@ -66,20 +58,16 @@ pub fn read(path: &str) -> GuestResult<Vec<u8>> {
 }
 
 /// Writes `content` to `path` in place (following a symlink, keeping owner and mode of an existing
-/// file), creating parents; chowns the file to `owner` if one is named.
-pub fn write(path: &str, content: &[u8], owner: Option<&User>) -> GuestResult<()> {
-    ensure_parents(path, owner)?;
+/// file), creating parents.
+pub fn write(path: &str, content: &[u8]) -> GuestResult<()> {
+    ensure_parents(path)?;
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(path)
         .map_err(|error| GuestError::file_op("write", path, error))?;
-    file.write_all(content).map_err(|error| GuestError::file_op("write", path, error))?;
-    if let Some(user) = owner {
-        chown(path, Some(user.uid), Some(user.gid)).map_err(|error| GuestError::file_op("chown", path, error))?;
-    }
-    Ok(())
+    file.write_all(content).map_err(|error| GuestError::file_op("write", path, error))
 }
 
 /// Whether anything (even a dangling symlink) exists at `path`.
@@ -98,9 +86,9 @@ pub fn remove(path: &str) -> GuestResult<()> {
 }
 
 /// Moves `old` to `new` (creating `new`'s parents; across filesystems files are copied then removed).
-pub fn rename(old: &str, new: &str, owner: Option<&User>) -> GuestResult<()> {
+pub fn rename(old: &str, new: &str) -> GuestResult<()> {
     let metadata = fs::symlink_metadata(old).map_err(|error| GuestError::file_op("rename", old, error))?;
-    ensure_parents(new, owner)?;
+    ensure_parents(new)?;
     match fs::rename(old, new) {
         Ok(()) => {}
         Err(error) if error.raw_os_error() == Some(libc::EXDEV) && metadata.is_file() => {
@@ -110,7 +98,7 @@ pub fn rename(old: &str, new: &str, owner: Option<&User>) -> GuestResult<()> {
         }
         Err(error) => return Err(GuestError::file_op("rename", old, error)),
     }
-    give_to(new, owner)
+    Ok(())
 }
 
 fn metadata_uid(metadata: &fs::Metadata) -> u32 {
@@ -121,16 +109,16 @@ fn metadata_gid(metadata: &fs::Metadata) -> u32 {
     std::os::unix::fs::MetadataExt::gid(metadata)
 }
 
-/// `mkdir -p path`, idempotent on an existing directory; created directories go to `owner`.
-pub fn make_dir(path: &str, owner: Option<&User>) -> GuestResult<()> {
+/// `mkdir -p path`, idempotent on an existing directory.
+pub fn make_dir(path: &str) -> GuestResult<()> {
     match fs::metadata(path) {
         Ok(metadata) if metadata.is_dir() => return Ok(()),
         Ok(_) => return Err(GuestError::invalid(format!("{path} exists and is not a directory"))),
         Err(_) => {}
     }
-    ensure_parents(path, owner)?;
+    ensure_parents(path)?;
     match fs::create_dir(path) {
-        Ok(()) => give_to(path, owner),
+        Ok(()) => Ok(()),
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(error) => Err(GuestError::file_op("create directory", path, error)),
     }
@@ -155,9 +143,9 @@ mod tests {
     fn write_creates_parents_and_keeps_mode_on_overwrite() {
         let dir = tempfile::tempdir().unwrap();
         let file = path(&dir, "a/b/c.txt");
-        write(&file, b"one", None).unwrap();
+        write(&file, b"one").unwrap();
         set_mode(&file, 0o640).unwrap();
-        write(&file, b"two", None).unwrap();
+        write(&file, b"two").unwrap();
         assert_eq!(fs::read(&file).unwrap(), b"two");
         assert_eq!(fs::metadata(&file).unwrap().mode() & 0o7777, 0o640);
     }
@@ -166,16 +154,16 @@ mod tests {
     fn rename_remove_mkdir_and_exists() {
         let dir = tempfile::tempdir().unwrap();
         let (old, new) = (path(&dir, "x.txt"), path(&dir, "sub/y.txt"));
-        write(&old, b"x", None).unwrap();
-        rename(&old, &new, None).unwrap();
+        write(&old, b"x").unwrap();
+        rename(&old, &new).unwrap();
         assert!(!exists(&old) && exists(&new));
-        make_dir(&path(&dir, "d/e"), None).unwrap();
-        make_dir(&path(&dir, "d/e"), None).unwrap();
-        assert!(make_dir(&new, None).is_err());
+        make_dir(&path(&dir, "d/e")).unwrap();
+        make_dir(&path(&dir, "d/e")).unwrap();
+        assert!(make_dir(&new).is_err());
         remove(&path(&dir, "d")).unwrap();
         assert!(!exists(&path(&dir, "d")));
         assert!(matches!(remove(&path(&dir, "d")), Err(GuestError::FileNotFound { .. })));
-        assert!(matches!(rename(&old, &new, None), Err(GuestError::FileNotFound { .. })));
+        assert!(matches!(rename(&old, &new), Err(GuestError::FileNotFound { .. })));
     }
 
     #[test]

@@ -1,12 +1,11 @@
 //! Literal search-and-replace across a list of files, rewriting each changed file in place (owner and
-//! mode kept, or given to the named user).
+//! mode kept).
 
 use nullspace_types::files_ops_api::ReplaceResult;
 
 use crate::error::{GuestError, GuestResult};
 use crate::files::ops;
 use crate::files::search::looks_binary;
-use crate::users::User;
 
 /// Replaces every occurrence of `pattern` with `replacement` in `files` (absolute paths).
 pub fn replace_in_files(
@@ -14,7 +13,6 @@ pub fn replace_in_files(
     pattern: &str,
     replacement: &str,
     dry_run: bool,
-    owner: Option<&User>,
 ) -> GuestResult<ReplaceResult> {
     if pattern.is_empty() {
         return Err(GuestError::invalid("pattern is empty; send the text to replace"));
@@ -36,7 +34,7 @@ pub fn replace_in_files(
         result.replacements += count;
         result.files_modified += 1;
         if !dry_run {
-            ops::write(path, replaced.as_bytes(), owner)?;
+            ops::write(path, replaced.as_bytes())?;
         }
     }
     Ok(result)
@@ -67,12 +65,12 @@ mod tests {
         std::fs::write(&a, "hello hello").unwrap();
         std::fs::write(&b, "nothing").unwrap();
         let files = [a.clone(), b.clone()];
-        let dry = replace_in_files(&files, "hello", "bye", true, None).unwrap();
+        let dry = replace_in_files(&files, "hello", "bye", true).unwrap();
         assert_eq!((dry.replacements, dry.files_modified, dry.files_skipped), (2, 1, 1));
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "hello hello");
-        let real = replace_in_files(&files, "hello", "bye", false, None).unwrap();
+        let real = replace_in_files(&files, "hello", "bye", false).unwrap();
         assert_eq!(real.replacements, 2);
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "bye bye");
-        assert!(replace_in_files(&[format!("{a}.missing")], "x", "y", false, None).is_err());
+        assert!(replace_in_files(&[format!("{a}.missing")], "x", "y", false).is_err());
     }
 }

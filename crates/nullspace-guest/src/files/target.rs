@@ -1,5 +1,5 @@
 //! A file request's target: the resolved absolute path and, when the request names a user, that user
-//! (whose ownership created files receive).
+//! (whose credentials the operation runs with: see [`crate::files::as_user`]).
 
 use crate::error::GuestResult;
 use crate::files::paths::{base_dir, resolve_against};
@@ -11,7 +11,7 @@ use crate::users::User;
 pub struct Target {
     /// Absolute, normalized path.
     pub path: String,
-    /// The named user, if any (created or overwritten files are chowned to it).
+    /// The named user, if any: the operation has exactly its permissions.
     pub user: Option<User>,
 }
 

@@ -1,9 +1,11 @@
 //! Streaming writes of raw bytes (`PUT /file`, batch-write parts) in constant memory: into a temporary
 //! file beside the target, then renamed over it, so readers never see a half-written file. Owner and mode
-//! of a replaced file are kept, or the file is given to the named user.
+//! of a replaced file are kept (as far as the acting user may: a user's replacement is its own). The
+//! file is opened, and later renamed, with the credentials of the request's user; the bytes stream into
+//! the open file in between.
 
 use std::fmt::Display;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,42 +14,63 @@ use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{GuestError, GuestResult};
+use crate::files::as_user::run_as;
 use crate::files::ops;
 use crate::users::User;
 
 static UPLOAD_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Writes the byte `stream` to `path` (creating parents), replacing it atomically.
-pub async fn write_stream<S, E>(path: &str, owner: Option<&User>, mut stream: S) -> GuestResult<()>
+/// A file opened for a streaming write: the file itself, or a temporary beside `path` to rename over it.
+struct Opened {
+    file: std::fs::File,
+    temp: Option<String>,
+    existing: Option<std::fs::Metadata>,
+}
+
+/// Creates the parents of `path` and opens what the bytes go to.
+fn open_for_write(path: &str) -> GuestResult<Opened> {
+    ops::ensure_parents(path)?;
+    let existing = std::fs::symlink_metadata(path).ok();
+    if existing.as_ref().is_some_and(|metadata| metadata.file_type().is_symlink() || !metadata.is_file()) {
+        // A symlink (or a special file) is written through in place, like `cat > path` would.
+        let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(path);
+        let file = file.map_err(|error| GuestError::file_op("write", path, error))?;
+        return Ok(Opened { file, temp: None, existing });
+    }
+    let temp = temp_path(path);
+    let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o666).open(&temp);
+    let file = file.map_err(|error| GuestError::file_op("write", path, error))?;
+    Ok(Opened { file, temp: Some(temp), existing })
+}
+
+/// Writes the byte `stream` to `path` (creating parents) as `user` (guestd itself when `None`),
+/// replacing it atomically.
+pub async fn write_stream<S, E>(path: &str, user: Option<&User>, mut stream: S) -> GuestResult<()>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Display,
 {
-    {
-        let (path, owner) = (path.to_owned(), owner.cloned());
-        run_blocking(move || ops::ensure_parents(&path, owner.as_ref())).await?;
-    }
-    let existing = tokio::fs::symlink_metadata(path).await.ok();
-    if existing.as_ref().is_some_and(|metadata| metadata.file_type().is_symlink() || !metadata.is_file()) {
-        // A symlink (or a special file) is written through in place, like `cat > path` would.
-        let file = tokio::fs::OpenOptions::new().write(true).create(true).truncate(true).open(path).await;
-        let mut file = file.map_err(|error| GuestError::file_op("write", path, error))?;
-        copy_into(&mut file, &mut stream, path).await?;
-        return Ok(());
-    }
-    let temp = temp_path(path);
-    let file = tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o666).open(&temp).await;
-    let mut file = file.map_err(|error| GuestError::file_op("write", path, error))?;
-    let result = async {
+    let Opened { file, temp, existing } = {
+        let path = path.to_owned();
+        run_as(user, move || open_for_write(&path)).await?
+    };
+    let mut file = tokio::fs::File::from_std(file);
+    let leftover = temp.clone();
+    let result = async move {
         copy_into(&mut file, &mut stream, path).await?;
         file.flush().await.map_err(|error| GuestError::file_op("write", path, error))?;
         drop(file);
-        adopt_ownership(&temp, path, existing.as_ref(), owner)?;
-        tokio::fs::rename(&temp, path).await.map_err(|error| GuestError::file_op("write", path, error))
+        let Some(temp) = temp else { return Ok(()) };
+        let path = path.to_owned();
+        run_as(user, move || {
+            adopt_ownership(&temp, &path, existing.as_ref())?;
+            std::fs::rename(&temp, &path).map_err(|error| GuestError::file_op("write", &path, error))
+        })
+        .await
     }
     .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&temp).await;
+    if let (Err(_), Some(temp)) = (&result, leftover) {
+        let _ = run_as(user, move || Ok(std::fs::remove_file(temp))).await;
     }
     result
 }
@@ -65,25 +88,18 @@ where
     Ok(())
 }
 
-/// Gives the new file `temp` (about to replace `path`) the mode and owner of the `existing` file, or to
-/// `owner` when named.
-pub fn adopt_ownership(
-    temp: &str,
-    path: &str,
-    existing: Option<&std::fs::Metadata>,
-    owner: Option<&User>,
-) -> GuestResult<()> {
+/// Gives the new file `temp` (about to replace `path`) the mode of the `existing` file and, when guestd
+/// acts as root, its owner (a user cannot give files away: its replacement stays its own).
+pub fn adopt_ownership(temp: &str, path: &str, existing: Option<&std::fs::Metadata>) -> GuestResult<()> {
     let fail = |error| GuestError::file_op("set ownership of", path, error);
-    if let Some(metadata) = existing {
+    let Some(metadata) = existing else { return Ok(()) };
+    std::fs::set_permissions(temp, std::fs::Permissions::from_mode(metadata.mode() & 0o7777)).map_err(fail)?;
+    // SAFETY: a getter without arguments; the effective uid of this thread (a user's file worker or root).
+    let acting_as_root = unsafe { libc::syscall(libc::SYS_geteuid) } == 0;
+    if acting_as_root {
+        std::os::unix::fs::chown(temp, Some(metadata.uid()), Some(metadata.gid())).map_err(fail)?;
+        // chown clears setuid/setgid bits: set the mode again.
         std::fs::set_permissions(temp, std::fs::Permissions::from_mode(metadata.mode() & 0o7777)).map_err(fail)?;
-    }
-    let ids = match (owner, existing) {
-        (Some(user), _) => Some((user.uid, user.gid)),
-        (None, Some(metadata)) => Some((metadata.uid(), metadata.gid())),
-        (None, None) => None,
-    };
-    if let Some((uid, gid)) = ids {
-        std::os::unix::fs::chown(temp, Some(uid), Some(gid)).map_err(fail)?;
     }
     Ok(())
 }

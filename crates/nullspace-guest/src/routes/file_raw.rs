@@ -1,5 +1,6 @@
 //! `GET /file` streams a file's bytes from disk and `PUT /file` streams a (possibly chunked) body into
-//! place, both in constant memory; `POST /files/batch-write` writes the parts of a multipart body.
+//! place, both in constant memory; `POST /files/batch-write` writes the parts of a multipart body. Files
+//! are opened (and created, renamed) with the credentials of the request's user.
 
 use axum::body::Body;
 use axum::extract::{Multipart, State};
@@ -12,9 +13,10 @@ use tokio_util::io::ReaderStream;
 
 use super::extract::QueryParams;
 use crate::error::{GuestError, GuestResult};
+use crate::files::as_user::run_as;
 use crate::files::info::file_info;
 use crate::files::target::resolve;
-use crate::files::upload::{run_blocking, write_stream};
+use crate::files::upload::write_stream;
 use crate::state::Sandbox;
 
 /// `GET /file?path=&user=`.
@@ -23,9 +25,14 @@ pub async fn download(
     QueryParams(query): QueryParams<RawFileQuery>,
 ) -> GuestResult<Response> {
     let target = resolve(&sandbox, &query.path, query.user.as_deref())?;
-    let file =
-        tokio::fs::File::open(&target.path).await.map_err(|error| GuestError::file_op("read", &target.path, error))?;
-    let metadata = file.metadata().await.map_err(|error| GuestError::file_op("read", &target.path, error))?;
+    let path = target.path.clone();
+    let (file, metadata) = run_as(target.user.as_ref(), move || {
+        let file = std::fs::File::open(&path).map_err(|error| GuestError::file_op("read", &path, error))?;
+        let metadata = file.metadata().map_err(|error| GuestError::file_op("read", &path, error))?;
+        Ok((file, metadata))
+    })
+    .await?;
+    let file = tokio::fs::File::from_std(file);
     if metadata.is_dir() {
         return Err(GuestError::invalid(format!("{} is a directory; list it with GET /files?path=…", target.path)));
     }
@@ -46,8 +53,8 @@ pub async fn upload(
 ) -> GuestResult<Json<FileInfo>> {
     let target = resolve(&sandbox, &query.path, query.user.as_deref())?;
     write_stream(&target.path, target.user.as_ref(), body.into_data_stream()).await?;
-    let users = sandbox.users().clone();
-    Ok(Json(run_blocking(move || file_info(&target.path, &users)).await?))
+    let (users, path) = (sandbox.users().clone(), target.path);
+    Ok(Json(run_as(target.user.as_ref(), move || file_info(&path, &users)).await?))
 }
 
 /// `POST /files/batch-write`: part `manifest` first, then one part per file; results in manifest order,
@@ -82,8 +89,8 @@ pub async fn batch_write(
         let outcome = async {
             let target = resolve(&sandbox, &entry.path, manifest.user.as_deref())?;
             write_stream(&target.path, target.user.as_ref(), field).await?;
-            let users = sandbox.users().clone();
-            run_blocking(move || file_info(&target.path, &users)).await
+            let (users, path) = (sandbox.users().clone(), target.path);
+            run_as(target.user.as_ref(), move || file_info(&path, &users)).await
         }
         .await;
         results[index] = Some(match outcome {

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::extract::{JsonBody, PathParams, QueryParams};
 use crate::error::{GuestError, GuestResult};
 use crate::files::archive;
+use crate::files::as_user::run_as;
 use crate::files::target::resolve;
 use crate::state::Sandbox;
 use crate::uploads::{complete, parts};
@@ -130,12 +131,15 @@ pub async fn download_archive(
     QueryParams(query): QueryParams<ArchiveQuery>,
 ) -> GuestResult<Response> {
     let target = resolve(&sandbox, &query.path, query.user.as_deref())?;
-    let metadata =
-        tokio::fs::metadata(&target.path).await.map_err(|error| GuestError::file_op("archive", &target.path, error))?;
+    let path = target.path.clone();
+    let metadata = run_as(target.user.as_ref(), move || {
+        std::fs::metadata(&path).map_err(|error| GuestError::file_op("archive", &path, error))
+    })
+    .await?;
     if !metadata.is_dir() {
         return Err(GuestError::invalid(format!("{} is not a directory; download files with GET /file", target.path)));
     }
-    let mut receiver = archive::stream(target.path);
+    let mut receiver = archive::stream(target.path, target.user.as_ref()).await?;
     let chunks = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
     let mut response = Body::from_stream(chunks).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/x-tar"));

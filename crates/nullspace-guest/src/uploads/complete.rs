@@ -1,7 +1,8 @@
 //! `POST /uploads/{id}/complete`: idempotent. A completed session answers with its recorded result;
 //! otherwise every part must be there, the session turns `completing` (so parts and a second
 //! completion are refused meanwhile), the file is published or the tar extracted on a blocking
-//! thread, and the session ends `completed` (parts deleted), `failed` (bad bytes: checksum or archive
+//! thread with the credentials of the session's user (the staged parts are opened by guestd first),
+//! and the session ends `completed` (parts deleted), `failed` (bad bytes: checksum or archive
 //! entries; parts deleted) or back to `staged` (target conflicts and I/O errors, which may be fixed).
 
 use std::sync::Arc;
@@ -13,8 +14,10 @@ use super::error::UploadError;
 use super::extract::publish_tar;
 use super::parts::closed;
 use super::publish::{publish_file, Published};
+use super::reader::open_parts;
 use super::store::Uploads;
 use crate::error::{GuestError, GuestResult};
+use crate::files::as_user::run_as;
 use crate::files::upload::run_blocking;
 use crate::state::Sandbox;
 
@@ -65,11 +68,23 @@ pub async fn complete(
         },
         None => None,
     };
-    let parts: Vec<_> = (0..record.part_count).map(|n| uploads.part_path(id, n)).collect();
+    let paths: Vec<_> = (0..record.part_count).map(|n| uploads.part_path(id, n)).collect();
+    let target = record.target_path.clone();
+    let parts = match run_blocking(move || {
+        open_parts(&paths).map_err(|error| GuestError::file_op("read staged upload of", &target, error))
+    })
+    .await
+    {
+        Ok(parts) => parts,
+        Err(error) => {
+            reopen(uploads, id);
+            return Err(error);
+        }
+    };
     let job = record.clone();
-    let published = run_blocking(move || match job.kind {
-        UploadKind::File => publish_file(&job, parts, expected.as_deref(), owner.as_ref()),
-        UploadKind::DirectoryTar => publish_tar(&job, parts, expected.as_deref(), owner.as_ref()),
+    let published = run_as(owner.as_ref(), move || match job.kind {
+        UploadKind::File => publish_file(&job, parts, expected.as_deref()),
+        UploadKind::DirectoryTar => publish_tar(&job, parts, expected.as_deref()),
     })
     .await;
     match published {

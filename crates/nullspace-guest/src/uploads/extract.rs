@@ -7,7 +7,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::{lchown, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use nullspace_types::upload_api::{link_stays_inside, UploadConflict, UploadFailureReason as R};
@@ -21,7 +21,6 @@ use super::record::Record;
 use crate::error::{GuestError, GuestResult};
 use crate::files::ops::ensure_parents;
 use crate::files::upload::temp_path;
-use crate::users::User;
 
 /// One checked archive entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +92,7 @@ fn classify<T: Read>(record: &Record, entry: &tar::Entry<'_, T>) -> GuestResult<
 }
 
 /// First pass: hashes the whole archive and checks every entry; returns the files and links it holds.
-fn verify(record: &Record, parts: Vec<PathBuf>, expected: Option<&str>) -> GuestResult<u64> {
+fn verify(record: &Record, parts: Vec<File>, expected: Option<&str>) -> GuestResult<u64> {
     let mut archive = Archive::new(HashingReader::new(PartsReader::new(parts)));
     let mut first_error: Option<GuestError> = None;
     let mut files = 0u64;
@@ -135,13 +134,13 @@ fn verify(record: &Record, parts: Vec<PathBuf>, expected: Option<&str>) -> Guest
 }
 
 /// Publishes the staged `parts` of a `directory_tar` upload under the record's target.
-pub fn publish_tar(
-    record: &Record,
-    parts: Vec<PathBuf>,
-    expected: Option<&str>,
-    owner: Option<&User>,
-) -> GuestResult<Published> {
-    let files = verify(record, parts.clone(), expected)?;
+pub fn publish_tar(record: &Record, parts: Vec<File>, expected: Option<&str>) -> GuestResult<Published> {
+    let again = parts
+        .iter()
+        .map(File::try_clone)
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(|error| GuestError::file_op("read staged upload of", &record.target_path, error))?;
+    let files = verify(record, parts, expected)?;
     let target = record.target_path.as_str();
     let existing = fs::symlink_metadata(target).ok();
     let merge_in_place = match (&existing, record.conflict) {
@@ -152,16 +151,15 @@ pub fn publish_tar(
         (Some(_), UploadConflict::Merge) => true,
         _ => false,
     };
-    ensure_parents(target, owner)?;
+    ensure_parents(target)?;
     let root = if merge_in_place {
         PathBuf::from(target)
     } else {
         let staged = PathBuf::from(temp_path(target));
         fs::create_dir(&staged).map_err(|error| GuestError::file_op("create", target, error))?;
-        give(&staged, owner).map_err(|error| GuestError::file_op("create", target, error))?;
         staged
     };
-    let extracted = extract_into(record, &root, parts, owner);
+    let extracted = extract_into(record, &root, again);
     if merge_in_place {
         extracted?;
         return Ok(Published { bytes: record.content_length, files });
@@ -197,13 +195,6 @@ fn swap_into_place(staged: &Path, target: &str, replace: bool) -> GuestResult<()
     Ok(())
 }
 
-fn give(path: &Path, owner: Option<&User>) -> io::Result<()> {
-    match owner {
-        Some(user) => lchown(path, Some(user.uid), Some(user.gid)),
-        None => Ok(()),
-    }
-}
-
 /// Refuses to write below a symlink or through a non-directory inside `root`.
 fn check_ancestors(record: &Record, root: &Path, rel: &Path) -> GuestResult<()> {
     let mut current = root.to_path_buf();
@@ -235,7 +226,7 @@ fn check_ancestors(record: &Record, root: &Path, rel: &Path) -> GuestResult<()> 
 }
 
 /// Second pass: writes the (verified) archive's entries under `root`.
-fn extract_into(record: &Record, root: &Path, parts: Vec<PathBuf>, owner: Option<&User>) -> GuestResult<()> {
+fn extract_into(record: &Record, root: &Path, parts: Vec<File>) -> GuestResult<()> {
     let target = record.target_path.as_str();
     let io_fail = |error: io::Error| GuestError::file_op("extract into", target, error);
     let mut archive = Archive::new(PartsReader::new(parts));
@@ -262,7 +253,6 @@ fn extract_into(record: &Record, root: &Path, parts: Vec<PathBuf>, owner: Option
                 }
                 if !existing_dir {
                     fs::create_dir(&path).map_err(io_fail)?;
-                    give(&path, owner).map_err(io_fail)?;
                 }
                 dir_modes.push((path, mode));
             }
@@ -276,7 +266,6 @@ fn extract_into(record: &Record, root: &Path, parts: Vec<PathBuf>, owner: Option
                     io::copy(&mut entry, &mut file)?;
                     file.set_permissions(fs::Permissions::from_mode(mode))?;
                     drop(file);
-                    give(Path::new(&temp), owner)?;
                     fs::rename(&temp, &path)
                 })();
                 if let Err(error) = written {
@@ -294,7 +283,6 @@ fn extract_into(record: &Record, root: &Path, parts: Vec<PathBuf>, owner: Option
                     fs::remove_file(&path).map_err(io_fail)?;
                 }
                 std::os::unix::fs::symlink(&link, &path).map_err(io_fail)?;
-                give(&path, owner).map_err(io_fail)?;
             }
         }
     }

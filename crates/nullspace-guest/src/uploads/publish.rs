@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::PathBuf;
 
 use nullspace_types::upload_api::{UploadConflict, UploadFailureReason as R};
 use serde_json::json;
@@ -16,7 +15,6 @@ use super::record::Record;
 use crate::error::{GuestError, GuestResult};
 use crate::files::ops::ensure_parents;
 use crate::files::upload::{adopt_ownership, temp_path};
-use crate::users::User;
 
 /// What a completion published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +48,7 @@ pub fn checksum_mismatch(record: &Record, expected: &str, actual: &str) -> Uploa
 }
 
 /// Publishes the staged `parts` of a `file` upload.
-pub fn publish_file(
-    record: &Record,
-    parts: Vec<PathBuf>,
-    expected: Option<&str>,
-    owner: Option<&User>,
-) -> GuestResult<Published> {
+pub fn publish_file(record: &Record, parts: Vec<File>, expected: Option<&str>) -> GuestResult<Published> {
     let target = record.target_path.as_str();
     let existing = std::fs::symlink_metadata(target).ok();
     if let Some(metadata) = &existing {
@@ -66,7 +59,7 @@ pub fn publish_file(
             return Err(conflict(record, "already exists").into());
         }
     }
-    ensure_parents(target, owner)?;
+    ensure_parents(target)?;
     let temp = temp_path(target);
     let result = (|| {
         let fail = |error| GuestError::file_op("write", target, error);
@@ -80,7 +73,7 @@ pub fn publish_file(
         file.flush().map_err(fail)?;
         file.sync_all().map_err(fail)?;
         drop(file);
-        adopt_ownership(&temp, target, existing.as_ref(), owner)?;
+        adopt_ownership(&temp, target, existing.as_ref())?;
         std::fs::rename(&temp, target).map_err(fail)?;
         sync_parent(target);
         Ok(Published { bytes, files: 1 })

@@ -1,22 +1,30 @@
-//! Reading a staged upload as one byte stream: the parts in order, opened one at a time, optionally
-//! hashed as they are read. Constant memory whatever the upload size.
+//! Reading a staged upload as one byte stream: the parts in order, each from its start, optionally
+//! hashed as they are read. Constant memory whatever the upload size. The parts are opened by guestd
+//! itself (the staging directory is its own) before the upload is published with the credentials of
+//! the upload's user.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+/// Opens the part files `paths`, in order.
+pub fn open_parts(paths: &[PathBuf]) -> io::Result<Vec<File>> {
+    paths.iter().map(File::open).collect()
+}
+
 /// The parts of an upload, read back to back.
 pub struct PartsReader {
-    paths: std::vec::IntoIter<PathBuf>,
+    parts: std::vec::IntoIter<File>,
     current: Option<File>,
 }
 
 impl PartsReader {
-    /// Reads `paths` in order.
-    pub fn new(paths: Vec<PathBuf>) -> Self {
-        Self { paths: paths.into_iter(), current: None }
+    /// Reads the open `parts` in order, each from its start (a second reader of the same parts, over
+    /// duplicated descriptors, reads them all again).
+    pub fn new(parts: Vec<File>) -> Self {
+        Self { parts: parts.into_iter(), current: None }
     }
 }
 
@@ -24,8 +32,11 @@ impl Read for PartsReader {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         loop {
             if self.current.is_none() {
-                match self.paths.next() {
-                    Some(path) => self.current = Some(File::open(path)?),
+                match self.parts.next() {
+                    Some(mut part) => {
+                        part.rewind()?;
+                        self.current = Some(part);
+                    }
                     None => return Ok(0),
                 }
             }
@@ -86,9 +97,11 @@ mod tests {
             })
             .collect();
         let mut text = String::new();
-        PartsReader::new(paths.clone()).read_to_string(&mut text).unwrap();
+        let parts = open_parts(&paths).unwrap();
+        let again: Vec<File> = parts.iter().map(|part| part.try_clone().unwrap()).collect();
+        PartsReader::new(parts).read_to_string(&mut text).unwrap();
         assert_eq!(text, "abcde");
-        let (digest, bytes) = HashingReader::new(PartsReader::new(paths)).finish().unwrap();
+        let (digest, bytes) = HashingReader::new(PartsReader::new(again)).finish().unwrap();
         assert_eq!(bytes, 5);
         assert_eq!(digest, hex::encode(Sha256::digest(b"abcde")));
     }

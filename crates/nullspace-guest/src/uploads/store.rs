@@ -126,6 +126,10 @@ impl Uploads {
             .into());
         }
         std::fs::create_dir_all(&self.root)
+            .and_then(|()| {
+                // Staged bytes are guestd's until published with the user's credentials.
+                std::fs::set_permissions(&self.root, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            })
             .map_err(|error| GuestError::file_op("create", &self.root.display().to_string(), error))?;
         let free = free_space(&self.root);
         if length > free {

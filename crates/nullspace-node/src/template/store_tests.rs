@@ -164,7 +164,6 @@ async fn build_base_for_real() {
         "workspace",
         "root/.ssh",
         "etc/sudoers.d/user",
-        "etc/ssh/ssh_host_ed25519_key",
         "usr/local/bin/mount-s3.sh",
         "usr/local/bin/mount-gcs.sh",
     ] {
@@ -178,6 +177,7 @@ async fn build_base_for_real() {
     assert_eq!(mode("root/.ssh"), 0o700);
     assert_eq!(mode("usr/local/bin/mount-s3.sh") & 0o111, 0o111);
     assert!(!rootfs.join("root/.passwd-s3fs").exists());
+    assert!(!rootfs.join("etc/ssh/ssh_host_ed25519_key").exists(), "host keys are made per sandbox");
     assert_eq!(store.get("base").as_ref(), Some(&layer));
 
     let chroot = |args: &[&str]| {

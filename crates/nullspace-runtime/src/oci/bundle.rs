@@ -19,6 +19,18 @@ use crate::spec::SandboxSpec;
 /// Parent of every sandbox cgroup, relative to each controller's mount point.
 pub const CGROUP_PARENT: &str = "nullspace";
 
+/// `oom_score_adj` of init (the guest daemon): the memory cgroup's OOM killer never picks it, so a
+/// sandbox that runs out of memory loses a process of its own, not the daemon that serves it. Only
+/// the runtime can set it (lowering needs `CAP_SYS_RESOURCE`; a node without it, as in some CI
+/// containers, leaves init at its own value and the daemon raises its children above it instead);
+/// the daemon resets its children to 0.
+pub const INIT_OOM_SCORE_ADJ: i32 = -1000;
+
+/// The `oom_score_adj` to give init on this host: [`INIT_OOM_SCORE_ADJ`] when the node may lower it.
+fn init_oom_score_adj() -> Option<i32> {
+    has_cap_sys_resource().then_some(INIT_OOM_SCORE_ADJ)
+}
+
 /// The `PATH` given to init when the spec's env has none.
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -44,7 +56,7 @@ pub fn nofile_limit() -> u64 {
     }
 }
 
-fn has_cap_sys_resource() -> bool {
+pub(crate) fn has_cap_sys_resource() -> bool {
     const CAP_SYS_RESOURCE: u32 = 24;
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -156,7 +168,11 @@ pub fn oci_spec(spec: &SandboxSpec, nofile: u64) -> Result<Spec, OciSpecError> {
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, DEFAULT_PATH.to_string());
     }
-    let process = ProcessBuilder::default()
+    let mut process = ProcessBuilder::default();
+    if let Some(adj) = init_oom_score_adj() {
+        process = process.oom_score_adj(adj);
+    }
+    let process = process
         .terminal(false)
         .user(UserBuilder::default().uid(0u32).gid(0u32).build()?)
         .cwd("/")

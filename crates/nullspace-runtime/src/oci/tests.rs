@@ -57,6 +57,11 @@ fn process_root_and_hostname() {
     assert_eq!(p["rlimits"][0]["type"], "RLIMIT_NOFILE");
     assert_eq!(p["rlimits"][0]["soft"], 1_048_576);
     assert_eq!(p["rlimits"][0]["hard"], 1_048_576);
+    if bundle::has_cap_sys_resource() {
+        assert_eq!(p["oomScoreAdj"], -1000, "the guest daemon is out of the sandbox's OOM line of fire");
+    } else {
+        assert!(p.get("oomScoreAdj").is_none(), "a node that may not lower it leaves it alone");
+    }
 }
 
 #[test]
@@ -271,4 +276,19 @@ fn last_error_reads_json_log() {
     .unwrap();
     assert_eq!(last_error(&log).unwrap(), "runc run failed: exec: \"/x\": no such file");
     assert_eq!(last_error(&dir.path().join("missing")), None);
+}
+
+#[test]
+fn tail_reads_only_the_end_of_a_large_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("init.log");
+    let mut text = "x".repeat(10 * ERROR_TAIL);
+    text.push_str("\nthe last error\n");
+    std::fs::write(&log, &text).unwrap();
+    let end = tail(&log).unwrap();
+    assert!(end.ends_with("the last error"), "{end}");
+    assert!(end.len() <= ERROR_TAIL + 4, "{} bytes", end.len());
+    std::fs::write(&log, "short\n").unwrap();
+    assert_eq!(tail(&log).unwrap(), "short");
+    assert_eq!(tail(&dir.path().join("missing")), None);
 }

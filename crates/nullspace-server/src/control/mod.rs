@@ -4,6 +4,7 @@
 pub mod capacity;
 mod error;
 mod events;
+mod guest_watch;
 pub mod preview_grants;
 mod reaper;
 mod reconcile;

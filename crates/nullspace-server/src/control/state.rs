@@ -10,7 +10,8 @@ pub enum SandboxState {
     Creating,
     /// Launched; serves exec and files.
     Running,
-    /// Launch failed; resources released, kept for inspection until destroyed.
+    /// Launch failed, or the guest daemon of a running sandbox died; resources released, kept for
+    /// inspection until destroyed.
     Error,
     /// Its filesystem is being saved into a snapshot; the runtime is then released.
     Hibernating,
@@ -56,7 +57,7 @@ impl SandboxState {
         matches!(
             (self, next),
             (Creating, Running | Error | Destroying)
-                | (Running, Hibernating | Destroying)
+                | (Running, Hibernating | Error | Destroying)
                 | (Hibernating, Paused | Running | Destroying)
                 | (Error | Paused, Destroying)
                 | (Destroying, Destroyed)
@@ -106,6 +107,7 @@ mod tests {
         assert!(!Destroyed.can_become(Running));
         assert!(!Running.can_become(Creating));
         assert!(!Running.can_become(Destroyed), "destroy always passes through destroying");
+        assert!(Running.can_become(Error), "a sandbox whose guest daemon died");
     }
 
     #[test]
