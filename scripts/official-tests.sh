@@ -51,6 +51,10 @@ deselect+=(
   # The test calls the client's private _scan_directory_upload_source() without its required
   # `ignore_patterns` argument and fails with a TypeError before any request is made.
   --deselect tests/test_firecracker_uploads_integration.py::TestUploadSoak::test_resume_after_partial_directory_upload
+  # Expects a write as `user` to replace a root-owned 0644 file in the sticky /tmp (root's write plus a chown).
+  # Files requests made as a user have exactly that user's permissions (issue 11, finding 4: the same
+  # privileged write overwrote /etc/shadow through a symlink), and the kernel refuses this one: by design.
+  --deselect tests/test_firecracker_filesystem_parity.py::test_sync_filesystem_overwrite_with_user_switches_owner
 )
 
 cd "$sdk/nullspace_sdk-0.1.9"

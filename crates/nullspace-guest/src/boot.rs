@@ -71,6 +71,24 @@ pub fn load_config(control_dir: &Path) -> Result<GuestConfig, BootError> {
     serde_json::from_slice(&bytes).map_err(|source| BootError::ParseConfig { path, source })
 }
 
+/// The unprivileged account of the templates (`/home/user`): the default working directory is theirs too.
+const WORKING_USER: &str = "user";
+
+/// Creates the default working directory when missing. The directories created here are given to
+/// [`WORKING_USER`] (when the sandbox has that account), so that the cwd is writable both by root and by
+/// files requests made as `user`, which run with that user's own permissions. Existing directories keep
+/// their owner. Runs before anything of the sandbox's user does, on components it just created (`lchown`).
+fn prepare_cwd(cwd: &Path, users: &crate::users::UserDb) -> std::io::Result<()> {
+    let missing: Vec<&Path> = cwd.ancestors().take_while(|dir| std::fs::symlink_metadata(dir).is_err()).collect();
+    std::fs::create_dir_all(cwd)?;
+    if let Ok(user) = users.lookup(WORKING_USER) {
+        for dir in missing {
+            std::os::unix::fs::lchown(dir, Some(user.uid), Some(user.gid))?;
+        }
+    }
+    Ok(())
+}
+
 /// Boots and serves until SIGTERM/SIGINT.
 pub async fn run(options: BootOptions) -> Result<(), BootError> {
     let config = load_config(&options.control_dir)?;
@@ -78,7 +96,7 @@ pub async fn run(options: BootOptions) -> Result<(), BootError> {
     let uploads = Arc::new(Uploads::open(options.staging_dir.clone()));
     let sandbox = Sandbox::new(config, registry.clone(), uploads.clone());
     let reaper = tokio::spawn(crate::reaper::run(registry.clone()));
-    if let Err(error) = std::fs::create_dir_all(sandbox.cwd()) {
+    if let Err(error) = prepare_cwd(Path::new(sandbox.cwd()), &crate::users::UserDb::default()) {
         tracing::warn!(cwd = sandbox.cwd(), %error, "cannot create the default working directory");
     }
     if options.write_profile {
@@ -225,6 +243,28 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&output.stdout), "a'b \"c\" $d `e`");
+    }
+
+    #[test]
+    fn a_created_cwd_belongs_to_the_working_user_and_existing_dirs_keep_their_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = nix::unistd::getuid().as_raw();
+        let passwd = dir.path().join("passwd");
+        // The working user is this test's own uid (chown to it needs no privilege).
+        std::fs::write(&passwd, format!("user:x:{me}:{me}::/home/user:/bin/sh\n")).unwrap();
+        let group = dir.path().join("group");
+        std::fs::write(&group, "").unwrap();
+        let users = crate::users::UserDb::at(&passwd, &group);
+        let cwd = dir.path().join("a/b");
+        prepare_cwd(&cwd, &users).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&cwd).unwrap().uid(), me);
+        assert_eq!(std::fs::metadata(dir.path().join("a")).unwrap().uid(), me);
+        // An existing cwd is left alone; a sandbox without the account still gets its cwd.
+        prepare_cwd(&cwd, &crate::users::UserDb::at(&group, &group)).unwrap();
+        let other = dir.path().join("c");
+        prepare_cwd(&other, &crate::users::UserDb::at(&group, &group)).unwrap();
+        assert!(other.is_dir());
     }
 
     #[test]
