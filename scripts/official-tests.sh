@@ -31,6 +31,7 @@ cleanup() {
   # The server keeps its bridge and firewall table across restarts; this one is done for good.
   ip link del nsofficial 2>/dev/null || true
   nft delete table inet nullspace_nsofficial 2>/dev/null || true
+  nft delete table bridge nullspace_nsofficial 2>/dev/null || true
 }
 trap cleanup EXIT
 for _ in $(seq 1 900); do
