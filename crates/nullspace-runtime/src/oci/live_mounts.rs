@@ -1,7 +1,7 @@
 //! Mounts added to and removed from a running container: a directory the node opened on the host is
 //! bind-mounted at a path inside the container's mount namespace, later unmounted again, and probed.
 //!
-//! Attach clones the source as a detached mount (`open_tree(OPEN_TREE_CLONE)`), sets its attributes
+//! Attach clones the source as a detached mount (`open_tree(libc::OPEN_TREE_CLONE)`), sets its attributes
 //! (`nosuid`, `nodev`, read-only when asked) with `mount_setattr`, then a forked child joins the
 //! container's mount namespace (`setns`), creates the target's directories and attaches the clone there
 //! (`move_mount`). After `setns` the child's root is the container's root, so the target and any
@@ -17,30 +17,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 
-/// `struct mount_attr` of `mount_setattr(2)`.
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-const RESOLVE_IN_ROOT: u64 = 0x10;
-
-/// `struct open_how` of `openat2(2)`.
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
+/// `struct open_how` of `openat2(2)` (libc's is non-exhaustive: built from zeroes). Async-signal-safe.
+fn open_how(flags: libc::c_int, resolve: u64) -> libc::open_how {
+    // SAFETY: `open_how` is plain integers; all-zero is its documented default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.resolve = resolve;
+    how
 }
 
 /// The step of a namespace operation that failed, with its errno.
@@ -111,7 +94,7 @@ fn target_components(target: &str) -> Result<Vec<CString>, StepError> {
 
 /// A detached clone of the directory open as `source`, `nosuid,nodev` and read-only when asked.
 pub(crate) fn clone_tree(source: &OwnedFd, read_only: bool) -> Result<OwnedFd, StepError> {
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    let flags = libc::OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
     // SAFETY: open_tree(2) with a valid descriptor and an empty NUL-terminated path.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, source.as_raw_fd(), c"".as_ptr(), flags) };
     if fd < 0 {
@@ -119,11 +102,11 @@ pub(crate) fn clone_tree(source: &OwnedFd, read_only: bool) -> Result<OwnedFd, S
     }
     // SAFETY: open_tree returned a new descriptor that nothing else owns.
     let tree = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
-    let mut attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    let mut attr_set = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
     if read_only {
-        attr_set |= MOUNT_ATTR_RDONLY;
+        attr_set |= libc::MOUNT_ATTR_RDONLY;
     }
-    let attr = MountAttr { attr_set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let attr = libc::mount_attr { attr_set, attr_clr: 0, propagation: 0, userns_fd: 0 };
     // SAFETY: mount_setattr(2) on the descriptor above with a properly sized `struct mount_attr`.
     let result = unsafe {
         libc::syscall(
@@ -131,8 +114,8 @@ pub(crate) fn clone_tree(source: &OwnedFd, read_only: bool) -> Result<OwnedFd, S
             tree.as_raw_fd(),
             c"".as_ptr(),
             libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
         )
     };
     if result < 0 {
@@ -186,15 +169,15 @@ pub(crate) fn detach(mnt_ns: &OwnedFd, target: &str, source: Option<&OwnedFd>) -
 pub(crate) fn is_mounted(root: &OwnedFd, target: &str, source: &OwnedFd) -> Result<bool, StepError> {
     let path =
         CString::new(target.trim_start_matches('/')).map_err(|_| StepError { step: "probing", errno: libc::EINVAL })?;
-    let how = OpenHow { flags: (libc::O_PATH | libc::O_CLOEXEC) as u64, mode: 0, resolve: RESOLVE_IN_ROOT };
+    let how = open_how(libc::O_PATH | libc::O_CLOEXEC, libc::RESOLVE_IN_ROOT);
     // SAFETY: openat2(2) with a valid directory descriptor, NUL-terminated path and sized `open_how`.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_openat2,
             root.as_raw_fd(),
             path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
         )
     };
     if fd < 0 {
@@ -287,11 +270,7 @@ unsafe fn child(mnt_ns: libc::c_int, work: &NsWork<'_>, report: libc::c_int) -> 
     }
     match work {
         NsWork::Attach { tree, components } => {
-            let how = OpenHow {
-                flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
-                mode: 0,
-                resolve: RESOLVE_NO_SYMLINKS,
-            };
+            let how = open_how(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, libc::RESOLVE_NO_SYMLINKS);
             let mut dir = libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
             if dir < 0 {
                 fail(STEP_MKDIR);
@@ -304,8 +283,8 @@ unsafe fn child(mnt_ns: libc::c_int, work: &NsWork<'_>, report: libc::c_int) -> 
                     libc::SYS_openat2,
                     dir,
                     name.as_ptr(),
-                    &how as *const OpenHow,
-                    std::mem::size_of::<OpenHow>(),
+                    &how as *const libc::open_how,
+                    std::mem::size_of::<libc::open_how>(),
                 );
                 if next < 0 {
                     fail(STEP_MKDIR);
@@ -319,18 +298,14 @@ unsafe fn child(mnt_ns: libc::c_int, work: &NsWork<'_>, report: libc::c_int) -> 
                 c"".as_ptr(),
                 dir,
                 c"".as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+                libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
             );
             if moved < 0 {
                 fail(STEP_MOVE);
             }
         }
         NsWork::Detach { components, expect } => {
-            let how = OpenHow {
-                flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
-                mode: 0,
-                resolve: RESOLVE_NO_SYMLINKS,
-            };
+            let how = open_how(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, libc::RESOLVE_NO_SYMLINKS);
             let mut dir = libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
             if dir < 0 {
                 fail(STEP_WALK);
@@ -341,8 +316,8 @@ unsafe fn child(mnt_ns: libc::c_int, work: &NsWork<'_>, report: libc::c_int) -> 
                     libc::SYS_openat2,
                     dir,
                     name.as_ptr(),
-                    &how as *const OpenHow,
-                    std::mem::size_of::<OpenHow>(),
+                    &how as *const libc::open_how,
+                    std::mem::size_of::<libc::open_how>(),
                 );
                 if next < 0 {
                     fail(STEP_WALK);
