@@ -34,6 +34,16 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A state change the sandbox state machine does not allow was asked for (a bug in the caller).
+    #[error("sandbox {id} cannot go from {from} to {to}")]
+    IllegalTransition {
+        /// Sandbox id.
+        id: String,
+        /// The state it would leave.
+        from: &'static str,
+        /// The state it would enter.
+        to: &'static str,
+    },
 }
 
 /// Maps a sqlx error to [`StoreError::Query`] for `operation`.

@@ -211,7 +211,8 @@ impl Store {
     }
 
     /// Moves sandbox `id` from one of `from` to `to`; returns whether the row was in one of `from`.
-    /// This compare-and-set is what makes concurrent transitions safe.
+    /// This compare-and-set is what makes concurrent transitions safe. Every `from → to` must be a
+    /// transition the state machine allows ([`SandboxState::can_become`]); otherwise nothing is written.
     pub async fn transition(
         &self,
         id: &str,
@@ -219,6 +220,9 @@ impl Store {
         to: SandboxState,
         error: Option<&str>,
     ) -> StoreResult<bool> {
+        if let Some(state) = from.iter().find(|state| !state.can_become(to)) {
+            return Err(StoreError::IllegalTransition { id: id.to_owned(), from: state.as_str(), to: to.as_str() });
+        }
         let mut changed = false;
         for state in from {
             let started = if to == SandboxState::Running { Some(crate::clock::now_rfc3339()) } else { None };
@@ -313,5 +317,24 @@ impl Store {
         .await
         .map_err(query("select paused sandbox"))?;
         row.as_ref().map(decode).transpose()
+    }
+}
+
+#[cfg(test)]
+mod transition_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_store_refuses_transitions_the_state_machine_forbids() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("db.sqlite")).await.unwrap();
+        let refused = store.transition("sb_x", &[SandboxState::Destroyed], SandboxState::Running, None).await;
+        assert!(matches!(refused, Err(StoreError::IllegalTransition { from: "destroyed", to: "running", .. })));
+        let mixed = [SandboxState::Running, SandboxState::Paused];
+        let refused = store.transition("sb_x", &mixed, SandboxState::Hibernating, None).await;
+        assert!(matches!(refused, Err(StoreError::IllegalTransition { from: "paused", .. })));
+        // An allowed transition of a row that is not there is simply not applied.
+        let applied = store.transition("sb_x", &[SandboxState::Running], SandboxState::Error, None).await.unwrap();
+        assert!(!applied);
     }
 }
