@@ -50,3 +50,14 @@ pub enum StoreError {
 pub fn query(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { operation, source }
 }
+
+/// Column `name` of the stored row of `id`: a missing column or a value of another type is a
+/// [`StoreError::Corrupt`] row, never a panic (what `Row::get` would do).
+pub fn column<'r, T>(row: &'r sqlx::sqlite::SqliteRow, name: &str, id: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    use sqlx::Row;
+    row.try_get(name)
+        .map_err(|error| StoreError::Corrupt { id: id.to_owned(), reason: format!("column {name}: {error}") })
+}

@@ -3,11 +3,10 @@
 use std::collections::BTreeMap;
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use nullspace_node::network::NetworkPolicy;
 
-use super::error::query;
+use super::error::{column, query};
 use super::{Store, StoreError, StoreResult};
 use crate::control::SandboxState;
 
@@ -71,31 +70,31 @@ const COLUMNS: &str = "id, tenant_id, state, template, vcpus, memory_mb, envs, m
                        timeout_ms, deadline_ms, timeout_action, idempotency_key, error, layers, snapshot_id, network, volumes";
 
 fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
-    let id: String = row.get("id");
+    let id: String = column(row, "id", "?")?;
     let corrupt = |reason: String| StoreError::Corrupt { id: id.clone(), reason };
-    let state: String = row.get("state");
-    let envs: String = row.get("envs");
-    let metadata: String = row.get("metadata");
+    let text = |name: &str| column::<String>(row, name, &id);
+    let number = |name: &str| column::<i64>(row, name, &id);
+    let state = text("state")?;
     Ok(SandboxRecord {
         state: SandboxState::parse(&state).ok_or_else(|| corrupt(format!("unknown state {state}")))?,
-        tenant_id: row.get("tenant_id"),
-        template: row.get("template"),
-        vcpus: u32::try_from(row.get::<i64, _>("vcpus")).map_err(|e| corrupt(e.to_string()))?,
-        memory_mb: u32::try_from(row.get::<i64, _>("memory_mb")).map_err(|e| corrupt(e.to_string()))?,
-        envs: serde_json::from_str(&envs).map_err(|e| corrupt(e.to_string()))?,
-        metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(e.to_string()))?,
-        cwd: row.get("cwd"),
-        created_at: row.get("created_at"),
-        started_at: row.get("started_at"),
-        timeout_ms: u64::try_from(row.get::<i64, _>("timeout_ms")).map_err(|e| corrupt(e.to_string()))?,
-        deadline_ms: row.get("deadline_ms"),
-        timeout_action: row.get("timeout_action"),
-        idempotency_key: row.get("idempotency_key"),
-        error: row.get("error"),
-        layers: serde_json::from_str(&row.get::<String, _>("layers")).map_err(|e| corrupt(e.to_string()))?,
-        snapshot_id: row.get("snapshot_id"),
-        network: serde_json::from_str(&row.get::<String, _>("network")).map_err(|e| corrupt(e.to_string()))?,
-        volumes: serde_json::from_str(&row.get::<String, _>("volumes")).map_err(|e| corrupt(e.to_string()))?,
+        tenant_id: text("tenant_id")?,
+        template: text("template")?,
+        vcpus: u32::try_from(number("vcpus")?).map_err(|e| corrupt(e.to_string()))?,
+        memory_mb: u32::try_from(number("memory_mb")?).map_err(|e| corrupt(e.to_string()))?,
+        envs: serde_json::from_str(&text("envs")?).map_err(|e| corrupt(e.to_string()))?,
+        metadata: serde_json::from_str(&text("metadata")?).map_err(|e| corrupt(e.to_string()))?,
+        cwd: column(row, "cwd", &id)?,
+        created_at: text("created_at")?,
+        started_at: column(row, "started_at", &id)?,
+        timeout_ms: u64::try_from(number("timeout_ms")?).map_err(|e| corrupt(e.to_string()))?,
+        deadline_ms: column(row, "deadline_ms", &id)?,
+        timeout_action: column(row, "timeout_action", &id)?,
+        idempotency_key: column(row, "idempotency_key", &id)?,
+        error: column(row, "error", &id)?,
+        layers: serde_json::from_str(&text("layers")?).map_err(|e| corrupt(e.to_string()))?,
+        snapshot_id: column(row, "snapshot_id", &id)?,
+        network: serde_json::from_str(&text("network")?).map_err(|e| corrupt(e.to_string()))?,
+        volumes: serde_json::from_str(&text("volumes")?).map_err(|e| corrupt(e.to_string()))?,
         id,
     })
 }
@@ -207,7 +206,13 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(query("select expired sandboxes"))?;
-        Ok(rows.iter().map(|row| (row.get("id"), row.get("tenant_id"))).collect())
+        rows.iter()
+            .map(|row| {
+                let id: String = column(row, "id", "?")?;
+                let tenant: String = column(row, "tenant_id", &id)?;
+                Ok((id, tenant))
+            })
+            .collect()
     }
 
     /// Moves sandbox `id` from one of `from` to `to`; returns whether the row was in one of `from`.
@@ -336,5 +341,26 @@ mod transition_tests {
         // An allowed transition of a row that is not there is simply not applied.
         let applied = store.transition("sb_x", &[SandboxState::Running], SandboxState::Error, None).await.unwrap();
         assert!(!applied);
+    }
+
+    #[tokio::test]
+    async fn a_row_with_a_value_of_the_wrong_type_is_corrupt_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("db.sqlite")).await.unwrap();
+        let tenant = store.ensure_tenant("t").await.unwrap();
+        sqlx::query(
+            "INSERT INTO sandboxes (id, tenant_id, state, template, vcpus, memory_mb, envs, metadata, cwd, \
+             created_at, timeout_ms, deadline_ms, timeout_action) \
+             VALUES ('sb_bad', $1, 'running', 'base', 'many', 512, '{}', '{}', '/', 'now', 1, 1, 'destroy')",
+        )
+        .bind(&tenant.id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let read = store.get_sandbox(&tenant.id, "sb_bad").await;
+        assert!(
+            matches!(&read, Err(StoreError::Corrupt { id, reason }) if id == "sb_bad" && reason.contains("vcpus")),
+            "{read:?}"
+        );
     }
 }
