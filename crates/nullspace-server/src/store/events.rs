@@ -2,10 +2,9 @@
 
 use nullspace_types::lifecycle::LifecycleEvent;
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
-use super::error::query;
-use super::{Store, StoreResult};
+use super::error::{column, query};
+use super::{Store, StoreError, StoreResult};
 
 /// Filters of an event listing; `None` matches everything.
 #[derive(Debug, Clone, Default)]
@@ -56,25 +55,28 @@ const COLUMNS: &str =
     "seq, id, occurred_at, operation, status, actor_kind, sandbox_id, snapshot_id, source_sandbox_id, \
                        target_sandbox_id, reason, error_code, error_message, metadata";
 
-fn decode(row: &SqliteRow) -> (i64, LifecycleEvent) {
-    let metadata: String = row.get("metadata");
+fn decode(row: &SqliteRow) -> StoreResult<(i64, LifecycleEvent)> {
+    let id: String = column(row, "id", "?")?;
+    let metadata: String = column(row, "metadata", &id)?;
+    let metadata = serde_json::from_str(&metadata)
+        .map_err(|error| StoreError::Corrupt { id: id.clone(), reason: format!("metadata: {error}") })?;
     let event = LifecycleEvent {
-        id: row.get("id"),
-        occurred_at: row.get("occurred_at"),
+        occurred_at: column(row, "occurred_at", &id)?,
         audience: "customer".to_owned(),
-        operation: row.get("operation"),
-        status: row.get("status"),
-        actor_kind: row.get("actor_kind"),
-        sandbox_id: row.get("sandbox_id"),
-        snapshot_id: row.get("snapshot_id"),
-        source_sandbox_id: row.get("source_sandbox_id"),
-        target_sandbox_id: row.get("target_sandbox_id"),
-        reason: row.get("reason"),
-        error_code: row.get("error_code"),
-        error_message: row.get("error_message"),
-        metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+        operation: column(row, "operation", &id)?,
+        status: column(row, "status", &id)?,
+        actor_kind: column(row, "actor_kind", &id)?,
+        sandbox_id: column(row, "sandbox_id", &id)?,
+        snapshot_id: column(row, "snapshot_id", &id)?,
+        source_sandbox_id: column(row, "source_sandbox_id", &id)?,
+        target_sandbox_id: column(row, "target_sandbox_id", &id)?,
+        reason: column(row, "reason", &id)?,
+        error_code: column(row, "error_code", &id)?,
+        error_message: column(row, "error_message", &id)?,
+        metadata,
+        id: id.clone(),
     };
-    (row.get("seq"), event)
+    Ok((column(row, "seq", &id)?, event))
 }
 
 impl Store {
@@ -142,7 +144,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query("list events"))?;
-        let mut events: Vec<_> = rows.iter().map(decode).collect();
+        let mut events = rows.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
         let more = events.len() as u64 > limit;
         events.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok((events, more))
@@ -156,6 +158,6 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
             .map_err(query("select event seq"))?;
-        Ok(row.map(|row| row.get("seq")))
+        row.as_ref().map(|row| column(row, "seq", id)).transpose()
     }
 }

@@ -1,9 +1,8 @@
 //! Tenants and their API keys. Keys are stored as SHA-256 hashes; the plain key is shown once.
 
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
-use super::error::query;
+use super::error::{column, query};
 use super::{Store, StoreResult};
 use crate::clock;
 
@@ -37,7 +36,7 @@ impl Store {
             .fetch_one(&self.pool)
             .await
             .map_err(query("select tenant"))?;
-        Ok(Tenant { id: row.get("id"), name: row.get("name") })
+        decode_tenant(&row)
     }
 
     /// Stores `key` for `tenant`; a key that already exists keeps its tenant.
@@ -65,7 +64,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(query("select api key"))?;
-        Ok(row.map(|row| Tenant { id: row.get("id"), name: row.get("name") }))
+        row.as_ref().map(decode_tenant).transpose()
     }
 
     /// Number of API keys stored.
@@ -74,8 +73,13 @@ impl Store {
             .fetch_one(&self.pool)
             .await
             .map_err(query("count api keys"))?;
-        Ok(row.get("n"))
+        column(&row, "n", "api_keys")
     }
+}
+
+fn decode_tenant(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Tenant> {
+    let id: String = column(row, "id", "?")?;
+    Ok(Tenant { name: column(row, "name", &id)?, id })
 }
 
 #[cfg(test)]

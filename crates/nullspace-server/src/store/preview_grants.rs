@@ -2,9 +2,8 @@
 //! was used. Only the SHA-256 of a grant's token is stored.
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
-use super::error::query;
+use super::error::{column, query};
 use super::{Store, StoreError, StoreResult};
 use crate::clock;
 
@@ -103,30 +102,30 @@ const COLUMNS: &str =
                        updated_at";
 
 fn decode(row: &SqliteRow) -> StoreResult<PreviewGrantRecord> {
-    let id: String = row.get("id");
-    let port = u16::try_from(row.get::<i64, _>("port"))
+    let id: String = column(row, "id", "?")?;
+    let port = u16::try_from(column::<i64>(row, "port", &id)?)
         .map_err(|error| StoreError::Corrupt { id: id.clone(), reason: format!("preview grant port: {error}") })?;
     Ok(PreviewGrantRecord {
-        tenant_id: row.get("tenant_id"),
-        sandbox_id: row.get("sandbox_id"),
+        tenant_id: column(row, "tenant_id", &id)?,
+        sandbox_id: column(row, "sandbox_id", &id)?,
         port,
-        auth_mode: row.get("auth_mode"),
-        token_hash: row.get("token_hash"),
-        principal_kind: row.get("principal_kind"),
-        principal_id: row.get("principal_id"),
-        issued_at: row.get("issued_at"),
-        expires_at_ms: row.get("expires_at_ms"),
-        revoked_at: row.get("revoked_at"),
-        first_used_at: row.get("first_used_at"),
-        last_used_at: row.get("last_used_at"),
-        use_count: row.get("use_count"),
-        http_request_count: row.get("http_request_count"),
-        websocket_connection_count: row.get("websocket_connection_count"),
-        bytes_in_count: row.get("bytes_in_count"),
-        bytes_out_count: row.get("bytes_out_count"),
-        last_error_code: row.get("last_error_code"),
-        last_error_at: row.get("last_error_at"),
-        updated_at: row.get("updated_at"),
+        auth_mode: column(row, "auth_mode", &id)?,
+        token_hash: column(row, "token_hash", &id)?,
+        principal_kind: column(row, "principal_kind", &id)?,
+        principal_id: column(row, "principal_id", &id)?,
+        issued_at: column(row, "issued_at", &id)?,
+        expires_at_ms: column(row, "expires_at_ms", &id)?,
+        revoked_at: column(row, "revoked_at", &id)?,
+        first_used_at: column(row, "first_used_at", &id)?,
+        last_used_at: column(row, "last_used_at", &id)?,
+        use_count: column(row, "use_count", &id)?,
+        http_request_count: column(row, "http_request_count", &id)?,
+        websocket_connection_count: column(row, "websocket_connection_count", &id)?,
+        bytes_in_count: column(row, "bytes_in_count", &id)?,
+        bytes_out_count: column(row, "bytes_out_count", &id)?,
+        last_error_code: column(row, "last_error_code", &id)?,
+        last_error_at: column(row, "last_error_at", &id)?,
+        updated_at: column(row, "updated_at", &id)?,
         id,
     })
 }
@@ -266,7 +265,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
             .map_err(query("select sandbox owner"))?;
-        Ok(row.map(|row| (row.get("tenant_id"), row.get("state"))))
+        row.as_ref().map(|row| Ok((column(row, "tenant_id", id)?, column(row, "state", id)?))).transpose()
     }
 }
 

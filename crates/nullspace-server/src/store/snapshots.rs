@@ -4,9 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
-use super::error::query;
+use super::error::{column, query};
 use super::{Store, StoreError, StoreResult};
 
 /// The configuration a sandbox resumed or created from a snapshot gets back.
@@ -63,21 +62,19 @@ pub struct SnapshotRecord {
 const COLUMNS: &str = "id, tenant_id, sandbox_id, kind, template, layers, config, metadata, size_bytes, created_at";
 
 fn decode(row: &SqliteRow) -> StoreResult<SnapshotRecord> {
-    let id: String = row.get("id");
+    let id: String = column(row, "id", "?")?;
     let corrupt = |reason: String| StoreError::Corrupt { id: id.clone(), reason };
-    let layers: String = row.get("layers");
-    let config: String = row.get("config");
-    let metadata: String = row.get("metadata");
+    let text = |name: &str| column::<String>(row, name, &id);
     Ok(SnapshotRecord {
-        tenant_id: row.get("tenant_id"),
-        sandbox_id: row.get("sandbox_id"),
-        kind: row.get("kind"),
-        template: row.get("template"),
-        layers: serde_json::from_str(&layers).map_err(|e| corrupt(e.to_string()))?,
-        config: serde_json::from_str(&config).map_err(|e| corrupt(e.to_string()))?,
-        metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(e.to_string()))?,
-        size_bytes: u64::try_from(row.get::<i64, _>("size_bytes")).unwrap_or(0),
-        created_at: row.get("created_at"),
+        tenant_id: text("tenant_id")?,
+        sandbox_id: column(row, "sandbox_id", &id)?,
+        kind: column(row, "kind", &id)?,
+        template: column(row, "template", &id)?,
+        layers: serde_json::from_str(&text("layers")?).map_err(|e| corrupt(e.to_string()))?,
+        config: serde_json::from_str(&text("config")?).map_err(|e| corrupt(e.to_string()))?,
+        metadata: serde_json::from_str(&text("metadata")?).map_err(|e| corrupt(e.to_string()))?,
+        size_bytes: u64::try_from(column::<i64>(row, "size_bytes", &id)?).map_err(|e| corrupt(e.to_string()))?,
+        created_at: text("created_at")?,
         id,
     })
 }
@@ -152,13 +149,18 @@ impl Store {
     /// Every layer directory still referenced by a live snapshot or a sandbox that is not destroyed.
     pub async fn referenced_layers(&self) -> StoreResult<std::collections::BTreeSet<String>> {
         let mut layers = std::collections::BTreeSet::new();
-        let rows = sqlx::query("SELECT layers FROM snapshots WHERE deleted = 0 UNION ALL SELECT layers FROM sandboxes WHERE state <> 'destroyed'")
+        let rows = sqlx::query("SELECT id, layers FROM snapshots WHERE deleted = 0 UNION ALL SELECT id, layers FROM sandboxes WHERE state <> 'destroyed'")
             .fetch_all(&self.pool)
             .await
             .map_err(query("select referenced layers"))?;
+        // A row that cannot be read fails the whole answer: treating it as "no layers" would let the
+        // collector delete layers a snapshot or sandbox still stacks.
         for row in rows {
-            let text: String = row.get("layers");
-            layers.extend(serde_json::from_str::<Vec<String>>(&text).unwrap_or_default());
+            let id: String = column(&row, "id", "?")?;
+            let text: String = column(&row, "layers", &id)?;
+            let listed = serde_json::from_str::<Vec<String>>(&text)
+                .map_err(|error| StoreError::Corrupt { id, reason: format!("layers: {error}") })?;
+            layers.extend(listed);
         }
         Ok(layers)
     }

@@ -1,10 +1,9 @@
 //! Volume rows: create (name unique per tenant), lookups by id and by name scoped by tenant, list, delete.
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
-use super::error::query;
-use super::{Store, StoreResult};
+use super::error::{column, query};
+use super::{Store, StoreError, StoreResult};
 
 /// A volume as the store records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,14 +20,19 @@ pub struct VolumeRecord {
     pub max_size_bytes: Option<u64>,
 }
 
-fn decode(row: &SqliteRow) -> VolumeRecord {
-    VolumeRecord {
-        id: row.get("id"),
-        tenant_id: row.get("tenant_id"),
-        name: row.get("name"),
-        created_at: row.get("created_at"),
-        max_size_bytes: row.get::<Option<i64>, _>("max_size_bytes").map(|size| size.max(0) as u64),
-    }
+fn decode(row: &SqliteRow) -> StoreResult<VolumeRecord> {
+    let id: String = column(row, "id", "?")?;
+    let max_size_bytes = column::<Option<i64>>(row, "max_size_bytes", &id)?
+        .map(u64::try_from)
+        .transpose()
+        .map_err(|error| StoreError::Corrupt { id: id.clone(), reason: format!("max_size_bytes: {error}") })?;
+    Ok(VolumeRecord {
+        tenant_id: column(row, "tenant_id", &id)?,
+        name: column(row, "name", &id)?,
+        created_at: column(row, "created_at", &id)?,
+        max_size_bytes,
+        id,
+    })
 }
 
 impl Store {
@@ -59,7 +63,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(query("select volume"))?;
-        Ok(row.as_ref().map(decode))
+        row.as_ref().map(decode).transpose()
     }
 
     /// Volume named `name` of `tenant_id`.
@@ -72,7 +76,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(query("select volume by name"))?;
-        Ok(row.as_ref().map(decode))
+        row.as_ref().map(decode).transpose()
     }
 
     /// Volumes of `tenant_id`, oldest first.
@@ -84,7 +88,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query("list volumes"))?;
-        Ok(rows.iter().map(decode).collect())
+        rows.iter().map(decode).collect()
     }
 
     /// Every volume of every tenant (what the host must hold).
@@ -93,7 +97,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(query("list all volumes"))?;
-        Ok(rows.iter().map(decode).collect())
+        rows.iter().map(decode).collect()
     }
 
     /// Deletes volume `id` of `tenant_id`; whether a row went.

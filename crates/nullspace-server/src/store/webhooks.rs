@@ -5,9 +5,8 @@ use nullspace_types::lifecycle::LifecycleEvent;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
-use super::error::query;
+use super::error::{column, query};
 use super::{Store, StoreResult};
 use crate::clock;
 
@@ -122,56 +121,60 @@ const WEBHOOK_COLUMNS: &str = "id, tenant_id, url, operations, signing_secret, e
 const DELIVERY_COLUMNS: &str = "id, tenant_id, webhook_id, event_id, event, delivery_status, attempt_count, \
                                 created_at, next_attempt_ms, last_attempt_at, last_response_status, last_error";
 
-fn decode_webhook(row: &SqliteRow) -> WebhookRecord {
-    let operations: String = row.get("operations");
-    let enabled: i64 = row.get("enabled");
-    WebhookRecord {
-        id: row.get("id"),
-        tenant_id: row.get("tenant_id"),
-        url: row.get("url"),
-        operations: serde_json::from_str(&operations).unwrap_or_default(),
-        signing_secret: row.get("signing_secret"),
+fn decode_webhook(row: &SqliteRow) -> StoreResult<WebhookRecord> {
+    let id: String = column(row, "id", "?")?;
+    let operations: String = column(row, "operations", &id)?;
+    let operations = serde_json::from_str(&operations)
+        .map_err(|error| super::StoreError::Corrupt { id: id.clone(), reason: format!("operations: {error}") })?;
+    let enabled: i64 = column(row, "enabled", &id)?;
+    Ok(WebhookRecord {
+        tenant_id: column(row, "tenant_id", &id)?,
+        url: column(row, "url", &id)?,
+        operations,
+        signing_secret: column(row, "signing_secret", &id)?,
         enabled: enabled != 0,
-        created_at: row.get("created_at"),
-        updated_at: row.get("updated_at"),
-        last_delivery_at: row.get("last_delivery_at"),
-        last_delivery_status: row.get("last_delivery_status"),
-        last_error: row.get("last_error"),
-    }
-}
-
-fn decode_delivery(row: &SqliteRow) -> StoreResult<DeliveryRecord> {
-    let id: String = row.get("id");
-    let event: String = row.get("event");
-    let event = serde_json::from_str(&event)
-        .map_err(|error| super::StoreError::Corrupt { id: id.clone(), reason: format!("delivery event: {error}") })?;
-    Ok(DeliveryRecord {
+        created_at: column(row, "created_at", &id)?,
+        updated_at: column(row, "updated_at", &id)?,
+        last_delivery_at: column(row, "last_delivery_at", &id)?,
+        last_delivery_status: column(row, "last_delivery_status", &id)?,
+        last_error: column(row, "last_error", &id)?,
         id,
-        tenant_id: row.get("tenant_id"),
-        webhook_id: row.get("webhook_id"),
-        event_id: row.get("event_id"),
-        event,
-        delivery_status: row.get("delivery_status"),
-        attempt_count: row.get("attempt_count"),
-        created_at: row.get("created_at"),
-        next_attempt_ms: row.get("next_attempt_ms"),
-        last_attempt_at: row.get("last_attempt_at"),
-        last_response_status: row.get("last_response_status"),
-        last_error: row.get("last_error"),
     })
 }
 
-fn decode_attempt(row: &SqliteRow) -> AttemptRecord {
-    AttemptRecord {
-        id: row.get("id"),
-        delivery_id: row.get("delivery_id"),
-        attempt_number: row.get("attempt_number"),
-        attempted_at: row.get("attempted_at"),
-        duration_ms: row.get("duration_ms"),
-        response_status: row.get("response_status"),
-        error_code: row.get("error_code"),
-        error_message: row.get("error_message"),
-    }
+fn decode_delivery(row: &SqliteRow) -> StoreResult<DeliveryRecord> {
+    let id: String = column(row, "id", "?")?;
+    let event: String = column(row, "event", &id)?;
+    let event = serde_json::from_str(&event)
+        .map_err(|error| super::StoreError::Corrupt { id: id.clone(), reason: format!("delivery event: {error}") })?;
+    Ok(DeliveryRecord {
+        tenant_id: column(row, "tenant_id", &id)?,
+        webhook_id: column(row, "webhook_id", &id)?,
+        event_id: column(row, "event_id", &id)?,
+        event,
+        delivery_status: column(row, "delivery_status", &id)?,
+        attempt_count: column(row, "attempt_count", &id)?,
+        created_at: column(row, "created_at", &id)?,
+        next_attempt_ms: column(row, "next_attempt_ms", &id)?,
+        last_attempt_at: column(row, "last_attempt_at", &id)?,
+        last_response_status: column(row, "last_response_status", &id)?,
+        last_error: column(row, "last_error", &id)?,
+        id,
+    })
+}
+
+fn decode_attempt(row: &SqliteRow) -> StoreResult<AttemptRecord> {
+    let id: String = column(row, "id", "?")?;
+    Ok(AttemptRecord {
+        delivery_id: column(row, "delivery_id", &id)?,
+        attempt_number: column(row, "attempt_number", &id)?,
+        attempted_at: column(row, "attempted_at", &id)?,
+        duration_ms: column(row, "duration_ms", &id)?,
+        response_status: column(row, "response_status", &id)?,
+        error_code: column(row, "error_code", &id)?,
+        error_message: column(row, "error_message", &id)?,
+        id,
+    })
 }
 
 fn operations_json(operations: &[String]) -> String {
@@ -229,7 +232,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query("list webhooks"))?;
-        Ok(rows.iter().map(decode_webhook).collect())
+        rows.iter().map(decode_webhook).collect()
     }
 
     /// Webhook `id` of `tenant_id`.
@@ -240,7 +243,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
             .map_err(query("select webhook"))?;
-        Ok(row.as_ref().map(decode_webhook))
+        row.as_ref().map(decode_webhook).transpose()
     }
 
     /// Applies `changes` to webhook `id` of `tenant_id`; `None` when it does not exist.
@@ -306,7 +309,8 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(query("select webhooks for event"))?;
-        Ok(rows.iter().map(decode_webhook).filter(|hook| hook.operations.iter().any(|op| op == operation)).collect())
+        let hooks = rows.iter().map(decode_webhook).collect::<StoreResult<Vec<_>>>()?;
+        Ok(hooks.into_iter().filter(|hook| hook.operations.iter().any(|op| op == operation)).collect())
     }
 
     /// Records a queued delivery of `event` to `webhook`, due at `due_ms`; `None` when this event was
@@ -404,7 +408,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query("list webhook attempts"))?;
-        Ok(rows.iter().map(decode_attempt).collect())
+        rows.iter().map(decode_attempt).collect()
     }
 
     /// Queued deliveries (all tenants) whose next attempt is due at `now_ms`, most overdue first.
