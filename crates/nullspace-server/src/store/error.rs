@@ -27,7 +27,7 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     /// A stored row could not be decoded.
-    #[error("stored row of sandbox {id} is corrupt: {reason}")]
+    #[error("stored row {id} is corrupt: {reason}")]
     Corrupt {
         /// Row id.
         id: String,
