@@ -261,3 +261,30 @@ def _safe_search(sandbox, path: str) -> list[str]:
         return [m.content for m in sandbox.files.find_files(os.path.dirname(path) or "/", "host-secret")]
     except SandboxError:
         return []
+
+
+def test_a_rename_is_one_watch_event_and_every_change_is_reported(sandbox):
+    """The protocol's contract: a rename yields `rename` (one event, under the new name; a move out of the
+    watched tree keeps the old one), `set_permissions` yields `chmod`."""
+    import time as _time
+
+    root = f"/workspace/watch-{uuid.uuid4().hex[:8]}"
+    sandbox.files.make_dir(root)
+    sandbox.files.write(f"{root}/original.txt", "x")
+    events: list[tuple[str, str]] = []
+    handle = sandbox.files.watch_dir(root, lambda e: events.append((e.type, e.name)), recursive=True, timeout=30)
+    try:
+        sandbox.files.rename(f"{root}/original.txt", f"{root}/renamed.txt")
+        sandbox.files.set_permissions(f"{root}/renamed.txt", "0640")
+        sandbox.files.rename(f"{root}/renamed.txt", "/workspace/outside.txt")
+        deadline = _time.monotonic() + 15
+        while len(events) < 3 and _time.monotonic() < deadline:
+            _time.sleep(0.05)
+        _time.sleep(0.3)  # nothing more may arrive
+        assert [(str(kind).split(".")[-1].lower(), name) for kind, name in events] == [
+            ("rename", "renamed.txt"),
+            ("chmod", "renamed.txt"),
+            ("rename", "renamed.txt"),
+        ], events
+    finally:
+        handle.stop()

@@ -1,6 +1,7 @@
 //! `file_watch` on the WebSocket: inotify watches on a directory (and, when recursive, every directory
 //! below it, including ones created later), reported as create/write/remove/rename/chmod events with
-//! names relative to the watched root. Watches are added with the credentials of the request's user
+//! names relative to the watched root. A rename inside the tree is one `rename` event under the new name
+//! (its two inotify halves are paired by cookie); a move out of the tree is one under the old name. Watches are added with the credentials of the request's user
 //! (inotify needs read access to each directory), walking as [`crate::files::walk`] does. The watch
 //! lives until the socket closes (never on the client's `timeout_secs`, which the client enforces
 //! itself). guestd's upload staging directory is never watched.
@@ -20,6 +21,9 @@ use crate::files::walk::{Budget, Walk, SEARCH_LIMITS};
 use crate::state::Sandbox;
 use crate::users::User;
 use crate::ws::{send, Outbox};
+
+/// How long a rename's first half waits for its second (both are queued together by the kernel).
+const MOVE_PAIR_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Most directories one recursive watch follows.
 const MAX_WATCHED_DIRS: usize = 8192;
@@ -132,7 +136,25 @@ async fn pump(id: String, recursive: bool, inotify: Inotify, mut watched: Watche
         }
     };
     let watches = stream.watches();
-    while let Some(Ok(event)) = stream.next().await {
+    // A rename is one `rename` event: a MOVED_FROM is held until the next event shows whether its
+    // MOVED_TO (same cookie) follows, and is reported under its old name only when it does not (moved out
+    // of the tree) within MOVE_PAIR_WAIT.
+    let mut held: Option<(u32, WatchServerMessage)> = None;
+    loop {
+        let next = match held.take() {
+            None => stream.next().await,
+            Some(pending) => match tokio::time::timeout(MOVE_PAIR_WAIT, stream.next()).await {
+                Ok(next) => {
+                    held = Some(pending);
+                    next
+                }
+                Err(_) => {
+                    send(&outbox, &pending.1).await;
+                    continue;
+                }
+            },
+        };
+        let Some(Ok(event)) = next else { break };
         if event.mask.contains(EventMask::IGNORED) {
             watched.dirs.remove(&event.wd);
             continue;
@@ -157,7 +179,19 @@ async fn pump(id: String, recursive: bool, inotify: Inotify, mut watched: Watche
             continue;
         };
         let message = WatchServerMessage::FileEvent { id: id.clone(), event: kind.to_owned(), path, name: relative };
-        send(&outbox, &message).await;
+        match held.take() {
+            Some((cookie, _)) if event.mask.contains(EventMask::MOVED_TO) && cookie == event.cookie => {}
+            Some((_, unmatched)) => send(&outbox, &unmatched).await,
+            None => {}
+        }
+        if event.mask.contains(EventMask::MOVED_FROM) {
+            held = Some((event.cookie, message));
+        } else {
+            send(&outbox, &message).await;
+        }
+    }
+    if let Some((_, unmatched)) = held {
+        send(&outbox, &unmatched).await;
     }
 }
 
