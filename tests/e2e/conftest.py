@@ -359,20 +359,27 @@ def runsc_installed() -> bool:
     return shutil.which("runsc") is not None or any(Path(d, "runsc").exists() for d in ("/usr/sbin", "/usr/bin"))
 
 
-@pytest.fixture(scope="module")
-def runsc_server(server):
-    """A second server with `--runtime runsc`, sharing the session server's built templates (one per test
-    module that asks for it; skip the module with `runsc_installed()` where gVisor is missing)."""
-    data_dir = Path(f"{server.data_dir}-runsc")
+def sibling_server(server: Server, name: str, extra_args: list[str]) -> Server:
+    """A started server of its own (data dir `<session data dir>-<name>`, own bridge and subnet) with
+    `extra_args`, sharing the session server's built templates, with no sandbox left from an earlier run."""
+    data_dir = Path(f"{server.data_dir}-{name}")
     data_dir.mkdir(parents=True, exist_ok=True)
     templates = data_dir / "templates"
     if not templates.is_symlink():
         if templates.exists():
             shutil.rmtree(templates)
         templates.symlink_to(server.data_dir / "templates")
-    srv = Server(server.binary, data_dir, extra_args=["--runtime", "runsc"])
+    srv = Server(server.binary, data_dir, extra_args=extra_args)
     srv.start(timeout=120)
     srv.kill_all(srv.key)
+    return srv
+
+
+@pytest.fixture(scope="module")
+def runsc_server(server):
+    """A second server with `--runtime runsc` (one per test module that asks for it; skip the module with
+    `runsc_installed()` where gVisor is missing)."""
+    srv = sibling_server(server, "runsc", ["--runtime", "runsc"])
     yield srv
     if srv.running:
         srv.kill_all(srv.key)

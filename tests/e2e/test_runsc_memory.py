@@ -9,7 +9,6 @@ pid answers with the same token and a counter that went on from where it was, no
 
 from __future__ import annotations
 
-import os
 import time
 
 import httpx

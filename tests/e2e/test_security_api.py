@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from conftest import Server, wait_until
+from conftest import Server, sibling_server, wait_until
 from nullspace import Lifecycle, QuotaExceededError, SandboxError
 
 CLOSE_BOUND_SECS = 30  # generous: the dedicated server's timeouts are 2 s
@@ -43,17 +41,7 @@ def _host_memory_mb() -> int:
 
 
 def _dedicated(server: Server, name: str, extra_args: list[str]) -> Server:
-    data_dir = Path(f"{server.data_dir}-{name}")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    templates = data_dir / "templates"
-    if not templates.is_symlink():
-        if templates.exists():
-            shutil.rmtree(templates)
-        templates.symlink_to(server.data_dir / "templates")
-    srv = Server(server.binary, data_dir, extra_args=extra_args)
-    srv.start(timeout=120)
-    srv.kill_all(srv.key)
-    return srv
+    return sibling_server(server, name, extra_args)
 
 
 def _stop(srv: Server) -> None:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import uuid
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from conftest import runsc_installed, unique, wait_until
-from nullspace import Sandbox, Volume
+from nullspace import Volume
 
 
 def _exec(server, sandbox_id: str, key: str, command: str) -> httpx.Response:
