@@ -284,11 +284,6 @@ impl Volumes {
     }
 }
 
-/// The path of the directory open as `fd` (what the kernel resolved, with no symlink left in it).
-pub fn fd_path(fd: &OwnedFd) -> std::io::Result<PathBuf> {
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-}
-
 fn open_dir(dirfd: libc::c_int, name: &[u8]) -> std::io::Result<OwnedFd> {
     let name = CString::new(name).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
@@ -382,6 +377,11 @@ pub fn nested_mount<'a>(others: impl IntoIterator<Item = &'a str>, path: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The path the kernel resolved for `fd` (tests only: the node never reopens a checked directory by path).
+    fn fd_path(fd: &OwnedFd) -> std::io::Result<PathBuf> {
+        std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+    }
 
     #[test]
     fn nested_mount_paths_are_found_both_ways() {
