@@ -10,6 +10,7 @@ pub mod guest;
 pub mod lifecycle;
 pub mod pty_api;
 pub mod sandbox;
+pub mod template_api;
 pub mod upload_api;
 pub mod volume;
 pub mod watch_api;
