@@ -1,6 +1,7 @@
 //! The control plane's core: the sandbox state machine and the service that drives sandboxes through it
 //! (create, destroy, timeouts, the reaper and the reconcile at start).
 
+pub mod build_runner;
 pub mod capacity;
 mod error;
 mod events;
@@ -11,6 +12,7 @@ mod reconcile;
 mod service;
 mod snapshots;
 mod state;
+pub mod template_builds;
 pub mod validate;
 mod volume_attachments;
 pub mod volumes;
