@@ -28,7 +28,7 @@ pub use guest_link::GuestLink;
 pub use guest_socket::GuestPeer;
 pub use layout::{private_dir, SandboxPaths};
 pub use metrics::SandboxUsage;
-pub use node::{LaunchSpec, Node, NodeConfig, ReconcileReport};
+pub use node::{LaunchSpec, Node, NodeConfig, ReconcileReport, RootImage};
 pub use snapshot::layer_size;
 pub use volume_guest::VolumeGuests;
 pub use volumes::{VolumeError, VolumeMount, Volumes};

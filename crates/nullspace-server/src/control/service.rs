@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nullspace_node::network::{parse_destination, Network, NetworkPolicy};
-use nullspace_node::{GuestLink, LaunchSpec, Node, SandboxUsage};
+use nullspace_node::{GuestLink, LaunchSpec, Node, RootImage, SandboxUsage};
 use nullspace_types::sandbox::{CreateSandboxRequest, NetworkRequest, TimeoutAction};
 use tracing::Instrument;
 
@@ -259,8 +259,11 @@ impl Control {
                 .meta("timeout_action", record.timeout_action.clone())
         };
         self.events.emit(&record.tenant_id, created("requested")).await;
-        let spec = Self::launch_spec(&record, restore_from);
-        if let Err(error) = self.node.launch(&spec).await {
+        let launched = match self.launch_spec(&record, restore_from).await {
+            Ok(spec) => self.node.launch(&spec).await.map_err(ControlError::from),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = launched {
             tracing::warn!(error = %crate::error_chain(&error), "launch failed");
             let message = error.to_string();
             self.store.transition(&record.id, &[SandboxState::Creating], SandboxState::Error, Some(&message)).await?;
@@ -279,10 +282,14 @@ impl Control {
     }
 
     /// What the node launches for `record` (from memory image `restore_from` when set).
-    pub(super) fn launch_spec(record: &SandboxRecord, restore_from: Option<PathBuf>) -> LaunchSpec {
-        LaunchSpec {
+    pub(super) async fn launch_spec(
+        &self,
+        record: &SandboxRecord,
+        restore_from: Option<PathBuf>,
+    ) -> ControlResult<LaunchSpec> {
+        Ok(LaunchSpec {
             sandbox_id: record.id.clone(),
-            template: validate::template_name(&record.template).to_owned(),
+            root: self.root_image(&record.template).await?,
             envs: record.envs.clone(),
             cwd: Some(record.cwd.clone()),
             layers: record.layers.iter().map(PathBuf::from).collect(),
@@ -291,7 +298,20 @@ impl Control {
             memory_mb: record.memory_mb,
             restore_from,
             volumes: record.volumes.clone(),
-        }
+            build: false,
+            inputs: Vec::new(),
+        })
+    }
+
+    /// The root filesystem of template `template` (a built-in name or a built template's id).
+    pub(super) async fn root_image(&self, template: &str) -> ControlResult<RootImage> {
+        let name = validate::template_name(template);
+        let layer = self
+            .node
+            .templates()
+            .get(name)
+            .ok_or_else(|| ControlError::TemplateNotFound { template: template.to_owned() })?;
+        Ok(RootImage::of_builtin(&layer))
     }
 
     /// Waits (bounded) for a sandbox found by idempotency key to leave `creating`.

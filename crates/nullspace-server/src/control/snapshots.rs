@@ -279,7 +279,7 @@ impl Control {
         self.store.set_sandbox_layers(&parent.id, &layers).await?;
         // Host connections into the guest (preview tunnels) cannot be checkpointed.
         self.preview.close_sandbox(&parent.id);
-        let size = match self.node.fork_memory(&Self::launch_spec(parent, None), &snapshot_id).await {
+        let size = match self.node.fork_memory(&self.launch_spec(parent, None).await?, &snapshot_id).await {
             Ok(size) => size,
             Err(error) => {
                 tracing::warn!(error = %crate::error_chain(&error), sandbox = %parent.id, "fork with memory failed");
