@@ -9,6 +9,7 @@ pub mod files_ops_api;
 pub mod guest;
 pub mod lifecycle;
 pub mod pty_api;
+pub mod rel_path;
 pub mod sandbox;
 pub mod template_api;
 pub mod upload_api;
