@@ -34,7 +34,7 @@ impl From<ControlError> for ApiError {
             ControlError::TemplateNotFound { .. } => ErrorCode::TemplateNotFound,
             ControlError::SnapshotNotFound { .. } => ErrorCode::SnapshotNotFound,
             ControlError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
-            ControlError::NotRunning { .. } => ErrorCode::SandboxNotReady,
+            ControlError::NotRunning { .. } | ControlError::TemplateStart { .. } => ErrorCode::SandboxNotReady,
             ControlError::Capacity { .. } => ErrorCode::CapacityExceeded,
             ControlError::VolumeNotFound { .. } => ErrorCode::NotFound,
             ControlError::VolumeConflict { .. } => ErrorCode::Conflict,

@@ -25,6 +25,12 @@ pub enum ControlError {
         /// Requested reference.
         template: String,
     },
+    /// A built template's start command or readiness check failed; the new sandbox is gone.
+    #[error("{message}; the sandbox was removed (check the template's start_cmd and readiness)")]
+    TemplateStart {
+        /// What failed.
+        message: String,
+    },
     /// The request is invalid.
     #[error("{message}")]
     InvalidRequest {
