@@ -260,7 +260,9 @@ impl Ctx<'_> {
                 self.err(at, format!("duplicate stage name {name:?}"));
             }
         }
-        let image = self.word(at, image, &scope).unwrap_or_default();
+        let Some(image) = self.word(at, image, &scope) else {
+            return (name, StageBase::Scratch);
+        };
         let base = if image.is_empty() {
             self.err(at, "the base image name is empty after substitution (declare its ARG before the first FROM)");
             StageBase::Scratch

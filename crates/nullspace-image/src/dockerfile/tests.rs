@@ -447,3 +447,20 @@ fn digest_is_sha256_hex_of_the_text() {
     assert_eq!(digest("FROM scratch\n"), "bb57c7da220a8753d7bdabac0d3afdb6efa742e4c736c5bc93ab40dfd5e23b9b");
     assert_ne!(digest("FROM scratch\n"), digest("FROM scratch"));
 }
+
+#[test]
+fn run_heredocs() {
+    let d = ok("FROM x\nRUN <<EOF\nset -e\napt-get update\nEOF\nRUN <<-\"EOT\" bash -e\n\techo \"$HOME\"\n\tEOT\nRUN --network=default <<EOF python3\nprint(1)\nEOF\nUSER me\n");
+    assert_eq!(d.stages[0].instructions.iter().map(|i| i.line).collect::<Vec<_>>(), [2, 6, 9, 12]);
+    assert_eq!(
+        kinds(&d.stages[0]),
+        vec![
+            // Alone, the document is the script.
+            run("set -e\napt-get update\n"),
+            // With a command, the shell gets the heredoc as written.
+            run("<<-\"EOT\" bash -e\n\techo \"$HOME\"\n\tEOT"),
+            run("<<EOF python3\nprint(1)\nEOF"),
+            InstructionKind::User(s("me")),
+        ]
+    );
+}
