@@ -15,6 +15,7 @@
 //! image's config, gets the exact plan of a stage from [`Dockerfile::resolve_stage`].
 
 mod eval;
+mod eval_ops;
 mod syntax;
 mod values;
 mod words;

@@ -89,6 +89,7 @@ fn bad_values_and_substitutions() {
     refused("FROM scratch\nEXPOSE 80/icmp\n", 2, "EXPOSE", "protocol");
     refused("FROM x\nHEALTHCHECK --interval=5 CMD true\n", 2, "HEALTHCHECK", "invalid duration");
     refused("FROM x\nHEALTHCHECK --retries=-1 CMD true\n", 2, "HEALTHCHECK", "--retries");
+    refused("FROM x\nHEALTHCHECK --timeout=10us CMD true\n", 2, "HEALTHCHECK", "at least 1ms");
     refused("FROM x\nHEALTHCHECK --color=red CMD true\n", 2, "HEALTHCHECK", "unknown flag --color");
     refused("FROM x\nENV A=${B\n", 2, "ENV", "missing `}`");
     refused("FROM x\nLABEL a\n", 2, "LABEL", "no value");
