@@ -100,6 +100,27 @@ pub(super) fn parse(text: &str) -> Result<RawFile, DockerfileError> {
     Ok(file)
 }
 
+const KEYWORDS: [&str; 18] = [
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
+
 /// Turns the crate's error into ours: its line, the instruction on that line, its message without
 /// the trailing position (ours carries the line).
 fn syntax_error(text: &str, e: &pd::Error) -> DockerfileError {
@@ -122,8 +143,9 @@ fn syntax_error(text: &str, e: &pd::Error) -> DockerfileError {
         .then(|| text.lines().nth(line - 1))
         .flatten()
         .and_then(|l| l.split_whitespace().next())
-        .filter(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
         .map(str::to_ascii_uppercase)
+        // A line inside a continued instruction does not start with a keyword.
+        .filter(|w| message.starts_with("unknown instruction") || KEYWORDS.contains(&w.as_str()))
         .unwrap_or_default();
     DockerfileError { line, instruction, message: format!("syntax error: {message}") }
 }

@@ -82,6 +82,9 @@ fn no_from_and_empty_files() {
     refused("# just a comment\n\n   \n", 0, "", "empty");
     refused("ARG A=1\n", 0, "", "at least one FROM");
     refused("RUN true\n", 1, "RUN", "expected FROM");
+    // An error inside a continued instruction: the line has no keyword to name.
+    let e = &errors("FROM x\nHEALTHCHECK --interval=1s \\\n  BOGUS\n")[0];
+    assert_eq!((e.line, e.instruction.as_str(), e.message.as_str()), (3, "", "syntax error: expected CMD or NONE"));
 }
 
 #[test]
