@@ -432,7 +432,10 @@ impl Ctx<'_> {
     fn run_flag(&mut self, at: &RawInstruction, flag: &RawFlag) {
         match flag.name.as_str() {
             "network" if flag.value.as_deref() == Some("default") => {}
-            "mount" => self.err(at, "RUN --mount is not supported: COPY the files into the image first (build secrets are not mounted either)"),
+            "mount" if flag.value.as_deref().is_some_and(|v| v.split(',').any(|p| p == "type=secret")) => {
+                self.err(at, "RUN --mount=type=secret is not supported yet: build secrets cannot be mounted into build steps")
+            }
+            "mount" => self.err(at, "RUN --mount is not supported: COPY the files into the image first"),
             "network" => self.err(at, "RUN --network is not supported: build steps use the build's network setting (build_config.internet_access)"),
             "security" => self.err(at, "RUN --security is not supported"),
             _ => self.unknown_flag(at, flag),

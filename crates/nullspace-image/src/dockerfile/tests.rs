@@ -464,3 +464,22 @@ fn run_heredocs() {
         ]
     );
 }
+
+#[test]
+fn plan_serializes_for_the_plan_endpoint() {
+    let d = ok("FROM debian AS b\nRUN make\nFROM scratch\nCOPY --from=b /a /a\nCOPY x /x\n");
+    assert_eq!(d.target().index, 1);
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["stages"][0]["base"], serde_json::json!({"image": "debian"}));
+    assert_eq!(json["stages"][1]["base"], serde_json::json!("scratch"));
+    assert_eq!(
+        json["stages"][0]["instructions"][0],
+        serde_json::json!({
+            "line": 2,
+            "kind": {"run": {"command": {"shell": "make"}, "build_args": []}},
+        })
+    );
+    assert_eq!(json["stages"][1]["instructions"][0]["kind"]["copy"]["from"], serde_json::json!({"stage": 0}));
+    assert_eq!(json["stages"][1]["instructions"][1]["kind"]["copy"]["from"], serde_json::json!("context"));
+    assert_eq!(json.as_object().unwrap().keys().collect::<Vec<_>>(), ["stages", "warnings"]);
+}

@@ -34,6 +34,7 @@ fn add_from_a_url_says_to_download_in_run() {
 #[test]
 fn run_mount_network_and_security_flags() {
     refused("FROM x\nRUN --mount=type=cache,target=/root/.cache pip install x\n", 2, "RUN", "--mount");
+    refused("FROM x\nRUN --mount=type=secret,id=npmrc npm ci\n", 2, "RUN", "--mount=type=secret is not supported yet");
     refused("FROM x\n\nRUN --network=host curl x\n", 3, "RUN", "--network");
     refused("FROM x\nRUN --security=insecure id\n", 2, "RUN", "--security");
     refused("FROM x\nRUN --frobnicate=1 id\n", 2, "RUN", "unknown flag --frobnicate");
