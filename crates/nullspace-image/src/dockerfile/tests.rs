@@ -483,3 +483,24 @@ fn plan_serializes_for_the_plan_endpoint() {
     assert_eq!(json["stages"][1]["instructions"][1]["kind"]["copy"]["from"], serde_json::json!("context"));
     assert_eq!(json.as_object().unwrap().keys().collect::<Vec<_>>(), ["stages", "warnings"]);
 }
+
+#[test]
+fn never_panics_on_truncated_or_mangled_input() {
+    let corpus = [PYTHON_APP, MULTI_STAGE, "# escape=`\nFROM x\nRUN <<-\"E\" sh\n\tx\n\tE\nENV A=`\"${B:-c}`\"\n"];
+    let mut checked = 0;
+    for text in corpus {
+        let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        for &cut in &boundaries {
+            // Every prefix, and the text with one character dropped.
+            let _ = parse(&text[..cut], &BTreeMap::new());
+            let next = text[cut..].chars().next().map_or(0, char::len_utf8);
+            let dropped = format!("{}{}", &text[..cut], &text[cut + next..]);
+            if let Ok(d) = parse(&dropped, &args(&[("GO_VERSION", "x y")])) {
+                let _ = d.needed_stages();
+                let _ = d.resolve_stage(0, &BaseConfig::default());
+            }
+            checked += 2;
+        }
+    }
+    assert!(checked > 1000, "{checked}");
+}
