@@ -62,11 +62,12 @@ impl Ctx<'_> {
         let mut cleaned = Vec::new();
         for source in sources {
             let source = self.non_empty(at, source, scope)?;
-            if is_remote(&source) {
-                self.err(at, match add {
-                    true => format!("ADD {source} is not supported: download it in a RUN step instead (RUN curl -fsSLo <dst> {source}, or wget)"),
-                    false => format!("COPY cannot fetch {source}: download it in a RUN step (curl or wget)"),
-                });
+            if let Some(remote) = remote_kind(&source) {
+                let how = match remote {
+                    Remote::Git => format!("clone it in a RUN step (RUN git clone {source} <dir>)"),
+                    Remote::Url => format!("download it in a RUN step (RUN curl -fsSLo <dst> {source}, or wget)"),
+                };
+                self.err(at, format!("{} from {source} is not supported: {how}", at.keyword));
                 continue;
             }
             match &from {
@@ -79,7 +80,11 @@ impl Ctx<'_> {
         }
         let raw_dst = self.non_empty(at, dest, scope)?;
         let mut dst = clean_under(&scope.workdir, &raw_dst);
-        let is_dir = raw_dst.ends_with('/') || raw_dst == "." || raw_dst.ends_with("/.") || raw_dst.ends_with("..");
+        let is_dir = raw_dst.ends_with('/')
+            || raw_dst == "."
+            || raw_dst.ends_with("/.")
+            || raw_dst == ".."
+            || raw_dst.ends_with("/..");
         if is_dir && dst != "/" {
             dst.push('/');
         }
@@ -155,7 +160,19 @@ fn copy_from_error(reference: &str, index: usize) -> String {
     }
 }
 
-fn is_remote(source: &str) -> bool {
+enum Remote {
+    Url,
+    Git,
+}
+
+/// A source that is not a path: a URL or a git repository.
+fn remote_kind(source: &str) -> Option<Remote> {
     let lower = source.to_ascii_lowercase();
-    ["http://", "https://", "git://", "git@", "ssh://"].iter().any(|p| lower.starts_with(p))
+    if ["git@", "git://"].iter().any(|p| lower.starts_with(p)) || (lower.ends_with(".git") && lower.contains("://")) {
+        Some(Remote::Git)
+    } else if lower.contains("://") {
+        Some(Remote::Url)
+    } else {
+        None
+    }
 }

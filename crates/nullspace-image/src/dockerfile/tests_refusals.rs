@@ -26,8 +26,9 @@ fn refused(text: &str, line: usize, instruction: &str, needle: &str) {
 #[test]
 fn add_from_a_url_says_to_download_in_run() {
     refused("FROM x\nWORKDIR /a\nADD https://example.com/tool.tgz /opt/\n", 3, "ADD", "RUN curl");
-    refused("FROM x\nADD git@github.com:o/r.git /src\n", 2, "ADD", "not supported");
-    refused("FROM x\nCOPY http://example.com/a /a\n", 2, "COPY", "curl or wget");
+    refused("FROM x\nADD git@github.com:o/r.git /src\n", 2, "ADD", "RUN git clone git@github.com:o/r.git");
+    refused("FROM x\nADD https://github.com/o/r.git /src\n", 2, "ADD", "RUN git clone");
+    refused("FROM x\nCOPY http://example.com/a /a\n", 2, "COPY", "COPY from http://example.com/a is not supported");
     refused("FROM x\nADD --checksum=sha256:00 a /b\n", 2, "ADD", "--checksum");
 }
 
@@ -114,7 +115,7 @@ fn every_problem_is_reported_in_line_order() {
     let at: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.instruction.as_str())).collect();
     assert_eq!(at, [(2, "ADD"), (3, "RUN"), (4, "COPY"), (5, "ONBUILD"), (6, "EXPOSE")]);
     let shown = DockerfileErrors(errors).to_string();
-    assert!(shown.starts_with("Dockerfile line 2: ADD: ADD https://e.com/f is not supported"), "{shown}");
+    assert!(shown.starts_with("Dockerfile line 2: ADD: ADD from https://e.com/f is not supported"), "{shown}");
     assert_eq!(shown.matches("; Dockerfile line ").count(), 4, "{shown}");
 }
 
