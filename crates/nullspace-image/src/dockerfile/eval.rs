@@ -1,17 +1,15 @@
 //! Evaluation of the raw instructions: ARG scoping (global ARGs for FROM, stage ARGs after their
 //! declaration, build args over defaults), ENV visible to later instructions, substitution of the
 //! instructions Docker substitutes, stage references, WORKDIR resolution, and the refusal of what
-//! the build engine cannot do. Every problem is collected with its line and instruction.
+//! the build engine cannot do (COPY/ADD and HEALTHCHECK operands are in `eval_ops`). Every problem
+//! is collected with its line and instruction.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::syntax::{RawFile, RawFlag, RawInstruction, RawKind};
-use super::values::{check_mode, check_signal, clean_under, context_source, duration_ns, exposed_ports};
+use super::values::{check_signal, clean_under, exposed_ports};
 use super::words::{expand, split_words, ExpandError};
-use super::{
-    BaseConfig, Command, CopyFrom, DockerfileError, DockerfileErrors, Healthcheck, Instruction, InstructionKind, Stage,
-    StageBase,
-};
+use super::{BaseConfig, Command, DockerfileError, DockerfileErrors, Instruction, InstructionKind, Stage, StageBase};
 
 /// ARGs every build knows without a declaration (BuildKit's automatic platform args).
 const PLATFORM_ARGS: [(&str, &str); 8] = [
@@ -113,12 +111,12 @@ pub(super) fn evaluate(
 }
 
 /// Variables visible to substitution inside a stage.
-struct Scope {
+pub(super) struct Scope {
     /// The image environment: the base's, then ENV instructions (the last value of a name wins).
     env: Vec<(String, String)>,
     /// ARGs declared so far (`None`: declared without a value).
     args: BTreeMap<String, Option<String>>,
-    workdir: String,
+    pub(super) workdir: String,
 }
 
 impl Scope {
@@ -135,7 +133,7 @@ impl Scope {
     }
 }
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     escape: char,
     build_args: &'a BTreeMap<String, String>,
     errors: Vec<DockerfileError>,
@@ -150,7 +148,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// A problem with a substituted value: only a warning when the value used a variable the
     /// unknown base image may set (`resolve_stage` checks again).
-    fn value_err(&mut self, at: &RawInstruction, message: impl Into<String>) {
+    pub(super) fn value_err(&mut self, at: &RawInstruction, message: impl Into<String>) {
         if self.uncertain {
             let message = message.into();
             self.warnings.push(format!(
@@ -162,14 +160,14 @@ impl Ctx<'_> {
         }
     }
 
-    fn err(&mut self, at: &RawInstruction, message: impl Into<String>) {
+    pub(super) fn err(&mut self, at: &RawInstruction, message: impl Into<String>) {
         self.errors.push(DockerfileError { line: at.line, instruction: at.keyword.clone(), message: message.into() });
     }
 
     /// Substitutes one word; an error is recorded and `None` returned. Without the base image's
     /// environment (`parse`), a `${VAR:?}` on an unset variable is only a warning: the base image
     /// may set it, and `resolve_stage` checks it again.
-    fn word(&mut self, at: &RawInstruction, word: &str, scope: &Scope) -> Option<String> {
+    pub(super) fn word(&mut self, at: &RawInstruction, word: &str, scope: &Scope) -> Option<String> {
         let missed = std::cell::Cell::new(false);
         let lookup = |name: &str| {
             let value = scope.lookup(name);
@@ -260,7 +258,9 @@ impl Ctx<'_> {
                 self.err(at, format!("duplicate stage name {name:?}"));
             }
         }
-        let image = self.word(at, image, &scope).unwrap_or_default();
+        let Some(image) = self.word(at, image, &scope) else {
+            return (name, StageBase::Scratch);
+        };
         let base = if image.is_empty() {
             self.err(at, "the base image name is empty after substitution (declare its ARG before the first FROM)");
             StageBase::Scratch
@@ -277,7 +277,7 @@ impl Ctx<'_> {
         (name, base)
     }
 
-    fn unknown_flag(&mut self, at: &RawInstruction, flag: &RawFlag) {
+    pub(super) fn unknown_flag(&mut self, at: &RawInstruction, flag: &RawFlag) {
         self.err(at, format!("unknown flag --{} for {}", flag.name, at.keyword));
     }
 
@@ -375,7 +375,7 @@ impl Ctx<'_> {
         ));
     }
 
-    fn non_empty(&mut self, at: &RawInstruction, word: &str, scope: &Scope) -> Option<String> {
+    pub(super) fn non_empty(&mut self, at: &RawInstruction, word: &str, scope: &Scope) -> Option<String> {
         let value = self.word(at, word, scope)?;
         if value.is_empty() {
             self.value_err(at, format!("{} needs a non-empty value", at.keyword));
@@ -432,14 +432,17 @@ impl Ctx<'_> {
     fn run_flag(&mut self, at: &RawInstruction, flag: &RawFlag) {
         match flag.name.as_str() {
             "network" if flag.value.as_deref() == Some("default") => {}
-            "mount" => self.err(at, "RUN --mount is not supported: COPY the files into the image first (build secrets are not mounted either)"),
+            "mount" if flag.value.as_deref().is_some_and(|v| v.split(',').any(|p| p == "type=secret")) => {
+                self.err(at, "RUN --mount=type=secret is not supported yet: build secrets cannot be mounted into build steps")
+            }
+            "mount" => self.err(at, "RUN --mount is not supported: COPY the files into the image first"),
             "network" => self.err(at, "RUN --network is not supported: build steps use the build's network setting (build_config.internet_access)"),
             "security" => self.err(at, "RUN --security is not supported"),
             _ => self.unknown_flag(at, flag),
         }
     }
 
-    fn command(&mut self, at: &RawInstruction, command: &Command) -> Option<Command> {
+    pub(super) fn command(&mut self, at: &RawInstruction, command: &Command) -> Option<Command> {
         let empty = match command {
             Command::Shell(script) => script.trim().is_empty(),
             Command::Exec(argv) => argv.is_empty(),
@@ -450,164 +453,15 @@ impl Ctx<'_> {
         }
         Some(command.clone())
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn copy(
-        &mut self,
-        index: usize,
-        at: &RawInstruction,
-        add: bool,
-        flags: &[RawFlag],
-        sources: &[String],
-        dest: &str,
-        scope: &Scope,
-        earlier: &[Stage],
-    ) -> Option<InstructionKind> {
-        let (mut from_flag, mut chown, mut chmod) = (None, None, None);
-        for flag in flags {
-            let name = flag.name.as_str();
-            let slot = match name {
-                "from" if !add => &mut from_flag,
-                "chown" => &mut chown,
-                "chmod" => &mut chmod,
-                "link" | "parents" | "exclude" => {
-                    self.err(at, format!("{} --{name} is not supported", at.keyword));
-                    continue;
-                }
-                "checksum" | "keep-git-dir" | "unpack" if add => {
-                    self.err(at, format!("ADD --{name} is not supported (it only applies to URLs and git sources, which are not supported)"));
-                    continue;
-                }
-                _ => {
-                    self.unknown_flag(at, flag);
-                    continue;
-                }
-            };
-            match &flag.value {
-                Some(value) => *slot = self.word(at, value, scope),
-                None => self.err(at, format!("--{name} needs a value (--{name}=...)")),
-            }
-        }
-        if let Some(mode) = &chmod {
-            if let Err(message) = check_mode(mode) {
-                self.value_err(at, message);
-            }
-        }
-        let from = match from_flag {
-            None => CopyFrom::Context,
-            Some(reference) => match stage_ref(&reference, index, earlier) {
-                Some(stage) => CopyFrom::Stage(stage),
-                None => {
-                    self.err(at, copy_from_error(&reference, index));
-                    return None;
-                }
-            },
-        };
-        let mut cleaned = Vec::new();
-        for source in sources {
-            let source = self.non_empty(at, source, scope)?;
-            if is_remote(&source) {
-                self.err(at, match add {
-                    true => format!("ADD {source} is not supported: download it in a RUN step instead (RUN curl -fsSLo <dst> {source}, or wget)"),
-                    false => format!("COPY cannot fetch {source}: download it in a RUN step (curl or wget)"),
-                });
-                continue;
-            }
-            match &from {
-                CopyFrom::Stage(_) => cleaned.push(clean_under("/", &source)),
-                CopyFrom::Context => match context_source(&source) {
-                    Some(path) => cleaned.push(path),
-                    None => self.err(at, format!("source {source:?} is outside the build context")),
-                },
-            }
-        }
-        let raw_dst = self.non_empty(at, dest, scope)?;
-        let mut dst = clean_under(&scope.workdir, &raw_dst);
-        let is_dir = raw_dst.ends_with('/') || raw_dst == "." || raw_dst.ends_with("/.") || raw_dst.ends_with("..");
-        if is_dir && dst != "/" {
-            dst.push('/');
-        }
-        if sources.len() > 1 && !dst.ends_with('/') {
-            self.err(
-                at,
-                format!("with more than one source the destination must be a directory ending in / (got {raw_dst:?})"),
-            );
-        }
-        Some(InstructionKind::Copy { from, sources: cleaned, dst, chown, chmod, add, extract_archives: add })
-    }
-
-    fn healthcheck(
-        &mut self,
-        at: &RawInstruction,
-        flags: &[RawFlag],
-        test: Option<&Command>,
-    ) -> Option<Option<Healthcheck>> {
-        let mut check = Healthcheck {
-            test: Vec::new(),
-            interval_ns: None,
-            timeout_ns: None,
-            start_period_ns: None,
-            start_interval_ns: None,
-            retries: None,
-        };
-        for flag in flags {
-            let Some(value) = &flag.value else {
-                self.err(at, format!("--{} needs a value", flag.name));
-                continue;
-            };
-            let slot = match flag.name.as_str() {
-                "interval" => &mut check.interval_ns,
-                "timeout" => &mut check.timeout_ns,
-                "start-period" => &mut check.start_period_ns,
-                "start-interval" => &mut check.start_interval_ns,
-                "retries" => {
-                    match value.parse::<u32>() {
-                        Ok(n) => check.retries = Some(n),
-                        Err(_) => self.err(at, format!("--retries={value} is not a non-negative integer")),
-                    }
-                    continue;
-                }
-                _ => {
-                    self.unknown_flag(at, flag);
-                    continue;
-                }
-            };
-            match duration_ns(value) {
-                Ok(ns) => *slot = Some(ns),
-                Err(message) => self.err(at, format!("--{}: {message}", flag.name)),
-            }
-        }
-        let Some(test) = test else { return Some(None) };
-        check.test = match self.command(at, test)? {
-            Command::Shell(script) => vec!["CMD-SHELL".to_string(), script],
-            Command::Exec(argv) => ["CMD".to_string()].into_iter().chain(argv).collect(),
-        };
-        Some(Some(check))
-    }
 }
 
 /// An earlier stage by (case-insensitive) name or by index.
-fn stage_ref(reference: &str, index: usize, earlier: &[Stage]) -> Option<usize> {
+pub(super) fn stage_ref(reference: &str, index: usize, earlier: &[Stage]) -> Option<usize> {
     let lower = reference.to_ascii_lowercase();
     if let Some(stage) = earlier.iter().find(|s| s.name.as_deref() == Some(lower.as_str())) {
         return Some(stage.index);
     }
     reference.parse::<usize>().ok().filter(|&i| i < index)
-}
-
-fn copy_from_error(reference: &str, index: usize) -> String {
-    match reference.parse::<usize>() {
-        Ok(i) => format!("--from={i} is not an earlier stage (this is stage {index})"),
-        Err(_) if reference.is_empty() => "--from needs a stage name".to_string(),
-        Err(_) => format!(
-            "--from={reference} names no earlier stage, and copying from an image is not supported yet: add `FROM {reference} AS <name>` before this stage and COPY --from=<name>"
-        ),
-    }
-}
-
-fn is_remote(source: &str) -> bool {
-    let lower = source.to_ascii_lowercase();
-    ["http://", "https://", "git://", "git@", "ssh://"].iter().any(|p| lower.starts_with(p))
 }
 
 /// The build args a RUN sees: the stage's ARGs with a value, then proxy args given as build args.

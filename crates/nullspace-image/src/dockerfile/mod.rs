@@ -13,8 +13,30 @@
 //! from the stage's ENV (which wins), its ARGs, and the base image's environment: [`parse`] assumes
 //! an empty base environment and `/` as the working directory; the engine, once it knows the base
 //! image's config, gets the exact plan of a stage from [`Dockerfile::resolve_stage`].
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use nullspace_image::dockerfile::{self, BaseConfig, StageBase};
+//!
+//! let text = "FROM debian AS build\nWORKDIR /src\nRUN make\nFROM scratch\nCOPY --from=build /src/out /\n";
+//! let plan = dockerfile::parse(text, &BTreeMap::new()).unwrap();
+//! let mut results: Vec<Option<BaseConfig>> = vec![None; plan.stages.len()];
+//! for i in plan.needed_stages() {
+//!     let base = match &plan.stages[i].base {
+//!         // The pulled image's Env and WorkingDir.
+//!         StageBase::Image(_reference) => BaseConfig::default(),
+//!         StageBase::Stage(j) => results[*j].clone().unwrap(),
+//!         StageBase::Scratch => BaseConfig::default(),
+//!     };
+//!     let stage = plan.resolve_stage(i, &base).unwrap();
+//!     // ... execute stage.instructions in a build sandbox ...
+//!     results[i] = Some(base.after(&stage.instructions));
+//! }
+//! assert_eq!(results[0].as_ref().unwrap().workdir, "/src");
+//! ```
 
 mod eval;
+mod eval_ops;
 mod syntax;
 mod values;
 mod words;
@@ -27,21 +49,25 @@ mod tests_refusals;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// A parsed and validated Dockerfile.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Dockerfile {
     /// The stages in file order; the last one is the build's target.
     pub stages: Vec<Stage>,
     /// Things accepted with a remark (MAINTAINER, build args no ARG declares, ignored directives).
     pub warnings: Vec<String>,
+    #[serde(skip)]
     raw: syntax::RawFile,
+    #[serde(skip)]
     build_args: BTreeMap<String, String>,
 }
 
 /// One build stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub struct Stage {
     /// Position in [`Dockerfile::stages`].
     pub index: usize,
@@ -56,7 +82,8 @@ pub struct Stage {
 }
 
 /// The start of a stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StageBase {
     /// An image reference after substitution, as written (`debian:stable-slim`, `nullspace/base`).
     Image(String),
@@ -67,7 +94,8 @@ pub enum StageBase {
 }
 
 /// One instruction of a stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub struct Instruction {
     /// 1-based line of the instruction's keyword.
     pub line: usize,
@@ -76,7 +104,8 @@ pub struct Instruction {
 }
 
 /// A RUN/CMD/ENTRYPOINT command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     /// Shell form: run with the stage's current SHELL (default `["/bin/sh", "-c"]`); continuations
     /// joined, not substituted.
@@ -96,7 +125,8 @@ impl Command {
 }
 
 /// Where a COPY reads its sources.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CopyFrom {
     /// The build context (the request's `build_context` files).
     Context,
@@ -105,7 +135,8 @@ pub enum CopyFrom {
 }
 
 /// What an instruction does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InstructionKind {
     /// RUN: execute `command` with the image's environment plus `build_args` (the stage's ARG
     /// values in scope, and predefined proxy args given as build args), where a variable of the
@@ -160,7 +191,8 @@ pub enum InstructionKind {
 }
 
 /// A HEALTHCHECK, in the image config's terms.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub struct Healthcheck {
     /// `["CMD-SHELL", script]` or `["CMD", argv...]`.
     pub test: Vec<String>,
@@ -178,7 +210,8 @@ pub struct Healthcheck {
 
 /// What a stage starts with, for [`Dockerfile::resolve_stage`]: the base image's (or earlier
 /// stage's) environment and working directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub struct BaseConfig {
     /// `NAME=value` pairs split, in order.
     pub env: Vec<(String, String)>,
@@ -214,7 +247,8 @@ impl BaseConfig {
 }
 
 /// One problem, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub struct DockerfileError {
     /// 1-based line; 0 for the whole file.
     pub line: usize,
@@ -277,6 +311,11 @@ pub fn parse(text: &str, build_args: &BTreeMap<String, String>) -> Result<Docker
 }
 
 impl Dockerfile {
+    /// The build's target: the last stage.
+    pub fn target(&self) -> &Stage {
+        &self.stages[self.stages.len() - 1]
+    }
+
     /// The stages the target (the last stage) needs, itself included, ascending: a stage is needed
     /// when a needed stage starts FROM it or COPYs `--from` it. The engine may skip the others.
     pub fn needed_stages(&self) -> Vec<usize> {

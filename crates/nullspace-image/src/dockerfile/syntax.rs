@@ -90,7 +90,7 @@ pub(super) fn parse(text: &str) -> Result<RawFile, DockerfileError> {
     }
     let mut file = RawFile { escape, global_args: Vec::new(), stages: Vec::new(), warnings };
     for instruction in &parsed.instructions {
-        let raw = convert(&lines, escape, instruction);
+        let raw = convert(text, &lines, escape, instruction);
         match (&raw.kind, file.stages.last_mut()) {
             (RawKind::From { .. }, _) => file.stages.push((raw, Vec::new())),
             (_, Some((_, body))) => body.push(raw),
@@ -100,6 +100,27 @@ pub(super) fn parse(text: &str) -> Result<RawFile, DockerfileError> {
     Ok(file)
 }
 
+const KEYWORDS: [&str; 18] = [
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
+
 /// Turns the crate's error into ours: its line, the instruction on that line, its message without
 /// the trailing position (ours carries the line).
 fn syntax_error(text: &str, e: &pd::Error) -> DockerfileError {
@@ -107,17 +128,29 @@ fn syntax_error(text: &str, e: &pd::Error) -> DockerfileError {
     let message = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
-    let instruction = text
-        .lines()
-        .nth(line.saturating_sub(1))
+    // The body of a heredoc the parser did not see shows up as unknown instructions.
+    if message.starts_with("unknown instruction") {
+        let earlier: Vec<&str> = text.lines().take(line.saturating_sub(1)).collect();
+        if let Some((index, found)) = earlier.iter().enumerate().rev().find(|(_, l)| misplaced_heredoc(l)) {
+            return DockerfileError {
+                line: index + 1,
+                instruction: found.split_whitespace().next().unwrap_or_default().to_ascii_uppercase(),
+                message: "a heredoc is only supported right after RUN (`RUN <<EOF` or `RUN <<EOF command`): move the command into the heredoc, or COPY a script and RUN it".to_string(),
+            };
+        }
+    }
+    let instruction = (line > 0)
+        .then(|| text.lines().nth(line - 1))
+        .flatten()
         .and_then(|l| l.split_whitespace().next())
-        .filter(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
         .map(str::to_ascii_uppercase)
+        // A line inside a continued instruction does not start with a keyword.
+        .filter(|w| message.starts_with("unknown instruction") || KEYWORDS.contains(&w.as_str()))
         .unwrap_or_default();
     DockerfileError { line, instruction, message: format!("syntax error: {message}") }
 }
 
-fn convert(lines: &LineIndex, escape: char, instruction: &pd::Instruction<'_>) -> RawInstruction {
+fn convert(text: &str, lines: &LineIndex, escape: char, instruction: &pd::Instruction<'_>) -> RawInstruction {
     use pd::Instruction as I;
     let (span, keyword, kind) = match instruction {
         I::From(i) => (
@@ -133,14 +166,7 @@ fn convert(lines: &LineIndex, escape: char, instruction: &pd::Instruction<'_>) -
         I::Env(i) => (&i.env.span, "ENV", RawKind::Env(i.arguments.value.to_string())),
         I::Label(i) => (&i.label.span, "LABEL", RawKind::Label(i.arguments.value.to_string())),
         I::Maintainer(i) => (&i.maintainer.span, "MAINTAINER", RawKind::Maintainer(i.name.value.to_string())),
-        I::Run(i) => {
-            let kind = if i.here_docs.is_empty() {
-                RawKind::Run { flags: flags(&i.options), command: command(&i.arguments, escape) }
-            } else {
-                RawKind::Refused(HEREDOC.to_string())
-            };
-            (&i.run.span, "RUN", kind)
-        }
+        I::Run(i) => (&i.run.span, "RUN", run(text, escape, i)),
         I::Cmd(i) => (&i.cmd.span, "CMD", RawKind::Cmd(command(&i.arguments, escape))),
         I::Entrypoint(i) => (&i.entrypoint.span, "ENTRYPOINT", RawKind::Entrypoint(command(&i.arguments, escape))),
         I::Copy(i) => (&i.copy.span, "COPY", copy(false, &i.options, &i.src, &i.dest)),
@@ -184,7 +210,60 @@ fn convert(lines: &LineIndex, escape: char, instruction: &pd::Instruction<'_>) -
     RawInstruction { line: lines.line(span.start), keyword: keyword.to_string(), kind }
 }
 
-const HEREDOC: &str = "heredocs (<<EOF) are not supported: put the script in the build context, COPY it and RUN it";
+const HEREDOC: &str =
+    "COPY/ADD <<EOF is not supported: write the file with RUN <<EOF cat > <path>, or put it in the build context";
+
+/// RUN, with the heredoc forms Docker runs: `RUN <<EOF` alone runs the document with the shell;
+/// `RUN <<EOF command...` hands the shell the text as written (the shell handles the delimiter,
+/// its quoting and `<<-`).
+fn run(text: &str, escape: char, i: &pd::RunInstruction<'_>) -> RawKind {
+    let flags = flags(&i.options);
+    let doc = match i.here_docs.as_slice() {
+        [] => return RawKind::Run { flags, command: command(&i.arguments, escape) },
+        [doc] => doc,
+        _ => return RawKind::Refused("RUN with more than one heredoc is not supported".to_string()),
+    };
+    let rest = match &i.arguments {
+        pd::Command::Shell(shell) => shell.value.trim(),
+        _ => "",
+    };
+    if rest.is_empty() {
+        if doc.value.starts_with("#!") {
+            return RawKind::Refused(
+                "a RUN heredoc starting with #! is not supported: write `RUN <<EOF interpreter` (e.g. `RUN <<EOF python3`) or COPY the script and RUN it"
+                    .to_string(),
+            );
+        }
+        return RawKind::Run { flags, command: Command::Shell(doc.value.to_string()) };
+    }
+    let start = i.options.last().map_or(i.run.span.end, |f| f.span().end);
+    let written = text.get(start..doc.span.end).unwrap_or_default().trim_start();
+    match heredoc_delimiter(written) {
+        Some(delimiter) => RawKind::Run { flags, command: Command::Shell(format!("{written}{delimiter}")) },
+        None => RawKind::Refused("cannot read the heredoc's delimiter".to_string()),
+    }
+}
+
+/// The delimiter word of the first `<<[-]["']WORD["']` in `text`.
+fn heredoc_delimiter(text: &str) -> Option<&str> {
+    let after = &text[text.find("<<")? + 2..];
+    let after = after.strip_prefix('-').unwrap_or(after);
+    let after = after.trim_start_matches(['"', '\'']);
+    let end = after.find(|c: char| c == '"' || c == '\'' || c.is_whitespace()).unwrap_or(after.len());
+    Some(&after[..end]).filter(|d| !d.is_empty())
+}
+
+/// Whether `line` (an instruction line) has a heredoc somewhere else than as its first argument,
+/// which Docker allows and the parser does not.
+fn misplaced_heredoc(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    let keyword = words.next().unwrap_or_default().to_ascii_uppercase();
+    if !matches!(keyword.as_str(), "RUN" | "COPY" | "ADD") {
+        return false;
+    }
+    let first = words.find(|w| !w.starts_with("--")).unwrap_or_default();
+    !first.starts_with("<<") && heredoc_delimiter(line).is_some()
+}
 
 fn flags(options: &[pd::Flag<'_>]) -> Vec<RawFlag> {
     options

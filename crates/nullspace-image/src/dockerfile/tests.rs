@@ -447,3 +447,60 @@ fn digest_is_sha256_hex_of_the_text() {
     assert_eq!(digest("FROM scratch\n"), "bb57c7da220a8753d7bdabac0d3afdb6efa742e4c736c5bc93ab40dfd5e23b9b");
     assert_ne!(digest("FROM scratch\n"), digest("FROM scratch"));
 }
+
+#[test]
+fn run_heredocs() {
+    let d = ok("FROM x\nRUN <<EOF\nset -e\napt-get update\nEOF\nRUN <<-\"EOT\" bash -e\n\techo \"$HOME\"\n\tEOT\nRUN --network=default <<EOF python3\nprint(1)\nEOF\nUSER me\n");
+    assert_eq!(d.stages[0].instructions.iter().map(|i| i.line).collect::<Vec<_>>(), [2, 6, 9, 12]);
+    assert_eq!(
+        kinds(&d.stages[0]),
+        vec![
+            // Alone, the document is the script.
+            run("set -e\napt-get update\n"),
+            // With a command, the shell gets the heredoc as written.
+            run("<<-\"EOT\" bash -e\n\techo \"$HOME\"\n\tEOT"),
+            run("<<EOF python3\nprint(1)\nEOF"),
+            InstructionKind::User(s("me")),
+        ]
+    );
+}
+
+#[test]
+fn plan_serializes_for_the_plan_endpoint() {
+    let d = ok("FROM debian AS b\nRUN make\nFROM scratch\nCOPY --from=b /a /a\nCOPY x /x\n");
+    assert_eq!(d.target().index, 1);
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["stages"][0]["base"], serde_json::json!({"image": "debian"}));
+    assert_eq!(json["stages"][1]["base"], serde_json::json!("scratch"));
+    assert_eq!(
+        json["stages"][0]["instructions"][0],
+        serde_json::json!({
+            "line": 2,
+            "kind": {"run": {"command": {"shell": "make"}, "build_args": []}},
+        })
+    );
+    assert_eq!(json["stages"][1]["instructions"][0]["kind"]["copy"]["from"], serde_json::json!({"stage": 0}));
+    assert_eq!(json["stages"][1]["instructions"][1]["kind"]["copy"]["from"], serde_json::json!("context"));
+    assert_eq!(json.as_object().unwrap().keys().collect::<Vec<_>>(), ["stages", "warnings"]);
+}
+
+#[test]
+fn never_panics_on_truncated_or_mangled_input() {
+    let corpus = [PYTHON_APP, MULTI_STAGE, "# escape=`\nFROM x\nRUN <<-\"E\" sh\n\tx\n\tE\nENV A=`\"${B:-c}`\"\n"];
+    let mut checked = 0;
+    for text in corpus {
+        let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        for &cut in &boundaries {
+            // Every prefix, and the text with one character dropped.
+            let _ = parse(&text[..cut], &BTreeMap::new());
+            let next = text[cut..].chars().next().map_or(0, char::len_utf8);
+            let dropped = format!("{}{}", &text[..cut], &text[cut + next..]);
+            if let Ok(d) = parse(&dropped, &args(&[("GO_VERSION", "x y")])) {
+                let _ = d.needed_stages();
+                let _ = d.resolve_stage(0, &BaseConfig::default());
+            }
+            checked += 2;
+        }
+    }
+    assert!(checked > 1000, "{checked}");
+}
