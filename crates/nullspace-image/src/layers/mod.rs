@@ -32,6 +32,7 @@ use crate::error::{ImageError, ImageResult};
 const STAGING_PREFIX: &str = ".staging-";
 const INFO_FILE: &str = "layer.json";
 const FS_DIR: &str = "fs";
+const BLOB_FILE: &str = "blob";
 
 /// The module's one error helper: a failed file system operation with what was being done and where.
 fn store_err(context: &str, path: &Path) -> impl FnOnce(io::Error) -> ImageError {
@@ -143,7 +144,7 @@ impl LayerStore {
             return Ok(existing);
         }
         let staging = self.stage()?;
-        blob::unpack_verified(blob, compression, diff_id, &staging.path())?;
+        staging.unpack(blob, compression, diff_id)?;
         staging.publish(diff_id, source)
     }
 
@@ -245,10 +246,28 @@ impl Staging {
         self.dir.join(FS_DIR)
     }
 
+    /// Where a download may keep the layer's blob until it is unpacked (beside `path()`, removed at
+    /// publish or with the staging directory).
+    pub(crate) fn blob_path(&self) -> PathBuf {
+        self.dir.join(BLOB_FILE)
+    }
+
+    /// Unpacks a layer blob into [`Staging::path`], checking that the uncompressed stream hashes to
+    /// `diff_id`; on error the staging directory must be dropped, not published.
+    pub fn unpack(&self, blob: impl Read, compression: Compression, diff_id: &LayerId) -> ImageResult<()> {
+        blob::unpack_verified(blob, compression, diff_id, &self.path())
+    }
+
     /// Publishes the staged directory as layer `id` (measuring it and writing `layer.json`, then one
     /// atomic rename). If the store already holds `id`, the staged copy is discarded and the existing
     /// layer returned.
     pub fn publish(mut self, id: &LayerId, source: LayerSource) -> ImageResult<LayerInfo> {
+        let blob = self.blob_path();
+        match fs::remove_file(&blob) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(store_err("removing a downloaded blob", &blob)(error)),
+        }
         let fs_dir = self.path();
         let size_bytes = tree::tree_size(&fs_dir).map_err(store_err("measuring a staged layer", &fs_dir))?;
         let info = LayerInfo { id: id.clone(), size_bytes, created_at: chrono::Utc::now(), source };

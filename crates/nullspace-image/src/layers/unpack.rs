@@ -129,16 +129,26 @@ fn keep_xattr(name: &[u8]) -> bool {
     !name.starts_with(b"trusted.overlay.") || name == b"trusted.overlay.opaque"
 }
 
+/// A numeric header field; an empty one (all NULs or spaces, as some writers leave unused fields) is 0,
+/// as Go's archive/tar reads it.
+fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
+    match parsed {
+        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+        other => other,
+    }
+}
+
 impl Meta {
     fn of<R: Read>(entry: &mut tar::Entry<'_, R>, display: &str) -> Result<Meta, UnpackError> {
         let header = entry.header();
         let bad = |what: &str, error: io::Error| format!("entry {display:?}: bad {what}: {error}");
-        let mode = header.mode().map_err(|e| bad("mode", e))? & 0o7777;
-        let uid = header.uid().map_err(|e| bad("uid", e))?;
-        let gid = header.gid().map_err(|e| bad("gid", e))?;
+        let old = header.as_old();
+        let mode = numeric(header.mode().map(u64::from), &old.mode).map_err(|e| bad("mode", e))? as u32 & 0o7777;
+        let uid = numeric(header.uid(), &old.uid).map_err(|e| bad("uid", e))?;
+        let gid = numeric(header.gid(), &old.gid).map_err(|e| bad("gid", e))?;
         let uid = u32::try_from(uid).map_err(|_| format!("entry {display:?}: uid {uid} out of range"))?;
         let gid = u32::try_from(gid).map_err(|_| format!("entry {display:?}: gid {gid} out of range"))?;
-        let mut mtime = timespec_of(header.mtime().map_err(|e| bad("mtime", e))?, 0);
+        let mut mtime = timespec_of(numeric(header.mtime(), &old.mtime).map_err(|e| bad("mtime", e))?, 0);
         let mut xattrs = Vec::new();
         if let Some(extensions) = entry.pax_extensions().map_err(|e| bad("PAX header", e))? {
             for extension in extensions {
@@ -177,10 +187,12 @@ impl Unpacker {
             }
             cur = match opened {
                 Ok(fd) => fd,
-                Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => return Err(format!(
+                Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                    return Err(format!(
                     "entry {entry:?}: {} is a symlink or not a directory in this layer; refusing to write through it",
                     display(&path[..=depth])
-                )),
+                ))
+                }
                 Err(e) => return Err(err(entry, "cannot open a parent directory")(e.into())),
             };
         }
@@ -363,6 +375,14 @@ mod tests {
         assert!(components(b"a/../../b").unwrap_err().contains(".."));
         assert!(components(b"..").unwrap_err().contains(".."));
         assert!(components(&vec![b'a'; MAX_PATH + 1]).is_err());
+    }
+
+    #[test]
+    fn empty_numeric_fields_are_zero_and_garbage_is_refused() {
+        let bad = || Err(io::Error::other("not a number"));
+        assert_eq!(numeric(bad(), b"\0\0\0 ").unwrap(), 0);
+        assert!(numeric(bad(), b"12x\0").is_err());
+        assert_eq!(numeric(Ok(7), b"7").unwrap(), 7);
     }
 
     #[test]
