@@ -141,7 +141,8 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
     let control = Control::new(store, Arc::new(node), MAX_SANDBOXES, preview_ports)
         .with_default_volume_size(options.volume_size)
         .with_capacity(capacity)
-        .with_webhook_targets(options.webhook_targets.clone());
+        .with_webhook_targets(options.webhook_targets.clone())
+        .with_template_dir(options.data_dir.join("template-blobs"));
     if let Some(size) = options.volume_size {
         control
             .node()

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod pty_api;
 pub mod sandbox;
 pub mod template_api;
+pub mod template_wire;
 pub mod upload_api;
 pub mod volume;
 pub mod watch_api;

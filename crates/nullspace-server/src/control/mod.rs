@@ -1,6 +1,7 @@
 //! The control plane's core: the sandbox state machine and the service that drives sandboxes through it
 //! (create, destroy, timeouts, the reaper and the reconcile at start).
 
+#[allow(dead_code)] // the job's fields are read once the engine is in
 pub mod build_runner;
 pub mod capacity;
 mod error;
@@ -12,7 +13,12 @@ mod reconcile;
 mod service;
 mod snapshots;
 mod state;
+pub mod template_blobs;
 pub mod template_builds;
+pub mod template_jobs;
+pub mod template_manage;
+pub mod template_refs;
+pub mod template_validate;
 pub mod validate;
 mod volume_attachments;
 pub mod volumes;

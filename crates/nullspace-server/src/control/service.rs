@@ -57,6 +57,8 @@ pub struct Control {
     admission: Arc<tokio::sync::Mutex<()>>,
     /// Which webhook destinations are allowed.
     pub(super) webhook_targets: Arc<super::webhook_targets::TargetPolicy>,
+    /// Template builds in flight and the blob store.
+    pub(super) templates: Arc<super::template_jobs::TemplateState>,
 }
 
 /// Removes an entry from a shared set when dropped.
@@ -98,6 +100,10 @@ impl Control {
             ),
             admission: Arc::default(),
             webhook_targets: Arc::default(),
+            templates: Arc::new(super::template_jobs::TemplateState::new(
+                std::env::temp_dir().join("nullspace-template-blobs"),
+                1,
+            )),
         }
     }
 
