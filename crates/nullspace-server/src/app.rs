@@ -144,7 +144,8 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
         .with_default_volume_size(options.volume_size)
         .with_capacity(capacity)
         .with_webhook_targets(options.webhook_targets.clone())
-        .with_registry(options.registry.clone());
+        .with_registry(options.registry.clone())
+        .with_template_dir(options.data_dir.join("template-blobs"));
     if let Some(size) = options.volume_size {
         control
             .node()

@@ -41,6 +41,8 @@ impl From<ControlError> for ApiError {
             ControlError::VolumeBusy { .. } => ErrorCode::VolumeBusy,
             ControlError::AttachmentNotFound { .. } => ErrorCode::NotFound,
             ControlError::Busy { .. } => ErrorCode::Conflict,
+            ControlError::BuildNotFound { .. } => ErrorCode::BuildNotFound,
+            ControlError::TemplateConflict { .. } => ErrorCode::Conflict,
             ControlError::Node(nullspace_node::NodeError::LiveMountsUnsupported { .. }) => {
                 ErrorCode::FeatureUnavailable
             }

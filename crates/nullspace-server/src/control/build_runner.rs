@@ -253,10 +253,11 @@ impl<'a> Engine<'a> {
                             volumes: config.volumes,
                             healthcheck: config.healthcheck.map(|h| build_plan::Healthcheck {
                                 test: h.test,
-                                interval_ns: h.interval_ns,
-                                timeout_ns: h.timeout_ns,
-                                start_period_ns: h.start_period_ns,
-                                retries: h.retries,
+                                // The image config's 0 means "Docker's default".
+                                interval_ns: Some(h.interval_ns).filter(|ns| *ns > 0),
+                                timeout_ns: Some(h.timeout_ns).filter(|ns| *ns > 0),
+                                start_period_ns: Some(h.start_period_ns).filter(|ns| *ns > 0),
+                                retries: u32::try_from(h.retries).ok().filter(|r| *r > 0),
                             }),
                             ..StageState::default()
                         }

@@ -97,6 +97,18 @@ pub enum ControlError {
         /// What is in progress.
         what: String,
     },
+    /// The template build does not exist for this tenant.
+    #[error("template build {build_id} not found")]
+    BuildNotFound {
+        /// Requested id.
+        build_id: String,
+    },
+    /// A template change conflicts with the current state (name taken, build not ready).
+    #[error("{message}")]
+    TemplateConflict {
+        /// What conflicts and what to do.
+        message: String,
+    },
     #[error(transparent)]
     Volume(nullspace_node::VolumeError),
     /// The node failed.

@@ -62,6 +62,8 @@ pub struct Control {
     pub(super) webhook_targets: Arc<super::webhook_targets::TargetPolicy>,
     /// Registry mirrors and insecure registries of template builds.
     registry: Arc<nullspace_image::registry::RegistryConfig>,
+    /// Template builds in flight and the blob store.
+    pub(super) templates: Arc<super::template_jobs::TemplateState>,
 }
 
 /// Removes an entry from a shared set when dropped.
@@ -104,6 +106,10 @@ impl Control {
             admission: Arc::default(),
             webhook_targets: Arc::default(),
             registry: Arc::default(),
+            templates: Arc::new(super::template_jobs::TemplateState::new(
+                std::env::temp_dir().join("nullspace-template-blobs"),
+                1,
+            )),
         }
     }
 

@@ -15,13 +15,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
         RuntimeArg::Crun => "crun",
         RuntimeArg::Runsc => "runsc",
     };
-    let mut registry = RegistryConfig::default();
-    for mirror in &args.registry_mirror {
-        registry.add_mirror(mirror).map_err(|e| anyhow::anyhow!("--registry-mirror {mirror}: {e}"))?;
-    }
-    for host in &args.insecure_registry {
-        registry.add_insecure(host).map_err(|e| anyhow::anyhow!("--insecure-registry {host}: {e}"))?;
-    }
+    let registry = RegistryConfig::from_flags(&args.registry_mirror, &args.insecure_registry)?;
     let options = ServerOptions {
         listen: args.listen,
         data_dir: super::data_dir(args.data_dir)?,
