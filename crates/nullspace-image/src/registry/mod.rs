@@ -218,11 +218,14 @@ async fn fetch(
     }
     let count = wanted.len();
     progress(PullEvent::Resolved { manifest_digest: resolved.manifest_digest.clone(), layers: count });
-    futures::stream::iter(wanted.iter().enumerate())
+    // The futures are built first: a stream that maps borrowed items through a closure would make the
+    // pull's future not provably `Send` (rustc's higher-ranked lifetime limitation), so not spawnable.
+    let layer_futures: Vec<_> = wanted
+        .iter()
+        .enumerate()
         .map(|(index, layer)| fetch_layer(store, remote, layer, (index, count), progress))
-        .buffer_unordered(LAYER_CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await?;
+        .collect();
+    futures::stream::iter(layer_futures).buffer_unordered(LAYER_CONCURRENCY).try_collect::<Vec<()>>().await?;
     Ok(PulledImage {
         manifest_digest: resolved.manifest_digest,
         index_digest: resolved.index_digest,
@@ -270,6 +273,25 @@ async fn fetch_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Compiles only if a pull's future can be handed to `tokio::spawn` (it is `Send + 'static` once its
+    /// inputs are owned).
+    fn spawn_pull(
+        store: LayerStore,
+        config: RegistryConfig,
+        reference: ImageReference,
+        auth: RegistryAuth,
+    ) -> tokio::task::JoinHandle<ImageResult<PulledImage>> {
+        tokio::spawn(async move {
+            let progress = |event: PullEvent| tracing::info!(%event);
+            pull(&store, &config, &reference, &auth, &progress).await
+        })
+    }
+
+    #[test]
+    fn a_pull_can_be_spawned() {
+        let _ = spawn_pull;
+    }
 
     #[test]
     fn events_read_as_log_lines() {

@@ -15,6 +15,9 @@ use tokio::io::AsyncWriteExt;
 use super::{ImageReference, PullEvent, RegistryAuth, RegistryConfig};
 use crate::error::{ImageError, ImageResult};
 
+/// Tries of a layer download whose connection fails.
+const DOWNLOAD_ATTEMPTS: u32 = 3;
+
 /// Progress is reported every this many downloaded bytes of a layer.
 const PROGRESS_STEP: u64 = 16 << 20;
 
@@ -165,8 +168,33 @@ impl Remote {
     }
 
     /// Streams the blob of layer `index` (of `count`) to the new file `path`, checking its size and
-    /// sha256 against the descriptor as it arrives.
+    /// sha256 against the descriptor as it arrives. A connection that fails midway is retried from the
+    /// start a few times.
     pub(crate) async fn download(
+        &self,
+        layer: &OciDescriptor,
+        path: &Path,
+        position: (usize, usize),
+        progress: &(dyn Fn(PullEvent) + Send + Sync),
+    ) -> ImageResult<()> {
+        let mut attempt = 1;
+        loop {
+            match self.download_once(layer, path, position, progress).await {
+                Err(error @ ImageError::Unreachable { .. }) if attempt < DOWNLOAD_ATTEMPTS => {
+                    tracing::warn!(%error, attempt, "layer download failed; retrying");
+                    attempt += 1;
+                    tokio::fs::remove_file(path).await.map_err(|source| ImageError::Store {
+                        context: "removing a partial download".to_owned(),
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn download_once(
         &self,
         layer: &OciDescriptor,
         path: &Path,
