@@ -222,9 +222,12 @@ async fn fetch(
     // The futures are built first: a stream that maps borrowed items through a closure would make the
     // pull's future not provably `Send` (rustc's higher-ranked lifetime limitation), so not spawnable.
     let failed = AtomicBool::new(false);
+    // A content listed twice (identical layers) is fetched once.
+    let mut seen = std::collections::HashSet::new();
     let layer_futures: Vec<_> = wanted
         .iter()
         .enumerate()
+        .filter(|(_, layer)| seen.insert(&layer.id))
         .map(|(index, layer)| fetch_layer(store, remote, layer, (index, count), progress, &failed))
         .collect();
     // Every started layer is awaited, even after a failure (an unpack on a blocking thread cannot be

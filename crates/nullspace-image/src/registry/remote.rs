@@ -100,7 +100,7 @@ impl Remote {
             reference,
             auth: auth.oci(),
             endpoint,
-            image: reference_display(original),
+            image: original.whole(),
         }
     }
 
@@ -269,11 +269,6 @@ impl Remote {
         }
         Ok(())
     }
-}
-
-/// The normalized reference for messages.
-fn reference_display(reference: &oci_client::Reference) -> String {
-    reference.whole()
 }
 
 /// An error with its sources, `a: b: c`.
