@@ -65,6 +65,15 @@ pub struct RetryRequest {
     pub build_secrets: Vec<BuildSecret>,
 }
 
+/// Waits for a build slot; `None` when the build is cancelled first (it leaves the queue at once).
+async fn queue_slot(slots: &Arc<Semaphore>, cancel: &CancellationToken) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => None,
+        slot = slots.clone().acquire_owned() => slot.ok(),
+    }
+}
+
 /// The protocol's failure phase for an engine phase.
 pub fn failure_phase(phase: &str) -> &'static str {
     match phase {
@@ -191,10 +200,7 @@ impl Control {
 
     async fn run_build(&self, record: BuildRecord, request: BuildRequest, live: LiveBuild) {
         let log = live.log.clone();
-        let slot = tokio::select! {
-            slot = self.templates.slots.clone().acquire_owned() => slot.ok(),
-            () = live.cancel.cancelled() => None,
-        };
+        let slot = queue_slot(&self.templates.slots, &live.cancel).await;
         if slot.is_none() {
             end_cancelled(&self.store, &record, &log).await;
             return;
@@ -535,6 +541,25 @@ mod tests {
         let ready = store.get_build(&ids[2]).await.unwrap().unwrap();
         assert_eq!(ready.status, BuildStatus::Ready, "finished builds are left alone");
         assert_eq!(store.next_build_log_offset(&ids[2]).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_queued_build_waits_for_the_slot_and_leaves_the_queue_when_cancelled() {
+        let slots = Arc::new(Semaphore::new(1));
+        let running = queue_slot(&slots, &CancellationToken::new()).await.expect("a free slot");
+        let cancel = CancellationToken::new();
+        let waiting = tokio::spawn({
+            let (slots, cancel) = (slots.clone(), cancel.clone());
+            async move { queue_slot(&slots, &cancel).await.is_some() }
+        });
+        cancel.cancel();
+        assert!(!waiting.await.unwrap(), "cancelled while the slot was taken");
+        assert_eq!(slots.available_permits(), 0, "the running build still holds the slot");
+        drop(running);
+        assert!(queue_slot(&slots, &CancellationToken::new()).await.is_some(), "the slot is free again");
+        let cancelled = CancellationToken::new();
+        cancelled.cancel();
+        assert!(queue_slot(&slots, &cancelled).await.is_none(), "a cancelled build never takes a slot");
     }
 
     #[test]
