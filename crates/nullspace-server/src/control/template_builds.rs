@@ -146,8 +146,9 @@ struct LogInner {
     next: Mutex<u64>,
     /// To the writer task (`None`: a detached log that keeps nothing).
     sink: Option<mpsc::UnboundedSender<(u64, String)>>,
-    /// How many entries are persisted (the next offset readers can expect).
-    written: watch::Sender<u64>,
+    /// How many entries are persisted (the next offset readers can expect). Shared with the writer task
+    /// only: the task ends (and followers see the log close) once every clone of the log is gone.
+    written: Arc<watch::Sender<u64>>,
     /// Cache decisions so far, as `cache_summary` counters (`layer_hits`, …).
     cache: Mutex<BTreeMap<String, u64>>,
 }
@@ -165,14 +166,14 @@ impl BuildLog {
     pub fn open(store: Store, build_id: &str, template_id: &str, next_offset: u64, secrets: Vec<String>) -> Self {
         let (sink, mut entries) = mpsc::unbounded_channel::<(u64, String)>();
         let log = Self::build(build_id, template_id, next_offset, secrets, Some(sink));
-        let written = log.inner.clone();
+        let written = log.inner.written.clone();
         let build = build_id.to_owned();
         tokio::spawn(async move {
             while let Some((offset, entry)) = entries.recv().await {
                 if let Err(error) = store.insert_build_log(&build, offset, &entry).await {
                     tracing::error!(build_id = %build, offset, error = %crate::error_chain(&error), "storing a build log entry failed");
                 }
-                written.written.send_replace(offset + 1);
+                written.send_replace(offset + 1);
             }
         });
         log
@@ -200,7 +201,7 @@ impl BuildLog {
                 redact: secrets,
                 next: Mutex::new(next_offset),
                 sink,
-                written: watch::channel(next_offset).0,
+                written: Arc::new(watch::channel(next_offset).0),
                 cache: Mutex::default(),
             }),
         }
@@ -346,6 +347,10 @@ mod tests {
         assert_eq!(log.cache_summary(), BTreeMap::from([("layer_hits".to_owned(), 1)]));
         assert_eq!(store.build_logs("tb_1", 2).await.unwrap().len(), 1);
         assert!(store.build_logs("tb_1", 3).await.unwrap().is_empty());
+
+        // Once every clone of the log is gone its writer ends, and followers see the log close.
+        drop(log);
+        assert!(follower.changed().await.is_err(), "the log closed");
 
         // A log reopened after a restart continues at the next offset.
         let reopened = BuildLog::open(store.clone(), "tb_1", "tmpl_1", 3, Vec::new());

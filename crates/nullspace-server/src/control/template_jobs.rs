@@ -21,7 +21,7 @@ use super::{Control, ControlError};
 use crate::clock;
 use crate::store::template_builds::{BuildOutcome, BuildRecord};
 use crate::store::templates::TemplateRecord;
-use crate::store::Tenant;
+use crate::store::{Store, Tenant};
 
 /// Message of builds the server restart interrupted.
 pub const RESTARTED: &str = "the server restarted during the build";
@@ -68,6 +68,15 @@ pub struct RetryRequest {
     pub base_image_auth: Option<Value>,
     /// Build secrets (never stored, so given again).
     pub build_secrets: Vec<BuildSecret>,
+}
+
+/// Waits for a build slot; `None` when the build is cancelled first (it leaves the queue at once).
+async fn queue_slot(slots: &Arc<Semaphore>, cancel: &CancellationToken) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => None,
+        slot = slots.clone().acquire_owned() => slot.ok(),
+    }
 }
 
 /// The protocol's failure phase for an engine phase.
@@ -197,12 +206,9 @@ impl Control {
 
     async fn run_build(&self, record: BuildRecord, request: BuildRequest, live: LiveBuild, tenant: Tenant) {
         let log = live.log.clone();
-        let slot = tokio::select! {
-            slot = self.templates.slots.clone().acquire_owned() => slot.ok(),
-            () = live.cancel.cancelled() => None,
-        };
+        let slot = queue_slot(&self.templates.slots, &live.cancel).await;
         if slot.is_none() {
-            self.end_cancelled(&record, &log).await;
+            end_cancelled(&self.store, &record, &log).await;
             return;
         }
         if let Err(error) = self.store.start_build(&record.id, &clock::now_rfc3339()).await {
@@ -210,7 +216,7 @@ impl Control {
         }
         log.line(LogLine::info("build started").in_phase("preflight"));
         if let Err((failure, details)) = self.check_blobs(&record.tenant_id, &request).await {
-            self.end_failed(&record, &log, &failure, Some(details)).await;
+            end_failed(&self.store, &record, &log, &failure, Some(details)).await;
             return;
         }
         let job = BuildJob {
@@ -223,9 +229,9 @@ impl Control {
         };
         let result = build_runner::run(self, &job).await;
         match result {
-            _ if live.cancel.is_cancelled() => self.end_cancelled(&record, &log).await,
-            Err(failure) if failure.code == "cancelled" => self.end_cancelled(&record, &log).await,
-            Err(failure) => self.end_failed(&record, &log, &failure, None).await,
+            _ if live.cancel.is_cancelled() => end_cancelled(&self.store, &record, &log).await,
+            Err(failure) if failure.code == "cancelled" => end_cancelled(&self.store, &record, &log).await,
+            Err(failure) => end_failed(&self.store, &record, &log, &failure, None).await,
             Ok(image) => {
                 if let Err(error) = self.publish(&record, &log, image).await {
                     let failure = BuildFailure {
@@ -234,7 +240,7 @@ impl Control {
                         message: format!("publishing the template failed: {}", crate::error_chain(&error)),
                         step_index: None,
                     };
-                    self.end_failed(&record, &log, &failure, None).await;
+                    end_failed(&self.store, &record, &log, &failure, None).await;
                 }
             }
         }
@@ -276,7 +282,7 @@ impl Control {
             created_at: now.clone(),
             updated_at: now,
         };
-        self.save_cache_summary(record, log).await;
+        save_cache_summary(&self.store, record, log).await;
         let template = self.store.insert_template(&template, &record.tags).await?;
         let info: TemplateInfo = self.template_info(&template).await?;
         let mut extra = Map::new();
@@ -290,48 +296,6 @@ impl Control {
         let outcome = BuildOutcome { status: BuildStatus::Ready, error: None, error_detail: None, failure_phase: None };
         self.store.finish_build(&record.id, &outcome, &clock::now_rfc3339()).await?;
         Ok(())
-    }
-
-    async fn end_failed(&self, record: &BuildRecord, log: &BuildLog, failure: &BuildFailure, details: Option<Value>) {
-        self.save_cache_summary(record, log).await;
-        let detail = failure_detail(failure, &record.id, log, details);
-        let mut extra = Map::new();
-        extra.insert("error_detail".into(), serde_json::to_value(&detail).unwrap_or_default());
-        let mut line =
-            LogLine::new(LogKind::Error, LogLevel::Error, detail.message.clone()).in_phase(detail.phase.clone());
-        line.step_index = failure.step_index;
-        log.entry(line, extra);
-        log.flush().await;
-        let outcome = BuildOutcome {
-            status: BuildStatus::Error,
-            error: Some(detail.message.clone()),
-            failure_phase: Some(detail.phase.clone()),
-            error_detail: serde_json::to_value(&detail).ok(),
-        };
-        if let Err(error) = self.store.finish_build(&record.id, &outcome, &clock::now_rfc3339()).await {
-            tracing::error!(build_id = %record.id, error = %crate::error_chain(&error), "recording a failed build failed");
-        }
-    }
-
-    async fn save_cache_summary(&self, record: &BuildRecord, log: &BuildLog) {
-        let summary = log.cache_summary();
-        if summary.is_empty() {
-            return;
-        }
-        if let Err(error) = self.store.set_build_cache_summary(&record.id, &summary).await {
-            tracing::error!(build_id = %record.id, error = %crate::error_chain(&error), "storing cache counters failed");
-        }
-    }
-
-    async fn end_cancelled(&self, record: &BuildRecord, log: &BuildLog) {
-        self.save_cache_summary(record, log).await;
-        log.line(LogLine::new(LogKind::Cancelled, LogLevel::Warn, "build cancelled"));
-        log.flush().await;
-        let outcome =
-            BuildOutcome { status: BuildStatus::Cancelled, error: None, error_detail: None, failure_phase: None };
-        if let Err(error) = self.store.finish_build(&record.id, &outcome, &clock::now_rfc3339()).await {
-            tracing::error!(build_id = %record.id, error = %crate::error_chain(&error), "recording a cancelled build failed");
-        }
     }
 
     /// Cancels build `build_id`: a waiting build ends at once, a running one when the engine stops.
@@ -396,20 +360,7 @@ impl Control {
 
     /// Fails the builds a previous process left waiting or building.
     pub(super) async fn reconcile_builds(&self) -> ControlResult<()> {
-        let builds = self.store.builds_in_status(&[BuildStatus::Waiting, BuildStatus::Building]).await?;
-        for build in builds {
-            let next = self.store.next_build_log_offset(&build.id).await?;
-            let log = BuildLog::open(self.store.clone(), &build.id, &build.template_id, next, Vec::new());
-            let failure = BuildFailure {
-                code: "build_interrupted".into(),
-                phase: "interrupted".into(),
-                message: RESTARTED.into(),
-                step_index: None,
-            };
-            self.end_failed(&build, &log, &failure, None).await;
-            tracing::warn!(build_id = %build.id, "failed a build the restart interrupted");
-        }
-        Ok(())
+        fail_interrupted_builds(&self.store).await
     }
 
     /// The wire form of `build`.
@@ -462,5 +413,166 @@ impl Control {
             created_at: build.created_at.clone(),
             updated_at: build.updated_at.clone(),
         })
+    }
+}
+
+async fn end_failed(
+    store: &Store,
+    record: &BuildRecord,
+    log: &BuildLog,
+    failure: &BuildFailure,
+    details: Option<Value>,
+) {
+    save_cache_summary(store, record, log).await;
+    let detail = failure_detail(failure, &record.id, log, details);
+    let mut extra = Map::new();
+    extra.insert("error_detail".into(), serde_json::to_value(&detail).unwrap_or_default());
+    let mut line = LogLine::new(LogKind::Error, LogLevel::Error, detail.message.clone()).in_phase(detail.phase.clone());
+    line.step_index = failure.step_index;
+    log.entry(line, extra);
+    log.flush().await;
+    let outcome = BuildOutcome {
+        status: BuildStatus::Error,
+        error: Some(detail.message.clone()),
+        failure_phase: Some(detail.phase.clone()),
+        error_detail: serde_json::to_value(&detail).ok(),
+    };
+    if let Err(error) = store.finish_build(&record.id, &outcome, &clock::now_rfc3339()).await {
+        tracing::error!(build_id = %record.id, error = %crate::error_chain(&error), "recording a failed build failed");
+    }
+}
+
+async fn save_cache_summary(store: &Store, record: &BuildRecord, log: &BuildLog) {
+    let summary = log.cache_summary();
+    if summary.is_empty() {
+        return;
+    }
+    if let Err(error) = store.set_build_cache_summary(&record.id, &summary).await {
+        tracing::error!(build_id = %record.id, error = %crate::error_chain(&error), "storing cache counters failed");
+    }
+}
+
+async fn end_cancelled(store: &Store, record: &BuildRecord, log: &BuildLog) {
+    save_cache_summary(store, record, log).await;
+    log.line(LogLine::new(LogKind::Cancelled, LogLevel::Warn, "build cancelled"));
+    log.flush().await;
+    let outcome = BuildOutcome { status: BuildStatus::Cancelled, error: None, error_detail: None, failure_phase: None };
+    if let Err(error) = store.finish_build(&record.id, &outcome, &clock::now_rfc3339()).await {
+        tracing::error!(build_id = %record.id, error = %crate::error_chain(&error), "recording a cancelled build failed");
+    }
+}
+
+/// Fails the builds a previous process left waiting or building.
+pub(super) async fn fail_interrupted_builds(store: &Store) -> ControlResult<()> {
+    let builds = store.builds_in_status(&[BuildStatus::Waiting, BuildStatus::Building]).await?;
+    for build in builds {
+        let next = store.next_build_log_offset(&build.id).await?;
+        let log = BuildLog::open(store.clone(), &build.id, &build.template_id, next, Vec::new());
+        let failure = BuildFailure {
+            code: "build_interrupted".into(),
+            phase: "interrupted".into(),
+            message: RESTARTED.into(),
+            step_index: None,
+        };
+        end_failed(store, &build, &log, &failure, None).await;
+        tracing::warn!(build_id = %build.id, "failed a build the restart interrupted");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn builds_a_restart_interrupted_end_as_errors_with_a_final_log_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("db.sqlite")).await.unwrap();
+        let tenant = store.ensure_tenant("t").await.unwrap();
+        let mut ids = Vec::new();
+        for (index, status) in [BuildStatus::Waiting, BuildStatus::Building, BuildStatus::Ready].into_iter().enumerate()
+        {
+            let id = format!("tb_{index}");
+            let now = clock::now_rfc3339();
+            let record = BuildRecord {
+                id: id.clone(),
+                template_id: format!("tmpl_{index}"),
+                tenant_id: tenant.id.clone(),
+                namespace: "t".into(),
+                name: "app".into(),
+                tags: vec!["default".into()],
+                status,
+                source_type: "declarative".into(),
+                source_digest: None,
+                context_digest: None,
+                dockerfile_digest: None,
+                request: json!({}),
+                created_at: now.clone(),
+                updated_at: now,
+                queued_at: None,
+                started_at: None,
+                finished_at: None,
+                error: None,
+                error_detail: None,
+                failure_phase: None,
+                cancel_requested_at: None,
+                cancel_requested_by: None,
+                cancellation_reason: None,
+                retry_of_build_id: None,
+                cache_summary: Default::default(),
+            };
+            store.insert_build(&record).await.unwrap();
+            store.insert_build_log(&id, 0, r#"{"kind":"start"}"#).await.unwrap();
+            ids.push(id);
+        }
+        fail_interrupted_builds(&store).await.unwrap();
+        for id in &ids[..2] {
+            let build = store.get_build(id).await.unwrap().unwrap();
+            assert_eq!(build.status, BuildStatus::Error, "{id}");
+            assert_eq!(build.error.as_deref(), Some(RESTARTED));
+            assert_eq!(build.failure_phase.as_deref(), Some("interrupted"));
+            let detail: FailureDetail = serde_json::from_value(build.error_detail.unwrap()).unwrap();
+            assert_eq!(
+                (detail.code.as_str(), detail.retryable, detail.build_id.as_deref()),
+                ("build_interrupted", true, Some(id.as_str()))
+            );
+            let entries = store.build_logs(id, 0).await.unwrap();
+            assert_eq!(entries.iter().map(|(offset, _)| *offset).collect::<Vec<_>>(), [0, 1]);
+            let last: Value = serde_json::from_str(&entries[1].1).unwrap();
+            assert_eq!(
+                (last["kind"].as_str(), last["error_detail"]["phase"].as_str()),
+                (Some("error"), Some("interrupted"))
+            );
+        }
+        let ready = store.get_build(&ids[2]).await.unwrap().unwrap();
+        assert_eq!(ready.status, BuildStatus::Ready, "finished builds are left alone");
+        assert_eq!(store.next_build_log_offset(&ids[2]).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_queued_build_waits_for_the_slot_and_leaves_the_queue_when_cancelled() {
+        let slots = Arc::new(Semaphore::new(1));
+        let running = queue_slot(&slots, &CancellationToken::new()).await.expect("a free slot");
+        let cancel = CancellationToken::new();
+        let waiting = tokio::spawn({
+            let (slots, cancel) = (slots.clone(), cancel.clone());
+            async move { queue_slot(&slots, &cancel).await.is_some() }
+        });
+        cancel.cancel();
+        assert!(!waiting.await.unwrap(), "cancelled while the slot was taken");
+        assert_eq!(slots.available_permits(), 0, "the running build still holds the slot");
+        drop(running);
+        assert!(queue_slot(&slots, &CancellationToken::new()).await.is_some(), "the slot is free again");
+        let cancelled = CancellationToken::new();
+        cancelled.cancel();
+        assert!(queue_slot(&slots, &cancelled).await.is_none(), "a cancelled build never takes a slot");
+    }
+
+    #[test]
+    fn engine_phases_map_to_the_protocols_failure_phases() {
+        assert_eq!(failure_phase("step"), "build_step");
+        assert_eq!(failure_phase("base"), "prepare");
+        assert_eq!(failure_phase("publish"), "finalize");
+        assert_eq!(failure_phase("preflight"), "preflight");
     }
 }
