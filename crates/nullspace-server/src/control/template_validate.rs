@@ -88,11 +88,14 @@ pub fn check(request: &BuildRequest) -> (Vec<ValidationIssue>, Vec<String>) {
         }
         _ => {}
     }
-    if let Some(text) = dockerfile {
-        // Dockerfile syntax: `nullspace_image::dockerfile::parse(text)` goes here once the Dockerfile
-        // front end is merged; until then only the FROM line is required.
-        if !text.lines().map(str::trim).any(|line| line.len() > 4 && line[..5].eq_ignore_ascii_case("from ")) {
-            errors.push(issue("invalid_dockerfile", "the Dockerfile has no FROM instruction", "preflight"));
+    if base.is_some() != dockerfile.is_some() || is_legacy(request) {
+        // What the engine will run: the Dockerfile front end's refusals (with line and instruction) and
+        // every malformed declarative step.
+        match super::build_plan::plan(request) {
+            Ok(plan) => warnings.extend(plan.warnings),
+            Err(problems) => {
+                errors.extend(problems.0.into_iter().map(|problem| issue(problem.code, problem.message, "preflight")))
+            }
         }
     }
     if let Err(message) = name_and_tags(request) {
