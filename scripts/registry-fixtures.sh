@@ -52,12 +52,18 @@ push_map=(
 
 recipe_debian() {
   local layout=$1 work=$2
-  # Debian's slim images (debuerreotype's slimify) drop docs, man pages, info and translations.
+  # Debian's slim images (debuerreotype's slimify) drop docs, man pages, info and translations; the hooks
+  # remove what the essential packages' first extraction left before the dpkg options applied ($1 is
+  # mmdebstrap's root directory, expanded by mmdebstrap's hook shell).
+  # shellcheck disable=SC2016
   mmdebstrap --quiet --mode=root --variant=minbase --format=tar --skip=output/dev --skip=output/mknod \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/groff/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/lintian/*' \
     --dpkgopt='path-exclude=/usr/share/linda/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --customize-hook='find "$1/usr/share/doc" -xdev -not -type d -not -name copyright -delete' \
+    --customize-hook='find "$1/usr/share/doc" -xdev -depth -mindepth 1 -type d -empty -delete' \
+    --customize-hook='cd "$1/usr/share" && rm -rf man/* groff/* info/* lintian/* linda/* locale/*' \
     "$suite" "$work/debian.tar" \
     "deb $mirror $suite main" "deb $mirror $suite-updates main" "deb $security_mirror $suite-security main"
   umoci new --image "$layout:debian-stable-slim"
