@@ -229,14 +229,14 @@ serve() {
     echo "version: 0.1"
     echo "log: {level: warn}"
     echo "storage:"
-    echo "  filesystem: {rootdirectory: $dir/storage}"
+    echo "  filesystem: {rootdirectory: \"$dir/storage\"}"
     echo "  delete: {enabled: true}"
     echo "http:"
     echo "  addr: $addr"
     echo "  secret: $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     if [ -n "$creds" ]; then
       echo "auth:"
-      echo "  htpasswd: {realm: nullspace-fixtures, path: $dir/htpasswd}"
+      echo "  htpasswd: {realm: nullspace-fixtures, path: \"$dir/htpasswd\"}"
     fi
   } > "$dir/config.yml"
   if [ -n "$creds" ]; then
