@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -611,15 +611,7 @@ fn extract_tar(archive: &Path, into: &Path) -> Result<(), ClientError> {
 
 /// `name` without `.` components, if it is relative and never goes up.
 fn safe_relative(name: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for component in name.components() {
-        match component {
-            Component::Normal(part) => out.push(part),
-            Component::CurDir => {}
-            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(out)
+    nullspace_types::rel_path::clean_relative(name).ok()
 }
 
 #[cfg(test)]

@@ -15,6 +15,18 @@ pub enum NodeError {
         /// Template name as requested.
         template: String,
     },
+    /// A layer of the sandbox's root is gone from the host (its template was deleted and collected, or
+    /// the data dir was tampered with).
+    #[error("sandbox {sandbox_id}: layer {} of its root filesystem is missing; rebuild its template", layer.display())]
+    LayerMissing {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// The missing directory.
+        layer: PathBuf,
+    },
+    /// The layer store failed.
+    #[error("layer store")]
+    Layers(#[source] nullspace_image::ImageError),
     /// Preparing the template layer failed.
     #[error("preparing template failed")]
     Template(#[from] TemplateError),

@@ -41,8 +41,8 @@ pub struct NodeConfig {
 pub struct LaunchSpec {
     /// Sandbox id (`sb_…`).
     pub sandbox_id: String,
-    /// Template name.
-    pub template: String,
+    /// The template's read-only layers and the defaults it gives the sandbox.
+    pub root: RootImage,
     /// Create-time environment, layered over the template's.
     pub envs: BTreeMap<String, String>,
     /// Default working directory; the template's when `None`.
@@ -60,6 +60,36 @@ pub struct LaunchSpec {
     pub restore_from: Option<PathBuf>,
     /// Volumes bind-mounted into the sandbox.
     pub volumes: Vec<crate::VolumeMount>,
+    /// A template build's sandbox: its guest writes nothing into the root filesystem at boot (no login
+    /// profile, no SSH host keys), since everything the sandbox writes becomes a template layer.
+    pub build: bool,
+    /// Host directories bind-mounted read-only (a build's context and the stages it copies from).
+    pub inputs: Vec<BindMount>,
+}
+
+/// The root filesystem a template gives its sandboxes: read-only layers and process defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootImage {
+    /// Read-only layers, top first (overlay lowerdirs).
+    pub layers: Vec<PathBuf>,
+    /// Environment every process starts with (create envs are layered over it).
+    pub envs: BTreeMap<String, String>,
+    /// User processes run as unless the request says otherwise.
+    pub default_user: String,
+    /// Working directory unless the request says otherwise.
+    pub default_cwd: String,
+}
+
+impl RootImage {
+    /// The root of built-in template layer `layer`.
+    pub fn of_builtin(layer: &TemplateLayer) -> Self {
+        Self {
+            layers: vec![layer.rootfs.clone()],
+            envs: layer.envs.clone(),
+            default_user: layer.default_user.clone(),
+            default_cwd: layer.default_cwd.clone(),
+        }
+    }
 }
 
 /// Outcome of [`Node::reconcile`].
@@ -83,6 +113,8 @@ pub struct Node {
     network: Option<Network>,
     volumes: crate::Volumes,
     volume_guests: crate::VolumeGuests,
+    /// Content-addressed read-only layers of built templates (`<data>/layers`).
+    layers: nullspace_image::layers::LayerStore,
 }
 
 impl Node {
@@ -98,7 +130,7 @@ impl Node {
         tracing::info!(runtime = choice.kind.as_str(), "selected isolation runtime");
         let runtime = OciRuntime::new(choice.kind, config.data_dir.join("runtime").join(choice.kind.as_str()));
         let sandboxes_dir = config.data_dir.join("sandboxes");
-        let private = ["snapshots", "volumes", "templates"].map(|name| config.data_dir.join(name));
+        let private = ["snapshots", "volumes", "templates", "layers"].map(|name| config.data_dir.join(name));
         for dir in [config.data_dir.clone(), sandboxes_dir.clone()].into_iter().chain(private) {
             crate::layout::private_dir(&dir).map_err(|source| NodeError::Filesystem {
                 sandbox_id: String::new(),
@@ -118,12 +150,22 @@ impl Node {
         };
         let volumes = crate::Volumes::new(&config.data_dir);
         let volume_guests = crate::VolumeGuests::new(volumes.clone(), config.guestd_path.clone());
-        Ok(Self { config, templates, runtime, sandboxes_dir, network, volumes, volume_guests })
+        let layers = nullspace_image::layers::LayerStore::new(config.data_dir.join("layers")).map_err(NodeError::Layers)?;
+        let leftovers = layers.remove_leftovers();
+        if leftovers > 0 {
+            tracing::info!(leftovers, "removed the staging dirs of interrupted layer writes");
+        }
+        Ok(Self { config, templates, runtime, sandboxes_dir, network, volumes, volume_guests, layers })
     }
 
     /// The template store of this node.
     pub fn templates(&self) -> &TemplateStore {
         &self.templates
+    }
+
+    /// The layers of built templates on this node.
+    pub fn layers(&self) -> &nullspace_image::layers::LayerStore {
+        &self.layers
     }
 
     /// The persistent volumes of this node.
@@ -168,11 +210,7 @@ impl Node {
     /// Launches a sandbox and returns once its guest answers. On failure everything acquired is released.
     #[tracing::instrument(skip_all, fields(sandbox = %spec.sandbox_id))]
     pub async fn launch(&self, spec: &LaunchSpec) -> NodeResult<()> {
-        let template = self
-            .templates
-            .get(&spec.template)
-            .ok_or_else(|| NodeError::UnknownTemplate { template: spec.template.clone() })?;
-        let result = self.launch_steps(spec, &template).await;
+        let result = self.launch_steps(spec).await;
         if result.is_err() {
             if let Err(error) = self.destroy(&spec.sandbox_id).await {
                 tracing::warn!(error = %error, "cleanup after a failed launch failed");
@@ -181,7 +219,8 @@ impl Node {
         result
     }
 
-    async fn launch_steps(&self, spec: &LaunchSpec, template: &TemplateLayer) -> NodeResult<()> {
+    async fn launch_steps(&self, spec: &LaunchSpec) -> NodeResult<()> {
+        let template = &spec.root;
         let id = spec.sandbox_id.as_str();
         let paths = self.paths(id);
         let started = std::time::Instant::now();
@@ -208,8 +247,10 @@ impl Node {
         let config_json = serde_json::to_vec(&guest_config).unwrap_or_default();
         host_files::replace_file(&paths.guest_config(), &config_json).map_err(fs_error(&paths.guest_config()))?;
 
-        let mut lower: Vec<&Path> = spec.layers.iter().map(PathBuf::as_path).collect();
-        lower.push(&template.rootfs);
+        let lower: Vec<&Path> = spec.layers.iter().chain(&template.layers).map(PathBuf::as_path).collect();
+        if let Some(missing) = lower.iter().find(|layer| !layer.is_dir()) {
+            return Err(NodeError::LayerMissing { sandbox_id: id.to_owned(), layer: missing.to_path_buf() });
+        }
         overlay::mount_overlay(&lower, &paths.upper, &paths.work, &paths.rootfs)
             .map_err(|source| NodeError::Overlay { operation: "mount", sandbox_id: id.to_owned(), source })?;
 
@@ -242,6 +283,7 @@ impl Node {
             prepared = Some(net);
         }
         let network_done = started.elapsed();
+        mounts.extend(spec.inputs.iter().map(|input| BindMount { read_only: true, ..input.clone() }));
         // Volumes last, so that they are mounted over anything above. Subpaths resolve without following
         // symlinks (a sandbox can plant them in a volume), and the runtime mounts the directory that was
         // opened, pinned at a host-only path, not a path it would resolve again.
@@ -259,7 +301,11 @@ impl Node {
             bundle_dir: paths.bundle.clone(),
             rootfs: paths.rootfs.clone(),
             hostname,
-            args: vec![GUEST_BINARY_PATH.to_owned()],
+            args: if spec.build {
+                vec![GUEST_BINARY_PATH.to_owned(), "--no-write-profile".to_owned()]
+            } else {
+                vec![GUEST_BINARY_PATH.to_owned()]
+            },
             env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()],
             mounts,
             limits: Limits { vcpus: spec.vcpus, memory_mb: spec.memory_mb, pids: PIDS_LIMIT },

@@ -167,6 +167,26 @@ impl Node {
         Ok(layer_size(&target) + memory)
     }
 
+    /// Ends build sandbox `sandbox_id` and moves its upper dir (every write of the step, with overlay
+    /// whiteouts for what it deleted) to `target`, a fresh path on the data dir's filesystem that the
+    /// caller publishes as a layer; the rest of the sandbox is released. The runtime is stopped and the
+    /// overlay unmounted first, so the directory is complete and nothing writes to it any more.
+    #[tracing::instrument(skip_all, fields(sandbox = %sandbox_id))]
+    pub async fn commit_upper(&self, sandbox_id: &str, target: &Path) -> NodeResult<()> {
+        let paths = self.paths(sandbox_id);
+        self.runtime()
+            .destroy(sandbox_id)
+            .await
+            .map_err(|source| NodeError::Runtime { sandbox_id: sandbox_id.to_owned(), source })?;
+        crate::overlay::unmount(&paths.rootfs).map_err(|source| NodeError::Overlay {
+            operation: "unmount",
+            sandbox_id: sandbox_id.to_owned(),
+            source,
+        })?;
+        std::fs::rename(&paths.upper, target).map_err(Self::fs_error(sandbox_id, target))?;
+        self.destroy(sandbox_id).await
+    }
+
     /// Removes snapshot layer directories that are not in `referenced` (directory paths), with their
     /// memory images (`<layer>.mem`) and the staging dirs of interrupted captures and checkpoints
     /// (`.<layer>.partial`, `.<layer>.mem.partial`; kept while their layer is referenced, i.e. pending).

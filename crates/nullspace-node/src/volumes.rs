@@ -312,21 +312,14 @@ fn mkdir_at(dirfd: libc::c_int, name: &[u8]) -> std::io::Result<()> {
 /// The components of a subpath (relative or absolute within the volume); `..` is refused.
 pub fn normalize_subpath(subpath: &str) -> Result<Vec<String>, VolumeError> {
     let invalid = |reason: &str| VolumeError::InvalidSubpath { subpath: subpath.to_owned(), reason: reason.to_owned() };
-    if subpath.contains('\0') {
-        return Err(invalid("it contains a NUL byte"));
-    }
-    let mut components = Vec::new();
-    for component in Path::new(subpath).components() {
-        match component {
-            Component::Normal(name) => {
-                components.push(name.to_str().ok_or_else(|| invalid("it is not valid UTF-8"))?.to_owned())
-            }
-            Component::RootDir | Component::CurDir => {}
-            Component::ParentDir => return Err(invalid("`..` is not allowed; name a directory inside the volume")),
-            Component::Prefix(_) => return Err(invalid("unsupported path prefix")),
-        }
-    }
-    Ok(components)
+    use nullspace_types::rel_path::{clean, RelPathError};
+    let cleaned = clean(Path::new(subpath), true).map_err(|error| match error {
+        RelPathError::ParentDir => invalid("`..` is not allowed; name a directory inside the volume"),
+        RelPathError::Nul => invalid("it contains a NUL byte"),
+        RelPathError::Absolute => invalid("unsupported path prefix"),
+    })?;
+    // `subpath` is a `str`, so every component is valid UTF-8.
+    Ok(cleaned.iter().map(|name| name.to_string_lossy().into_owned()).collect())
 }
 
 /// The normalized subpath (`a/b`), `None` for the volume root.

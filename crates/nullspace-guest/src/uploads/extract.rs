@@ -8,7 +8,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use nullspace_types::upload_api::{link_stays_inside, UploadConflict, UploadFailureReason as R};
 use serde_json::json;
@@ -39,17 +39,8 @@ fn entry_error(record: &Record, reason: R, entry: &Path, why: &str) -> UploadErr
 }
 
 /// `path` as a clean relative path (empty for the root), or why it is refused.
-fn relative(path: &Path) -> Result<PathBuf, &'static str> {
-    let mut clean = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => clean.push(part),
-            Component::CurDir => {}
-            Component::ParentDir => return Err("contains \"..\""),
-            Component::RootDir | Component::Prefix(_) => return Err("is absolute"),
-        }
-    }
-    Ok(clean)
+fn relative(path: &Path) -> Result<PathBuf, nullspace_types::rel_path::RelPathError> {
+    nullspace_types::rel_path::clean_relative(path)
 }
 
 fn classify<T: Read>(record: &Record, entry: &tar::Entry<'_, T>) -> GuestResult<Item> {
@@ -61,7 +52,7 @@ fn classify<T: Read>(record: &Record, entry: &tar::Entry<'_, T>) -> GuestResult<
     if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
         return Ok(Item::Skip);
     }
-    let rel = relative(&raw).map_err(|why| entry_error(record, R::DirectoryExtractInvalidPath, &raw, why))?;
+    let rel = relative(&raw).map_err(|why| entry_error(record, R::DirectoryExtractInvalidPath, &raw, why.as_str()))?;
     let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
     match kind {
         EntryType::Directory if rel.as_os_str().is_empty() => Ok(Item::Skip),

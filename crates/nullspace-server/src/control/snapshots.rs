@@ -279,7 +279,7 @@ impl Control {
         self.store.set_sandbox_layers(&parent.id, &layers).await?;
         // Host connections into the guest (preview tunnels) cannot be checkpointed.
         self.preview.close_sandbox(&parent.id);
-        let size = match self.node.fork_memory(&Self::launch_spec(parent, None), &snapshot_id).await {
+        let size = match self.node.fork_memory(&self.launch_spec(parent, None).await?, &snapshot_id).await {
             Ok(size) => size,
             Err(error) => {
                 tracing::warn!(error = %crate::error_chain(&error), sandbox = %parent.id, "fork with memory failed");
@@ -344,6 +344,26 @@ impl Control {
         let removed = self.node.collect_layers(&referenced);
         if removed > 0 {
             tracing::debug!(removed, "removed unreferenced snapshot layers");
+        }
+        self.collect_template_layers().await
+    }
+
+    /// Removes built-template layers no template, sandbox or snapshot uses. Skipped while a build runs:
+    /// its finished steps' layers belong to no template yet.
+    async fn collect_template_layers(&self) -> ControlResult<()> {
+        if self.builds_running() {
+            return Ok(());
+        }
+        let keep = self
+            .store
+            .layers_in_use()
+            .await?
+            .iter()
+            .filter_map(|id| nullspace_image::layers::LayerId::parse(id).ok())
+            .collect();
+        let removed = self.node.collect_template_layers(&keep);
+        if !removed.is_empty() {
+            tracing::debug!(removed = removed.len(), "removed unreferenced template layers");
         }
         Ok(())
     }
