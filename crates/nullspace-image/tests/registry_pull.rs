@@ -46,7 +46,7 @@ struct Registry {
     child: Child,
     port: u16,
     credentials: Option<(String, String)>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Registry {
@@ -83,7 +83,7 @@ impl Registry {
             .spawn()
             .unwrap();
         let credentials = credentials.map(|(u, p)| (u.to_owned(), p.to_owned()));
-        let mut registry = Registry { child, port, credentials, _dir: dir };
+        let mut registry = Registry { child, port, credentials, dir };
         registry.wait_ready().await;
         registry
     }
@@ -102,6 +102,12 @@ impl Registry {
             assert!(Instant::now() < deadline, "docker-registry did not answer on port {}", self.port);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The file the registry serves blob `digest` from (its filesystem storage layout).
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir.path().join(format!("data/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
     }
 
     fn url(&self, path: &str) -> String {
@@ -429,6 +435,52 @@ async fn basic_auth_is_used_and_wrong_credentials_are_registry_unauthorized() {
     let right = RegistryAuth::from_request(&request).unwrap();
     let (result, _) = pull_events(&store, &config, &reference, &right).await;
     assert_eq!(result.unwrap().layers.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_blobs_and_lying_configs_are_digest_mismatches_and_nothing_is_published() {
+    if !is_root() {
+        return;
+    }
+    let registry = Registry::start(None).await;
+    let images = push_images(&registry, "library/app").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LayerStore::new(tmp.path().join("layers")).unwrap();
+    let mirror = RegistryConfig::from_flags(&[format!("docker.io=http://127.0.0.1:{}", registry.port)], &[]).unwrap();
+
+    // A config whose diff_id does not match the (intact) layer's content.
+    let layer = gzip(&tar_layer(&[("f", tar::EntryType::Regular, "content", 0o644)]));
+    let layer_digest = registry.push_blob("library/liar", &layer).await;
+    let claimed = sha256(b"not the layer");
+    let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [claimed]}});
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_digest = registry.push_blob("library/liar", &config).await;
+    let manifest = json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": layer.len()}]
+    });
+    registry.push_manifest("library/liar", "1", OCI_MANIFEST, &manifest).await;
+    let (result, _) = pull_events(&store, &mirror, "liar:1", &RegistryAuth::Anonymous).await;
+    let error = result.unwrap_err();
+    assert_eq!(error.code(), "digest_mismatch", "{error}");
+    assert!(store.list().is_empty());
+
+    // The registry serves a blob whose bytes no longer match its digest (same length).
+    let top_digest = sha256(&images.tars[2]);
+    let blob = registry.blob_file(&top_digest);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 600;
+    bytes[last] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+    let (result, _) = pull_events(&store, &mirror, "app:oci", &RegistryAuth::Anonymous).await;
+    let error = result.unwrap_err();
+    assert_eq!(error.code(), "digest_mismatch", "{error}");
+    assert!(!store.list().iter().any(|layer| layer.id.to_string() == top_digest), "the corrupt layer is not stored");
+    let staging = std::fs::read_dir(store.root())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.'));
+    assert_eq!(staging.count(), 0, "no staging left behind");
 }
 
 #[tokio::test]

@@ -31,8 +31,11 @@ impl Node {
 
     /// Unmounts a view made by [`Node::mount_layers_read_only`].
     pub fn unmount_layers(&self, target: &Path) -> NodeResult<()> {
-        crate::overlay::unmount(target)
-            .map_err(|source| NodeError::Overlay { operation: "unmount", sandbox_id: String::new(), source })
+        crate::overlay::unmount(target).map_err(|source| NodeError::Overlay {
+            operation: "unmount",
+            sandbox_id: String::new(),
+            source,
+        })
     }
 
     /// The layer holding built-in template `name`'s current root filesystem, entered into the layer
@@ -40,7 +43,8 @@ impl Node {
     /// the template's recipe, so a rebuilt built-in is a new layer and templates built on the old one
     /// keep theirs.
     pub async fn builtin_layer(&self, name: &str) -> NodeResult<LayerId> {
-        let template = self.templates().get(name).ok_or_else(|| NodeError::UnknownTemplate { template: name.to_owned() })?;
+        let template =
+            self.templates().get(name).ok_or_else(|| NodeError::UnknownTemplate { template: name.to_owned() })?;
         let id = LayerId::for_cache_key(&format!("nullspace builtin template {name} {}", template.recipe_hash));
         if self.layers().contains(&id) {
             return Ok(id);

@@ -150,7 +150,8 @@ impl Node {
         };
         let volumes = crate::Volumes::new(&config.data_dir);
         let volume_guests = crate::VolumeGuests::new(volumes.clone(), config.guestd_path.clone());
-        let layers = nullspace_image::layers::LayerStore::new(config.data_dir.join("layers")).map_err(NodeError::Layers)?;
+        let layers =
+            nullspace_image::layers::LayerStore::new(config.data_dir.join("layers")).map_err(NodeError::Layers)?;
         let leftovers = layers.remove_leftovers();
         if leftovers > 0 {
             tracing::info!(leftovers, "removed the staging dirs of interrupted layer writes");

@@ -17,6 +17,6 @@ mod store;
 pub use app::{create_api_key, run, ServerOptions, BOOTSTRAP_KEY_ENV, DEFAULT_TENANT, GUESTD_ENV};
 pub use control::capacity::CapacitySettings;
 pub use control::webhook_targets::TargetPolicy;
-pub use nullspace_image::registry::RegistryConfig;
 pub use error::{error_chain, ServerError};
+pub use nullspace_image::registry::RegistryConfig;
 pub use serve::HttpLimits;

@@ -12,8 +12,9 @@ mod remote;
 use std::fmt;
 use std::fs::File;
 use std::io::BufReader;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use oci_client::manifest::OciDescriptor;
 
 pub use image_config::{Healthcheck, ImageConfig};
@@ -218,11 +219,22 @@ async fn fetch(
     }
     let count = wanted.len();
     progress(PullEvent::Resolved { manifest_digest: resolved.manifest_digest.clone(), layers: count });
-    futures::stream::iter(wanted.iter().enumerate())
-        .map(|(index, layer)| fetch_layer(store, remote, layer, (index, count), progress))
-        .buffer_unordered(LAYER_CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await?;
+    // The futures are built first: a stream that maps borrowed items through a closure would make the
+    // pull's future not provably `Send` (rustc's higher-ranked lifetime limitation), so not spawnable.
+    let failed = AtomicBool::new(false);
+    // A content listed twice (identical layers) is fetched once.
+    let mut seen = std::collections::HashSet::new();
+    let layer_futures: Vec<_> = wanted
+        .iter()
+        .enumerate()
+        .filter(|(_, layer)| seen.insert(&layer.id))
+        .map(|(index, layer)| fetch_layer(store, remote, layer, (index, count), progress, &failed))
+        .collect();
+    // Every started layer is awaited, even after a failure (an unpack on a blocking thread cannot be
+    // cancelled, and a pull that returned must not still be writing); the first failure is the result.
+    let results: Vec<ImageResult<()>> =
+        futures::stream::iter(layer_futures).buffer_unordered(LAYER_CONCURRENCY).collect().await;
+    results.into_iter().collect::<ImageResult<Vec<()>>>()?;
     Ok(PulledImage {
         manifest_digest: resolved.manifest_digest,
         index_digest: resolved.index_digest,
@@ -231,13 +243,33 @@ async fn fetch(
     })
 }
 
-/// Downloads, unpacks and publishes one layer unless the store holds it.
+/// Downloads, unpacks and publishes one layer unless the store holds it; once another layer `failed`,
+/// a layer not yet downloaded is skipped.
 async fn fetch_layer(
+    store: &LayerStore,
+    remote: &Remote,
+    layer: &Wanted,
+    position: (usize, usize),
+    progress: &(dyn Fn(PullEvent) + Send + Sync),
+    failed: &AtomicBool,
+) -> ImageResult<()> {
+    if failed.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let result = fetch_one_layer(store, remote, layer, position, progress, failed).await;
+    if result.is_err() {
+        failed.store(true, Ordering::Relaxed);
+    }
+    result
+}
+
+async fn fetch_one_layer(
     store: &LayerStore,
     remote: &Remote,
     layer: &Wanted,
     (index, count): (usize, usize),
     progress: &(dyn Fn(PullEvent) + Send + Sync),
+    failed: &AtomicBool,
 ) -> ImageResult<()> {
     if store.contains(&layer.id) {
         progress(PullEvent::LayerCached { index, count, id: layer.id.clone() });
@@ -245,7 +277,7 @@ async fn fetch_layer(
     }
     let staging = store.stage()?;
     let blob = staging.blob_path();
-    remote.download(&layer.descriptor, &blob, (index, count), progress).await?;
+    remote.download(&layer.descriptor, &blob, (index, count), progress, failed).await?;
     progress(PullEvent::LayerUnpacking { index, count });
     let (id, compression) = (layer.id.clone(), layer.compression);
     let source =
@@ -270,6 +302,25 @@ async fn fetch_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Compiles only if a pull's future can be handed to `tokio::spawn` (it is `Send + 'static` once its
+    /// inputs are owned).
+    fn spawn_pull(
+        store: LayerStore,
+        config: RegistryConfig,
+        reference: ImageReference,
+        auth: RegistryAuth,
+    ) -> tokio::task::JoinHandle<ImageResult<PulledImage>> {
+        tokio::spawn(async move {
+            let progress = |event: PullEvent| tracing::info!(%event);
+            pull(&store, &config, &reference, &auth, &progress).await
+        })
+    }
+
+    #[test]
+    fn a_pull_can_be_spawned() {
+        let _ = spawn_pull;
+    }
 
     #[test]
     fn events_read_as_log_lines() {

@@ -3,6 +3,7 @@
 //! mapping of the client's errors to [`ImageError`]s that say what to do.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -14,6 +15,9 @@ use tokio::io::AsyncWriteExt;
 
 use super::{ImageReference, PullEvent, RegistryAuth, RegistryConfig};
 use crate::error::{ImageError, ImageResult};
+
+/// Tries of a layer download whose connection fails.
+const DOWNLOAD_ATTEMPTS: u32 = 3;
 
 /// Progress is reported every this many downloaded bytes of a layer.
 const PROGRESS_STEP: u64 = 16 << 20;
@@ -96,7 +100,7 @@ impl Remote {
             reference,
             auth: auth.oci(),
             endpoint,
-            image: reference_display(original),
+            image: original.whole(),
         }
     }
 
@@ -165,13 +169,40 @@ impl Remote {
     }
 
     /// Streams the blob of layer `index` (of `count`) to the new file `path`, checking its size and
-    /// sha256 against the descriptor as it arrives.
+    /// sha256 against the descriptor as it arrives. A connection that fails midway is retried from the
+    /// start a few times; the download stops early once `abort` is set (another layer failed).
     pub(crate) async fn download(
+        &self,
+        layer: &OciDescriptor,
+        path: &Path,
+        position: (usize, usize),
+        progress: &(dyn Fn(PullEvent) + Send + Sync),
+        abort: &AtomicBool,
+    ) -> ImageResult<()> {
+        let mut attempt = 1;
+        loop {
+            match self.download_once(layer, path, position, progress, abort).await {
+                Err(error @ ImageError::Unreachable { .. }) if attempt < DOWNLOAD_ATTEMPTS => {
+                    tracing::warn!(%error, attempt, "layer download failed; retrying");
+                    attempt += 1;
+                    tokio::fs::remove_file(path).await.map_err(|source| ImageError::Store {
+                        context: "removing a partial download".to_owned(),
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn download_once(
         &self,
         layer: &OciDescriptor,
         path: &Path,
         (index, count): (usize, usize),
         progress: &(dyn Fn(PullEvent) + Send + Sync),
+        abort: &AtomicBool,
     ) -> ImageResult<()> {
         let what = format!("layer {} ({})", index + 1, layer.digest);
         let size = u64::try_from(layer.size).unwrap_or(0);
@@ -186,6 +217,12 @@ impl Remote {
         let mut hasher = Sha256::new();
         let (mut downloaded, mut reported) = (0u64, 0u64);
         while let Some(chunk) = stream.next().await {
+            if abort.load(Ordering::Relaxed) {
+                return Err(ImageError::Registry {
+                    registry: self.endpoint.url(),
+                    detail: format!("downloading {what}: stopped because another layer failed"),
+                });
+            }
             let chunk = match chunk {
                 Ok(chunk) => chunk,
                 Err(error) => {
@@ -232,11 +269,6 @@ impl Remote {
         }
         Ok(())
     }
-}
-
-/// The normalized reference for messages.
-fn reference_display(reference: &oci_client::Reference) -> String {
-    reference.whole()
 }
 
 /// An error with its sources, `a: b: c`.

@@ -83,12 +83,8 @@ pub fn matches(context: &BuildContext, source: &str) -> Result<Vec<Matched>, Con
             .build()
             .map_err(|e| bad(format!("is not a valid pattern: {e}")))?
             .compile_matcher();
-        let mut names: Vec<String> = context
-            .files
-            .iter()
-            .flat_map(|f| ancestors(&f.path))
-            .filter(|path| glob.is_match(path))
-            .collect();
+        let mut names: Vec<String> =
+            context.files.iter().flat_map(|f| ancestors(&f.path)).filter(|path| glob.is_match(path)).collect();
         names.sort();
         names.dedup();
         names.into_iter().map(|path| Matched { is_dir: is_dir_entry(&path), path }).collect()
@@ -164,7 +160,11 @@ pub fn lay_out(
 }
 
 /// Writes the content of `entry` to `target` and returns its sha256.
-fn content_of(entry: &ContextFile, blob: &dyn Fn(&str) -> Option<PathBuf>, target: &Path) -> Result<[u8; 32], ContextError> {
+fn content_of(
+    entry: &ContextFile,
+    blob: &dyn Fn(&str) -> Option<PathBuf>,
+    target: &Path,
+) -> Result<[u8; 32], ContextError> {
     if let Some(inline) = &entry.content_base64 {
         let bytes = base64::engine::general_purpose::STANDARD.decode(inline).map_err(|e| ContextError::BadPath {
             path: entry.path.clone(),
@@ -197,7 +197,11 @@ mod tests {
         };
         BuildContext {
             files: vec![
-                ContextFile { path: "builder-context/step-0/src-0/payload".into(), entry_type: Some("dir".into()), ..Default::default() },
+                ContextFile {
+                    path: "builder-context/step-0/src-0/payload".into(),
+                    entry_type: Some("dir".into()),
+                    ..Default::default()
+                },
                 file("builder-context/step-0/src-0/payload/hello.txt", "hello"),
                 file("builder-context/step-0/src-0/payload/sub/deep.txt", "deep"),
                 file("app.py", "print(1)"),

@@ -24,7 +24,12 @@ pub fn plan(text: &str, build_args: &BTreeMap<String, String>) -> Result<BuildPl
 }
 
 /// Stage `index` of `parsed` planned against the environment and working directory it starts from.
-pub fn resolve(parsed: &Dockerfile, index: usize, env: &BTreeMap<String, String>, workdir: Option<&str>) -> Result<Stage, PlanErrors> {
+pub fn resolve(
+    parsed: &Dockerfile,
+    index: usize,
+    env: &BTreeMap<String, String>,
+    workdir: Option<&str>,
+) -> Result<Stage, PlanErrors> {
     let base = BaseConfig {
         env: env.iter().map(|(key, value)| (key.clone(), value.clone())).collect(),
         workdir: workdir.filter(|w| w.starts_with('/')).unwrap_or("/").to_owned(),
@@ -88,15 +93,15 @@ fn convert(stage: &dockerfile::Stage) -> Stage {
             InstructionKind::Expose(ports) => Op::Meta(Meta::Expose(ports.clone())),
             InstructionKind::Cmd(cmd) => Op::Meta(Meta::Cmd(command(cmd))),
             InstructionKind::Entrypoint(entrypoint) => Op::Meta(Meta::Entrypoint(command(entrypoint))),
-            InstructionKind::Healthcheck(check) => Op::Meta(Meta::Healthcheck(check.as_ref().map(|h| {
-                build_plan::Healthcheck {
+            InstructionKind::Healthcheck(check) => {
+                Op::Meta(Meta::Healthcheck(check.as_ref().map(|h| build_plan::Healthcheck {
                     test: h.test.clone(),
                     interval_ns: h.interval_ns,
                     timeout_ns: h.timeout_ns,
                     start_period_ns: h.start_period_ns,
                     retries: h.retries,
-                }
-            }))),
+                })))
+            }
             InstructionKind::Volume(paths) => Op::Meta(Meta::Volumes(paths.clone())),
             InstructionKind::Shell(words) => {
                 shell = Some(words.clone());

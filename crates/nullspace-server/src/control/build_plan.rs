@@ -154,6 +154,7 @@ pub struct BuildPlan {
 
 impl BuildPlan {
     /// The stage the template is made of.
+    #[cfg(test)]
     pub fn target(&self) -> &Stage {
         self.stages.last().expect("a plan has at least one stage")
     }
@@ -254,7 +255,8 @@ fn declarative_ops(steps: &[Step]) -> Result<Vec<Op>, Vec<PlanError>> {
 }
 
 fn step_op(step: &Step) -> Result<Op, String> {
-    let run = |script: String| Op::Run { display: script.clone(), command: Command::Shell(script), user: None, envs: vec![] };
+    let run =
+        |script: String| Op::Run { display: script.clone(), command: Command::Shell(script), user: None, envs: vec![] };
     Ok(match step {
         Step::AptInstall { packages } => {
             let packages = package_list(packages)?;
@@ -283,7 +285,12 @@ fn step_op(step: &Step) -> Result<Op, String> {
             if command.trim().is_empty() {
                 return Err("run needs a command".into());
             }
-            Op::Run { command: Command::Shell(command.clone()), user: user.clone(), display: command.clone(), envs: vec![] }
+            Op::Run {
+                command: Command::Shell(command.clone()),
+                user: user.clone(),
+                display: command.clone(),
+                envs: vec![],
+            }
         }
         Step::SkipCache {} => Op::SkipCache,
         Step::Copy(item) => copy_op(std::slice::from_ref(item))?,
@@ -441,7 +448,9 @@ mod tests {
         assert_eq!(plan.source_type, "declarative");
         let ops = &plan.target().ops;
         assert_eq!(ops.len(), 8);
-        assert!(matches!(&ops[0], Op::Run { command: Command::Shell(s), .. } if s.contains("apt-get install -y --no-install-recommends curl git")));
+        assert!(
+            matches!(&ops[0], Op::Run { command: Command::Shell(s), .. } if s.contains("apt-get install -y --no-install-recommends curl git"))
+        );
         assert_eq!(ops[1], Op::Workdir("/app".into()));
         assert_eq!(ops[2], Op::User("nobody".into()));
         assert!(matches!(&ops[3], Op::Run { user: Some(u), .. } if u == "root"));

@@ -114,14 +114,28 @@ struct StageState {
 }
 
 /// Runs `job` to completion or failure. Cancellation ends it with a failure whose code is `cancelled`.
-pub async fn run(control: &Control, job: &BuildJob) -> Result<TemplateImage, BuildFailure> {
-    let plan = build_plan::plan(&job.request)
-        .map_err(|errors| BuildFailure::new("invalid_request", "validate", errors.to_string()))?;
-    for warning in &plan.warnings {
-        job.log.line(LogLine { kind: LogKind::Warning, ..LogLine::info(warning.clone()) });
-    }
-    let mut engine = Engine::new(control, job, &plan)?;
-    engine.run().await
+///
+/// The future is boxed as `Send` here, where its lifetimes are concrete: the compiler cannot prove the
+/// engine's borrows `Send` for every lifetime when the caller spawns it.
+pub fn run<'a>(
+    control: &'a Control,
+    job: &'a BuildJob,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<TemplateImage, BuildFailure>> + Send + 'a>> {
+    Box::pin(async move {
+        let plan = build_plan::plan(&job.request)
+            .map_err(|errors| BuildFailure::new("invalid_request", "validate", errors.to_string()))?;
+        job.log.line(LogLine::info(format!(
+            "planned {} stage(s), {} layer step(s) for template {}",
+            plan.needed.iter().filter(|n| **n).count(),
+            plan.layer_ops(),
+            job.template_id
+        )));
+        for warning in &plan.warnings {
+            job.log.line(LogLine { kind: LogKind::Warning, ..LogLine::info(warning.clone()) });
+        }
+        let mut engine = Engine::new(control, job, &plan)?;
+        engine.run().await
+    })
 }
 
 struct Engine<'a> {
@@ -151,7 +165,8 @@ impl<'a> Engine<'a> {
         control.check_build_size(vcpus, memory_mb).map_err(|e| BuildFailure::new("invalid_request", "validate", e))?;
         let mut step_envs = job.request.build_envs.clone();
         step_envs.extend(job.request.build_secrets.iter().map(|s| (s.id.clone(), s.value.clone())));
-        let network = NetworkPolicy { internet_access: config.internet_access.unwrap_or(true), ..NetworkPolicy::default() };
+        let network =
+            NetworkPolicy { internet_access: config.internet_access.unwrap_or(true), ..NetworkPolicy::default() };
         Ok(Self {
             control,
             job,
@@ -172,10 +187,13 @@ impl<'a> Engine<'a> {
     async fn blobs(&mut self) -> &std::collections::HashMap<String, std::path::PathBuf> {
         if self.blobs.is_none() {
             let mut found = std::collections::HashMap::new();
-            let files = self.job.request.build_context.iter().flat_map(|c| &c.files);
-            for id in files.filter_map(|f| f.blob_id.as_deref()) {
-                if let Some(path) = self.control.template_blob_path(&self.job.tenant.id, id).await {
-                    found.insert(id.to_owned(), path);
+            let ids: Vec<String> = match &self.job.request.build_context {
+                Some(context) => context.files.iter().filter_map(|f| f.blob_id.clone()).collect(),
+                None => Vec::new(),
+            };
+            for id in ids {
+                if let Some(path) = self.control.template_blob_path(&self.job.tenant.id, &id).await {
+                    found.insert(id, path);
                 }
             }
             self.blobs = Some(found);
@@ -188,22 +206,22 @@ impl<'a> Engine<'a> {
             if !self.plan.needed[index] {
                 continue;
             }
-            let stage = &self.plan.stages[index];
+            // Owned copies: nothing borrowed from the plan is held across the awaits below.
+            let (base, planned) = (self.plan.stages[index].base.clone(), self.plan.stages[index].ops.clone());
             self.job.log.line(LogLine {
                 phase: Some("base".into()),
-                ..LogLine::info(format!("stage {}/{}: from {}", index + 1, self.plan.stages.len(), base_name(&stage.base)))
+                ..LogLine::info(format!("stage {}/{}: from {}", index + 1, self.plan.stages.len(), base_name(&base)))
             });
-            let mut state = self.base(&stage.base).await?;
-            let resolved;
+            let mut state = self.base(&base).await?;
             let ops = match &self.plan.dockerfile {
                 Some(dockerfile) => {
-                    resolved = super::build_dockerfile::resolve(dockerfile, index, &state.env, state.workdir.as_deref())
-                        .map_err(|e| BuildFailure::new("dockerfile_invalid", "validate", e.to_string()))?;
-                    &resolved.ops
+                    super::build_dockerfile::resolve(dockerfile, index, &state.env, state.workdir.as_deref())
+                        .map_err(|e| BuildFailure::new("dockerfile_invalid", "validate", e.to_string()))?
+                        .ops
                 }
-                None => &stage.ops,
+                None => planned,
             };
-            for op in ops {
+            for op in &ops {
                 if self.job.cancel.is_cancelled() {
                     return Err(BuildFailure::new("cancelled", "step", "the build was cancelled"));
                 }
@@ -281,8 +299,8 @@ impl<'a> Engine<'a> {
                 state.workdir = Some(path.clone());
                 let script = format!("mkdir -p -- {}", build_plan::quote(&path));
                 let argv = vec!["/bin/sh".into(), "-c".into(), script];
-                self.layer_step(state, argv, Some("root"), format!("WORKDIR {path}"), None, Vec::new(), BTreeMap::new())
-                    .await?;
+                let step = LayerStep::new(argv, Some("root".into()), format!("WORKDIR {path}"));
+                self.layer_step(state, step).await?;
             }
             Op::Run { command, user, display, envs } => {
                 let argv = match command {
@@ -290,27 +308,37 @@ impl<'a> Engine<'a> {
                     Command::Exec(argv) => argv.clone(),
                 };
                 let envs: BTreeMap<String, String> = envs.iter().cloned().collect();
-                self.layer_step(state, argv, user.as_deref(), display.clone(), Some((digest_map(&envs), None)), Vec::new(), envs)
-                    .await?;
+                let step = LayerStep {
+                    copied: Some((digest_map(&envs), None)),
+                    envs,
+                    ..LayerStep::new(argv, user.clone(), display.clone())
+                };
+                self.layer_step(state, step).await?;
             }
             Op::Copy { from, items, force_upload, display } => {
-                let staging = tempfile::Builder::new()
-                    .prefix(".context-")
-                    .tempdir_in(self.layers.root())
-                    .map_err(|e| BuildFailure::new("build_error", "step", format!("cannot stage the copy's files: {e}")))?;
+                // A staging dir of the layer store, never published: removed when dropped, and by the
+                // store's leftover sweep if the server dies first.
+                let staging = self.layers.stage().map_err(|e| {
+                    BuildFailure::new("build_error", "step", format!("cannot stage the copy's files: {e}"))
+                })?;
+                let staging_dir = staging.path();
                 let (inputs, sources_digest, script) = match from {
                     CopyFrom::Context => {
                         let blobs = self.blobs().await.clone();
-                        self.context_copy(items, staging.path(), &blobs)?
+                        self.context_copy(items, &staging_dir, &blobs)?
                     }
-                    CopyFrom::Stage(index) => self.stage_copy(*index, items, staging.path())?,
+                    CopyFrom::Stage(index) => self.stage_copy(*index, items, &staging_dir)?,
                 };
                 let argv = vec!["/bin/sh".into(), "-c".into(), script];
                 let bypass = force_upload.then_some("force_upload");
-                let copied = Some((sources_digest, bypass));
-                let result =
-                    self.layer_step(state, argv, Some("root"), display.clone(), copied, inputs, BTreeMap::new()).await;
-                self.release_stage_view(staging.path());
+                let step = LayerStep {
+                    copied: Some((sources_digest, bypass)),
+                    inputs,
+                    ..LayerStep::new(argv, Some("root".into()), display.clone())
+                };
+                let result = self.layer_step(state, step).await;
+                self.release_stage_view(&staging_dir);
+                drop(staging);
                 result?;
             }
         }
@@ -318,24 +346,24 @@ impl<'a> Engine<'a> {
     }
 
     /// Runs one layer-writing step, or reuses its cached layer.
-    async fn layer_step(
-        &mut self,
-        state: &mut StageState,
-        argv: Vec<String>,
-        user: Option<&str>,
-        display: String,
-        copied: Option<(String, Option<&'static str>)>,
-        inputs: Vec<BindMount>,
-        extra_envs: BTreeMap<String, String>,
-    ) -> Result<(), BuildFailure> {
+    async fn layer_step(&mut self, state: &mut StageState, step: LayerStep) -> Result<(), BuildFailure> {
+        let LayerStep { argv, user, display, copied, inputs, envs: extra_envs } = step;
         let position = StepPosition { index: self.done, total: self.total };
         self.done += 1;
-        let user = user.map(str::to_owned).or_else(|| state.user.clone()).unwrap_or_else(|| "root".into());
+        let user = user.or_else(|| state.user.clone()).unwrap_or_else(|| "root".into());
         let cwd = state.workdir.clone().unwrap_or_else(|| "/".into());
         let envs_digest = digest_map(&self.job.request.build_envs);
         let env_digest = digest_map(&state.env);
         let copied_digest = copied.as_ref().map(|(d, _)| d.clone()).unwrap_or_default();
-        let key = digest(&[&state.key, &serde_json::to_string(&argv).unwrap_or_default(), &user, &cwd, &env_digest, &envs_digest, &copied_digest]);
+        let key = digest(&[
+            &state.key,
+            &serde_json::to_string(&argv).unwrap_or_default(),
+            &user,
+            &cwd,
+            &env_digest,
+            &envs_digest,
+            &copied_digest,
+        ]);
         let bypass = if self.job.request.skip_cache == Some(true) {
             Some("whole_build_skip_cache")
         } else if state.skip_cache {
@@ -351,7 +379,13 @@ impl<'a> Engine<'a> {
             state.key = key;
             return Ok(());
         }
-        self.cache_line(position, if bypass.is_some() { "bypass" } else { "miss" }, bypass.or(Some("missing_or_incompatible")), &cached, &display);
+        self.cache_line(
+            position,
+            if bypass.is_some() { "bypass" } else { "miss" },
+            bypass.or(Some("missing_or_incompatible")),
+            &cached,
+            &display,
+        );
         // A bypassed step makes a new layer even when one of this key exists; what follows it keys on it.
         let key = if bypass.is_some() { digest(&[&key, &self.job.build_id, &position.index.to_string()]) } else { key };
         let id = LayerId::for_cache_key(&key);
@@ -377,7 +411,14 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    fn cache_line(&self, position: StepPosition, status: &'static str, reason: Option<&'static str>, id: &LayerId, display: &str) {
+    fn cache_line(
+        &self,
+        position: StepPosition,
+        status: &'static str,
+        reason: Option<&'static str>,
+        id: &LayerId,
+        display: &str,
+    ) {
         let message = match status {
             "hit" => format!("cache hit: {display} (layer {})", id.short()),
             "stored" => format!("layer {} stored", id.short()),
@@ -409,7 +450,8 @@ impl<'a> Engine<'a> {
         blobs: &std::collections::HashMap<String, std::path::PathBuf>,
     ) -> Result<(Vec<BindMount>, String, String), BuildFailure> {
         let context = self.job.request.build_context.clone().unwrap_or_default();
-        let upload = |e: super::build_context::ContextError| BuildFailure::new("file_upload_error", "step", e.to_string());
+        let upload =
+            |e: super::build_context::ContextError| BuildFailure::new("file_upload_error", "step", e.to_string());
         let blob = |id: &str| blobs.get(id).cloned();
         let mut digests = Vec::new();
         let mut script = copy_prelude();
@@ -520,6 +562,28 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// One layer-writing step as the engine runs it.
+struct LayerStep {
+    argv: Vec<String>,
+    /// User for this step only (the stage's otherwise).
+    user: Option<String>,
+    /// What the log shows.
+    display: String,
+    /// Extra cache-key material (the digest of copied files or of RUN build args) and, for copies, a
+    /// reason to bypass the cache.
+    copied: Option<(String, Option<&'static str>)>,
+    /// Read-only mounts.
+    inputs: Vec<BindMount>,
+    /// Variables for this step only.
+    envs: BTreeMap<String, String>,
+}
+
+impl LayerStep {
+    fn new(argv: Vec<String>, user: Option<String>, display: String) -> Self {
+        Self { argv, user, display, copied: None, inputs: Vec::new(), envs: BTreeMap::new() }
+    }
+}
+
 fn apply_meta(state: &mut StageState, meta: &Meta) {
     match meta {
         Meta::Cmd(command) => {
@@ -582,13 +646,18 @@ fn copy_prelude() -> String {
 /// The script of one copy item: every source into the staging dir, owner and mode, then into place.
 fn copy_script(sources: &[(String, bool)], item: &build_plan::Copy) -> String {
     use build_plan::quote;
-    let to_dir = item.dst.ends_with('/') || sources.len() > 1 || sources.iter().any(|(_, is_dir)| *is_dir) || item.extract_archives;
-    let owner = item.owner.as_deref().map(|o| if o.contains(':') { o.to_owned() } else { format!("{o}:") }).unwrap_or_default();
+    let to_dir = item.dst.ends_with('/')
+        || sources.len() > 1
+        || sources.iter().any(|(_, is_dir)| *is_dir)
+        || item.extract_archives;
+    let owner =
+        item.owner.as_deref().map(|o| if o.contains(':') { o.to_owned() } else { format!("{o}:") }).unwrap_or_default();
     let mode = item.mode.clone().unwrap_or_default();
     let dst = quote(&item.dst);
     let mut script = String::from("prepare\n");
     for (source, is_dir) in sources {
-        let archive = [".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz"].iter().any(|ext| source.ends_with(ext));
+        let archive =
+            [".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz"].iter().any(|ext| source.ends_with(ext));
         let source = quote(source);
         if item.extract_archives && archive && !is_dir {
             script.push_str(&format!("tar -xf {source} -C \"$S\"\n"));
@@ -606,7 +675,8 @@ fn copy_script(sources: &[(String, bool)], item: &build_plan::Copy) -> String {
     if to_dir {
         script.push_str(&format!("mkdir -p {dst}\ncp -a \"$S\"/. {dst}/\n"));
     } else {
-        let name = sources.first().map(|(s, _)| s.rsplit('/').next().unwrap_or_default().to_owned()).unwrap_or_default();
+        let name =
+            sources.first().map(|(s, _)| s.rsplit('/').next().unwrap_or_default().to_owned()).unwrap_or_default();
         script.push_str(&format!(
             "if [ -d {dst} ]; then cp -a \"$S/.file\" {dst}/{}; else mkdir -p \"$(dirname {dst})\"; cp -a \"$S/.file\" {dst}; fi\n",
             quote(&name)

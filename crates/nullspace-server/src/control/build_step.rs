@@ -56,7 +56,12 @@ pub(super) struct StepPosition {
 impl StepPosition {
     /// An info line of this step.
     pub fn line(self, message: impl Into<String>) -> LogLine {
-        LogLine { phase: Some("step".into()), step_index: Some(self.index), total_steps: Some(self.total), ..LogLine::info(message) }
+        LogLine {
+            phase: Some("step".into()),
+            step_index: Some(self.index),
+            total_steps: Some(self.total),
+            ..LogLine::info(message)
+        }
     }
 
     /// A failure of this step.
@@ -170,7 +175,11 @@ async fn execute(
                 let tail: Vec<String> = tail.into_iter().collect();
                 return Err(position.failure(
                     "build_error",
-                    format!("step {} exited with code {exit_code}; last output:\n{}", position.index + 1, tail.join("\n")),
+                    format!(
+                        "step {} exited with code {exit_code}; last output:\n{}",
+                        position.index + 1,
+                        tail.join("\n")
+                    ),
                 ));
             }
             Ok(ExecServerMessage::Error { message, .. }) => {

@@ -320,7 +320,7 @@ impl Control {
             let mut failed = created("failed");
             failed.error_message = Some(message);
             self.events.emit(&record.tenant_id, failed).await;
-            return Err(error.into());
+            return Err(error);
         }
         if !self.store.transition(&record.id, &[SandboxState::Creating], SandboxState::Running, None).await? {
             // Destroyed while launching: release what the launch acquired.

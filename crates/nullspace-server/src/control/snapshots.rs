@@ -351,7 +351,7 @@ impl Control {
     /// Removes built-template layers no template, sandbox or snapshot uses. Skipped while a build runs:
     /// its finished steps' layers belong to no template yet.
     async fn collect_template_layers(&self) -> ControlResult<()> {
-        if self.builds_running() {
+        if self.templates.any_live() {
             return Ok(());
         }
         let keep = self

@@ -37,6 +37,11 @@ pub(crate) struct TemplateState {
 }
 
 impl TemplateState {
+    /// Whether a build is queued or running now.
+    pub(super) fn any_live(&self) -> bool {
+        !self.live.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
     pub(super) fn new(blob_root: PathBuf, concurrent_builds: usize) -> Self {
         Self { blob_root, live: Mutex::default(), slots: Arc::new(Semaphore::new(concurrent_builds.max(1))) }
     }
@@ -181,15 +186,16 @@ impl Control {
         self.templates.live.lock().unwrap_or_else(|p| p.into_inner()).insert(build_id.clone(), live.clone());
         let control = self.clone();
         let job_record = record.clone();
+        let owner = tenant.clone();
         tokio::spawn(async move {
-            control.run_build(job_record, request, live.clone()).await;
+            control.run_build(job_record, request, live.clone(), owner).await;
             control.templates.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&live.log.build_id().to_owned());
             live.finished.cancel();
         });
         Ok(record)
     }
 
-    async fn run_build(&self, record: BuildRecord, request: BuildRequest, live: LiveBuild) {
+    async fn run_build(&self, record: BuildRecord, request: BuildRequest, live: LiveBuild, tenant: Tenant) {
         let log = live.log.clone();
         let slot = tokio::select! {
             slot = self.templates.slots.clone().acquire_owned() => slot.ok(),
@@ -210,7 +216,7 @@ impl Control {
         let job = BuildJob {
             build_id: record.id.clone(),
             template_id: record.template_id.clone(),
-            tenant_id: record.tenant_id.clone(),
+            tenant,
             request,
             log: log.clone(),
             cancel: live.cancel.clone(),

@@ -60,12 +60,18 @@ impl Control {
         Ok(())
     }
 
-    async fn run_start_command(&self, sandbox_id: &str, runtime: &TemplateRuntime, start_cmd: &str) -> Result<(), ControlError> {
+    async fn run_start_command(
+        &self,
+        sandbox_id: &str,
+        runtime: &TemplateRuntime,
+        start_cmd: &str,
+    ) -> Result<(), ControlError> {
         // `env -i` drops the sandbox's environment (which holds the create's envs) and gives the command
         // exactly the template's runtime envs and the build envs.
         let mut envs: BTreeMap<String, String> = runtime.envs.clone();
         envs.extend(runtime.start_envs.clone());
-        envs.entry("PATH".into()).or_insert_with(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        envs.entry("PATH".into())
+            .or_insert_with(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
         let mut args = vec!["-i".to_owned()];
         args.extend(envs.iter().map(|(key, value)| format!("{key}={value}")));
         args.extend(["/bin/sh".to_owned(), "-c".to_owned(), start_cmd.to_owned()]);
@@ -99,12 +105,11 @@ impl Control {
         };
         tokio::time::sleep(grace).await;
         let started = Instant::now();
-        let mut last = String::from("not checked yet");
         loop {
-            match self.check_ready(sandbox_id, readiness).await {
+            let last = match self.check_ready(sandbox_id, readiness).await {
                 Ok(()) => return Ok(()),
-                Err(why) => last = why,
-            }
+                Err(why) => why,
+            };
             if started.elapsed() >= timeout {
                 return Err(start_failed(format!(
                     "the template's readiness check ({}) did not pass within {}s: {last}",
@@ -131,7 +136,8 @@ impl Control {
                     .await
                     .map_err(|_| "no answer within 5s".to_owned())?
                     .map_err(|e| e.to_string())?;
-                let status = std::str::from_utf8(&head[..read]).unwrap_or("").split(' ').nth(1).unwrap_or("").to_owned();
+                let status =
+                    std::str::from_utf8(&head[..read]).unwrap_or("").split(' ').nth(1).unwrap_or("").to_owned();
                 if status.starts_with('2') || status.starts_with('3') {
                     Ok(())
                 } else {
@@ -146,7 +152,8 @@ impl Control {
                     ..ExecRequest::default()
                 };
                 let (status, body) = self.guest_exec(sandbox_id, &request).await.map_err(|e| e.to_string())?;
-                let result: ExecResult = serde_json::from_str(&body).map_err(|_| format!("exec answered {status}: {body}"))?;
+                let result: ExecResult =
+                    serde_json::from_str(&body).map_err(|_| format!("exec answered {status}: {body}"))?;
                 if result.exit_code == 0 {
                     Ok(())
                 } else {
@@ -158,7 +165,11 @@ impl Control {
     }
 
     /// `POST /exec` on the guest of `sandbox_id`: the status and the body.
-    async fn guest_exec(&self, sandbox_id: &str, request: &ExecRequest) -> Result<(http::StatusCode, String), ControlError> {
+    async fn guest_exec(
+        &self,
+        sandbox_id: &str,
+        request: &ExecRequest,
+    ) -> Result<(http::StatusCode, String), ControlError> {
         let body = serde_json::to_vec(request).unwrap_or_default();
         let http = Request::post("/exec")
             .header(http::header::CONTENT_TYPE, "application/json")

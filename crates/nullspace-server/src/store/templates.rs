@@ -205,6 +205,16 @@ impl Store {
         Ok(record)
     }
 
+    /// Template `id`, deleted or not (sandboxes and snapshots of a deleted template still start from it).
+    pub async fn get_template_any(&self, id: &str) -> StoreResult<Option<TemplateRecord>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM templates WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query("select template"))?;
+        row.as_ref().map(decode).transpose()
+    }
+
     /// Template `id` unless deleted.
     pub async fn get_template(&self, id: &str) -> StoreResult<Option<TemplateRecord>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM templates WHERE id = $1 AND deleted_at IS NULL"))
