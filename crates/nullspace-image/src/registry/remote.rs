@@ -39,7 +39,10 @@ impl Endpoint {
             Some(mirror) => (mirror.host.clone(), mirror.plain_http),
             None => (reference.oci().resolve_registry().to_owned(), false),
         };
-        let insecure = config.insecure.contains(&host) || config.insecure.contains(reference.registry());
+        // Like Docker, a registry on this host's loopback is insecure without being listed: a local
+        // registry on any port serves plain HTTP.
+        let insecure =
+            config.insecure.contains(&host) || config.insecure.contains(reference.registry()) || is_loopback(&host);
         let https = Endpoint { host: host.clone(), plain_http: false, accept_invalid_certs: insecure };
         let http = Endpoint { host, plain_http: true, accept_invalid_certs: false };
         match (plain_http, insecure) {
@@ -52,6 +55,15 @@ impl Endpoint {
     pub(crate) fn url(&self) -> String {
         format!("{}://{}", if self.plain_http { "http" } else { "https" }, self.host)
     }
+}
+
+/// Whether `host` (`name[:port]`, `[v6]:port`) is this machine's loopback.
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A client for one endpoint and one image.
@@ -289,6 +301,16 @@ fn chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_registries_are_insecure_on_any_port() {
+        assert!(is_loopback("127.0.0.1:45123"));
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(is_loopback("127.1.2.3"));
+        assert!(!is_loopback("registry.example.com:5000"));
+        assert!(!is_loopback("10.0.0.1:5000"));
+    }
 
     #[test]
     fn endpoints_follow_mirrors_and_insecure_hosts() {
