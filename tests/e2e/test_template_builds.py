@@ -37,8 +37,14 @@ def _messages(entries) -> str:
 def _build_sandboxes(server) -> set[str]:
     """Sandbox directories on the host that no API sandbox owns: the build sandboxes."""
     with server.http() as http:
-        listed = {item["id"] for item in http.get("/v1/sandboxes").json()}
+        listed = _listed(http)
     return {name for name in os.listdir(server.data_dir / "sandboxes") if name not in listed}
+
+
+def _listed(http) -> set[str]:
+    body = http.get("/v1/sandboxes", params={"limit": 100}).json()
+    items = body if isinstance(body, list) else body.get("items", [])
+    return {item["id"] for item in items}
 
 
 def test_builder_steps_copy_envs_start_command_and_cache(server, sandboxes, tmp_path):
@@ -77,18 +83,20 @@ def test_builder_steps_copy_envs_start_command_and_cache(server, sandboxes, tmp_
     assert sb.files.read("/opt/app/step.txt").strip() == "built-by-step"
     assert sb.files.read("/opt/app/payload/hello.txt").strip() == "hello from the context"
     assert sb.files.read("/opt/app/payload/sub/deep.txt").strip() == "deep"
-    stat = sb.commands.run("stat -c '%U %a' /opt/app/single.txt")
+    stat = sb.commands.run("stat -c '%U %a' /opt/app/single.txt", shell=True)
     assert stat.stdout.strip() == "user 640"
     assert sb.files.read("/opt/app/where.txt").strip() == "/opt/app"
     # The template's working directory and runtime envs; build envs and secrets never reach a sandbox.
-    assert sb.commands.run("pwd").stdout.strip() == "/opt/app"
-    env = sb.commands.run("env").stdout
+    assert sb.commands.run("pwd", shell=True).stdout.strip() == "/opt/app"
+    env = sb.commands.run("env", shell=True).stdout
     assert "RUNTIME_ENV=runtime-value" in env
     assert "BUILD_ONLY" not in env and secret not in env
-    leaked = sb.commands.run(f"grep -rl {secret} / --exclude-dir=proc --exclude-dir=sys 2>/dev/null | head -1")
+    # Where a step could have left it: the layers' writable parts and the files the build touched.
+    dirs = "/opt /etc /root /home /tmp /var /usr/local /workspace"
+    leaked = sb.commands.run(f"grep -rl {secret} {dirs} 2>/dev/null | head -1", shell=True)
     assert leaked.stdout.strip() == ""
     # The start command ran once, with runtime and build envs and without the create's envs.
-    wait_until(lambda: sb.commands.run("test -s /tmp/started.txt").exit_code == 0, 30, what="start command")
+    wait_until(lambda: sb.commands.run("test -s /tmp/started.txt", shell=True).exit_code == 0, 30, what="start command")
     assert sb.files.read("/tmp/started.txt").splitlines() == ["build-value:runtime-value:none"]
 
     # The same build again is all cache hits and makes the same layers.
@@ -132,11 +140,11 @@ def test_dockerfile_multi_stage_with_context_copy_and_healthcheck_readiness(serv
     assert result.status.value == "ready"
     sb = sandboxes.create(template=name)
     # create returned only once the HEALTHCHECK (mapped to readiness) held, i.e. after CMD ran
-    assert sb.commands.run("test -f /tmp/ready").exit_code == 0
+    assert sb.commands.run("test -f /tmp/ready", shell=True).exit_code == 0
     assert sb.files.read("/srv/app/artifact.bin").strip() == "compiled"
     assert sb.files.read("/srv/app/app.txt").strip() == "from the context"
     assert sb.files.read("/srv/app/greeting.txt").strip() == "hi"
-    assert "APP_HOME=/srv/app" in sb.commands.run("env").stdout
+    assert "APP_HOME=/srv/app" in sb.commands.run("env", shell=True).stdout
     info = Template.get(name, api_key=server.key, base_url=server.url)
     assert info.id == result.template_id
 
@@ -168,25 +176,36 @@ def test_readiness_that_never_holds_fails_the_create_and_removes_the_sandbox(ser
         )
         assert resp.status_code == 200, resp.text
         assert '"kind":"end"' in resp.text.replace(" ", ""), resp.text[-2000:]
-        before = {item["id"] for item in http.get("/v1/sandboxes").json()}
+        before = _listed(http)
         create = http.post("/v1/sandboxes", json={"template": name}, timeout=120)
     assert create.status_code >= 400, create.text
     assert "readiness" in create.text and "tcp port 9" in create.text
     with server.http() as http:
-        after = {item["id"] for item in http.get("/v1/sandboxes").json()}
+        after = _listed(http)
     assert after == before
 
 
 def test_cancel_stops_the_running_step_and_frees_its_sandbox(server):
     name = unique("tpl-cancel")
+    # Unique per run: a step that once ran to the end would be a cache hit.
     build = Template.build_in_background(
-        Template().from_template("base").run_cmd("echo started-long-step; sleep 600"),
+        Template().from_template("base").run_cmd(f"echo started-long-step; sleep 600; echo {name}"),
         name=name,
         api_key=server.key,
         base_url=server.url,
     )
-    wait_until(lambda: "started-long-step" in _messages(build.get_status().entries), 120, what="the step runs")
-    assert _build_sandboxes(server), "the step runs in a build sandbox"
+    # The step's own output line (the step's header line also names the command).
+    seen: list = []
+
+    def step_runs() -> bool:
+        seen[:] = build.get_status().entries
+        return any(e.message == "started-long-step" for e in seen)
+
+    try:
+        wait_until(step_runs, 120, what="the step runs")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; log: {[(e.kind.value, e.message) for e in seen]}") from None
+    assert _build_sandboxes(server), f"the step runs in a build sandbox: {_messages(seen)}"
     build.cancel(reason="test")
     status = wait_until(
         lambda: (s := build.get_status()).build.status.value in ("cancelled", "error") and s, 60, what="cancelled"
@@ -219,7 +238,7 @@ def test_a_restart_mid_build_fails_the_build_and_leaves_nothing(server):
             assert status["build"]["status"] == "error"
             assert "restarted" in json.dumps(status["build"])
             assert http.get(f"/v1/templates/refs/{name}").status_code == 404
-            listed = {item["id"] for item in http.get("/v1/sandboxes").json()}
+            listed = _listed(http)
         leftovers = {n for n in os.listdir(srv.data_dir / "sandboxes") if n not in listed}
         assert not leftovers
     finally:

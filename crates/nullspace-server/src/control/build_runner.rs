@@ -296,11 +296,12 @@ impl<'a> Engine<'a> {
             Op::Meta(meta) => apply_meta(state, meta),
             Op::Workdir(path) => {
                 let path = join_workdir(state.workdir.as_deref(), path);
-                state.workdir = Some(path.clone());
                 let script = format!("mkdir -p -- {}", build_plan::quote(&path));
                 let argv = vec!["/bin/sh".into(), "-c".into(), script];
                 let step = LayerStep::new(argv, Some("root".into()), format!("WORKDIR {path}"));
+                // Made from the previous working directory; later steps run in the new one.
                 self.layer_step(state, step).await?;
+                state.workdir = Some(path);
             }
             Op::Run { command, user, display, envs } => {
                 let argv = match command {
@@ -544,7 +545,7 @@ impl<'a> Engine<'a> {
                 "timeout_ns": h.timeout_ns,
                 "start_period_ns": h.start_period_ns,
                 "retries": h.retries,
-                "mapped_readiness": healthcheck_readiness(h).is_some(),
+                "mapped_readiness": healthcheck_readiness(h),
             })),
         });
         TemplateImage {

@@ -208,8 +208,11 @@ pub(crate) async fn lookup(store: &Store, tenant: &Tenant, builtins: &[String], 
     let found = match &parsed {
         TemplateRef::Id(id) => store.get_template(id).await?,
         TemplateRef::Named { namespace, name, selector } => {
-            let builtin_selector =
-                matches!(selector, Selector::Default) || *selector == Selector::Tag("default".into());
+            // The client spells an untagged `from_template(name)` as `nullspace/<name>:latest`: `latest`
+            // means `default` unless a tag `latest` exists.
+            let builtin_selector = matches!(selector, Selector::Default)
+                || *selector == Selector::Tag("default".into())
+                || *selector == Selector::Tag("latest".into());
             let system = namespace.as_deref() == Some(SYSTEM_NAMESPACE);
             if (namespace.is_none() || system) && builtin_selector && builtins.contains(name) {
                 return Ok(Resolved::Builtin(name.clone()));
@@ -220,6 +223,10 @@ pub(crate) async fn lookup(store: &Store, tenant: &Tenant, builtins: &[String], 
             };
             let found = match selector {
                 Selector::Default => store.template_by_tag(&namespace, name, "default").await?,
+                Selector::Tag(tag) if tag == "latest" => match store.template_by_tag(&namespace, name, tag).await? {
+                    Some(record) => Some(record),
+                    None => store.template_by_tag(&namespace, name, "default").await?,
+                },
                 Selector::Tag(tag) => store.template_by_tag(&namespace, name, tag).await?,
                 Selector::Build(build) => store.template_by_build(&namespace, name, build).await?,
             };

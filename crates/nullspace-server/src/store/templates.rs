@@ -170,34 +170,35 @@ impl Store {
     /// Records a built template and moves `tags` of its name to it, in one transaction. The template
     /// takes the visibility its name already has.
     pub async fn insert_template(&self, template: &TemplateRecord, tags: &[String]) -> StoreResult<TemplateRecord> {
+        // The first statement writes, so the transaction takes SQLite's write lock at once: a read first
+        // would make the later write fail (`SQLITE_BUSY_SNAPSHOT`) whenever another connection wrote in
+        // between, e.g. the build log's writer. The name's visibility is read inside the INSERT.
         let mut tx = self.pool.begin().await.map_err(query("begin insert template"))?;
-        let existing = sqlx::query(
-            "SELECT visibility FROM templates WHERE namespace = $1 AND name = $2 AND deleted_at IS NULL \
-             ORDER BY created_at DESC LIMIT 1",
-        )
+        sqlx::query(&format!(
+            "INSERT INTO templates ({COLUMNS}) VALUES ($1, $2, $3, $4, \
+             COALESCE((SELECT visibility FROM templates WHERE namespace = $3 AND name = $4 AND deleted_at IS NULL \
+             ORDER BY created_at DESC LIMIT 1), $5), $6, $7, $8, $9, $10)"
+        ))
+        .bind(&template.id)
+        .bind(&template.tenant_id)
         .bind(&template.namespace)
         .bind(&template.name)
-        .fetch_optional(&mut *tx)
+        .bind(&template.visibility)
+        .bind(&template.description)
+        .bind(&template.image)
+        .bind(&template.build_id)
+        .bind(&template.created_at)
+        .bind(&template.updated_at)
+        .execute(&mut *tx)
         .await
-        .map_err(query("select name visibility"))?;
-        let mut record = template.clone();
-        if let Some(row) = existing {
-            record.visibility = column(&row, "visibility", &template.id)?;
-        }
-        sqlx::query(&format!("INSERT INTO templates ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
-            .bind(&record.id)
-            .bind(&record.tenant_id)
-            .bind(&record.namespace)
-            .bind(&record.name)
-            .bind(&record.visibility)
-            .bind(&record.description)
-            .bind(&record.image)
-            .bind(&record.build_id)
-            .bind(&record.created_at)
-            .bind(&record.updated_at)
-            .execute(&mut *tx)
+        .map_err(query("insert template"))?;
+        let row = sqlx::query("SELECT visibility FROM templates WHERE id = $1")
+            .bind(&template.id)
+            .fetch_one(&mut *tx)
             .await
-            .map_err(query("insert template"))?;
+            .map_err(query("select template visibility"))?;
+        let mut record = template.clone();
+        record.visibility = column(&row, "visibility", &template.id)?;
         for tag in tags {
             upsert_tag(&mut tx, &record.namespace, &record.name, tag, &record.id, &record.build_id).await?;
         }
