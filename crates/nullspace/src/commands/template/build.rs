@@ -65,8 +65,8 @@ impl LogView {
                 let line = redact_text(&entry_line(entry), &self.secrets);
                 match &self.bar {
                     Some(bar) => {
-                        if let (Some(index), Some(total)) = (entry.step_index, entry.total_steps) {
-                            bar.set_message(format!("step {}/{}", index + 1, total));
+                        if entry.step_index.is_some() && entry.total_steps.is_some() {
+                            bar.set_message(line.clone());
                         }
                         bar.println(line);
                     }

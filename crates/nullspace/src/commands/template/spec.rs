@@ -12,7 +12,7 @@ use crate::cli::parse_key_value;
 /// One base of the template (exactly one is checked when the request is made, so tools that list
 /// the flags, such as the MCP catalog, see no required group).
 #[derive(Debug, Clone, Default, Args)]
-#[command(group(ArgGroup::new("base").multiple(false)))]
+#[command(group(ArgGroup::new("base").multiple(false)), next_help_heading = "Base (exactly one)")]
 pub struct BaseArgs {
     /// Any registry image (`debian:stable-slim`, `host:5000/app:1`).
     #[arg(long, value_name = "IMAGE", group = "base")]
@@ -170,6 +170,7 @@ pub enum BackendArg {
 
 /// Everything that defines a template build.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Template")]
 pub struct SpecArgs {
     #[command(flatten)]
     pub base: BaseArgs,
