@@ -4,12 +4,13 @@
 //! the result. Secrets never appear: the request is printed redacted and log text is redacted too.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
-use nullspace_client::{BuildLogEntry, BuildStatus, Client};
+use nullspace_client::{BuildLogEntry, BuildStatus, Client, ProgressFn};
 use serde_json::json;
 
 use super::render::{redact, redact_text};
@@ -108,9 +109,25 @@ pub async fn run_build(
     json: bool,
 ) -> anyhow::Result<ExitStatus> {
     if !prepared.context.is_empty() {
-        let context =
-            client.upload_build_context(&prepared.context, None).await.context("could not upload the build context")?;
-        prepared.request.build_context = Some(context);
+        let bar = (format == LogFormat::Text && !json && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("uploading build context {bar:30} {pos}/{len} files")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        let progress: Option<ProgressFn> = bar.clone().map(|bar| {
+            Arc::new(move |done: u64, total: Option<u64>| {
+                bar.set_length(total.unwrap_or(done));
+                bar.set_position(done);
+            }) as ProgressFn
+        });
+        let result = client.upload_build_context(&prepared.context, progress).await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        prepared.request.build_context = Some(result.context("could not upload the build context")?);
     }
     if background {
         let build = client
