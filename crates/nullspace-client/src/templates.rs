@@ -94,7 +94,7 @@ impl Client {
     pub async fn template_exists(&self, template_ref: &str) -> Result<bool, ClientError> {
         match self.template_get::<Value>(&ref_path(template_ref), &[]).await {
             Ok(_) => Ok(true),
-            Err(error) if matches!(error.code(), "template_not_found" | "sandbox_not_found" | "not_found") => Ok(false),
+            Err(error) if matches!(error.code(), "template_not_found" | "sandbox_not_found") => Ok(false),
             Err(error) => Err(error),
         }
     }
