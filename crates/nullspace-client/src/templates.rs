@@ -400,3 +400,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "templates_tests.rs"]
+mod wire_tests;
