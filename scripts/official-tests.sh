@@ -24,16 +24,25 @@ mkdir -p "$data"
 HOME="$home" NULLSPACE_BOOTSTRAP_API_KEY="$key" "$root/target/release/nullspace" server \
   --listen "127.0.0.1:$port" --data-dir "$data" --bridge nsofficial --subnet 10.215.0.0/16 >"$log" 2>&1 &
 server=$!
+docker_fixtures=""
 cleanup() {
   kill "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
   rm -rf "$home"
+  if [ -n "$docker_fixtures" ]; then "$docker_fixtures" down || true; fi
   # The server keeps its bridge and firewall table across restarts; this one is done for good.
   ip link del nsofficial 2>/dev/null || true
   nft delete table inet nullspace_nsofficial 2>/dev/null || true
   nft delete table bridge nullspace_nsofficial 2>/dev/null || true
 }
 trap cleanup EXIT
+# A private Docker daemon with fixture images (busybox:1.36, registry:2, httpd:2 built here from Debian
+# packages) for the client's docker-driven template tests; where dockerd is missing they skip themselves.
+if command -v dockerd >/dev/null; then
+  docker_fixtures="$root/scripts/docker-fixtures.sh"
+  DOCKER_HOST=$("$docker_fixtures" up)
+  export DOCKER_HOST
+fi
 for _ in $(seq 1 900); do
   if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
   if ! kill -0 "$server" 2>/dev/null; then tail -50 "$log"; exit 1; fi
@@ -58,6 +67,21 @@ deselect+=(
   --deselect tests/test_firecracker_filesystem_parity.py::test_sync_filesystem_overwrite_with_user_switches_owner
 )
 
+# The client's template tests that drive a local registry:2 with basic auth through docker
+# (integration_helpers.authenticated_local_registry); OFFICIAL_TESTS_DOCKER_JOURNEYS=0 leaves them out.
+journeys=tests/test_firecracker_sdk_user_journeys.py::TestTemplateUserJourneys
+docker_journeys=()
+if [ "${OFFICIAL_TESTS_DOCKER_JOURNEYS:-1}" = 1 ]; then
+  docker_journeys=(
+    "$journeys::test_template_builds_from_authenticated_custom_oci_image"
+    "$journeys::test_template_builds_from_authenticated_zstd_custom_oci_image"
+    "$journeys::test_template_prefers_authenticated_exact_variant_manifest"
+    "$journeys::test_template_imports_authenticated_group_user_image"
+    "$journeys::test_template_rejects_authenticated_unsupported_special_file_image"
+    "$journeys::test_template_background_builds_from_authenticated_dockerfile_base_image"
+  )
+fi
+
 cd "$sdk/nullspace_sdk-0.1.9"
 secondary=$(HOME="$home" "$root/target/release/nullspace" api-key create --tenant secondary --data-dir "$data")
 NULLSPACE_INTEGRATION=1 NULLSPACE_API_URL="http://127.0.0.1:$port" NULLSPACE_API_KEY="$key" \
@@ -67,5 +91,5 @@ NULLSPACE_INTEGRATION=1 NULLSPACE_API_URL="http://127.0.0.1:$port" NULLSPACE_API
   "$venv/bin/pytest" -q -p no:cacheprovider --timeout 300 -o addopts="" \
   tests/test_integration.py tests/test_quickstart_integration.py tests/test_firecracker_filesystem_parity.py \
   tests/test_pty_integration.py tests/test_firecracker_uploads_integration.py \
-  tests/test_sandbox_integration.py tests/test_lifecycle_integration.py \
+  tests/test_sandbox_integration.py tests/test_lifecycle_integration.py "${docker_journeys[@]}" \
   "${deselect[@]}"

@@ -4,6 +4,7 @@ sandboxes own on the host (mounts, runc containers, cgroups, directories, proces
 Environment:
   NULLSPACE_BIN           path of the built `nullspace` binary (required)
   NULLSPACE_E2E_DATA_DIR  persistent data dir, so the base template is built only once (required)
+  NULLSPACE_FIXTURE_CACHE where scripts/registry-fixtures.sh keeps its built fixture images (optional)
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
@@ -311,13 +314,15 @@ def _require_env(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server():
+def server(registry, private_registry):
     global _SERVER
     binary = _require_env("NULLSPACE_BIN")
     data_dir = Path(_require_env("NULLSPACE_E2E_DATA_DIR")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     # The webhook tests deliver to loopback receivers, which servers refuse unless the operator allows them.
-    srv = Server(binary, data_dir, extra_args=["--webhook-allow-private"])
+    # Image pulls go to the local fixture registries (started before the server): Docker Hub names through
+    # the anonymous one, both spoken to over plain HTTP.
+    srv = Server(binary, data_dir, extra_args=["--webhook-allow-private", *registry_server_args(registry, private_registry)])
     _SERVER = srv
     srv.start()
     srv.kill_all(srv.key)  # leftovers of an earlier run with the same persistent data dir
@@ -392,6 +397,72 @@ def second_key(server):
     assert key and key != server.key
     server.extra_keys.append(key)
     return key
+
+
+# --------------------------------------------------------------------------------------------------
+# local registries serving fixture images (scripts/registry-fixtures.sh: images built on this machine from
+# Debian packages; this machine reaches no image registry)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REGISTRY_FIXTURES = REPO_ROOT / "scripts" / "registry-fixtures.sh"
+FIXTURE_BUILD_TIMEOUT_SECS = 1800  # the first build runs mmdebstrap (about 1-2 min); later ones reuse the cache
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A running docker-registry on loopback holding the fixture images (debian:stable-slim,
+    library/debian:stable-slim, nullspace-fixtures/layered:1, nullspace-fixtures/healthcheck:1)."""
+
+    address: str  # 127.0.0.1:PORT
+    dir: Path
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def creds(self) -> str | None:
+        return f"{self.username}:{self.password}" if self.username else None
+
+
+def _registry_script(*args: str, timeout: float) -> str:
+    proc = subprocess.run([str(REGISTRY_FIXTURES), *args], capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"registry-fixtures.sh {' '.join(args)} exited {proc.returncode}\n{proc.stderr[-4000:]}")
+    return proc.stdout.strip()
+
+
+def _serve_registry(name: str, username: str | None = None) -> Iterator[Registry]:
+    _registry_script("build", timeout=FIXTURE_BUILD_TIMEOUT_SECS)
+    state = Path(tempfile.mkdtemp(prefix=f"nullspace-e2e-registry-{name}-"))
+    password = f"pw-{uuid.uuid4().hex[:12]}" if username else None
+    reg = Registry(address=f"127.0.0.1:{_free_port()}", dir=state, username=username, password=password)
+    try:
+        auth = ["--htpasswd", reg.creds] if reg.creds else []
+        _registry_script("serve", reg.address, str(state), *auth, timeout=600)
+        yield reg
+    finally:
+        _registry_script("stop", str(state), timeout=60)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[Registry]:
+    """The anonymous fixture registry; the session server mirrors docker.io to it."""
+    yield from _serve_registry("anon")
+
+
+@pytest.fixture(scope="session")
+def private_registry() -> Iterator[Registry]:
+    """The same fixture images behind basic auth (a bcrypt htpasswd entry)."""
+    yield from _serve_registry("auth", username="nullspace-e2e")
+
+
+def registry_server_args(registry: Registry, private_registry: Registry) -> list[str]:
+    """`nullspace server` options that point image pulls at the fixture registries."""
+    return [
+        "--registry-mirror", f"docker.io=http://{registry.address}",
+        "--insecure-registry", registry.address,
+        "--insecure-registry", private_registry.address,
+    ]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -5,5 +5,8 @@
 #![warn(missing_docs)]
 
 pub mod dockerfile;
+pub mod error;
 pub mod layers;
 pub mod registry;
+
+pub use error::{ImageError, ImageResult};

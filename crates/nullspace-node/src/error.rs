@@ -24,6 +24,9 @@ pub enum NodeError {
         /// The missing directory.
         layer: PathBuf,
     },
+    /// The layer store failed.
+    #[error("layer store")]
+    Layers(#[source] nullspace_image::ImageError),
     /// Preparing the template layer failed.
     #[error("preparing template failed")]
     Template(#[from] TemplateError),

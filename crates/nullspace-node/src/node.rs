@@ -113,6 +113,8 @@ pub struct Node {
     network: Option<Network>,
     volumes: crate::Volumes,
     volume_guests: crate::VolumeGuests,
+    /// Content-addressed read-only layers of built templates (`<data>/layers`).
+    layers: nullspace_image::layers::LayerStore,
 }
 
 impl Node {
@@ -128,7 +130,7 @@ impl Node {
         tracing::info!(runtime = choice.kind.as_str(), "selected isolation runtime");
         let runtime = OciRuntime::new(choice.kind, config.data_dir.join("runtime").join(choice.kind.as_str()));
         let sandboxes_dir = config.data_dir.join("sandboxes");
-        let private = ["snapshots", "volumes", "templates"].map(|name| config.data_dir.join(name));
+        let private = ["snapshots", "volumes", "templates", "layers"].map(|name| config.data_dir.join(name));
         for dir in [config.data_dir.clone(), sandboxes_dir.clone()].into_iter().chain(private) {
             crate::layout::private_dir(&dir).map_err(|source| NodeError::Filesystem {
                 sandbox_id: String::new(),
@@ -148,12 +150,23 @@ impl Node {
         };
         let volumes = crate::Volumes::new(&config.data_dir);
         let volume_guests = crate::VolumeGuests::new(volumes.clone(), config.guestd_path.clone());
-        Ok(Self { config, templates, runtime, sandboxes_dir, network, volumes, volume_guests })
+        let layers =
+            nullspace_image::layers::LayerStore::new(config.data_dir.join("layers")).map_err(NodeError::Layers)?;
+        let leftovers = layers.remove_leftovers();
+        if leftovers > 0 {
+            tracing::info!(leftovers, "removed the staging dirs of interrupted layer writes");
+        }
+        Ok(Self { config, templates, runtime, sandboxes_dir, network, volumes, volume_guests, layers })
     }
 
     /// The template store of this node.
     pub fn templates(&self) -> &TemplateStore {
         &self.templates
+    }
+
+    /// The layers of built templates on this node.
+    pub fn layers(&self) -> &nullspace_image::layers::LayerStore {
+        &self.layers
     }
 
     /// The persistent volumes of this node.

@@ -49,6 +49,8 @@ pub struct ServerOptions {
     pub capacity: crate::CapacitySettings,
     /// Which webhook destinations are allowed.
     pub webhook_targets: crate::TargetPolicy,
+    /// Registry mirrors and insecure registries of template builds.
+    pub registry: crate::RegistryConfig,
     /// Timeouts and connection caps of the listeners.
     pub http: crate::HttpLimits,
 }
@@ -141,7 +143,9 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
     let control = Control::new(store, Arc::new(node), MAX_SANDBOXES, preview_ports)
         .with_default_volume_size(options.volume_size)
         .with_capacity(capacity)
-        .with_webhook_targets(options.webhook_targets.clone());
+        .with_webhook_targets(options.webhook_targets.clone())
+        .with_registry(options.registry.clone())
+        .with_template_dir(options.data_dir.join("template-blobs"));
     if let Some(size) = options.volume_size {
         control
             .node()

@@ -27,6 +27,21 @@ pub fn attachment_id() -> String {
     format!("att_{}", random_lowercase(20))
 }
 
+/// A new template id.
+pub fn template_id() -> String {
+    format!("tmpl_{}", random_lowercase(20))
+}
+
+/// A new template build id.
+pub fn build_id() -> String {
+    format!("tb_{}", random_lowercase(20))
+}
+
+/// A new template name claim token.
+pub fn claim_token() -> String {
+    format!("tclaim_{}", random_lowercase(32))
+}
+
 /// A new API key (shown once, stored hashed).
 pub fn api_key() -> String {
     let key: String = rand::thread_rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();

@@ -21,6 +21,10 @@ pub enum ErrorCode {
     TemplateNotFound,
     /// A path inside a sandbox does not exist (404).
     FileNotFound,
+    /// Template build id unknown or owned by another tenant (404).
+    BuildNotFound,
+    /// An uploaded file was refused (checksum mismatch, unknown blob) (400).
+    FileUploadError,
     /// The object is in a state that does not allow the request (409).
     Conflict,
     /// The sandbox exists but cannot serve the request yet (409).
@@ -52,6 +56,8 @@ impl ErrorCode {
             Self::TemplateNotFound => "template_not_found",
             Self::SnapshotNotFound => "snapshot_not_found",
             Self::FileNotFound => "file_not_found",
+            Self::BuildNotFound => "build_not_found",
+            Self::FileUploadError => "file_upload_error",
             Self::Conflict => "conflict",
             Self::SandboxNotReady => "sandbox_not_ready",
             Self::CapacityExceeded => "capacity_exceeded",
@@ -68,11 +74,12 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             Self::Unauthorized => 401,
-            Self::InvalidRequest => 400,
+            Self::InvalidRequest | Self::FileUploadError => 400,
             Self::NotFound
             | Self::SandboxNotFound
             | Self::SnapshotNotFound
             | Self::TemplateNotFound
+            | Self::BuildNotFound
             | Self::FileNotFound => 404,
             Self::Conflict | Self::SandboxNotReady | Self::VolumeBusy => 409,
             Self::VolumeReadOnly => 403,

@@ -12,6 +12,7 @@ pub mod pty_api;
 pub mod rel_path;
 pub mod sandbox;
 pub mod template_api;
+pub mod template_wire;
 pub mod upload_api;
 pub mod volume;
 pub mod watch_api;

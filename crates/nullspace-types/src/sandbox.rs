@@ -190,28 +190,8 @@ pub struct SetTimeoutRequest {
     pub timeout_action: Option<TimeoutAction>,
 }
 
-/// One template in `GET /v1/templates`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TemplateInfo {
-    /// Template id (`base` for the builtin).
-    pub id: String,
-    /// Name.
-    pub name: String,
-    /// What it contains.
-    pub description: String,
-    /// Tags.
-    pub tags: Vec<String>,
-    /// Default tag.
-    pub default_tag: Option<String>,
-    /// Whether it ships with the server.
-    pub builtin: bool,
-    /// `nullspace/<name>` for builtins.
-    pub canonical_ref: Option<String>,
-    /// Namespace slug.
-    pub namespace_slug: Option<String>,
-    /// `public` for builtins.
-    pub visibility: Option<String>,
-}
+/// One template (moved to `template_wire`; kept here for existing users).
+pub use crate::template_wire::TemplateInfo;
 
 #[cfg(test)]
 mod tests {

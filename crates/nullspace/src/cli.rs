@@ -156,6 +156,13 @@ pub struct ServerArgs {
     /// Let webhooks deliver to this network even if it is private (repeatable), e.g. 10.20.0.0/16.
     #[arg(long, value_name = "CIDR")]
     pub webhook_allow_cidr: Vec<ipnet::IpNet>,
+    /// Pull images of REGISTRY from URL instead (repeatable), e.g. `docker.io=http://127.0.0.1:5000`:
+    /// how an air-gapped host builds templates from its own registry.
+    #[arg(long, value_name = "REGISTRY=URL")]
+    pub registry_mirror: Vec<String>,
+    /// Talk plain HTTP (or TLS without verification) to this registry (repeatable), e.g. `127.0.0.1:5000`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub insecure_registry: Vec<String>,
     /// Seconds a client has to send request headers; also how long an idle keep-alive connection stays open.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_secs: u64,

@@ -48,7 +48,7 @@ pub(super) fn overlay_uses(entries: &[MountEntry], dir: &Path) -> bool {
 }
 
 /// Whether a directory is in use by a mounted overlay (best effort: false if mounts cannot be read).
-pub(super) fn in_use_by_overlay(dir: &Path) -> bool {
+pub(crate) fn in_use_by_overlay(dir: &Path) -> bool {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     mounts().map(|m| overlay_uses(&m, &dir)).unwrap_or(false)
 }

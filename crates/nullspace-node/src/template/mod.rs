@@ -3,7 +3,7 @@
 
 mod build;
 mod error;
-mod fsutil;
+pub(crate) mod fsutil;
 mod mirrors;
 mod recipe;
 mod store;

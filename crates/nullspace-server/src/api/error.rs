@@ -34,13 +34,15 @@ impl From<ControlError> for ApiError {
             ControlError::TemplateNotFound { .. } => ErrorCode::TemplateNotFound,
             ControlError::SnapshotNotFound { .. } => ErrorCode::SnapshotNotFound,
             ControlError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
-            ControlError::NotRunning { .. } => ErrorCode::SandboxNotReady,
+            ControlError::NotRunning { .. } | ControlError::TemplateStart { .. } => ErrorCode::SandboxNotReady,
             ControlError::Capacity { .. } => ErrorCode::CapacityExceeded,
             ControlError::VolumeNotFound { .. } => ErrorCode::NotFound,
             ControlError::VolumeConflict { .. } => ErrorCode::Conflict,
             ControlError::VolumeBusy { .. } => ErrorCode::VolumeBusy,
             ControlError::AttachmentNotFound { .. } => ErrorCode::NotFound,
             ControlError::Busy { .. } => ErrorCode::Conflict,
+            ControlError::BuildNotFound { .. } => ErrorCode::BuildNotFound,
+            ControlError::TemplateConflict { .. } => ErrorCode::Conflict,
             ControlError::Node(nullspace_node::NodeError::LiveMountsUnsupported { .. }) => {
                 ErrorCode::FeatureUnavailable
             }

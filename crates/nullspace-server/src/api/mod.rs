@@ -15,6 +15,8 @@ mod router;
 mod sandboxes;
 mod signed_files;
 mod snapshots;
+mod template_blobs;
+mod template_builds;
 mod templates;
 mod volume_files;
 mod volumes;

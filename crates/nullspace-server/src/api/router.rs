@@ -8,8 +8,8 @@ use nullspace_types::ErrorCode;
 use tower_http::cors::CorsLayer;
 
 use super::{
-    health, lifecycle, monitor, ports, preview_urls, proxy, relay, sandboxes, signed_files, snapshots, templates,
-    volume_files, volumes, webhooks, websocket, ApiError,
+    health, lifecycle, monitor, ports, preview_urls, proxy, relay, sandboxes, signed_files, snapshots, template_blobs,
+    template_builds, templates, volume_files, volumes, webhooks, websocket, ApiError,
 };
 use crate::control::Control;
 use crate::signing::Signer;
@@ -67,7 +67,31 @@ pub fn router(state: AppState) -> Router {
             "/v1/signed/{token}",
             get(signed_files::signed_get).put(signed_files::signed_put).post(signed_files::signed_post),
         )
-        .route("/v1/templates", get(templates::list))
+        .route("/v1/templates", get(templates::list).post(templates::legacy_create).layer(build_body_limit()))
+        .route("/v1/templates/{id}", axum::routing::delete(templates::delete))
+        .route("/v1/templates/{id}/builds", get(templates::builds))
+        .route("/v1/templates/build", post(template_builds::build).layer(build_body_limit()))
+        .route("/v1/templates/builds", post(template_builds::submit).layer(build_body_limit()))
+        .route("/v1/templates/builds/{bid}", get(template_builds::status))
+        .route("/v1/templates/builds/{bid}/logs", get(template_builds::logs))
+        .route("/v1/templates/builds/{bid}/cancel", post(template_builds::cancel))
+        .route("/v1/templates/builds/{bid}/retry", post(template_builds::retry))
+        .route("/v1/templates/builds/{bid}/promote", post(template_builds::promote))
+        .route("/v1/templates/validate", post(template_builds::validate_request).layer(build_body_limit()))
+        .route("/v1/templates/plan", post(template_builds::plan).layer(build_body_limit()))
+        .route("/v1/templates/blobs/preflight", post(template_blobs::preflight))
+        .route("/v1/templates/blobs/{blob_id}", axum::routing::put(template_blobs::put))
+        .route("/v1/templates/refs/{ref}", get(templates::get).delete(templates::delete))
+        .route("/v1/templates/refs/{ref}/tags", get(templates::tags).post(templates::assign_tags))
+        .route("/v1/templates/refs/{ref}/tags/{tag}", axum::routing::delete(templates::remove_tag))
+        .route("/v1/templates/refs/{ref}/visibility", axum::routing::patch(templates::set_visibility))
+        .route("/v1/templates/refs/{ref}/rename", post(templates::rename))
+        .route("/v1/templates/refs/{ref}/aliases", get(templates::aliases))
+        .route("/v1/templates/refs/{ref}/aliases/{alias}", axum::routing::delete(templates::remove_alias))
+        .route("/v1/templates/refs/{ref}/builds", get(templates::builds))
+        .route("/v1/templates/claims", post(templates::claim))
+        .route("/v1/templates/claims/{token}", axum::routing::delete(templates::release_claim))
+        .route("/v1/templates/namespaces/{slug}", get(templates::namespace))
         .route("/v1/volumes", post(volumes::create).get(volumes::list))
         .route("/v1/volumes/by-name/{name}", get(volumes::get_by_name))
         .route("/v1/volumes/{vid}", get(volumes::get).delete(volumes::delete))
@@ -86,6 +110,11 @@ pub fn router(state: AppState) -> Router {
         // Outermost: requests to preview hosts go to the preview proxy before any API routing or CORS.
         .layer(axum::middleware::from_fn_with_state(state.clone(), proxy::dispatch))
         .with_state(state)
+}
+
+/// Body limit of template build requests, which may carry their build context inline (base64).
+fn build_body_limit() -> axum::extract::DefaultBodyLimit {
+    axum::extract::DefaultBodyLimit::max(64 << 20)
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> impl IntoResponse {

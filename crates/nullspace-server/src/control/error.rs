@@ -25,6 +25,12 @@ pub enum ControlError {
         /// Requested reference.
         template: String,
     },
+    /// A built template's start command or readiness check failed; the new sandbox is gone.
+    #[error("{message}; the sandbox was removed (check the template's start_cmd and readiness)")]
+    TemplateStart {
+        /// What failed.
+        message: String,
+    },
     /// The request is invalid.
     #[error("{message}")]
     InvalidRequest {
@@ -90,6 +96,18 @@ pub enum ControlError {
     Busy {
         /// What is in progress.
         what: String,
+    },
+    /// The template build does not exist for this tenant.
+    #[error("template build {build_id} not found")]
+    BuildNotFound {
+        /// Requested id.
+        build_id: String,
+    },
+    /// A template change conflicts with the current state (name taken, build not ready).
+    #[error("{message}")]
+    TemplateConflict {
+        /// What conflicts and what to do.
+        message: String,
     },
     #[error(transparent)]
     Volume(nullspace_node::VolumeError),

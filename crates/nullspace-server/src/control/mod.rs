@@ -1,7 +1,11 @@
 //! The control plane's core: the sandbox state machine and the service that drives sandboxes through it
 //! (create, destroy, timeouts, the reaper and the reconcile at start).
 
+mod build_context;
+mod build_dockerfile;
+mod build_plan;
 pub mod build_runner;
+mod build_step;
 pub mod capacity;
 mod error;
 mod events;
@@ -12,7 +16,14 @@ mod reconcile;
 mod service;
 mod snapshots;
 mod state;
+mod template_base;
+pub mod template_blobs;
 pub mod template_builds;
+pub mod template_jobs;
+pub mod template_manage;
+pub mod template_refs;
+mod template_start;
+pub mod template_validate;
 pub mod validate;
 mod volume_attachments;
 pub mod volumes;

@@ -13,6 +13,7 @@ impl Control {
     /// and nothing the store does not own is left on the host.
     pub async fn reconcile(&self) -> ControlResult<()> {
         self.reconcile_volumes().await?;
+        self.reconcile_builds().await?;
         let records = self
             .store
             .sandboxes_in_states(&[

@@ -22,6 +22,9 @@ use crate::store::{ListFilter, SandboxRecord, Store, Tenant};
 
 pub(super) type ControlResult<T> = Result<T, ControlError>;
 
+/// Default working directory of sandboxes of a built template whose image names none.
+const DEFAULT_BUILT_CWD: &str = "/workspace";
+
 /// A create request with its idempotency key.
 #[derive(Debug, Clone)]
 pub struct CreateParams {
@@ -57,6 +60,10 @@ pub struct Control {
     admission: Arc<tokio::sync::Mutex<()>>,
     /// Which webhook destinations are allowed.
     pub(super) webhook_targets: Arc<super::webhook_targets::TargetPolicy>,
+    /// Registry mirrors and insecure registries of template builds.
+    registry: Arc<nullspace_image::registry::RegistryConfig>,
+    /// Template builds in flight and the blob store.
+    pub(super) templates: Arc<super::template_jobs::TemplateState>,
 }
 
 /// Removes an entry from a shared set when dropped.
@@ -98,7 +105,30 @@ impl Control {
             ),
             admission: Arc::default(),
             webhook_targets: Arc::default(),
+            registry: Arc::default(),
+            templates: Arc::new(super::template_jobs::TemplateState::new(
+                std::env::temp_dir().join("nullspace-template-blobs"),
+                1,
+            )),
         }
+    }
+
+    /// Sets the registry mirrors and insecure registries template builds pull through.
+    pub fn with_registry(mut self, registry: nullspace_image::registry::RegistryConfig) -> Self {
+        self.registry = Arc::new(registry);
+        self
+    }
+
+    /// Registry mirrors and insecure registries of template builds.
+    pub fn registry(&self) -> &nullspace_image::registry::RegistryConfig {
+        &self.registry
+    }
+
+    /// Refuses build sandboxes larger than this server's per-sandbox caps.
+    pub(super) fn check_build_size(&self, vcpus: u32, memory_mb: u32) -> Result<(), String> {
+        self.capacity.check_size(vcpus, memory_mb).map_err(|refusal| match refusal {
+            Refusal::TooLarge(message) | Refusal::NoRoom(message) => format!("build_config: {message}"),
+        })
     }
 
     /// Applies per-sandbox resource caps and the host's overcommit budget.
@@ -172,12 +202,23 @@ impl Control {
         if let Some(snapshot_id) = request.snapshot_id.clone().filter(|id| !id.is_empty()) {
             return self.create_from_snapshot(tenant, &snapshot_id, request, params.idempotency_key).await;
         }
-        let reference = request.template.clone().unwrap_or_else(|| "base".to_owned());
-        let template = self
-            .node
-            .templates()
-            .get(validate::template_name(&reference))
-            .ok_or_else(|| ControlError::TemplateNotFound { template: reference.clone() })?;
+        let reference = request.template.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| "base".to_owned());
+        // A sandbox keeps the template it was created from: the record holds the resolved id, not the
+        // ref (a tag can move to another build later).
+        let (template_id, default_cwd, runtime) = match self.resolve_template(tenant, &reference).await? {
+            super::template_refs::ResolvedTemplate::Builtin { name } => {
+                let layer = self
+                    .node
+                    .templates()
+                    .get(&name)
+                    .ok_or_else(|| ControlError::TemplateNotFound { template: reference.clone() })?;
+                (name, layer.default_cwd, None)
+            }
+            super::template_refs::ResolvedTemplate::Built { template_id, image } => {
+                let cwd = image.runtime.default_workdir.clone().unwrap_or_else(|| DEFAULT_BUILT_CWD.to_owned());
+                (template_id, cwd, Some(image.runtime))
+            }
+        };
         let vcpus = request.vcpus.unwrap_or(2);
         let memory_mb = request.memory_mb.unwrap_or(512);
         self.capacity.check_size(vcpus, memory_mb).map_err(|refusal| match refusal {
@@ -187,7 +228,7 @@ impl Control {
         validate::timeout(timeout_ms)?;
         let envs = request.envs.unwrap_or_default();
         validate::envs(&envs)?;
-        let cwd = request.cwd.filter(|cwd| !cwd.is_empty()).unwrap_or_else(|| template.default_cwd.clone());
+        let cwd = request.cwd.filter(|cwd| !cwd.is_empty()).unwrap_or(default_cwd);
         validate::cwd(&cwd)?;
         if let Some(metadata) = &request.metadata {
             validate::metadata(metadata)?;
@@ -197,7 +238,7 @@ impl Control {
         self.admit(vcpus, memory_mb).await?;
         let mut record = new_record(
             tenant,
-            reference,
+            template_id,
             (vcpus, memory_mb),
             envs,
             request.metadata.unwrap_or_default(),
@@ -209,7 +250,16 @@ impl Control {
         );
         record.network = network;
         record.volumes = volumes;
-        self.insert_and_start(record, "api", None).await
+        let record = self.insert_and_start(record, "api", None).await?;
+        if let Some(runtime) = runtime {
+            if let Err(error) = self.start_template(&record.id, &runtime).await {
+                if let Err(cleanup) = self.destroy_record(&record, "template_start_failed", "system").await {
+                    tracing::warn!(sandbox = %record.id, error = %crate::error_chain(&cleanup), "cannot remove a sandbox whose template did not start");
+                }
+                return Err(error);
+            }
+        }
+        Ok(record)
     }
 
     /// Records a new sandbox and launches it (from memory image `restore_from` when set); when a
@@ -270,7 +320,7 @@ impl Control {
             let mut failed = created("failed");
             failed.error_message = Some(message);
             self.events.emit(&record.tenant_id, failed).await;
-            return Err(error.into());
+            return Err(error);
         }
         if !self.store.transition(&record.id, &[SandboxState::Creating], SandboxState::Running, None).await? {
             // Destroyed while launching: release what the launch acquired.
@@ -305,6 +355,9 @@ impl Control {
 
     /// The root filesystem of template `template` (a built-in name or a built template's id).
     pub(super) async fn root_image(&self, template: &str) -> ControlResult<RootImage> {
+        if template.starts_with("tmpl_") {
+            return self.built_root_image(template).await;
+        }
         let name = validate::template_name(template);
         let layer = self
             .node

@@ -345,6 +345,26 @@ impl Control {
         if removed > 0 {
             tracing::debug!(removed, "removed unreferenced snapshot layers");
         }
+        self.collect_template_layers().await
+    }
+
+    /// Removes built-template layers no template, sandbox or snapshot uses. Skipped while a build runs:
+    /// its finished steps' layers belong to no template yet.
+    async fn collect_template_layers(&self) -> ControlResult<()> {
+        if self.templates.any_live() {
+            return Ok(());
+        }
+        let keep = self
+            .store
+            .layers_in_use()
+            .await?
+            .iter()
+            .filter_map(|id| nullspace_image::layers::LayerId::parse(id).ok())
+            .collect();
+        let removed = self.node.collect_template_layers(&keep);
+        if !removed.is_empty() {
+            tracing::debug!(removed = removed.len(), "removed unreferenced template layers");
+        }
         Ok(())
     }
 }

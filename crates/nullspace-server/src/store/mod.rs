@@ -7,6 +7,9 @@ mod keys;
 pub mod preview_grants;
 mod sandboxes;
 mod snapshots;
+pub mod template_blobs;
+pub mod template_builds;
+pub mod templates;
 mod volumes;
 pub mod webhooks;
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use nullspace_server::{CapacitySettings, HttpLimits, ServerOptions, TargetPolicy};
+use nullspace_server::{CapacitySettings, HttpLimits, RegistryConfig, ServerOptions, TargetPolicy};
 
 use crate::cli::{RuntimeArg, ServerArgs};
 use crate::exit::ExitStatus;
@@ -15,6 +15,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
         RuntimeArg::Crun => "crun",
         RuntimeArg::Runsc => "runsc",
     };
+    let registry = RegistryConfig::from_flags(&args.registry_mirror, &args.insecure_registry)?;
     let options = ServerOptions {
         listen: args.listen,
         data_dir: super::data_dir(args.data_dir)?,
@@ -29,6 +30,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
             cpu_overcommit: args.cpu_overcommit,
             memory_overcommit: args.memory_overcommit,
         },
+        registry,
         webhook_targets: TargetPolicy { allow_private: args.webhook_allow_private, allow: args.webhook_allow_cidr },
         http: HttpLimits {
             header_timeout: Duration::from_secs(args.header_timeout_secs),
