@@ -82,7 +82,11 @@ fn cell(value: Option<&Value>) -> String {
 pub async fn get(client: &Client, template_ref: &str, fields: &[String], json: bool) -> anyhow::Result<ExitStatus> {
     if !fields.is_empty() {
         let item = client.template_fields(template_ref, fields).await.map_err(missing(template_ref))?;
-        return print_fields(&[item], fields, json);
+        if json {
+            print_json(&item)?;
+            return Ok(ExitStatus::Success);
+        }
+        return print_fields(&[item], fields, false);
     }
     let info = client.get_template(template_ref).await.map_err(missing(template_ref))?;
     if json {
