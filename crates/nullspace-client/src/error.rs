@@ -183,6 +183,9 @@ impl ClientError {
             "unauthorized" | "unauthenticated" => "check NULLSPACE_API_KEY or ~/.config/nullspace/config.json",
             "sandbox_not_found" => "list your sandboxes with `nullspace sandbox list`",
             "template_not_found" => "list the templates with `nullspace template list`",
+            "warm_pool_unavailable" => {
+                "no ready sandbox in the pool: create with --warm-pool-mode prefer, or wait with `nullspace template warm-pool wait ID`"
+            }
             "volume_busy" => "kill the sandboxes that mount it (`nullspace sandbox kill <ID>`), then try again",
             "volume_read_only" => "the volume is mounted read-only here; write through `nullspace volume write`",
             "file_not_found" => {

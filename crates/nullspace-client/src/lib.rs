@@ -10,8 +10,12 @@ mod files;
 mod pty;
 mod sandboxes;
 mod snapshots;
+mod sse;
+mod template_types;
+mod templates;
 mod transfer;
 mod volumes;
+mod warm_pools;
 mod watch;
 mod ws;
 
@@ -21,9 +25,16 @@ pub use error::ClientError;
 pub use files::{Files, FilesOwner, UploadUrl};
 pub use pty::{PtyEvent, PtyReader, PtySession, PtyWriter};
 pub use sandboxes::{new_idempotency_key, Health, ListSandboxes};
+pub use sse::SseStream;
+pub use template_types::{
+    AliasInfo, BuildInfo, BuildLogEntry, BuildStatus, FailureDetail, NameClaim, NamespaceInfo, PreflightAnswer,
+    PreflightFile, TagInfo, WarmPoolCounts, WarmPoolInfo,
+};
+pub use templates::{build_request_json, BuildLogStream, LocalContextEntry};
 pub use transfer::{
     DownloadOutcome, ProgressFn, UploadMode, UploadOptions, UploadOutcome, UploadTransport, DIRECT_UPLOAD_MAX_BYTES,
 };
+pub use warm_pools::{ListWarmPools, WarmPoolAction, WarmPoolResources, WarmPoolSpec};
 pub use watch::{FileEvent, FileWatch};
 pub use ws::{ExecEvent, ExecStream};
 

@@ -105,6 +105,25 @@ pub struct CreateSandboxRequest {
     /// Volumes to mount.
     #[serde(default)]
     pub volumes: Option<Vec<crate::volume::VolumeMountRequest>>,
+    /// Take a ready instance of a template warm pool (left out of the body when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_pool: Option<WarmPoolCheckoutRequest>,
+}
+
+/// The `warm_pool` object of a create request: which pool, and what to do on a miss.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WarmPoolCheckoutRequest {
+    /// Pool id (`twp_…`); required unless `mode` is `bypass`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `prefer` (cold create on a miss, the default), `require` (`warm_pool_unavailable` on a miss) or
+    /// `bypass` (always a cold create).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// How long to wait for a ready instance, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
 }
 
 /// The `network` object of a create request: CIDRs or addresses the sandbox may or may not reach.

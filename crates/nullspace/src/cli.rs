@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use nullspace_client::types::volume::VolumeMountRequest;
 
+pub use crate::commands::template::TemplateCommand;
+
 /// Self-hostable sandboxes: the API server, its CLI, and a host doctor.
 #[derive(Debug, Parser)]
 #[command(name = "nullspace", version, propagate_version = true, arg_required_else_help = true)]
@@ -46,7 +48,7 @@ pub enum Command {
     /// Create, inspect and use sandboxes.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
-    /// List templates.
+    /// Build, inspect and manage templates and their warm pools.
     #[command(subcommand)]
     Template(TemplateCommand),
     /// Create, inspect and delete volumes, and use their files without a sandbox.
@@ -313,6 +315,8 @@ pub struct CreateArgs {
     /// Mount a volume (repeatable): ref=<name-or-id>,mount=<absolute-path>[,subpath=<subpath>][,ro=true]
     #[arg(long = "volume", value_name = "SPEC", value_parser = parse_volume_spec)]
     pub volumes: Vec<VolumeMountRequest>,
+    #[command(flatten)]
+    pub warm_pool: crate::commands::sandbox::WarmPoolArgs,
 }
 
 /// What a sandbox does at its deadline.
@@ -804,13 +808,6 @@ pub enum VolumeCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum TemplateCommand {
-    /// List the templates sandboxes can start from.
-    #[command(visible_alias = "ls")]
-    List,
-}
-
 /// Parses `KEY=VALUE` (the value may contain `=`).
 pub fn parse_key_value(raw: &str) -> Result<(String, String), String> {
     match raw.split_once('=') {
@@ -820,7 +817,7 @@ pub fn parse_key_value(raw: &str) -> Result<(String, String), String> {
 }
 
 /// One field name of `--fields`.
-fn parse_field(raw: &str) -> Result<String, String> {
+pub(crate) fn parse_field(raw: &str) -> Result<String, String> {
     let field = raw.trim();
     if field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(format!("expected field names such as id,name,status, got {raw:?}"));

@@ -8,9 +8,9 @@ mod doctor;
 mod files;
 mod mcp;
 mod progress;
-mod sandbox;
+pub(crate) mod sandbox;
 mod server;
-mod template;
+pub(crate) mod template;
 mod volume;
 
 use std::path::PathBuf;

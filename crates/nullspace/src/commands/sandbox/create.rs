@@ -5,13 +5,60 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use nullspace_client::types::sandbox::{CreateSandboxRequest, SandboxInfo};
+use clap::{Args, ValueEnum};
+use nullspace_client::types::sandbox::{CreateSandboxRequest, SandboxInfo, WarmPoolCheckoutRequest};
 use nullspace_client::Client;
 
 use crate::cli::CreateArgs;
 use crate::commands::progress::{self, Spinner};
 use crate::exit::{ExitStatus, UserError};
 use crate::output::{print_json, print_table};
+
+/// `sandbox create`'s warm-pool flags (the `warm_pool` object of the create body).
+#[derive(Debug, Clone, Default, Args)]
+pub struct WarmPoolArgs {
+    /// Take a ready sandbox from this template warm pool (`twp_…`).
+    #[arg(long = "warm-pool", value_name = "ID")]
+    pub id: Option<String>,
+    /// On a miss: prefer (cold create, the default), require (fail with warm_pool_unavailable), or
+    /// bypass (always a cold create).
+    #[arg(long = "warm-pool-mode", value_enum, value_name = "MODE")]
+    pub mode: Option<WarmPoolModeArg>,
+    /// Milliseconds to wait for a ready sandbox.
+    #[arg(long = "warm-pool-wait", value_name = "MS")]
+    pub wait_ms: Option<u64>,
+}
+
+/// What a create does when the warm pool has no ready sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WarmPoolModeArg {
+    Prefer,
+    Require,
+    Bypass,
+}
+
+impl WarmPoolArgs {
+    /// The `warm_pool` object, if any flag was given; prefer and require need an id (as the official
+    /// client insists).
+    fn request(self) -> anyhow::Result<Option<WarmPoolCheckoutRequest>> {
+        if self.id.is_none() && self.mode.is_none() && self.wait_ms.is_none() {
+            return Ok(None);
+        }
+        let mode = self.mode.map(|mode| match mode {
+            WarmPoolModeArg::Prefer => "prefer",
+            WarmPoolModeArg::Require => "require",
+            WarmPoolModeArg::Bypass => "bypass",
+        });
+        if self.id.is_none() && mode != Some("bypass") {
+            return Err(UserError::new(
+                "--warm-pool-mode prefer/require and --warm-pool-wait need --warm-pool ID",
+                Some("list the pools with `nullspace template warm-pool list`"),
+            )
+            .into());
+        }
+        Ok(Some(WarmPoolCheckoutRequest { id: self.id, mode: mode.map(str::to_owned), wait_ms: self.wait_ms }))
+    }
+}
 
 /// Creates the sandbox and prints it.
 pub async fn run(client: &Client, args: CreateArgs, json: bool) -> anyhow::Result<ExitStatus> {
@@ -73,6 +120,7 @@ fn request(args: CreateArgs) -> anyhow::Result<CreateSandboxRequest> {
         network,
         snapshot_id: None,
         volumes: (!args.volumes.is_empty()).then_some(args.volumes),
+        warm_pool: args.warm_pool.request()?,
     })
 }
 
@@ -136,6 +184,22 @@ mod tests {
             serde_json::to_value(&body).unwrap()["volumes"],
             serde_json::json!([{"ref": "team-data", "mount_path": "/data", "read_only": true, "subpath": "/sets"}])
         );
+    }
+
+    #[test]
+    fn warm_pool_flags_become_the_warm_pool_object() {
+        let body =
+            request(args(&["--warm-pool", "twp_1", "--warm-pool-mode", "require", "--warm-pool-wait", "250"])).unwrap();
+        assert_eq!(
+            serde_json::to_value(&body).unwrap()["warm_pool"],
+            serde_json::json!({"id": "twp_1", "mode": "require", "wait_ms": 250})
+        );
+        let plain = serde_json::to_value(request(args(&[])).unwrap()).unwrap();
+        assert!(plain.get("warm_pool").is_none(), "{plain}");
+        let bypass = request(args(&["--warm-pool-mode", "bypass"])).unwrap();
+        assert_eq!(bypass.warm_pool.unwrap().mode.as_deref(), Some("bypass"));
+        assert!(request(args(&["--warm-pool-mode", "prefer"])).is_err());
+        assert!(request(args(&["--warm-pool-wait", "10"])).is_err());
     }
 
     #[test]

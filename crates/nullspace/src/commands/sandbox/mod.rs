@@ -12,6 +12,8 @@ mod timeout;
 
 use nullspace_client::types::sandbox::{SandboxInfo, TimeoutAction};
 
+pub use create::WarmPoolArgs;
+
 use crate::cli::{GlobalArgs, SandboxCommand, TimeoutActionArg};
 use crate::exit::ExitStatus;
 

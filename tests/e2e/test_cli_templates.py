@@ -1,0 +1,165 @@
+"""The `nullspace template …` CLI against the real server: list/get/exists (with --fields and the
+not-found hint), a streamed build from `nullspace/base` with a `--run` step and a `--copy` of a local
+file whose result a sandbox created with `sandbox create --template NAME:TAG` shows, a failing build's
+exit status, tags, delete, local rendering that never prints a build secret, warm pools
+(create/get/list/delete), and `sandbox create`'s warm-pool flags."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import RUN_ID, unique
+
+BUILD_TIMEOUT = 900
+
+
+def ok(proc: subprocess.CompletedProcess[str]):
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+    return json.loads(proc.stdout) if proc.stdout.strip().startswith(("{", "[")) else proc.stdout
+
+
+def test_list_get_exists(cli):
+    templates = ok(cli("template", "list"))
+    assert "base" in {t["id"] for t in templates}, templates
+
+    compact = ok(cli("template", "list", "--fields", "id,canonical_ref"))
+    assert compact and all(set(t) <= {"id", "canonical_ref"} and "id" in t for t in compact), compact
+
+    base = ok(cli("template", "get", "base"))
+    assert base["id"] == "base"
+    assert ok(cli("template", "get", "base", "--fields", "id"))["id"] == "base"
+
+    assert ok(cli("template", "exists", "base")) == {"template_ref": "base", "exists": True}
+    missing_ref = unique("no-such-template")
+    gone = cli("template", "exists", missing_ref)
+    assert gone.returncode == 1, gone.stderr
+    assert json.loads(gone.stdout) == {"template_ref": missing_ref, "exists": False}
+
+    not_found = cli("template", "get", missing_ref, json_flag=False)
+    assert not_found.returncode == 1, not_found.stderr
+    assert "nullspace template list" in not_found.stderr, not_found.stderr
+
+
+@pytest.fixture
+def built_template(cli, tmp_path):
+    """A template built by the CLI from nullspace/base with a --run step and a --copy of a local file."""
+    name = unique("cli-tpl")
+    payload = tmp_path / "hello.txt"
+    payload.write_text(f"copied by the cli {RUN_ID}\n")
+    proc = cli(
+        "template", "build", "--from-template", "nullspace/base",
+        "--run", f"echo built {RUN_ID} > /built.txt",
+        "--copy", f"{payload}:/opt/cli/hello.txt",
+        "--name", name, "--tag", "stable",
+        timeout=BUILD_TIMEOUT,
+    )
+    result = ok(proc)
+    yield name, result
+    cli("template", "delete", f"{name}:stable")
+
+
+def test_build_then_create_a_sandbox_from_it(server, cli, built_template):
+    name, result = built_template
+    assert result["build_id"].startswith("tb_"), result
+    assert result["status"] == "ready"
+    assert result["template"]["name"] == name
+    assert "stable" in result["template"]["tags"]
+
+    info = ok(cli("template", "get", f"{name}:stable"))
+    assert info["id"] == result["template_id"]
+    assert ok(cli("template", "exists", f"{name}:stable"))["exists"] is True
+
+    status = ok(cli("template", "build-status", result["build_id"]))
+    assert status["build"]["status"] == "ready"
+    assert [e["kind"] for e in status["entries"]][-1] == "end"
+
+    sandbox = ok(cli("sandbox", "create", "--template", f"{name}:stable", "--timeout", "300"))
+    try:
+        shown = cli("sandbox", "exec", sandbox["id"], "--", "cat", "/opt/cli/hello.txt", "/built.txt", json_flag=False)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout == f"copied by the cli {RUN_ID}\nbuilt {RUN_ID}\n"
+    finally:
+        with server.http() as http:
+            http.delete(f"/v1/sandboxes/{sandbox['id']}")
+
+
+def test_tags_and_delete(cli, built_template):
+    name, _ = built_template
+    assigned = ok(cli("template", "tag", "assign", f"{name}:stable", "candidate"))
+    assert {"stable", "candidate"} <= set(assigned["tags"])
+    tags = {t["tag"] for t in ok(cli("template", "tag", "list", f"{name}:stable"))}
+    assert {"stable", "candidate"} <= tags
+
+    ok(cli("template", "tag", "remove", f"{name}:stable", "candidate"))
+    assert "candidate" not in {t["tag"] for t in ok(cli("template", "tag", "list", f"{name}:stable"))}
+
+    ok(cli("template", "delete", f"{name}:stable"))
+    assert ok_or_missing(cli("template", "exists", f"{name}:stable")) is False
+
+
+def ok_or_missing(proc: subprocess.CompletedProcess[str]) -> bool:
+    assert proc.returncode in (0, 1), proc.stderr
+    return json.loads(proc.stdout)["exists"]
+
+
+def test_a_failing_step_fails_the_command(cli):
+    proc = cli(
+        "template", "build", "--from-template", "nullspace/base", "--run", "echo about to fail; exit 3",
+        "--name", unique("cli-fail"), timeout=BUILD_TIMEOUT, json_flag=False,
+    )
+    assert proc.returncode == 1, f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
+    assert "template logs tb_" in proc.stderr, proc.stderr
+
+
+def test_render_never_prints_a_build_secret(cli):
+    secret = f"sekrit-{RUN_ID}"
+    env = {**cli.env(), "E2E_TEMPLATE_SECRET": secret}
+    for kind in ("json", "dockerfile"):
+        proc = subprocess.run(
+            [cli.srv.binary, "template", "render", kind, "--from-template", "nullspace/base",
+             "--build-secret-env", "tok=E2E_TEMPLATE_SECRET", "--run", f"echo {secret} > /dev/null"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert secret not in proc.stdout and secret not in proc.stderr
+        assert "[REDACTED]" in proc.stdout
+    body = json.loads(subprocess.run(
+        [cli.srv.binary, "template", "render", "json", "--from-template", "nullspace/base",
+         "--build-secret-env", "tok=E2E_TEMPLATE_SECRET"],
+        capture_output=True, text=True, env=env, timeout=60, check=True,
+    ).stdout)
+    assert body["build_secrets"] == [{"id": "tok", "value": "[REDACTED]", "source": "env"}]
+
+
+def test_warm_pool_create_get_delete(cli):
+    name = unique("cli-pool")
+    pool = ok(cli("template", "warm-pool", "create", "base", "--name", name, "--min-ready", "0", "--max-ready", "1"))
+    pool_id = pool["id"]
+    try:
+        assert pool["name"] == name
+        got = ok(cli("template", "warm-pool", "get", pool_id))
+        assert got["id"] == pool_id and got["template_ref"] == "base" and got["min_ready"] == 0
+        listed = ok(cli("template", "warm-pool", "list"))
+        assert pool_id in {p["id"] for p in listed["items"]}
+        scaled = ok(cli("template", "warm-pool", "scale", pool_id, "--max-ready", "2"))
+        assert scaled["max_ready"] == 2
+    finally:
+        deleted = ok(cli("template", "warm-pool", "delete", pool_id))
+    assert deleted["deleted"] is True
+    gone = cli("template", "warm-pool", "get", pool_id, json_flag=False)
+    assert gone.returncode == 1, gone.stderr
+    assert "warm-pool list" in gone.stderr
+
+
+def test_sandbox_create_warm_pool_flags(server, cli):
+    cold = ok(cli("sandbox", "create", "--template", "base", "--warm-pool-mode", "bypass", "--timeout", "120"))
+    try:
+        assert cold["status"] == "running"
+    finally:
+        with server.http() as http:
+            http.delete(f"/v1/sandboxes/{cold['id']}")
+    refused = cli("sandbox", "create", "--template", "base", "--warm-pool-mode", "require", json_flag=False)
+    assert refused.returncode == 1 and "--warm-pool" in refused.stderr, refused.stderr
