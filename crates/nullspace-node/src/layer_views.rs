@@ -74,6 +74,17 @@ impl Node {
 }
 
 impl Node {
+    /// Pulls `reference` into the layer store through this node's registry mirrors (see
+    /// `nullspace_image::registry::pull`).
+    pub async fn pull_image(
+        &self,
+        reference: &crate::images::ImageReference,
+        auth: &crate::images::RegistryAuth,
+        progress: &(dyn Fn(crate::images::PullEvent) + Send + Sync),
+    ) -> Result<crate::images::PulledImage, crate::images::ImageError> {
+        nullspace_image::registry::pull(self.layers(), &self.config().registry, reference, auth, progress).await
+    }
+
     /// Removes the layers of built templates that are not in `keep` and that no mounted overlay (a
     /// sandbox, a build step, a stage view) uses; returns what went.
     pub fn collect_template_layers(&self, keep: &std::collections::HashSet<LayerId>) -> Vec<LayerId> {

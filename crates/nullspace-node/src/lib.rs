@@ -35,5 +35,14 @@ pub use snapshot::layer_size;
 pub use volume_guest::VolumeGuests;
 pub use volumes::{VolumeError, VolumeMount, Volumes};
 
+/// Container images as the control plane sees them: references, credentials, pulled images, layer ids
+/// and the Dockerfile front end (`nullspace-image`, reached only through the node).
+pub mod images {
+    pub use nullspace_image::dockerfile;
+    pub use nullspace_image::layers::{LayerId, LayerSource, LayerStore};
+    pub use nullspace_image::registry::{ImageConfig, ImageReference, PullEvent, PulledImage, RegistryAuth, RegistryConfig};
+    pub use nullspace_image::ImageError;
+}
+
 /// Result alias of this crate.
 pub type NodeResult<T> = Result<T, NodeError>;

@@ -34,6 +34,8 @@ pub struct NodeConfig {
     pub bridge: Option<String>,
     /// Sandbox subnet (`10.213.0.0/16` when `None`).
     pub subnet: Option<ipnet::Ipv4Net>,
+    /// Registry mirrors and insecure registries image pulls go through.
+    pub registry: nullspace_image::registry::RegistryConfig,
 }
 
 /// What a sandbox is launched with.
@@ -157,6 +159,11 @@ impl Node {
             tracing::info!(leftovers, "removed the staging dirs of interrupted layer writes");
         }
         Ok(Self { config, templates, runtime, sandboxes_dir, network, volumes, volume_guests, layers })
+    }
+
+    /// The node's static configuration.
+    pub(crate) fn config(&self) -> &NodeConfig {
+        &self.config
     }
 
     /// The template store of this node.

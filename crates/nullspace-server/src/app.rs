@@ -119,6 +119,7 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
     ensure_keys(&store, options.listen).await?;
 
     let node = Node::new(NodeConfig {
+        registry: options.registry.clone(),
         data_dir: options.data_dir.clone(),
         guestd_path: guestd_path(),
         runtime: options.runtime.clone(),
@@ -144,7 +145,6 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
         .with_default_volume_size(options.volume_size)
         .with_capacity(capacity)
         .with_webhook_targets(options.webhook_targets.clone())
-        .with_registry(options.registry.clone())
         .with_template_dir(options.data_dir.join("template-blobs"));
     if let Some(size) = options.volume_size {
         control

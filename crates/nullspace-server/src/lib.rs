@@ -18,5 +18,5 @@ pub use app::{create_api_key, run, ServerOptions, BOOTSTRAP_KEY_ENV, DEFAULT_TEN
 pub use control::capacity::CapacitySettings;
 pub use control::webhook_targets::TargetPolicy;
 pub use error::{error_chain, ServerError};
-pub use nullspace_image::registry::RegistryConfig;
+pub use nullspace_node::images::RegistryConfig;
 pub use serve::HttpLimits;

@@ -38,11 +38,12 @@ fn layers_depend_only_downwards() {
     assert_eq!(ours("nullspace-types"), set(&[]), "types depend on nothing of ours");
     assert_eq!(ours("nullspace-guest"), set(&["nullspace-types"]), "the guest depends on no server crate");
     assert_eq!(ours("nullspace-runtime"), set(&[]), "runtimes know nothing above them");
-    assert_eq!(ours("nullspace-node"), set(&["nullspace-types", "nullspace-runtime"]));
+    assert_eq!(ours("nullspace-image"), set(&[]), "images know nothing of sandboxes");
+    assert_eq!(ours("nullspace-node"), set(&["nullspace-types", "nullspace-runtime", "nullspace-image"]));
     assert_eq!(
         ours("nullspace-server"),
         set(&["nullspace-types", "nullspace-node"]),
-        "the control plane reaches runtimes only through the node"
+        "the control plane reaches runtimes and images only through the node"
     );
     assert!(
         !ours("nullspace-client").iter().any(|d| d != "nullspace-types"),

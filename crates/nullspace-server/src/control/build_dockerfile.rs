@@ -1,11 +1,11 @@
-//! Dockerfiles on the template engine: the front end's validated stages (`nullspace_image::dockerfile`)
+//! Dockerfiles on the template engine: the front end's validated stages (`nullspace_node::images::dockerfile`)
 //! turned into the engine's operations. The plan made before the build substitutes against an empty base
 //! environment (for validate, plan and the step count); the engine re-plans each stage against the
 //! environment its base really has (`ENV PATH=/opt/bin:$PATH` must see the image's PATH).
 
 use std::collections::BTreeMap;
 
-use nullspace_image::dockerfile::{self, BaseConfig, Dockerfile, InstructionKind, StageBase};
+use nullspace_node::images::dockerfile::{self, BaseConfig, Dockerfile, InstructionKind, StageBase};
 
 use super::build_plan::{self, Base, BuildPlan, Command, Copy, CopyFrom, Meta, Op, PlanError, PlanErrors, Stage};
 

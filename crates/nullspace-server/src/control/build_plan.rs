@@ -149,7 +149,7 @@ pub struct BuildPlan {
     pub needed: Vec<bool>,
     /// The parsed Dockerfile, whose stages the engine plans again against their real base.
     #[serde(skip)]
-    pub dockerfile: Option<nullspace_image::dockerfile::Dockerfile>,
+    pub dockerfile: Option<nullspace_node::images::dockerfile::Dockerfile>,
 }
 
 impl BuildPlan {

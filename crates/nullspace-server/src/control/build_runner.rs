@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use nullspace_image::layers::{LayerId, LayerSource, LayerStore};
+use nullspace_node::images::{LayerId, LayerSource, LayerStore};
 use nullspace_node::network::NetworkPolicy;
 use nullspace_node::{BindMount, RootImage};
 use nullspace_types::template_api::{BuildRequest, Readiness};

@@ -60,8 +60,6 @@ pub struct Control {
     admission: Arc<tokio::sync::Mutex<()>>,
     /// Which webhook destinations are allowed.
     pub(super) webhook_targets: Arc<super::webhook_targets::TargetPolicy>,
-    /// Registry mirrors and insecure registries of template builds.
-    registry: Arc<nullspace_image::registry::RegistryConfig>,
     /// Template builds in flight and the blob store.
     pub(super) templates: Arc<super::template_jobs::TemplateState>,
 }
@@ -105,23 +103,11 @@ impl Control {
             ),
             admission: Arc::default(),
             webhook_targets: Arc::default(),
-            registry: Arc::default(),
             templates: Arc::new(super::template_jobs::TemplateState::new(
                 std::env::temp_dir().join("nullspace-template-blobs"),
                 1,
             )),
         }
-    }
-
-    /// Sets the registry mirrors and insecure registries template builds pull through.
-    pub fn with_registry(mut self, registry: nullspace_image::registry::RegistryConfig) -> Self {
-        self.registry = Arc::new(registry);
-        self
-    }
-
-    /// Registry mirrors and insecure registries of template builds.
-    pub fn registry(&self) -> &nullspace_image::registry::RegistryConfig {
-        &self.registry
     }
 
     /// Refuses build sandboxes larger than this server's per-sandbox caps.

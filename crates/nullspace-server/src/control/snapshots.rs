@@ -359,7 +359,7 @@ impl Control {
             .layers_in_use()
             .await?
             .iter()
-            .filter_map(|id| nullspace_image::layers::LayerId::parse(id).ok())
+            .filter_map(|id| nullspace_node::images::LayerId::parse(id).ok())
             .collect();
         let removed = self.node.collect_template_layers(&keep);
         if !removed.is_empty() {

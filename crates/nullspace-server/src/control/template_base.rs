@@ -2,8 +2,8 @@
 //! built template the caller may use) or an image pulled from a registry through the configured
 //! mirrors, with the credentials the request gave.
 
-use nullspace_image::layers::LayerId;
-use nullspace_image::registry::{self, ImageConfig, ImageReference, PullEvent, RegistryAuth};
+use nullspace_node::images::LayerId;
+use nullspace_node::images::{ImageConfig, ImageReference, PullEvent, RegistryAuth};
 
 use super::build_plan::is_template_ref;
 use super::build_runner::TemplateRuntime;
@@ -109,7 +109,9 @@ impl Control {
         log.line(LogLine { phase: Some("base".into()), ..LogLine::info(format!("pulling {image}")) });
         let progress =
             |event: PullEvent| log.line(LogLine { phase: Some("base".into()), ..LogLine::info(event.to_string()) });
-        let pulled = registry::pull(self.node().layers(), self.registry(), &image, &auth, &progress)
+        let pulled = self
+            .node()
+            .pull_image(&image, &auth, &progress)
             .await
             .map_err(|e| BaseError { code: e.code().to_owned(), message: e.to_string() })?;
         log.line(LogLine {

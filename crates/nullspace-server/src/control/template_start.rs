@@ -12,7 +12,7 @@ use nullspace_types::exec_api::{ExecRequest, ExecResult};
 use nullspace_types::template_api::Readiness;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use nullspace_image::layers::LayerId;
+use nullspace_node::images::LayerId;
 use nullspace_node::RootImage;
 
 use super::build_runner::TemplateRuntime;
