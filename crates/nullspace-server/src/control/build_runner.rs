@@ -109,8 +109,6 @@ struct StageState {
     labels: BTreeMap<String, String>,
     exposed: Vec<String>,
     volumes: Vec<String>,
-    /// CMD/ENTRYPOINT were declared by this build (not only inherited from the base image).
-    declared_start: bool,
 }
 
 /// Runs `job` to completion or failure. Cancellation ends it with a failure whose code is `cancelled`.
@@ -531,9 +529,13 @@ impl<'a> Engine<'a> {
         let mut envs = state.env.clone();
         envs.extend(request.envs.clone());
         envs.extend(config.default_envs.clone());
-        let start_cmd = request.start_cmd.clone().filter(|c| !c.trim().is_empty()).or_else(|| {
-            state.declared_start.then(|| start_command(state.entrypoint.as_ref(), state.cmd.as_ref())).flatten()
-        });
+        // As a container of the image would: the request's start command, else the image's ENTRYPOINT and
+        // CMD (declared by the Dockerfile or inherited from the base image).
+        let start_cmd = request
+            .start_cmd
+            .clone()
+            .filter(|c| !c.trim().is_empty())
+            .or_else(|| start_command(state.entrypoint.as_ref(), state.cmd.as_ref()));
         let readiness = config.readiness.clone().or_else(|| state.healthcheck.as_ref().and_then(healthcheck_readiness));
         let oci_metadata = serde_json::json!({
             "labels": state.labels,
@@ -587,14 +589,10 @@ impl LayerStep {
 
 fn apply_meta(state: &mut StageState, meta: &Meta) {
     match meta {
-        Meta::Cmd(command) => {
-            state.cmd = Some(command.clone());
-            state.declared_start = true;
-        }
+        Meta::Cmd(command) => state.cmd = Some(command.clone()),
         Meta::Entrypoint(command) => {
             state.entrypoint = Some(command.clone());
             state.cmd = None; // Docker: a new ENTRYPOINT resets the inherited CMD
-            state.declared_start = true;
         }
         Meta::Healthcheck(check) => state.healthcheck = check.clone(),
         Meta::Labels(labels) => state.labels.extend(labels.iter().cloned()),
