@@ -12,6 +12,7 @@ mod sandboxes;
 mod snapshots;
 mod transfer;
 mod volumes;
+mod warm_pools;
 mod watch;
 mod ws;
 
