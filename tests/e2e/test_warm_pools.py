@@ -87,6 +87,11 @@ def test_prefer_claims_a_warm_sandbox_with_the_requests_settings_and_the_pool_re
     assert got.metadata == {"who": "first"}
     assert got.timeout_ms == 123_000
     assert {first.id, second.id} <= _listed_ids(server), "claimed sandboxes are the tenant's"
+    with server.http() as http:
+        events = http.get(f"/v1/sandboxes/{first.id}/lifecycle", params={"order": "asc"}).json()["events"]
+    creates = [(e["operation"], e["status"], e.get("reason")) for e in events if e["operation"] == "create"]
+    # only the claim's events: the pool's start of the sandbox is not the tenant's create
+    assert creates == [("create", "requested", "warm_pool"), ("create", "succeeded", "warm_pool")], creates
 
     def refilled():
         now = pool.get_info()
@@ -169,3 +174,17 @@ def test_another_tenant_cannot_see_or_claim_the_pool(server, second_key, sandbox
         sandboxes.create(key=second_key, warm_pool=pool.id, warm_pool_mode="prefer")
     assert err.value.code == "not_found"
     assert pool.get_info().status.ready == 1, "the pool's sandbox is still there"
+
+
+def test_a_restart_keeps_pools_and_their_idle_sandboxes(server, sandboxes, pools):
+    before = _sandbox_dirs(server)
+    pool = pools(1, 1)
+    pool.wait_until_ready(timeout_secs=READY_TIMEOUT)
+    members = _sandbox_dirs(server) - before
+    server.restart()
+    info = pool.get_info()
+    assert info.state.value == "enabled" and info.status.ready == 1
+    assert members <= _sandbox_dirs(server), "the idle sandbox survived the restart"
+    sb = _create(server, sandboxes, pool, mode="require", envs={"AFTER": "restart"})
+    assert sb.id in members
+    assert sb.commands.run("echo $AFTER", shell=True).stdout.strip() == "restart"

@@ -143,3 +143,34 @@ impl Sandbox {
         &self.inner.registry
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sandbox(cwd: &str, staging: &std::path::Path) -> Sandbox {
+        let config = GuestConfig {
+            sandbox_id: "sb_test".into(),
+            envs: BTreeMap::from([("A".to_owned(), "1".to_owned())]),
+            cwd: cwd.into(),
+            default_user: String::new(),
+        };
+        Sandbox::new(config, Arc::default(), Arc::new(Uploads::open(staging.to_path_buf())))
+    }
+
+    #[test]
+    fn reconfigure_replaces_envs_and_cwd_together() {
+        let staging = tempfile::tempdir().unwrap();
+        let sandbox = sandbox("", staging.path());
+        assert_eq!(&*sandbox.cwd(), DEFAULT_CWD);
+        assert!(sandbox.cwd_is_default());
+        let cwd = sandbox.reconfigure(BTreeMap::from([("B".to_owned(), "2".to_owned())]), "/tmp/x/../claimed/");
+        assert_eq!(cwd, "/tmp/claimed");
+        let (envs, cwd) = sandbox.env_and_cwd();
+        assert_eq!(envs.get("B").map(String::as_str), Some("2"));
+        assert!(!envs.contains_key("A"), "the old environment is replaced, not merged");
+        assert_eq!(&*cwd, "/tmp/claimed");
+        assert!(!sandbox.cwd_is_default());
+        assert_eq!(sandbox.reconfigure(BTreeMap::new(), " "), DEFAULT_CWD, "a blank cwd is the default");
+    }
+}

@@ -99,6 +99,13 @@ pub fn mismatch(pool: &WarmPoolRecord, request: &CreateSandboxRequest, template:
     }
 }
 
+/// How many idle sandboxes a refill of `pool` starts: up to `min_ready` idle (ready or starting), never
+/// past `max_ready`; claimed sandboxes are the tenant's and do not count.
+pub fn members_to_start(pool: &WarmPoolRecord, counts: &crate::store::warm_pools::PoolCounts) -> u32 {
+    let idle = counts.ready.saturating_add(counts.warming);
+    pool.min_ready.saturating_sub(idle).min(pool.max_ready.saturating_sub(idle))
+}
+
 /// Spawns the refill task on the current runtime.
 pub fn spawn_warm_pool_refiller(control: Control) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -160,13 +167,13 @@ impl Control {
         if !pool.state.refills() {
             return Ok(());
         }
-        let counts = self.store.warm_pool_counts(&pool.id).await?;
-        let idle = counts.ready + counts.warming;
-        let missing = pool.min_ready.saturating_sub(idle).min(pool.max_ready.saturating_sub(idle));
+        // Taken before counting: a refill that ends between the count and its start cannot make this
+        // one start more than are missing.
+        let Some(guard) = Refilling::start(&self.warm.refilling, &pool.id) else { return Ok(()) };
+        let missing = members_to_start(pool, &self.store.warm_pool_counts(&pool.id).await?);
         if missing == 0 {
             return Ok(());
         }
-        let Some(guard) = Refilling::start(&self.warm.refilling, &pool.id) else { return Ok(()) };
         let control = self.clone();
         let pool = pool.clone();
         tokio::spawn(async move {

@@ -3,7 +3,7 @@
 use nullspace_types::sandbox::{CreateSandboxRequest, NetworkRequest};
 
 use super::*;
-use crate::control::warm_pool_claims::mismatch;
+use crate::control::warm_pool_claims::{members_to_start, mismatch};
 
 fn pool() -> WarmPoolRecord {
     WarmPoolRecord {
@@ -84,4 +84,16 @@ fn a_create_misses_the_pool_when_its_settings_are_not_poolable() {
     assert!(mismatch(&p, &CreateSandboxRequest { network: Some(deny), ..plain.clone() }, "base").is_some());
     let disabled = WarmPoolRecord { state: PoolState::Disabled, ..pool() };
     assert!(mismatch(&disabled, &plain, "base").unwrap().contains("disabled"));
+}
+
+#[test]
+fn a_refill_starts_what_is_missing_up_to_min_ready_and_never_past_max_ready() {
+    let p = WarmPoolRecord { min_ready: 3, max_ready: 4, ..pool() };
+    let counts = |ready, warming, claimed| PoolCounts { ready, warming, claimed, failed: 0 };
+    assert_eq!(members_to_start(&p, &counts(0, 0, 0)), 3);
+    assert_eq!(members_to_start(&p, &counts(1, 1, 5)), 1, "claimed sandboxes are not the pool's");
+    assert_eq!(members_to_start(&p, &counts(3, 0, 0)), 0);
+    assert_eq!(members_to_start(&p, &counts(2, 3, 0)), 0, "over target (max_ready lowered): none");
+    let capped = WarmPoolRecord { min_ready: 4, max_ready: 4, ..pool() };
+    assert_eq!(members_to_start(&capped, &counts(0, 4, 0)), 0, "starting ones count");
 }
