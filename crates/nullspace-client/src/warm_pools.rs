@@ -11,6 +11,10 @@ use serde_json::{Map, Value};
 use crate::client::{segment, Client};
 use crate::error::ClientError;
 use crate::template_types::WarmPoolInfo;
+use nullspace_types::sandbox::{CreateSandboxRequest, SandboxInfo};
+
+/// How long a create from a pool may take (a `require` waits for the pool).
+const CREATE_TIMEOUT: Duration = Duration::from_secs(120);
 
 const BASE: &str = "/v1/template-warm-pools";
 
@@ -187,6 +191,32 @@ impl Client {
             }
             tokio::time::sleep(interval.min(deadline - now)).await;
         }
+    }
+}
+
+impl Client {
+    /// `POST /v1/sandboxes` with `warm_pool: {id, mode}`: claims a ready sandbox of the pool (`prefer`
+    /// falls back to a cold create, `require` fails with `warm_pool_unavailable`).
+    pub async fn create_sandbox_from_pool(
+        &self,
+        request: &CreateSandboxRequest,
+        pool_id: &str,
+        mode: &str,
+    ) -> Result<(SandboxInfo, Option<Value>), ClientError> {
+        let mut body = serde_json::to_value(request).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut body {
+            map.insert("warm_pool".into(), serde_json::json!({"id": pool_id, "mode": mode}));
+        }
+        let builder = self
+            .request(Method::POST, "/v1/sandboxes")?
+            .header("Idempotency-Key", crate::sandboxes::new_idempotency_key())
+            .timeout(CREATE_TIMEOUT)
+            .json(&body);
+        let answer: Value = self.send_json(builder).await?;
+        let checkout = answer.get("warm_pool_checkout").cloned();
+        let info = serde_json::from_value(answer)
+            .map_err(|source| ClientError::Decode { url: self.url("/v1/sandboxes"), source })?;
+        Ok((info, checkout))
     }
 }
 

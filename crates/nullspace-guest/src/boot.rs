@@ -78,7 +78,7 @@ const WORKING_USER: &str = "user";
 /// [`WORKING_USER`] (when the sandbox has that account), so that the cwd is writable both by root and by
 /// files requests made as `user`, which run with that user's own permissions. Existing directories keep
 /// their owner. Runs before anything of the sandbox's user does, on components it just created (`lchown`).
-fn prepare_cwd(cwd: &Path, users: &crate::users::UserDb) -> std::io::Result<()> {
+pub fn prepare_cwd(cwd: &Path, users: &crate::users::UserDb) -> std::io::Result<()> {
     let missing: Vec<&Path> = cwd.ancestors().take_while(|dir| std::fs::symlink_metadata(dir).is_err()).collect();
     std::fs::create_dir_all(cwd)?;
     if let Ok(user) = users.lookup(WORKING_USER) {
@@ -96,11 +96,11 @@ pub async fn run(options: BootOptions) -> Result<(), BootError> {
     let uploads = Arc::new(Uploads::open(options.staging_dir.clone()));
     let sandbox = Sandbox::new(config, registry.clone(), uploads.clone());
     let reaper = tokio::spawn(crate::reaper::run(registry.clone()));
-    if let Err(error) = prepare_cwd(Path::new(sandbox.cwd()), &crate::users::UserDb::default()) {
-        tracing::warn!(cwd = sandbox.cwd(), %error, "cannot create the default working directory");
+    if let Err(error) = prepare_cwd(Path::new(&*sandbox.cwd()), &crate::users::UserDb::default()) {
+        tracing::warn!(cwd = %sandbox.cwd(), %error, "cannot create the default working directory");
     }
     if options.write_profile {
-        if let Err(error) = write_profile(Path::new(PROFILE_SCRIPT), sandbox.envs()) {
+        if let Err(error) = write_profile(Path::new(PROFILE_SCRIPT), &sandbox.envs()) {
             tracing::warn!(path = PROFILE_SCRIPT, %error, "cannot write the login-shell environment");
         }
         crate::host_keys::ensure(&sandbox).await;
@@ -117,7 +117,7 @@ pub async fn run(options: BootOptions) -> Result<(), BootError> {
         }
     });
     let ptys = sandbox.ptys().clone();
-    tracing::info!(sandbox = sandbox.id(), socket = %socket.display(), cwd = sandbox.cwd(), "guest ready");
+    tracing::info!(sandbox = sandbox.id(), socket = %socket.display(), cwd = %sandbox.cwd(), "guest ready");
 
     let served = serve(listener, router(sandbox), &socket, &options.control_dir).await;
     tracing::info!("shutting down");

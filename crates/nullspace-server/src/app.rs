@@ -10,7 +10,7 @@ use nullspace_node::{Node, NodeConfig};
 use crate::api::{router, AppState};
 use crate::control::capacity::Capacity;
 use crate::control::preview_grants::{PreviewConfig, PreviewGrants};
-use crate::control::{spawn_reaper, spawn_webhook_worker, Control};
+use crate::control::{spawn_reaper, spawn_warm_pool_refiller, spawn_webhook_worker, Control};
 use crate::preview::PreviewPorts;
 use crate::signing::Signer;
 use crate::store::Store;
@@ -157,6 +157,7 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
     spawn_reaper(control.clone());
     crate::control::volumes::spawn_volume_guest_reaper(control.clone());
     spawn_webhook_worker(control.clone());
+    spawn_warm_pool_refiller(control.clone());
 
     let builder = control.clone();
     tokio::spawn(async move {

@@ -12,6 +12,11 @@ pub fn sandbox_id() -> String {
     format!("sb_{}", random_lowercase(20))
 }
 
+/// A new template warm pool id.
+pub fn warm_pool_id() -> String {
+    format!("twp_{}", random_lowercase(20))
+}
+
 /// A new snapshot id.
 pub fn snapshot_id() -> String {
     format!("snap_{}", random_lowercase(20))

@@ -31,6 +31,8 @@ pub enum ErrorCode {
     SandboxNotReady,
     /// The host has no room for another sandbox (503).
     CapacityExceeded,
+    /// A create that required a warm pool found no ready sandbox in it (503).
+    WarmPoolUnavailable,
     /// A command could not be started in the sandbox (500).
     ExecFailed,
     /// The volume is mounted and cannot be deleted now (409).
@@ -61,6 +63,7 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::SandboxNotReady => "sandbox_not_ready",
             Self::CapacityExceeded => "capacity_exceeded",
+            Self::WarmPoolUnavailable => "warm_pool_unavailable",
             Self::ExecFailed => "exec_failed",
             Self::VolumeBusy => "volume_busy",
             Self::VolumeReadOnly => "volume_read_only",
@@ -83,7 +86,7 @@ impl ErrorCode {
             | Self::FileNotFound => 404,
             Self::Conflict | Self::SandboxNotReady | Self::VolumeBusy => 409,
             Self::VolumeReadOnly => 403,
-            Self::CapacityExceeded => 503,
+            Self::CapacityExceeded | Self::WarmPoolUnavailable => 503,
             Self::ExecFailed | Self::Internal => 500,
             Self::FeatureUnavailable | Self::NotImplemented => 501,
         }

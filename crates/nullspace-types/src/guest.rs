@@ -43,6 +43,17 @@ pub struct GuestConfig {
     pub default_user: String,
 }
 
+/// Body of `PUT /config` on the guest socket (host only, never relayed from clients): the sandbox's new
+/// environment and default working directory, for every later command and login shell. A warm-pool
+/// sandbox takes the settings of the create that claims it this way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestConfigUpdate {
+    /// Environment every command sees from now on (template envs and create envs, in that order).
+    pub envs: BTreeMap<String, String>,
+    /// Default working directory from now on; created if missing.
+    pub cwd: String,
+}
+
 /// Answer of `GET /health` on the guest socket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestHealth {

@@ -55,11 +55,12 @@ pub fn build(spec: &ExecSpec, sandbox: &Sandbox) -> GuestResult<(Command, String
     }
     let user_name = spec.user.as_deref().map(str::trim).filter(|user| !user.is_empty());
     let user = sandbox.user(user_name.or(Some(sandbox.default_user())))?;
-    let cwd = working_dir(spec.cwd.as_deref(), sandbox.cwd())?;
+    let (sandbox_envs, sandbox_cwd) = sandbox.env_and_cwd();
+    let cwd = working_dir(spec.cwd.as_deref(), &sandbox_cwd)?;
 
     let mut command = Command::new(&argv[0]);
     command.args(&argv[1..]).current_dir(&cwd).env_clear();
-    for (key, value) in environment(sandbox.envs(), &spec.envs, &user.home, &user.name, &user.shell)? {
+    for (key, value) in environment(&sandbox_envs, &spec.envs, &user.home, &user.name, &user.shell)? {
         command.env(key, value);
     }
     command.stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() });

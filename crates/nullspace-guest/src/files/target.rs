@@ -25,7 +25,8 @@ pub fn resolve(sandbox: &Sandbox, path: &str, user: Option<&str>) -> GuestResult
         Some(user) => user.home.clone(),
         None => sandbox.user(Some(sandbox.default_user())).map(|user| user.home).unwrap_or_else(|_| "/root".into()),
     };
-    let base = base_dir(sandbox.cwd(), sandbox.cwd_is_default(), user.as_ref().map(|user| user.home.as_str()));
+    let sandbox_cwd = sandbox.cwd();
+    let base = base_dir(&sandbox_cwd, sandbox.cwd_is_default(), user.as_ref().map(|user| user.home.as_str()));
     let path = resolve_against(path, base, &home)?;
     Ok(Target { path, user })
 }

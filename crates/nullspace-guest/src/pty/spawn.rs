@@ -49,11 +49,12 @@ pub fn winsize(cols: u16, rows: u16) -> Winsize {
 /// Starts the shell of `spec`.
 pub fn spawn_shell(sandbox: &Sandbox, spec: &ShellSpec) -> GuestResult<Shell> {
     let user = sandbox.user(Some(sandbox.default_user()))?;
-    let cwd = working_dir(spec.cwd.as_deref(), sandbox.cwd())?;
+    let (sandbox_envs, sandbox_cwd) = sandbox.env_and_cwd();
+    let cwd = working_dir(spec.cwd.as_deref(), &sandbox_cwd)?;
     let program = if Path::new("/bin/bash").exists() { "/bin/bash" } else { "/bin/sh" };
     let mut envs = BTreeMap::from([("TERM".to_owned(), "xterm-256color".to_owned())]);
     envs.extend(spec.envs.clone());
-    let env = environment(sandbox.envs(), &envs, &user.home, &user.name, &user.shell)?;
+    let env = environment(&sandbox_envs, &envs, &user.home, &user.name, &user.shell)?;
 
     let pty = openpty(Some(&winsize(spec.cols, spec.rows)), None)
         .map_err(|errno| GuestError::Spawn { command: program.into(), source: errno.into() })?;

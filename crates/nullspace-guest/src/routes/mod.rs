@@ -1,5 +1,6 @@
 //! HTTP translation only: extract requests, call the exec/files modules, shape the answers.
 
+pub mod config;
 pub mod exec;
 pub mod extract;
 pub mod file_raw;

@@ -5,7 +5,7 @@ use axum::http::{Method, Uri};
 use axum::routing::{get, post, put};
 use axum::Router;
 
-use super::{exec, file_raw, files, health, processes, pty, uploads};
+use super::{config, exec, file_raw, files, health, processes, pty, uploads};
 use crate::error::GuestError;
 use crate::state::Sandbox;
 use crate::{tunnel, ws};
@@ -17,6 +17,7 @@ const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
 pub fn router(sandbox: Sandbox) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route("/config", put(config::put))
         .route("/exec", post(exec::exec))
         .route("/processes", get(processes::list))
         .route("/processes/{pid}/kill", post(processes::kill_process))

@@ -149,7 +149,7 @@ pub async fn sandbox_ws(
 ) -> Result<Response, ApiError> {
     // Answered before the upgrade: another tenant's (or an unknown) sandbox is 404, as on every route.
     let known = state.control.store().get_sandbox(&tenant.id, &id).await.map_err(ControlError::from)?;
-    if known.is_none() {
+    if known.is_none_or(|record| record.is_idle_pool_member()) {
         return Err(ControlError::SandboxNotFound { sandbox_id: id }.into());
     }
     Ok(upgrade.on_upgrade(move |socket| stream(socket, state, tenant, Some(id))))

@@ -20,6 +20,7 @@ mod template_builds;
 mod templates;
 mod volume_files;
 mod volumes;
+mod warm_pools;
 mod webhooks;
 mod websocket;
 

@@ -13,7 +13,7 @@ use nullspace_types::ErrorCode;
 use super::auth::Authenticated;
 use super::{ApiError, AppState};
 
-/// First path segments the guest serves over HTTP.
+/// First path segments of guest routes clients may reach (host-only ones such as `config` are not here).
 const GUEST_ROUTES: &[&str] = &["exec", "processes", "files", "file", "pty", "uploads"];
 
 /// Request headers passed to the guest; everything else (notably `Authorization`) stays here.
@@ -69,4 +69,17 @@ pub async fn relay(
         None => format!("/{rest}"),
     };
     forward(&guest, &id, parts.method, &path_and_query, &parts.headers, body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GUEST_ROUTES;
+
+    #[test]
+    fn host_only_guest_routes_are_never_relayed() {
+        // `PUT /config` rewrites the sandbox's environment: only the server (claiming a warm pool
+        // sandbox) may call it, never a client through the relay.
+        assert!(!GUEST_ROUTES.contains(&"config"));
+        assert!(!GUEST_ROUTES.contains(&"health"));
+    }
 }

@@ -9,7 +9,7 @@ use tower_http::cors::CorsLayer;
 
 use super::{
     health, lifecycle, monitor, ports, preview_urls, proxy, relay, sandboxes, signed_files, snapshots, template_blobs,
-    template_builds, templates, volume_files, volumes, webhooks, websocket, ApiError,
+    template_builds, templates, volume_files, volumes, warm_pools, webhooks, websocket, ApiError,
 };
 use crate::control::Control;
 use crate::signing::Signer;
@@ -92,6 +92,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/templates/claims", post(templates::claim))
         .route("/v1/templates/claims/{token}", axum::routing::delete(templates::release_claim))
         .route("/v1/templates/namespaces/{slug}", get(templates::namespace))
+        .route("/v1/template-warm-pools", get(warm_pools::list).post(warm_pools::create))
+        .route(
+            "/v1/template-warm-pools/{id}",
+            get(warm_pools::get).patch(warm_pools::update).delete(warm_pools::delete),
+        )
+        .route("/v1/template-warm-pools/{id}/{action}", post(warm_pools::action))
         .route("/v1/volumes", post(volumes::create).get(volumes::list))
         .route("/v1/volumes/by-name/{name}", get(volumes::get_by_name))
         .route("/v1/volumes/{vid}", get(volumes::get).delete(volumes::delete))

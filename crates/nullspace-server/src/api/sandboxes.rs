@@ -15,6 +15,7 @@ use super::auth::Authenticated;
 use super::{ApiError, AppState};
 use crate::clock;
 use crate::control::validate;
+use crate::control::warm_pool_claims::WarmPoolAsk;
 use crate::control::{CreateParams, SandboxState};
 use crate::store::{ListFilter, SandboxRecord};
 
@@ -80,12 +81,19 @@ pub async fn create(
     Authenticated(tenant): Authenticated,
     headers: HeaderMap,
     super::extract::Body(body): super::extract::Body,
-) -> Result<(StatusCode, Json<SandboxInfo>), ApiError> {
-    let request: CreateSandboxRequest = match super::extract::json_object(&body, "sandbox create")? {
-        None => CreateSandboxRequest::default(),
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (request, warm_pool) = match super::extract::json_object(&body, "sandbox create")? {
+        None => (CreateSandboxRequest::default(), None),
         Some(map) => {
             validate::create_extras(&map)?;
-            super::extract::from_object(map, "sandbox create")?
+            let warm_pool = match map.get("warm_pool") {
+                None | Some(Value::Null) => None,
+                Some(value) => Some(
+                    serde_json::from_value::<WarmPoolAsk>(value.clone())
+                        .map_err(|error| ApiError::invalid(format!("invalid warm_pool: {error}")))?,
+                ),
+            };
+            (super::extract::from_object(map, "sandbox create")?, warm_pool)
         }
     };
     let idempotency_key = headers
@@ -93,8 +101,13 @@ pub async fn create(
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned)
         .filter(|key| !key.is_empty() && key.len() <= 256);
-    let record = state.control.create(&tenant, CreateParams { request, idempotency_key }).await?;
-    Ok((StatusCode::CREATED, Json(sandbox_info(&record))))
+    let params = CreateParams { request, idempotency_key, warm_pool };
+    let (record, checkout) = state.control.create_checked(&tenant, params).await?;
+    let mut answer = to_value(&sandbox_info(&record));
+    if let (Some(checkout), Value::Object(map)) = (checkout, &mut answer) {
+        map.insert("warm_pool_checkout".into(), serde_json::to_value(checkout).unwrap_or(Value::Null));
+    }
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// Query of `GET /v1/sandboxes/{id}`.

@@ -37,6 +37,20 @@ pub enum ControlError {
         /// What is wrong and how to fix it.
         message: String,
     },
+    /// No warm pool of that id for the tenant.
+    #[error("warm pool {pool_id} not found; list yours with `GET /v1/template-warm-pools`")]
+    WarmPoolNotFound {
+        /// Requested id.
+        pool_id: String,
+    },
+    /// A create with `warm_pool.mode` `require` found no ready sandbox in time.
+    #[error("warm pool {pool_id} has no ready sandbox: {reason}")]
+    WarmPoolUnavailable {
+        /// The pool.
+        pool_id: String,
+        /// Why (empty, disabled, template or settings do not match).
+        reason: String,
+    },
     /// The sandbox is not in a state that serves the request.
     #[error("sandbox {sandbox_id} is {state}, not running")]
     NotRunning {

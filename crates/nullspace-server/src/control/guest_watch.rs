@@ -67,7 +67,10 @@ impl Control {
         tracing::warn!(sandbox = %record.id, "the guest daemon exited; the sandbox is now in error");
         let mut event = NewEvent::sandbox("reconcile", "failed", "system", &record.id).reason("guest_exited");
         event.error_message = Some(GUEST_EXITED.to_owned());
-        self.events.emit(&record.tenant_id, event).await;
+        if !record.is_idle_pool_member() {
+            // an idle warm-pool sandbox is the pool's: its refill replaces it
+            self.events.emit(&record.tenant_id, event).await;
+        }
         self.preview.close_sandbox(&record.id);
         if let Err(error) = self.node.destroy(&record.id).await {
             // Destroying the sandbox later retries the release.

@@ -27,6 +27,8 @@ pub mod template_validate;
 pub mod validate;
 mod volume_attachments;
 pub mod volumes;
+pub mod warm_pool_claims;
+pub mod warm_pools;
 pub mod webhook_targets;
 pub mod webhooks;
 
@@ -34,4 +36,5 @@ pub use error::ControlError;
 pub use reaper::spawn_reaper;
 pub use service::{Control, CreateParams};
 pub use state::SandboxState;
+pub use warm_pool_claims::spawn_warm_pool_refiller;
 pub use webhooks::spawn_webhook_worker;

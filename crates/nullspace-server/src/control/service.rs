@@ -32,6 +32,8 @@ pub struct CreateParams {
     pub request: CreateSandboxRequest,
     /// `Idempotency-Key` header.
     pub idempotency_key: Option<String>,
+    /// `warm_pool` of the body: claim a ready sandbox of that pool instead of starting one.
+    pub warm_pool: Option<super::warm_pool_claims::WarmPoolAsk>,
 }
 
 /// Drives sandboxes through their state machine.
@@ -62,6 +64,8 @@ pub struct Control {
     pub(super) webhook_targets: Arc<super::webhook_targets::TargetPolicy>,
     /// Template builds in flight and the blob store.
     pub(super) templates: Arc<super::template_jobs::TemplateState>,
+    /// Warm pool refills in flight and their signals.
+    pub(super) warm: Arc<super::warm_pools::WarmPools>,
 }
 
 /// Removes an entry from a shared set when dropped.
@@ -107,6 +111,7 @@ impl Control {
                 std::env::temp_dir().join("nullspace-template-blobs"),
                 1,
             )),
+            warm: Arc::default(),
         }
     }
 
@@ -177,17 +182,42 @@ impl Control {
         })
     }
 
-    /// Creates a sandbox and returns it running. A repeated idempotency key returns the first sandbox.
-    pub async fn create(&self, tenant: &Tenant, params: CreateParams) -> ControlResult<SandboxRecord> {
+    /// Creates a sandbox and returns it running, saying how a `warm_pool` of the request was served
+    /// (claimed from the pool, cold create, bypassed; snapshot creates never use a pool). A repeated
+    /// idempotency key returns the first sandbox.
+    pub async fn create_checked(
+        &self,
+        tenant: &Tenant,
+        params: CreateParams,
+    ) -> ControlResult<(SandboxRecord, Option<super::warm_pool_claims::CheckoutInfo>)> {
         if let Some(key) = &params.idempotency_key {
             if let Some(existing) = self.store.get_sandbox_by_idempotency_key(&tenant.id, key).await? {
-                return self.settled(existing).await;
+                return Ok((self.settled(existing).await?, None));
             }
         }
         let request = params.request;
         if let Some(snapshot_id) = request.snapshot_id.clone().filter(|id| !id.is_empty()) {
-            return self.create_from_snapshot(tenant, &snapshot_id, request, params.idempotency_key).await;
+            let record = self.create_from_snapshot(tenant, &snapshot_id, request, params.idempotency_key).await?;
+            return Ok((record, None));
         }
+        let key = params.idempotency_key.as_deref();
+        let (claimed, checkout) = self.checkout(tenant, &request, params.warm_pool.as_ref(), key).await?;
+        if let Some(record) = claimed {
+            return Ok((record, checkout));
+        }
+        Ok((self.create_cold(tenant, request, params.idempotency_key, None).await?, checkout))
+    }
+
+    /// Creates and starts a sandbox from a template. `pool` makes it an idle member of that warm pool
+    /// (hidden from the tenant, no create events, deadline `pool.1` in Unix ms) instead of a sandbox of
+    /// the caller's.
+    pub(super) async fn create_cold(
+        &self,
+        tenant: &Tenant,
+        request: CreateSandboxRequest,
+        idempotency_key: Option<String>,
+        pool: Option<(String, i64)>,
+    ) -> ControlResult<SandboxRecord> {
         let reference = request.template.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| "base".to_owned());
         // A sandbox keeps the template it was created from: the record holds the resolved id, not the
         // ref (a tag can move to another build later).
@@ -232,10 +262,14 @@ impl Control {
             timeout_ms,
             request.timeout_action.unwrap_or_default().as_str(),
             Vec::new(),
-            params.idempotency_key,
+            idempotency_key,
         );
         record.network = network;
         record.volumes = volumes;
+        if let Some((pool_id, deadline_ms)) = pool {
+            record.warm_pool_id = Some(pool_id);
+            record.deadline_ms = deadline_ms;
+        }
         let record = self.insert_and_start(record, "api", None).await?;
         if let Some(runtime) = runtime {
             if let Err(error) = self.start_template(&record.id, &runtime).await {
@@ -294,7 +328,11 @@ impl Control {
                 .reason(reason)
                 .meta("timeout_action", record.timeout_action.clone())
         };
-        self.events.emit(&record.tenant_id, created("requested")).await;
+        // A pool member's create is the pool's business; the create that claims it emits the events.
+        let quiet = record.is_idle_pool_member();
+        if !quiet {
+            self.events.emit(&record.tenant_id, created("requested")).await;
+        }
         let launched = match self.launch_spec(&record, restore_from).await {
             Ok(spec) => self.node.launch(&spec).await.map_err(ControlError::from),
             Err(error) => Err(error),
@@ -305,13 +343,22 @@ impl Control {
             self.store.transition(&record.id, &[SandboxState::Creating], SandboxState::Error, Some(&message)).await?;
             let mut failed = created("failed");
             failed.error_message = Some(message);
-            self.events.emit(&record.tenant_id, failed).await;
+            if !quiet {
+                self.events.emit(&record.tenant_id, failed).await;
+            }
             return Err(error);
         }
         if !self.store.transition(&record.id, &[SandboxState::Creating], SandboxState::Running, None).await? {
             // Destroyed while launching: release what the launch acquired.
             self.release(&record.id).await?;
             return Err(ControlError::SandboxNotFound { sandbox_id: record.id });
+        }
+        if quiet {
+            return self
+                .store
+                .get_sandbox(&record.tenant_id, &record.id)
+                .await?
+                .ok_or(ControlError::SandboxNotFound { sandbox_id: record.id });
         }
         self.events.emit(&record.tenant_id, created("succeeded")).await;
         self.get_for_tenant_id(&record.tenant_id, &record.id).await
@@ -379,7 +426,7 @@ impl Control {
 
     pub(super) async fn get_for_tenant_id(&self, tenant_id: &str, id: &str) -> ControlResult<SandboxRecord> {
         match self.store.get_sandbox(tenant_id, id).await? {
-            Some(record) if record.state.is_visible() => Ok(record),
+            Some(record) if record.state.is_visible() && !record.is_idle_pool_member() => Ok(record),
             _ => Err(ControlError::SandboxNotFound { sandbox_id: id.to_owned() }),
         }
     }
@@ -425,7 +472,10 @@ impl Control {
         if !moved {
             return Ok(()); // already destroying or destroyed: the other caller finishes the job
         }
-        self.events.emit(&record.tenant_id, destroy("requested")).await;
+        let quiet = record.is_idle_pool_member();
+        if !quiet {
+            self.events.emit(&record.tenant_id, destroy("requested")).await;
+        }
         tracing::info!(sandbox = %record.id, reason, "destroying sandbox");
         if record.state == SandboxState::Paused {
             if let Some(snapshot_id) = &record.snapshot_id {
@@ -433,7 +483,9 @@ impl Control {
             }
         }
         self.release(&record.id).await?;
-        self.events.emit(&record.tenant_id, destroy("succeeded")).await;
+        if !quiet {
+            self.events.emit(&record.tenant_id, destroy("succeeded")).await;
+        }
         Ok(())
     }
 
@@ -506,6 +558,10 @@ impl Control {
         let Some(record) = self.store.get_sandbox(tenant_id, id).await? else { return Ok(()) };
         if record.state != SandboxState::Running {
             return Ok(());
+        }
+        if record.is_idle_pool_member() {
+            // Idle past the pool's idle timeout: replaced by the refill, nothing for the tenant to see.
+            return self.destroy_record(&record, "warm_pool_idle_timeout", "system").await;
         }
         let action = record.timeout_action.clone();
         let expired = NewEvent::sandbox("timeout_expired", "succeeded", "system", id)
@@ -582,5 +638,7 @@ pub(super) fn new_record(
         snapshot_id: None,
         network: NetworkPolicy::default(),
         volumes: Vec::new(),
+        warm_pool_id: None,
+        pool_claimed: false,
     }
 }

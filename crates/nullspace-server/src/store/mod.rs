@@ -11,6 +11,7 @@ pub mod template_blobs;
 pub mod template_builds;
 pub mod templates;
 mod volumes;
+pub mod warm_pools;
 pub mod webhooks;
 
 pub use error::StoreError;

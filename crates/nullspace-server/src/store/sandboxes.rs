@@ -53,6 +53,18 @@ pub struct SandboxRecord {
     pub network: NetworkPolicy,
     /// Volumes it mounts.
     pub volumes: Vec<nullspace_node::VolumeMount>,
+    /// The warm pool it was started for (`None`: a plain sandbox).
+    pub warm_pool_id: Option<String>,
+    /// Whether a create claimed it from its pool (always `false` for a plain sandbox).
+    pub pool_claimed: bool,
+}
+
+impl SandboxRecord {
+    /// Whether it is an idle pool member no create has claimed yet: such a sandbox belongs to its pool,
+    /// not to the tenant's visible sandboxes.
+    pub fn is_idle_pool_member(&self) -> bool {
+        self.warm_pool_id.is_some() && !self.pool_claimed
+    }
 }
 
 /// Filters of a sandbox listing.
@@ -67,7 +79,8 @@ pub struct ListFilter {
 }
 
 const COLUMNS: &str = "id, tenant_id, state, template, vcpus, memory_mb, envs, metadata, cwd, created_at, started_at, \
-                       timeout_ms, deadline_ms, timeout_action, idempotency_key, error, layers, snapshot_id, network, volumes";
+                       timeout_ms, deadline_ms, timeout_action, idempotency_key, error, layers, snapshot_id, network, volumes, \
+                       warm_pool_id, pool_claimed";
 
 fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
     let id: String = column(row, "id", "?")?;
@@ -95,6 +108,8 @@ fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
         snapshot_id: column(row, "snapshot_id", &id)?,
         network: serde_json::from_str(&text("network")?).map_err(|e| corrupt(e.to_string()))?,
         volumes: serde_json::from_str(&text("volumes")?).map_err(|e| corrupt(e.to_string()))?,
+        warm_pool_id: column(row, "warm_pool_id", &id)?,
+        pool_claimed: column(row, "pool_claimed", &id)?,
         id,
     })
 }
@@ -104,7 +119,7 @@ impl Store {
     /// idempotency key (nothing is inserted then).
     pub async fn insert_sandbox(&self, record: &SandboxRecord) -> StoreResult<bool> {
         let result = sqlx::query(&format!(
-            "INSERT INTO sandboxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+            "INSERT INTO sandboxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
              ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
         ))
         .bind(&record.id)
@@ -127,6 +142,8 @@ impl Store {
         .bind(&record.snapshot_id)
         .bind(serde_json::to_string(&record.network).unwrap_or_default())
         .bind(serde_json::to_string(&record.volumes).unwrap_or_default())
+        .bind(&record.warm_pool_id)
+        .bind(record.pool_claimed)
         .execute(&self.pool)
         .await
         .map_err(query("insert sandbox"))?;
@@ -162,12 +179,14 @@ impl Store {
 
     /// Sandboxes of `tenant_id` matching `filter`, oldest first.
     pub async fn list_sandboxes(&self, tenant_id: &str, filter: &ListFilter) -> StoreResult<Vec<SandboxRecord>> {
-        let rows =
-            sqlx::query(&format!("SELECT {COLUMNS} FROM sandboxes WHERE tenant_id = $1 ORDER BY created_at, id"))
-                .bind(tenant_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(query("list sandboxes"))?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM sandboxes WHERE tenant_id = $1 \
+                 AND (warm_pool_id IS NULL OR pool_claimed = 1) ORDER BY created_at, id"
+        ))
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("list sandboxes"))?;
         let mut records = Vec::new();
         for row in &rows {
             let record = decode(row)?;

@@ -1,6 +1,6 @@
-//! `nullspace bench`: measures a running server (create→first-exec, exec round trip, file throughput of a
-//! sandbox and of volumes, plain and size-limited) and, in the same run, bare `runc run` of the same
-//! template rootfs and `cp` on the same disk, and prints the ratios.
+//! `nullspace bench`: measures a running server (create→first-exec, cold and from a warm pool, exec
+//! round trip, file throughput of a sandbox and of volumes, plain and size-limited) and, in the same run,
+//! bare `runc run` of the same template rootfs and `cp` on the same disk, and prints the ratios.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -52,6 +52,8 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
 
     eprintln!("bench: create→first-exec over {} sandboxes", args.sandboxes);
     let create = measure_create(&client, args.sandboxes).await?;
+    eprintln!("bench: warm-pool create→first-exec over {} sandboxes", args.sandboxes);
+    let warm = measure_warm_create(&client, args.sandboxes).await?;
     eprintln!("bench: exec round trip ×{}, file throughput {} MiB", args.execs, args.file_mb);
     let (exec, write_mbps, read_mbps) = measure_exec_and_files(&client, args.execs, args.file_mb).await?;
     eprintln!("bench: volume file throughput {} MiB (plain, then size-limited)", args.file_mb);
@@ -68,6 +70,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
     if global.json {
         let body = json!({
             "create_to_first_exec": create,
+            "warm_pool_create_to_first_exec": warm,
             "exec_round_trip": exec,
             "hibernate": hibernate,
             "resume": resume,
@@ -92,6 +95,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
             )
         };
         row("create→first-exec", &create);
+        row("warm-pool create→exec", &warm);
         row("bare runc run", &runc);
         row("exec round trip", &exec);
         row("hibernate", &hibernate);
@@ -124,6 +128,54 @@ async fn measure_create(client: &Client, count: usize) -> anyhow::Result<Summary
         samples.push(elapsed);
     }
     Ok(summarize(&mut samples))
+}
+
+/// Create→first-exec of sandboxes claimed from a warm pool of `base` (one ready sandbox kept; each
+/// create waits until the pool has one again, outside the measured time).
+async fn measure_warm_create(client: &Client, count: usize) -> anyhow::Result<Summary> {
+    let name = format!("bench-{}", nullspace_client::new_idempotency_key());
+    let spec = nullspace_client::WarmPoolSpec {
+        template_ref: Some("base".into()),
+        name: Some(name),
+        min_ready: Some(1),
+        max_ready: Some(1),
+        ..Default::default()
+    };
+    let pool = client.create_warm_pool(&spec).await.context("creating a bench warm pool")?;
+    let pool_id = pool.id.clone();
+    let result = warm_samples(client, &pool_id, count).await;
+    client.delete_warm_pool(&pool_id).await.context("deleting the bench warm pool")?;
+    Ok(summarize(&mut result?))
+}
+
+async fn warm_samples(client: &Client, pool_id: &str, count: usize) -> anyhow::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let waited = Instant::now();
+        while client.get_warm_pool(pool_id).await?.status.ready == 0 {
+            if waited.elapsed() > Duration::from_secs(120) {
+                bail!("warm pool {pool_id} did not get a ready sandbox within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let started = Instant::now();
+        let (sandbox, checkout) = client
+            .create_sandbox_from_pool(&CreateSandboxRequest::default(), pool_id, "require")
+            .await
+            .context("claiming a warm pool sandbox")?;
+        let result = client.exec(&sandbox.id, &exec_true()).await;
+        let elapsed = started.elapsed();
+        client.kill_sandbox(&sandbox.id).await.context("killing a bench sandbox")?;
+        let result = result.context("first exec")?;
+        if result.exit_code != 0 {
+            bail!("`true` exited {} in sandbox {}", result.exit_code, sandbox.id);
+        }
+        if checkout.as_ref().and_then(|c| c["hit"].as_bool()) != Some(true) {
+            bail!("the create did not claim from the warm pool: {checkout:?}");
+        }
+        samples.push(elapsed);
+    }
+    Ok(samples)
 }
 
 /// Hibernate, resume and fork of a sandbox with a small change set (one file written).
