@@ -17,6 +17,8 @@ use super::build_runner::BuildFailure;
 use super::template_builds::{BuildLog, LogLine};
 use super::Control;
 
+/// Directory every build sandbox has (made by the guest at boot when the image lacks it).
+const BUILD_WORKSPACE: &str = "/workspace";
 /// Longest a single step may run.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// Output lines kept for the failure message.
@@ -85,7 +87,9 @@ pub(super) async fn run(
         sandbox_id: sandbox_id.clone(),
         root: spec.root.clone(),
         envs: BTreeMap::new(),
-        cwd: Some("/".to_owned()),
+        // The guest creates its working directory at boot: every template has `/workspace`, as the
+        // built-in one does (steps still run in the stage's WORKDIR, `/` by default).
+        cwd: Some(BUILD_WORKSPACE.to_owned()),
         layers: Vec::new(),
         network: spec.network.clone(),
         vcpus: spec.vcpus,

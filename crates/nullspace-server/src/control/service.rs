@@ -272,7 +272,7 @@ impl Control {
         }
         let record = self.insert_and_start(record, "api", None).await?;
         if let Some(runtime) = runtime {
-            if let Err(error) = self.start_template(&record.id, &runtime).await {
+            if let Err(error) = self.start_template(&record.id, &runtime, &record.envs).await {
                 if let Err(cleanup) = self.destroy_record(&record, "template_start_failed", "system").await {
                     tracing::warn!(sandbox = %record.id, error = %crate::error_chain(&cleanup), "cannot remove a sandbox whose template did not start");
                 }

@@ -50,9 +50,14 @@ impl Control {
 
     /// Runs `runtime`'s start command in sandbox `sandbox_id` (in the background) and waits for its
     /// readiness. An error means the sandbox is not usable and must be destroyed.
-    pub(super) async fn start_template(&self, sandbox_id: &str, runtime: &TemplateRuntime) -> Result<(), ControlError> {
+    pub(super) async fn start_template(
+        &self,
+        sandbox_id: &str,
+        runtime: &TemplateRuntime,
+        create_envs: &BTreeMap<String, String>,
+    ) -> Result<(), ControlError> {
         if let Some(start_cmd) = runtime.start_cmd.as_deref().filter(|c| !c.trim().is_empty()) {
-            self.run_start_command(sandbox_id, runtime, start_cmd).await?;
+            self.run_start_command(sandbox_id, runtime, start_cmd, create_envs).await?;
         }
         if let Some(readiness) = &runtime.readiness {
             self.wait_ready(sandbox_id, readiness).await?;
@@ -65,21 +70,22 @@ impl Control {
         sandbox_id: &str,
         runtime: &TemplateRuntime,
         start_cmd: &str,
+        create_envs: &BTreeMap<String, String>,
     ) -> Result<(), ControlError> {
-        // `env -i` drops the sandbox's environment (which holds the create's envs) and gives the command
-        // exactly the template's runtime envs and the build envs.
+        // The sandbox's environment holds the create's envs; the start command must not see them (unless
+        // the template sets the same names), and it gets the build envs. Only `/bin/sh` is assumed.
         let mut envs: BTreeMap<String, String> = runtime.envs.clone();
         envs.extend(runtime.start_envs.clone());
-        envs.entry("PATH".into())
-            .or_insert_with(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-        let mut args = vec!["-i".to_owned()];
-        args.extend(envs.iter().map(|(key, value)| format!("{key}={value}")));
-        args.extend(["/bin/sh".to_owned(), "-c".to_owned(), start_cmd.to_owned()]);
+        let hidden: Vec<&str> =
+            create_envs.keys().filter(|key| !envs.contains_key(*key) && is_env_name(key)).map(String::as_str).collect();
+        let script =
+            if hidden.is_empty() { start_cmd.to_owned() } else { format!("unset {}\n{start_cmd}", hidden.join(" ")) };
         let request = ExecRequest {
-            command: "/usr/bin/env".into(),
-            args,
+            command: "/bin/sh".into(),
+            args: vec!["-c".into(), script],
             background: true,
             cwd: runtime.default_workdir.clone(),
+            envs,
             ..ExecRequest::default()
         };
         let (status, body) = self.guest_exec(sandbox_id, &request).await?;
@@ -180,6 +186,12 @@ impl Control {
         let bytes = response.into_body().collect().await.map_err(|e| start_failed(e.to_string()))?.to_bytes();
         Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
     }
+}
+
+/// Whether `key` can be named in `unset` (a shell variable name).
+fn is_env_name(key: &str) -> bool {
+    key.chars().next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && key.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
 fn describe(readiness: &Readiness) -> String {
