@@ -99,10 +99,8 @@ deselect+=(
   --deselect "$journeys::test_template_builds_from_default_and_predefined_base_images[bun-bun --version-1.2.]"
   --deselect "$journeys::test_template_npm_scope_copy_metadata_and_run_cmd_order"
   # Engine gaps, open in issue 12: an index with several arm64/amd64 variants must pick the exact variant
-  # manifest; a numeric `USER uid:gid` with no passwd entry; a FIFO in an image layer must fail the build
-  # with `oci_unsupported_special_file` details.
+  # manifest; a FIFO in an image layer must fail the build with `oci_unsupported_special_file` details.
   --deselect "$journeys::test_template_prefers_authenticated_exact_variant_manifest"
-  --deselect "$journeys::test_template_imports_authenticated_group_user_image"
   --deselect "$journeys::test_template_rejects_authenticated_unsupported_special_file_image"
 )
 

@@ -211,6 +211,9 @@ impl<'a> Engine<'a> {
                 ..LogLine::info(format!("stage {}/{}: from {}", index + 1, self.plan.stages.len(), base_name(&base)))
             });
             let mut state = self.base(&base).await?;
+            if matches!(base, Base::Image(_)) {
+                self.name_numeric_user(&mut state).await?;
+            }
             let ops = match &self.plan.dockerfile {
                 Some(dockerfile) => {
                     super::build_dockerfile::resolve(dockerfile, index, &state.env, state.workdir.as_deref())
@@ -341,6 +344,25 @@ impl<'a> Engine<'a> {
                 result?;
             }
         }
+        Ok(())
+    }
+
+    /// An image whose `USER` is numeric (`1234` or `1234:2345`) with no account of that uid gets one,
+    /// `nullspace-imported-<uid>` with that gid (and a group for the gid), so that the guest and tools that
+    /// resolve names find the user; the template's default user is then the uid.
+    async fn name_numeric_user(&mut self, state: &mut StageState) -> Result<(), BuildFailure> {
+        let Some((uid, gid)) = state.user.as_deref().and_then(numeric_user) else { return Ok(()) };
+        let (user, group) = (format!("nullspace-imported-{uid}"), format!("nullspace-imported-{gid}"));
+        let script = format!(
+            "grep -q '^[^:]*:[^:]*:{gid}:' /etc/group || echo '{group}:x:{gid}:' >> /etc/group\n\
+             grep -q '^[^:]*:[^:]*:{uid}:' /etc/passwd || echo '{user}:x:{uid}:{gid}::/:/bin/sh' >> /etc/passwd"
+        );
+        let argv = vec!["/bin/sh".into(), "-c".into(), script];
+        let step = LayerStep::new(argv, Some("root".into()), format!("account for USER {uid}:{gid}"));
+        self.total += 1;
+        self.layer_step(state, step).await?;
+        // By uid: the account of that uid, ours or one the image had.
+        state.user = Some(uid.to_string());
         Ok(())
     }
 
@@ -685,6 +707,12 @@ fn copy_script(sources: &[(String, bool)], item: &build_plan::Copy) -> String {
     script
 }
 
+/// `(uid, gid)` of a numeric `USER` (`1234` means gid 1234 too, as the kernel sees it without a group).
+fn numeric_user(user: &str) -> Option<(u32, u32)> {
+    let (uid, gid) = user.split_once(':').unwrap_or((user, user));
+    Some((uid.parse().ok()?, gid.parse().ok()?)).filter(|(uid, _)| *uid != 0)
+}
+
 /// `path` resolved against the current working directory, as Docker resolves a relative WORKDIR.
 fn join_workdir(current: Option<&str>, path: &str) -> String {
     if path.starts_with('/') {
@@ -756,6 +784,15 @@ mod tests {
     fn digests_separate_their_parts() {
         assert_ne!(digest(&["ab", "c"]), digest(&["a", "bc"]));
         assert_eq!(digest(&["x"]), digest(&["x".to_owned()]));
+    }
+
+    #[test]
+    fn numeric_users_are_recognised() {
+        assert_eq!(numeric_user("1234:2345"), Some((1234, 2345)));
+        assert_eq!(numeric_user("1234"), Some((1234, 1234)));
+        assert_eq!(numeric_user("0"), None, "root has an account everywhere");
+        assert_eq!(numeric_user("nobody"), None);
+        assert_eq!(numeric_user("app:2345"), None);
     }
 
     #[test]
