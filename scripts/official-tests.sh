@@ -22,14 +22,16 @@ home=$(mktemp -d)
 log="$data/official-server.log"
 mkdir -p "$data"
 # The fixture registry (debian:stable-slim and the other fixture images, built here from Debian packages by
-# registry-fixtures.sh) stands in for Docker Hub: the server mirrors docker.io to it.
+# registry-fixtures.sh) stands in for Docker Hub: the server mirrors docker.io to it. The client's docker
+# journeys push to registries they start on random loopback ports, so private registries are allowed here.
 registry_dir=$(mktemp -d)
 registry_port="${OFFICIAL_TESTS_REGISTRY_PORT:-5059}"
 "$root/scripts/registry-fixtures.sh" build >/dev/null
 "$root/scripts/registry-fixtures.sh" serve "127.0.0.1:$registry_port" "$registry_dir" >/dev/null
 HOME="$home" NULLSPACE_BOOTSTRAP_API_KEY="$key" "$root/target/release/nullspace" server \
   --listen "127.0.0.1:$port" --data-dir "$data" --bridge nsofficial --subnet 10.215.0.0/16 \
-  --registry-mirror "docker.io=http://127.0.0.1:$registry_port" >"$log" 2>&1 &
+  --registry-mirror "docker.io=http://127.0.0.1:$registry_port" \
+  --registry-allow-private >"$log" 2>&1 &
 server=$!
 docker_fixtures=""
 cleanup() {

@@ -103,3 +103,13 @@ def test_templates_on_one_base_hold_its_layers_once(server):
     assert first.status.value == second.status.value == "ready"
     # The second template added exactly its own step's layer: the debian layer is shared.
     assert len(after_second - after_first) == 1, (before, after_first, after_second)
+
+
+def test_unconfigured_private_and_loopback_registries_are_refused(server):
+    """A tenant's base image must not make the server a client of its own networks: a registry on a
+    loopback port or a private, link-local (cloud metadata) address that the operator did not configure is
+    refused before any connection (the session server allows only its fixture registries)."""
+    for image in ("127.0.0.1:1/probe:1", "169.254.169.254/latest:1", "10.255.255.1:5000/x:1"):
+        with pytest.raises(SandboxError) as refused:
+            _build(server, Template().from_image(image), unique("tpl-ssrf"))
+        assert refused.value.code == "registry_forbidden", (image, refused.value.code, str(refused.value))

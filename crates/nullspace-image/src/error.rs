@@ -57,6 +57,15 @@ pub enum ImageError {
         /// The underlying failure.
         detail: String,
     },
+    /// The registry host resolves to a loopback, private or link-local address and is neither a configured
+    /// mirror nor an insecure registry: a build must not make the server reach into its own networks.
+    #[error("registry {registry} resolves to {address}, a private or loopback address this server does not pull from (an operator can configure it with --registry-mirror or --insecure-registry, or allow all with --registry-allow-private)")]
+    ForbiddenRegistry {
+        /// The registry host.
+        registry: String,
+        /// The address it resolved to.
+        address: std::net::IpAddr,
+    },
     /// The registry answered with an error that is none of the above (rate limits, server errors, ...).
     #[error("registry {registry} failed: {detail}")]
     Registry {
@@ -132,6 +141,7 @@ impl ImageError {
             ImageError::NotFound { .. } => "image_not_found",
             ImageError::Unauthorized { .. } => "registry_unauthorized",
             ImageError::Unreachable { .. } => "registry_unreachable",
+            ImageError::ForbiddenRegistry { .. } => "registry_forbidden",
             ImageError::Registry { .. } => "registry_error",
             ImageError::UnsupportedPlatform { .. } => "unsupported_platform",
             ImageError::DigestMismatch { .. } => "digest_mismatch",

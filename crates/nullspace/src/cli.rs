@@ -163,6 +163,10 @@ pub struct ServerArgs {
     /// Talk plain HTTP (or TLS without verification) to this registry (repeatable), e.g. `127.0.0.1:5000`.
     #[arg(long, value_name = "HOST:PORT")]
     pub insecure_registry: Vec<String>,
+    /// Let builds pull from registries on loopback, private and link-local addresses that are not
+    /// configured with the two options above (refused by default).
+    #[arg(long)]
+    pub registry_allow_private: bool,
     /// Seconds a client has to send request headers; also how long an idle keep-alive connection stays open.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_secs: u64,

@@ -6,6 +6,7 @@
 
 mod image_config;
 mod options;
+mod policy;
 mod reference;
 mod remote;
 
@@ -153,7 +154,11 @@ pub async fn pull(
     auth: &RegistryAuth,
     progress: &(dyn Fn(PullEvent) + Send + Sync),
 ) -> ImageResult<PulledImage> {
-    let mut candidates = Endpoint::candidates(config, reference).into_iter().peekable();
+    let candidates = Endpoint::candidates(config, reference);
+    if let Some(first) = candidates.first() {
+        policy::check_host(config, &first.host).await?;
+    }
+    let mut candidates = candidates.into_iter().peekable();
     while let Some(endpoint) = candidates.next() {
         let remote = Remote::new(endpoint, reference, auth);
         progress(PullEvent::Resolving { reference: reference.to_string(), endpoint: remote.endpoint.url() });

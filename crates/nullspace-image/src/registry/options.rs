@@ -14,6 +14,9 @@ pub struct RegistryConfig {
     /// `HOST` or `HOST:PORT` of registries (or mirrors) tried over HTTPS without certificate
     /// verification, then over plain HTTP.
     pub insecure: BTreeSet<String>,
+    /// Pull from registry hosts on loopback, private and link-local addresses that are not configured
+    /// above (`--registry-allow-private`); refused by default.
+    pub allow_private: bool,
 }
 
 /// A mirror endpoint.
@@ -99,6 +102,7 @@ impl RegistryConfig {
         Ok(RegistryConfig {
             mirrors: mirrors.iter().map(|m| Self::parse_mirror(m)).collect::<ImageResult<_>>()?,
             insecure: insecure.iter().map(|i| Self::parse_insecure(i)).collect::<ImageResult<_>>()?,
+            allow_private: false,
         })
     }
 }

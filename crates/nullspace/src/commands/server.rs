@@ -15,7 +15,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
         RuntimeArg::Crun => "crun",
         RuntimeArg::Runsc => "runsc",
     };
-    let registry = RegistryConfig::from_flags(&args.registry_mirror, &args.insecure_registry)?;
+    let mut registry = RegistryConfig::from_flags(&args.registry_mirror, &args.insecure_registry)?;
+    registry.allow_private = args.registry_allow_private;
     let options = ServerOptions {
         listen: args.listen,
         data_dir: super::data_dir(args.data_dir)?,
