@@ -91,3 +91,46 @@ impl Node {
         self.layers().gc(keep, crate::template::fsutil::in_use_by_overlay)
     }
 }
+
+/// Whether `relative` names a directory inside the mounted view `view`, resolved as the build sandbox
+/// would see it: symlinks in the (sandbox-written) layers resolve inside the view (`RESOLVE_IN_ROOT`),
+/// never against the host's root.
+pub fn is_dir_in_view(view: &Path, relative: &str) -> bool {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let Ok(root) = std::fs::File::open(view) else { return false };
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let relative = relative.trim_start_matches('/');
+    let relative = if relative.is_empty() { "." } else { relative };
+    match openat2(root.as_raw_fd(), relative, how) {
+        // SAFETY: openat2 returned a fresh descriptor that nothing else owns.
+        Ok(fd) => {
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_dir_in_view;
+
+    #[test]
+    fn symlinks_in_a_view_resolve_inside_it_never_on_the_host() {
+        let view = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(view.path().join("src/dir")).unwrap();
+        std::fs::write(view.path().join("src/file"), "x").unwrap();
+        // Planted by a sandbox: absolute and climbing links to host directories.
+        std::os::unix::fs::symlink("/etc", view.path().join("src/abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../etc", view.path().join("src/climb")).unwrap();
+        std::os::unix::fs::symlink("/src/dir", view.path().join("src/inside")).unwrap();
+        assert!(is_dir_in_view(view.path(), "/src/dir"));
+        assert!(!is_dir_in_view(view.path(), "/src/file"));
+        assert!(!is_dir_in_view(view.path(), "/src/abs"), "/etc of the host is not in the view");
+        assert!(!is_dir_in_view(view.path(), "/src/climb"));
+        assert!(is_dir_in_view(view.path(), "/src/inside"), "a link within the view resolves in it");
+    }
+}

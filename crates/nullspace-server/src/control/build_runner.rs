@@ -512,7 +512,7 @@ impl<'a> Engine<'a> {
                 .iter()
                 .map(|source| {
                     let clean = super::build_context::clean_context_path(source).unwrap_or_default();
-                    let is_dir = view.join(&clean).is_dir();
+                    let is_dir = nullspace_node::is_dir_in_view(&view, &clean);
                     (format!("{STAGE_MOUNT}/{clean}"), is_dir)
                 })
                 .collect();
