@@ -100,10 +100,6 @@ deselect+=(
   --deselect "$journeys::test_template_builds_from_default_and_predefined_base_images[node-node --version-v20]"
   --deselect "$journeys::test_template_builds_from_default_and_predefined_base_images[bun-bun --version-1.2.]"
   --deselect "$journeys::test_template_npm_scope_copy_metadata_and_run_cmd_order"
-  # Engine gaps, open in issue 12: an index with several arm64/amd64 variants must pick the exact variant
-  # manifest; a FIFO in an image layer must fail the build with `oci_unsupported_special_file` details.
-  --deselect "$journeys::test_template_prefers_authenticated_exact_variant_manifest"
-  --deselect "$journeys::test_template_rejects_authenticated_unsupported_special_file_image"
 )
 
 cd "$sdk/nullspace_sdk-0.1.9"

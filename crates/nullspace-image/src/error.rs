@@ -114,6 +114,16 @@ pub enum ImageError {
         /// What went wrong.
         detail: String,
     },
+    /// A layer holds a device node or fifo, which image layers may not carry.
+    #[error("cannot use layer {layer}: {path} is a {} (an image may not carry device nodes or fifos: a sandbox's /dev comes from its runtime; remove it from the image)", entry_type.as_str().replace('_', " "))]
+    UnsupportedSpecialFile {
+        /// The layer's digest.
+        layer: String,
+        /// The entry's path inside the layer, e.g. `run/fifo`.
+        path: String,
+        /// What it is.
+        entry_type: crate::layers::SpecialFile,
+    },
     /// A layer id that is not a sha256 digest.
     #[error("invalid layer id {0:?}: expected `sha256:<64 lowercase hex>` or `<64 lowercase hex>`")]
     InvalidLayerId(String),
@@ -148,8 +158,22 @@ impl ImageError {
             ImageError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ImageError::InvalidImage { .. } => "invalid_image",
             ImageError::LayerUnpack { .. } => "layer_unpack_failed",
+            ImageError::UnsupportedSpecialFile { .. } => "oci_unsupported_special_file",
             ImageError::InvalidLayerId(_) => "invalid_layer_id",
             ImageError::Store { .. } => "layer_store_failed",
+        }
+    }
+
+    /// Structured facts about the failure, for the API's error details (`reason` is the code).
+    pub fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            ImageError::UnsupportedSpecialFile { layer, path, entry_type } => Some(serde_json::json!({
+                "reason": self.code(),
+                "layer": layer,
+                "path": path,
+                "entry_type": entry_type.as_str(),
+            })),
+            _ => None,
         }
     }
 

@@ -85,7 +85,12 @@ pub(crate) fn unpack_verified(
         ),
     };
     let mut archive = tar::Archive::new(HashingReader::new(decoder));
-    unpack::unpack(&mut archive, dest).map_err(failed)?;
+    unpack::unpack(&mut archive, dest).map_err(|error| match error {
+        unpack::UnpackError::Malformed(detail) => failed(detail),
+        unpack::UnpackError::SpecialFile { path, kind } => {
+            ImageError::UnsupportedSpecialFile { layer: diff_id.to_string(), path, entry_type: kind }
+        }
+    })?;
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(|e| failed(format!("cannot read the end of the stream: {e}")))?;
     let (actual, _) = rest.finish();

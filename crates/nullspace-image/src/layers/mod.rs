@@ -26,6 +26,7 @@ use rustix::fs::{Mode, RenameFlags, CWD};
 
 pub use blob::Compression;
 pub use id::{LayerId, LayerInfo, LayerSource};
+pub use unpack::SpecialFile;
 
 use crate::error::{ImageError, ImageResult};
 

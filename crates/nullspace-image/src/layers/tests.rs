@@ -161,7 +161,7 @@ fn whiteouts_become_overlay_whiteouts_and_opaque_dirs() {
 }
 
 #[test]
-fn ownership_modes_mtimes_links_devices_and_xattrs_are_kept() {
+fn ownership_modes_mtimes_links_and_xattrs_are_kept() {
     if !root() {
         return;
     }
@@ -172,15 +172,9 @@ fn ownership_modes_mtimes_links_devices_and_xattrs_are_kept() {
     let mut dir = Layer::header(EntryType::Directory, 0o700, 0);
     dir.set_uid(42);
     dir.set_mtime(1_500_000_000);
-    let mut fifo = Layer::header(EntryType::Fifo, 0o600, 0);
-    fifo.set_uid(7);
-    let mut null = Layer::header(EntryType::Char, 0o666, 0);
-    null.set_device_major(1).unwrap();
-    null.set_device_minor(3).unwrap();
     let mut builder = Layer::new().with("d/", dir, b"").with("d/suid", setuid, b"#!").file("d/plain", b"hello");
     builder =
         builder.link(EntryType::Link, "d/hard", "d/plain").link(EntryType::Symlink, "d/sym", "/nonexistent/target");
-    builder = builder.with("dev/null", null, b"").with("d/fifo", fifo, b"");
     let pax: [(&str, &[u8]); 3] = [
         ("SCHILY.xattr.user.note", b"v1"),
         ("mtime", b"1400000000.25"),
@@ -198,12 +192,6 @@ fn ownership_modes_mtimes_links_devices_and_xattrs_are_kept() {
     assert_eq!(meta("d/hard").ino(), meta("d/plain").ino());
     assert_eq!(meta("d/plain").nlink(), 2);
     assert_eq!(fs::read_link(fs_dir.join("d/sym")).unwrap(), Path::new("/nonexistent/target"));
-    let dev = meta("dev/null");
-    assert!(dev.file_type().is_char_device());
-    assert_eq!(dev.rdev(), rustix::fs::makedev(1, 3));
-    let fifo = meta("d/fifo");
-    assert!(fifo.file_type().is_fifo());
-    assert_eq!((fifo.uid(), fifo.mode() & 0o7777), (7, 0o600));
     let x = meta("d/xattr");
     assert_eq!((x.mtime(), x.mtime_nsec()), (1_400_000_000, 250_000_000));
     assert_eq!(xattr(fs_dir.join("d/xattr"), "user.note").unwrap(), b"v1");
@@ -214,6 +202,31 @@ fn ownership_modes_mtimes_links_devices_and_xattrs_are_kept() {
     let json: serde_json::Value =
         serde_json::from_slice(&fs::read(fs_dir.with_file_name("layer.json")).unwrap()).unwrap();
     assert_eq!(json["source"]["kind"], "oci");
+}
+
+#[test]
+fn device_nodes_and_fifos_are_refused_and_nothing_is_published() {
+    let cases = [
+        (EntryType::Fifo, "run/fifo", "fifo"),
+        (EntryType::Char, "dev/null", "char_device"),
+        (EntryType::Block, "dev/sda", "block_device"),
+    ];
+    for (kind, path, name) in cases {
+        let (_tmp, store) = store();
+        let mut special = Layer::header(kind, 0o644, 0);
+        special.set_device_major(8).unwrap();
+        special.set_device_minor(0).unwrap();
+        let tar = Layer::new().file("etc/before", b"kept?").with(path, special, b"").file("etc/after", b"x").finish();
+        let error = publish(&store, &tar).unwrap_err();
+        assert_eq!(error.code(), "oci_unsupported_special_file", "{name}: {error}");
+        let details = error.details().expect("details");
+        assert_eq!(details["reason"], "oci_unsupported_special_file");
+        assert_eq!(details["path"], path);
+        assert_eq!(details["entry_type"], name);
+        assert_eq!(details["layer"], diff_id(&tar).to_string());
+        assert!(error.to_string().contains(path), "{error}");
+        assert_empty(&store);
+    }
 }
 
 #[test]

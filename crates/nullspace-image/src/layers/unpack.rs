@@ -1,9 +1,9 @@
 //! Unpacking one layer's tar stream into an empty directory, turning OCI whiteouts into overlayfs ones so
 //! the directory can be stacked directly as an overlay lowerdir: `.wh.<name>` becomes a character device
 //! 0:0 named `<name>`, `.wh..wh..opq` sets `trusted.overlay.opaque=y` on its directory. Ownership, modes,
-//! mtimes (PAX sub-second ones too), symlinks, hard links, device nodes, fifos and PAX `SCHILY.xattr.*`
-//! extended attributes are kept (overlay metadata xattrs other than `opaque` are dropped: a layer does
-//! not get to forge them).
+//! mtimes (PAX sub-second ones too), symlinks, hard links and PAX `SCHILY.xattr.*` extended attributes
+//! are kept (overlay metadata xattrs other than `opaque` are dropped: a layer does not get to forge them);
+//! device nodes and fifos are refused (see [`SpecialFile`]).
 //!
 //! Nothing in the archive can write outside the directory: absolute paths and `..` components are
 //! refused, every parent directory is opened by descriptor relative to its own parent with
@@ -27,13 +27,57 @@ use super::tree::{self, DIR_FLAGS};
 /// Longest entry path accepted (Linux's `PATH_MAX`).
 const MAX_PATH: usize = 4096;
 
-/// Why an archive could not be unpacked (a human-readable description naming the entry).
-pub(crate) type UnpackError = String;
+/// Why an archive could not be unpacked.
+#[derive(Debug)]
+pub(crate) enum UnpackError {
+    /// The stream is corrupt, an entry would escape the layer, or the file system refused an operation
+    /// (a human-readable description naming the entry).
+    Malformed(String),
+    /// An entry is a device node or fifo, which an image layer may not carry (see [`SpecialFile`]).
+    SpecialFile {
+        /// The entry's path inside the layer, e.g. `run/fifo`.
+        path: String,
+        /// What it is.
+        kind: SpecialFile,
+    },
+}
+
+impl From<String> for UnpackError {
+    fn from(description: String) -> Self {
+        UnpackError::Malformed(description)
+    }
+}
+
+/// The special files an image layer is refused for. A sandbox's `/dev` comes from its runtime, never
+/// from an image; a device node in a layer would be a host device file in the layer store (openable by
+/// anything on the host that reaches the store, and by a sandbox whose device policy is ever widened), and
+/// a fifo in a lower layer blocks whatever opens it, including the engine's own copies. Images built by
+/// Docker never contain them; an image that does is refused before any of its layers is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecialFile {
+    /// A named pipe.
+    Fifo,
+    /// A character device node.
+    CharDevice,
+    /// A block device node.
+    BlockDevice,
+}
+
+impl SpecialFile {
+    /// The name the API reports (`entry_type` of the failure's details).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpecialFile::Fifo => "fifo",
+            SpecialFile::CharDevice => "char_device",
+            SpecialFile::BlockDevice => "block_device",
+        }
+    }
+}
 
 /// Context for a failed operation on an entry: the module's one error helper.
 fn err(entry: &str, what: &str) -> impl FnOnce(io::Error) -> UnpackError {
     let (entry, what) = (entry.to_owned(), what.to_owned());
-    move |error| format!("entry {entry:?}: {what}: {error}")
+    move |error| UnpackError::Malformed(format!("entry {entry:?}: {what}: {error}"))
 }
 
 /// Unpacks every entry of `archive` into the directory `dest` (normally empty).
@@ -191,7 +235,8 @@ impl Unpacker {
                     return Err(format!(
                     "entry {entry:?}: {} is a symlink or not a directory in this layer; refusing to write through it",
                     display(&path[..=depth])
-                ))
+                )
+                    .into())
                 }
                 Err(e) => return Err(err(entry, "cannot open a parent directory")(e.into())),
             };
@@ -213,7 +258,7 @@ impl Unpacker {
                 self.dirs.push(DirMeta { path, meta });
                 Ok(())
             } else {
-                Err(format!("entry {shown:?}: names the layer's root but is not a directory"))
+                Err(format!("entry {shown:?}: names the layer's root but is not a directory").into())
             };
         };
         let parent = self.open_dir(parents, true, &shown)?;
@@ -259,7 +304,7 @@ impl Unpacker {
                 let target = components(&target)
                     .map_err(|reason| format!("entry {shown:?}: hard link target outside the layer: {reason}"))?;
                 let Some((target_name, target_parents)) = target.split_last() else {
-                    return Err(format!("entry {shown:?}: hard link to the layer's root"));
+                    return Err(format!("entry {shown:?}: hard link to the layer's root").into());
                 };
                 let target_parent = self.open_dir(target_parents, false, &shown)?;
                 rustix::fs::linkat(target_parent.as_fd(), target_name, parent, name, AtFlags::empty()).map_err(
@@ -267,20 +312,16 @@ impl Unpacker {
                 )?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let header = entry.header();
-                let major = header.device_major().ok().flatten().unwrap_or(0);
-                let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                let file_type = match kind {
-                    EntryType::Char => FileType::CharacterDevice,
-                    EntryType::Block => FileType::BlockDevice,
-                    _ => FileType::Fifo,
+                let kind = match kind {
+                    EntryType::Char => SpecialFile::CharDevice,
+                    EntryType::Block => SpecialFile::BlockDevice,
+                    _ => SpecialFile::Fifo,
                 };
-                let dev = rustix::fs::makedev(major, minor);
-                rustix::fs::mknodat(parent, name, file_type, Mode::empty(), dev)
-                    .map_err(|e| err(&shown, "cannot create the device node or fifo")(e.into()))?;
-                self.apply_at(parent, name, &meta, false, &shown)?;
+                return Err(UnpackError::SpecialFile { path: display(&path), kind });
             }
-            other => return Err(format!("entry {shown:?}: unsupported tar entry type {:?}", other.as_byte() as char)),
+            other => {
+                return Err(format!("entry {shown:?}: unsupported tar entry type {:?}", other.as_byte() as char).into())
+            }
         }
         Ok(())
     }
@@ -296,7 +337,7 @@ impl Unpacker {
             return Ok(());
         }
         if hidden.is_empty() {
-            return Err(format!("entry {shown:?}: a whiteout without a name"));
+            return Err(format!("entry {shown:?}: a whiteout without a name").into());
         }
         let name = CString::new(hidden).map_err(|_| format!("entry {shown:?}: a NUL byte in the path"))?;
         tree::remove_at(parent, &name).map_err(err(shown, "cannot replace an earlier entry"))?;

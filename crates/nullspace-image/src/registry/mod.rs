@@ -6,6 +6,7 @@
 
 mod image_config;
 mod options;
+mod platform;
 mod policy;
 mod reference;
 mod remote;

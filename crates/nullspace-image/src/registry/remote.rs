@@ -1,13 +1,13 @@
 //! One registry endpoint as seen by a pull: the `oci-client` client for it (scheme, certificate checks,
-//! timeouts, linux/amd64 platform resolution), the image reference rewritten for a mirror, and the
-//! mapping of the client's errors to [`ImageError`]s that say what to do.
+//! timeouts, choice of an index's manifest by [`super::platform`]), the image reference rewritten for a
+//! mirror, and the mapping of the client's errors to [`ImageError`]s that say what to do.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use oci_client::client::{linux_amd64_resolver, ClientConfig, ClientProtocol};
+use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{DigestError, OciDistributionError, OciErrorCode};
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use sha2::{Digest, Sha256};
@@ -88,7 +88,9 @@ impl Remote {
         let config = ClientConfig {
             protocol: if endpoint.plain_http { ClientProtocol::Http } else { ClientProtocol::Https },
             accept_invalid_certificates: endpoint.accept_invalid_certs,
-            platform_resolver: Some(Box::new(linux_amd64_resolver)),
+            platform_resolver: Some(Box::new(|manifests: &[oci_client::manifest::ImageIndexEntry]| {
+                super::platform::choose_manifest(manifests, super::platform::host_amd64_level())
+            })),
             connect_timeout: Some(Duration::from_secs(30)),
             read_timeout: Some(Duration::from_secs(120)),
             ..Default::default()

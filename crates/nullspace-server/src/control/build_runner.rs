@@ -83,11 +83,14 @@ pub struct BuildFailure {
     pub message: String,
     /// Step index (0-based) when a step failed.
     pub step_index: Option<usize>,
+    /// Structured facts for the failure's `details` (e.g. a refused file's path and type).
+    pub details: Option<serde_json::Value>,
 }
 
 impl BuildFailure {
-    fn new(code: &str, phase: &str, message: impl Into<String>) -> Self {
-        Self { code: code.into(), phase: phase.into(), message: message.into(), step_index: None }
+    /// A failure in `phase` outside any step, without details.
+    pub fn new(code: &str, phase: &str, message: impl Into<String>) -> Self {
+        Self { code: code.into(), phase: phase.into(), message: message.into(), step_index: None, details: None }
     }
 }
 
@@ -246,11 +249,10 @@ impl<'a> Engine<'a> {
             }
             Base::Image(reference) => {
                 let auth = self.job.request.base_image_auth.as_ref();
-                let resolved = self
-                    .control
-                    .resolve_build_base(&self.job.tenant, reference, auth, &self.job.log)
-                    .await
-                    .map_err(|e| BuildFailure::new(&e.code, "base", e.message))?;
+                let resolved =
+                    self.control.resolve_build_base(&self.job.tenant, reference, auth, &self.job.log).await.map_err(
+                        |e| BuildFailure { details: e.details, ..BuildFailure::new(&e.code, "base", e.message) },
+                    )?;
                 let mut state = match resolved {
                     super::template_base::BuildBase::Template { layers, runtime } => StageState {
                         layers,

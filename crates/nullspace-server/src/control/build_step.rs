@@ -68,7 +68,7 @@ impl StepPosition {
 
     /// A failure of this step.
     pub fn failure(self, code: &str, message: impl Into<String>) -> BuildFailure {
-        BuildFailure { code: code.into(), phase: "step".into(), message: message.into(), step_index: Some(self.index) }
+        BuildFailure { step_index: Some(self.index), ..BuildFailure::new(code, "step", message) }
     }
 }
 

@@ -3,7 +3,7 @@
 //! mirrors, with the credentials the request gave.
 
 use nullspace_node::images::LayerId;
-use nullspace_node::images::{ImageConfig, ImageReference, PullEvent, RegistryAuth};
+use nullspace_node::images::{ImageConfig, ImageError, ImageReference, PullEvent, RegistryAuth};
 
 use super::build_plan::is_template_ref;
 use super::build_runner::TemplateRuntime;
@@ -35,6 +35,26 @@ pub struct BaseError {
     pub code: String,
     /// What happened and what to do.
     pub message: String,
+    /// Structured facts for the failure's details (e.g. the path and type of a refused special file).
+    pub details: Option<serde_json::Value>,
+}
+
+impl BaseError {
+    fn new(code: &str, message: impl Into<String>) -> Self {
+        BaseError { code: code.to_owned(), message: message.into(), details: None }
+    }
+}
+
+impl From<ImageError> for BaseError {
+    fn from(error: ImageError) -> Self {
+        // An image that was fetched but cannot be used is a failed build (`build_error`, which the client
+        // raises as BuildError) whose details carry the image error's own code as `reason`.
+        let code = match error {
+            ImageError::UnsupportedSpecialFile { .. } => "build_error",
+            _ => error.code(),
+        };
+        BaseError { code: code.to_owned(), message: error.to_string(), details: error.details() }
+    }
 }
 
 impl Control {
@@ -62,9 +82,11 @@ impl Control {
         let (tenant, reference, log) = (&tenant, reference.as_str(), &log);
         match self.resolve_template(tenant, reference).await {
             Ok(super::template_refs::ResolvedTemplate::Builtin { name }) => {
-                let layer = self.node().builtin_layer(&name).await.map_err(|e| BaseError {
-                    code: "build_error".into(),
-                    message: format!("cannot use built-in template {name}: {}", crate::error_chain(&e)),
+                let layer = self.node().builtin_layer(&name).await.map_err(|e| {
+                    BaseError::new(
+                        "build_error",
+                        format!("cannot use built-in template {name}: {}", crate::error_chain(&e)),
+                    )
                 })?;
                 let builtin = self.node().templates().get(&name);
                 let runtime = TemplateRuntime {
@@ -80,10 +102,12 @@ impl Control {
                 return Ok(BuildBase::Template { layers: vec![layer], runtime });
             }
             Ok(super::template_refs::ResolvedTemplate::Built { template_id, image }) => {
-                let layers =
-                    image.layers.iter().map(|id| LayerId::parse(id)).collect::<Result<Vec<_>, _>>().map_err(|e| {
-                        BaseError { code: "build_error".into(), message: format!("template {template_id}: {e}") }
-                    })?;
+                let layers = image
+                    .layers
+                    .iter()
+                    .map(|id| LayerId::parse(id))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| BaseError::new("build_error", format!("template {template_id}: {e}")))?;
                 log.line(LogLine {
                     phase: Some("base".into()),
                     ..LogLine::info(format!("base: template {template_id}"))
@@ -95,25 +119,19 @@ impl Control {
                     super::ControlError::TemplateNotFound { .. } => "template_not_found",
                     _ => "build_error",
                 };
-                return Err(BaseError { code: code.to_owned(), message: crate::error_chain(&error) });
+                return Err(BaseError::new(code, crate::error_chain(&error)));
             }
             Err(_) => {}
         }
-        let image = ImageReference::parse(reference)
-            .map_err(|e| BaseError { code: e.code().to_owned(), message: e.to_string() })?;
+        let image = ImageReference::parse(reference).map_err(BaseError::from)?;
         let auth = match &auth {
-            Some(value) => RegistryAuth::from_request(value)
-                .map_err(|e| BaseError { code: e.code().to_owned(), message: e.to_string() })?,
+            Some(value) => RegistryAuth::from_request(value).map_err(BaseError::from)?,
             None => RegistryAuth::Anonymous,
         };
         log.line(LogLine { phase: Some("base".into()), ..LogLine::info(format!("pulling {image}")) });
         let progress =
             |event: PullEvent| log.line(LogLine { phase: Some("base".into()), ..LogLine::info(event.to_string()) });
-        let pulled = self
-            .node()
-            .pull_image(&image, &auth, &progress)
-            .await
-            .map_err(|e| BaseError { code: e.code().to_owned(), message: e.to_string() })?;
+        let pulled = self.node().pull_image(&image, &auth, &progress).await.map_err(BaseError::from)?;
         log.line(LogLine {
             phase: Some("base".into()),
             ..LogLine::info(format!("pulled {image} ({}, {} layers)", pulled.manifest_digest, pulled.layers.len()))

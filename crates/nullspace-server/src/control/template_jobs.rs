@@ -94,7 +94,7 @@ pub fn failure_phase(phase: &str) -> &'static str {
     }
 }
 
-fn failure_detail(failure: &BuildFailure, build_id: &str, log: &BuildLog, details: Option<Value>) -> FailureDetail {
+fn failure_detail(failure: &BuildFailure, build_id: &str, log: &BuildLog) -> FailureDetail {
     let retryable = matches!(failure.code.as_str(), "build_interrupted" | "registry_unavailable" | "timeout");
     let suggested_action = match failure.code.as_str() {
         "file_upload_error" => "upload the build context again (the client does this on a new build) and retry",
@@ -110,7 +110,7 @@ fn failure_detail(failure: &BuildFailure, build_id: &str, log: &BuildLog, detail
         suggested_action: suggested_action.to_owned(),
         step_index: failure.step_index.map(|index| index as u64),
         build_id: Some(build_id.to_owned()),
-        details,
+        details: failure.details.clone(),
     }
 }
 
@@ -215,8 +215,8 @@ impl Control {
             tracing::error!(build_id = %record.id, error = %crate::error_chain(&error), "starting a build failed");
         }
         log.line(LogLine::info("build started").in_phase("preflight"));
-        if let Err((failure, details)) = self.check_blobs(&record.tenant_id, &request).await {
-            end_failed(&self.store, &record, &log, &failure, Some(details)).await;
+        if let Err(failure) = self.check_blobs(&record.tenant_id, &request).await {
+            end_failed(&self.store, &record, &log, &failure).await;
             return;
         }
         let job = BuildJob {
@@ -231,37 +231,29 @@ impl Control {
         match result {
             _ if live.cancel.is_cancelled() => end_cancelled(&self.store, &record, &log).await,
             Err(failure) if failure.code == "cancelled" => end_cancelled(&self.store, &record, &log).await,
-            Err(failure) => end_failed(&self.store, &record, &log, &failure, None).await,
+            Err(failure) => end_failed(&self.store, &record, &log, &failure).await,
             Ok(image) => {
                 if let Err(error) = self.publish(&record, &log, image).await {
-                    let failure = BuildFailure {
-                        code: "build_error".into(),
-                        phase: "finalize".into(),
-                        message: format!("publishing the template failed: {}", crate::error_chain(&error)),
-                        step_index: None,
-                    };
-                    end_failed(&self.store, &record, &log, &failure, None).await;
+                    let message = format!("publishing the template failed: {}", crate::error_chain(&error));
+                    end_failed(&self.store, &record, &log, &BuildFailure::new("build_error", "finalize", message))
+                        .await;
                 }
             }
         }
     }
 
     /// Checks every blob the request references exists for the tenant.
-    async fn check_blobs(&self, tenant_id: &str, request: &BuildRequest) -> Result<(), (BuildFailure, Value)> {
+    async fn check_blobs(&self, tenant_id: &str, request: &BuildRequest) -> Result<(), BuildFailure> {
         let files = request.build_context.as_ref().map(|context| context.files.as_slice()).unwrap_or_default();
         for file in files {
             let Some(blob_id) = &file.blob_id else { continue };
             if self.template_blob_path(tenant_id, blob_id).await.is_none() {
-                let failure = BuildFailure {
-                    code: "file_upload_error".into(),
-                    phase: "preflight".into(),
-                    message: format!(
-                        "build context file {} references blob {blob_id}, which was never uploaded",
-                        file.path
-                    ),
-                    step_index: None,
-                };
-                return Err((failure, json!({"reason": "unknown_blob", "blob_id": blob_id, "path": file.path})));
+                let message =
+                    format!("build context file {} references blob {blob_id}, which was never uploaded", file.path);
+                return Err(BuildFailure {
+                    details: Some(json!({"reason": "unknown_blob", "blob_id": blob_id, "path": file.path})),
+                    ..BuildFailure::new("file_upload_error", "preflight", message)
+                });
             }
         }
         Ok(())
@@ -416,15 +408,9 @@ impl Control {
     }
 }
 
-async fn end_failed(
-    store: &Store,
-    record: &BuildRecord,
-    log: &BuildLog,
-    failure: &BuildFailure,
-    details: Option<Value>,
-) {
+async fn end_failed(store: &Store, record: &BuildRecord, log: &BuildLog, failure: &BuildFailure) {
     save_cache_summary(store, record, log).await;
-    let detail = failure_detail(failure, &record.id, log, details);
+    let detail = failure_detail(failure, &record.id, log);
     let mut extra = Map::new();
     extra.insert("error_detail".into(), serde_json::to_value(&detail).unwrap_or_default());
     let mut line = LogLine::new(LogKind::Error, LogLevel::Error, detail.message.clone()).in_phase(detail.phase.clone());
@@ -468,13 +454,7 @@ pub(super) async fn fail_interrupted_builds(store: &Store) -> ControlResult<()> 
     for build in builds {
         let next = store.next_build_log_offset(&build.id).await?;
         let log = BuildLog::open(store.clone(), &build.id, &build.template_id, next, Vec::new());
-        let failure = BuildFailure {
-            code: "build_interrupted".into(),
-            phase: "interrupted".into(),
-            message: RESTARTED.into(),
-            step_index: None,
-        };
-        end_failed(store, &build, &log, &failure, None).await;
+        end_failed(store, &build, &log, &BuildFailure::new("build_interrupted", "interrupted", RESTARTED)).await;
         tracing::warn!(build_id = %build.id, "failed a build the restart interrupted");
     }
     Ok(())
