@@ -3,6 +3,7 @@
 //! or guest sockets directly.
 #![warn(missing_docs)]
 
+mod ca_bundle;
 mod error;
 mod guest_binary;
 mod guest_link;

@@ -36,6 +36,9 @@ pub struct NodeConfig {
     pub subnet: Option<ipnet::Ipv4Net>,
     /// Registry mirrors and insecure registries image pulls go through.
     pub registry: nullspace_image::registry::RegistryConfig,
+    /// A PEM bundle of the certificate authorities sandboxes trust (see `ca_bundle`); `None` leaves
+    /// each sandbox with its image's own.
+    pub sandbox_ca_bundle: Option<PathBuf>,
 }
 
 /// What a sandbox is launched with.
@@ -166,7 +169,20 @@ impl Node {
         &self.config
     }
 
-    /// The template store of this node.
+    /// The environment of a sandbox's processes: its template's, the node's own additions (the CA
+    /// bundle's variables) where the template sets none, then the request's over both.
+    pub fn sandbox_envs(
+        &self,
+        template: &BTreeMap<String, String>,
+        request: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let mut envs = template.clone();
+        crate::ca_bundle::add_envs(self.config.sandbox_ca_bundle.as_ref(), &mut envs);
+        envs.extend(request.iter().map(|(key, value)| (key.clone(), value.clone())));
+        envs
+    }
+
+    /// The template store.
     pub fn templates(&self) -> &TemplateStore {
         &self.templates
     }
@@ -244,8 +260,7 @@ impl Node {
         host_files::fresh_dir(&paths.control).map_err(fs_error(&paths.control))?;
         // Pins of a previous launch under this id (the same relaunch) go before new ones are made.
         pinned_mounts::unpin_all(&paths.pins).map_err(fs_error(&paths.pins))?;
-        let mut envs = template.envs.clone();
-        envs.extend(spec.envs.iter().map(|(key, value)| (key.clone(), value.clone())));
+        let envs = self.sandbox_envs(&template.envs, &spec.envs);
         let guest_config = GuestConfig {
             sandbox_id: id.to_owned(),
             envs,
@@ -272,6 +287,7 @@ impl Node {
                 read_only: true,
             },
         ];
+        mounts.extend(self.config.sandbox_ca_bundle.as_deref().map(crate::ca_bundle::mount));
         let mut prepared = None;
         if let Some(network) = &self.network {
             let net = network

@@ -51,6 +51,8 @@ pub struct ServerOptions {
     pub webhook_targets: crate::TargetPolicy,
     /// Registry mirrors and insecure registries of template builds.
     pub registry: crate::RegistryConfig,
+    /// The CA bundle sandboxes trust instead of their image's (`--sandbox-ca-bundle`).
+    pub sandbox_ca_bundle: Option<PathBuf>,
     /// Timeouts and connection caps of the listeners.
     pub http: crate::HttpLimits,
 }
@@ -120,6 +122,7 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
 
     let node = Node::new(NodeConfig {
         registry: options.registry.clone(),
+        sandbox_ca_bundle: options.sandbox_ca_bundle.clone(),
         data_dir: options.data_dir.clone(),
         guestd_path: guestd_path(),
         runtime: options.runtime.clone(),

@@ -167,6 +167,12 @@ pub struct ServerArgs {
     /// configured with the two options above (refused by default).
     #[arg(long)]
     pub registry_allow_private: bool,
+    /// A complete PEM bundle of the certificate authorities sandboxes and template builds trust instead
+    /// of their image's, e.g. `/etc/ssl/certs/ca-certificates.crt` on a host whose HTTPS goes through a
+    /// TLS-inspecting proxy. Mounted read-only at /run/nullspace/ca-certificates.crt, with SSL_CERT_FILE,
+    /// CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, PIP_CERT, GIT_SSL_CAINFO and NODE_EXTRA_CA_CERTS pointing at it.
+    #[arg(long, value_name = "PEM")]
+    pub sandbox_ca_bundle: Option<std::path::PathBuf>,
     /// Seconds a client has to send request headers; also how long an idle keep-alive connection stays open.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_secs: u64,

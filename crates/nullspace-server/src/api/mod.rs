@@ -2,6 +2,7 @@
 //! sandbox-scoped routes to the guest. Handlers only parse and translate; decisions live in `control`.
 
 mod auth;
+mod code;
 mod error;
 mod extract;
 mod health;
@@ -18,6 +19,7 @@ mod snapshots;
 mod template_blobs;
 mod template_builds;
 mod templates;
+mod upstream;
 mod volume_files;
 mod volumes;
 mod warm_pools;
@@ -25,5 +27,5 @@ mod webhooks;
 mod websocket;
 
 pub use error::ApiError;
-pub use proxy::UpstreamPool;
 pub use router::{router, AppState};
+pub use upstream::UpstreamPool;

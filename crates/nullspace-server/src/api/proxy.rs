@@ -5,15 +5,12 @@
 //! HttpOnly cookie so subresources and WebSocket upgrades work without the query), the cookie, or the
 //! `x-nullspace-preview-proxy-token` header (proxy grants). The token, the cookie and the header are
 //! removed before the request reaches the sandbox. Requests are forwarded over HTTP/1.1 through the
-//! guest's TCP tunnel with streaming bodies both ways; idle upstream connections are kept per (sandbox,
-//! port) and reused. Upgrades (WebSocket) are forwarded, and on `101` both upgraded connections are
+//! guest's TCP tunnel with streaming bodies both ways (connections pooled by [`super::upstream`]). Upgrades (WebSocket) are forwarded, and on `101` both upgraded connections are
 //! spliced. Bytes are counted into the grant's usage.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -23,11 +20,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http_body_util::BodyExt;
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use nullspace_node::GuestLink;
 use nullspace_types::ErrorBody;
 
+use super::upstream::ForwardError;
 use super::{ApiError, AppState};
 use crate::clock;
 use crate::control::preview_grants::{
@@ -36,11 +33,6 @@ use crate::control::preview_grants::{
 };
 use crate::control::ControlError;
 use crate::store::preview_grants::{PreviewGrantRecord, PreviewUsage};
-
-/// Idle upstream connections kept per (sandbox, port).
-const MAX_IDLE_PER_TARGET: usize = 8;
-/// Idle upstream connections older than this are dropped instead of reused.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The sandbox and port a preview host names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,116 +225,6 @@ where
         }
         frame
     }))
-}
-
-/// Why forwarding failed.
-#[derive(Debug, thiserror::Error)]
-enum ForwardError {
-    /// No connection to the port could be opened.
-    #[error("nothing listens on port {port} in sandbox {sandbox_id}")]
-    Unreachable { sandbox_id: String, port: u16, source: Box<dyn std::error::Error + Send + Sync> },
-    /// The upstream failed mid-request.
-    #[error("the service on port {port} in sandbox {sandbox_id} closed the connection without an answer")]
-    Upstream { sandbox_id: String, port: u16, source: hyper::Error },
-}
-
-/// Idle connections by (sandbox, port), each with the time it became idle.
-type IdleMap = HashMap<(String, u16), Vec<(Instant, SendRequest<Body>)>>;
-
-/// Idle upstream HTTP/1.1 connections per (sandbox, port).
-#[derive(Default)]
-pub struct UpstreamPool {
-    idle: Mutex<IdleMap>,
-}
-
-impl UpstreamPool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, IdleMap> {
-        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn take(&self, key: &(String, u16)) -> Option<SendRequest<Body>> {
-        let mut idle = self.lock();
-        let senders = idle.get_mut(key)?;
-        while let Some((since, sender)) = senders.pop() {
-            if since.elapsed() < IDLE_TIMEOUT && !sender.is_closed() && sender.is_ready() {
-                return Some(sender);
-            }
-        }
-        idle.remove(key);
-        None
-    }
-
-    fn put(&self, key: (String, u16), sender: SendRequest<Body>) {
-        let mut idle = self.lock();
-        if idle.len() > 256 {
-            idle.retain(|_, senders| {
-                senders.retain(|(since, sender)| since.elapsed() < IDLE_TIMEOUT && !sender.is_closed());
-                !senders.is_empty()
-            });
-        }
-        let senders = idle.entry(key).or_default();
-        if senders.len() < MAX_IDLE_PER_TARGET {
-            senders.push((Instant::now(), sender));
-        }
-    }
-
-    /// Sends `request` on an idle connection to the target, or a new one through `guest`'s tunnel.
-    async fn send(
-        self: &Arc<Self>,
-        guest: &GuestLink,
-        target: &PreviewTarget,
-        mut request: hyper::Request<Body>,
-    ) -> Result<hyper::Response<hyper::body::Incoming>, ForwardError> {
-        let key = (target.sandbox_id.clone(), target.port);
-        let upstream = |source| ForwardError::Upstream { sandbox_id: key.0.clone(), port: key.1, source };
-        while let Some(mut sender) = self.take(&key) {
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    self.recycle(key.clone(), sender, &response);
-                    return Ok(response);
-                }
-                Err(mut error) => match error.take_message() {
-                    Some(unsent) => request = unsent, // the idle connection was closed: try the next one
-                    None => return Err(upstream(error.into_error())),
-                },
-            }
-        }
-        let unreachable = |source: Box<dyn std::error::Error + Send + Sync>| ForwardError::Unreachable {
-            sandbox_id: target.sandbox_id.clone(),
-            port: target.port,
-            source,
-        };
-        let tunnel = guest.tcp_tunnel(target.port).await.map_err(|error| unreachable(Box::new(error)))?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(tunnel)).await.map_err(|e| unreachable(Box::new(e)))?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.with_upgrades().await {
-                tracing::debug!(%error, "preview upstream connection ended");
-            }
-        });
-        let response = sender.send_request(request).await.map_err(upstream)?;
-        self.recycle(key, sender, &response);
-        Ok(response)
-    }
-
-    /// Returns `sender` to the pool once its connection can take another request (after the response body
-    /// is done), unless the response switches protocols.
-    fn recycle(
-        self: &Arc<Self>,
-        key: (String, u16),
-        mut sender: SendRequest<Body>,
-        response: &hyper::Response<hyper::body::Incoming>,
-    ) {
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return;
-        }
-        let pool = Arc::clone(self);
-        tokio::spawn(async move {
-            if sender.ready().await.is_ok() {
-                pool.put(key, sender);
-            }
-        });
-    }
 }
 
 async fn proxy(state: &AppState, target: PreviewTarget, request: Request) -> Response {

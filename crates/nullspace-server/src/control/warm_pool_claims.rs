@@ -315,8 +315,7 @@ impl Control {
         let envs = request.envs.clone().unwrap_or_default();
         let cwd = request.cwd.clone().filter(|cwd| !cwd.is_empty()).unwrap_or_else(|| record.cwd.clone());
         if !envs.is_empty() || cwd != record.cwd {
-            let mut all = self.root_image(&record.template).await?.envs;
-            all.extend(envs.clone());
+            let all = self.node().sandbox_envs(&self.root_image(&record.template).await?.envs, &envs);
             self.reconfigure_guest(id, &GuestConfigUpdate { envs: all, cwd: cwd.clone() }).await?;
         }
         let now = clock::now_ms();

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use nullspace_server::{CapacitySettings, HttpLimits, RegistryConfig, ServerOptions, TargetPolicy};
 
 use crate::cli::{RuntimeArg, ServerArgs};
@@ -17,6 +19,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
     };
     let mut registry = RegistryConfig::from_flags(&args.registry_mirror, &args.insecure_registry)?;
     registry.allow_private = args.registry_allow_private;
+    let sandbox_ca_bundle = match args.sandbox_ca_bundle {
+        Some(path) => Some(std::fs::canonicalize(&path).with_context(|| {
+            format!(
+                "--sandbox-ca-bundle {}: no such file (give a PEM bundle such as /etc/ssl/certs/ca-certificates.crt)",
+                path.display()
+            )
+        })?),
+        None => None,
+    };
     let options = ServerOptions {
         listen: args.listen,
         data_dir: super::data_dir(args.data_dir)?,
@@ -32,6 +43,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
             memory_overcommit: args.memory_overcommit,
         },
         registry,
+        sandbox_ca_bundle,
         webhook_targets: TargetPolicy { allow_private: args.webhook_allow_private, allow: args.webhook_allow_cidr },
         http: HttpLimits {
             header_timeout: Duration::from_secs(args.header_timeout_secs),
