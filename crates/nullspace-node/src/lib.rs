@@ -43,7 +43,7 @@ pub mod images {
     pub use nullspace_image::dockerfile;
     pub use nullspace_image::layers::{LayerId, LayerSource, LayerStore};
     pub use nullspace_image::registry::{
-        ImageConfig, ImageReference, PullEvent, PulledImage, RegistryAuth, RegistryConfig,
+        pull, ImageConfig, ImageReference, PullEvent, PulledImage, RegistryAuth, RegistryConfig,
     };
     pub use nullspace_image::ImageError;
 }

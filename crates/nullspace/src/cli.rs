@@ -98,9 +98,21 @@ pub struct BenchArgs {
     /// Size of the file written and read back, in MiB.
     #[arg(long, default_value_t = 64)]
     pub file_mb: usize,
-    /// The server's data directory (to find the base template rootfs for the runc baseline).
+    /// The server's data directory (to find the base template rootfs for the runc baseline, and the
+    /// layer store for the template disk figure, which is skipped without this flag).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// An image in an OCI registry for the template figures (`HOST:PORT/REPO:TAG`, e.g.
+    /// 127.0.0.1:5057/library/debian:stable-slim, spoken to over HTTPS without verification or plain
+    /// HTTP); the template figures are skipped without it.
+    #[arg(long, value_name = "REF")]
+    pub registry_image: Option<String>,
+    /// Pulls (and skopeo + umoci runs) to time for the pull + unpack figure.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pulls: u64,
+    /// Templates built on the one image for the disk figure.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub templates: u64,
 }
 
 /// Isolation runtime of `nullspace server`.

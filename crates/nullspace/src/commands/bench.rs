@@ -1,6 +1,7 @@
 //! `nullspace bench`: measures a running server (create→first-exec, cold and from a warm pool, exec
 //! round trip, file throughput of a sandbox and of volumes, plain and size-limited) and, in the same run,
-//! bare `runc run` of the same template rootfs and `cp` on the same disk, and prints the ratios.
+//! bare `runc run` of the same template rootfs and `cp` on the same disk, and prints the ratios. The
+//! template figures (given `--registry-image`) are `bench_templates`'.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,19 +15,20 @@ use nullspace_types::exec_api::ExecRequest;
 use nullspace_types::sandbox::CreateSandboxRequest;
 use serde_json::json;
 
+use super::bench_templates::{self, TemplateBench};
 use crate::cli::{BenchArgs, GlobalArgs};
 use crate::exit::ExitStatus;
 
 /// p50, p90 and mean of a sample, in milliseconds.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
-struct Summary {
-    p50_ms: f64,
+pub(super) struct Summary {
+    pub(super) p50_ms: f64,
     p90_ms: f64,
     mean_ms: f64,
     samples: usize,
 }
 
-fn summarize(samples: &mut [Duration]) -> Summary {
+pub(super) fn summarize(samples: &mut [Duration]) -> Summary {
     samples.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let at = |q: f64| ms(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
@@ -50,6 +52,21 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
             format!("no built base template under {}; pass the server's --data-dir", data_dir.display())
         })?;
 
+    let templates = match &args.registry_image {
+        Some(image) => {
+            let bench = TemplateBench {
+                image,
+                data_dir: args.data_dir.as_deref(),
+                pulls: args.pulls as usize,
+                templates: args.templates as usize,
+            };
+            Some(bench_templates::measure(&client, &bench).await?)
+        }
+        None => {
+            eprintln!("bench: template figures skipped (no --registry-image): {}", bench_templates::IMAGE_HINT);
+            None
+        }
+    };
     eprintln!("bench: create→first-exec over {} sandboxes", args.sandboxes);
     let create = measure_create(&client, args.sandboxes).await?;
     eprintln!("bench: warm-pool create→first-exec over {} sandboxes", args.sandboxes);
@@ -85,6 +102,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
             "sized_volume_file_read_mib_per_s": sized_volume.1,
             "local_copy_mib_per_s": copy_mbps,
             "file_mib": args.file_mb,
+            "templates": templates,
         });
         println!("{}", serde_json::to_string_pretty(&body)?);
     } else {
@@ -108,6 +126,10 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
         );
         println!("{:<24} write {:.0} MiB/s   read {:.0} MiB/s", "volume files", plain_volume.0, plain_volume.1);
         println!("{:<24} write {:.0} MiB/s   read {:.0} MiB/s", "size-limited volume", sized_volume.0, sized_volume.1);
+        match &templates {
+            Some(figures) => bench_templates::print_rows(figures, row),
+            None => println!("{:<24} skipped: pass --registry-image (see `nullspace bench --help`)", "templates"),
+        }
     }
     Ok(ExitStatus::Success)
 }
