@@ -135,8 +135,9 @@ fn plan_text(plan: &Value) -> String {
 pub async fn dry_run(client: Option<&Client>, prepared: &Prepared, json: bool) -> anyhow::Result<ExitStatus> {
     let request = redacted_json(prepared);
     let plan = match client {
-        Some(client) => fetch_plan(client, prepared).await,
-        None => Err(anyhow::anyhow!("no API client could be configured")),
+        Some(client) if client.has_api_key() => fetch_plan(client, prepared).await,
+        Some(_) => Err(anyhow::anyhow!("no API key is configured")),
+        None => Err(anyhow::anyhow!("the API URL is not valid")),
     };
     let refused = plan.as_ref().err().is_some_and(|error| error.downcast_ref::<UserError>().is_some());
     let plan_error = plan.as_ref().err().map(|error| {
