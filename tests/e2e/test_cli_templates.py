@@ -229,6 +229,13 @@ def test_dry_run_redacts_the_registry_password(cli):
     assert body["plan"]["build_plan"]["base_image"] == "127.0.0.1:5999/private/app:1", body
     assert password not in json.dumps(body["plan"])
 
+    # render json redacts the same way (it never asks the server).
+    rendered = subprocess.run([cli.srv.binary, "template", "render", "json", *argv[3:-3]],
+                              capture_output=True, text=True, env=env, timeout=60)
+    assert rendered.returncode == 0, rendered.stderr
+    assert password not in rendered.stdout
+    assert json.loads(rendered.stdout)["base_image_auth"]["password"] == "[REDACTED]"
+
     # Without a server the request is still shown, and the missing plan says why.
     offline = subprocess.run(argv, capture_output=True, text=True, timeout=60,
                              env={**env, "NULLSPACE_API_URL": "http://127.0.0.1:9"})
