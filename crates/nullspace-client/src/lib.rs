@@ -27,8 +27,8 @@ pub use pty::{PtyEvent, PtyReader, PtySession, PtyWriter};
 pub use sandboxes::{new_idempotency_key, Health, ListSandboxes};
 pub use sse::SseStream;
 pub use template_types::{
-    AliasInfo, BuildInfo, BuildLogEntry, BuildStatus, FailureDetail, NameClaim, NamespaceInfo, PreflightAnswer,
-    PreflightFile, TagInfo, WarmPoolCounts, WarmPoolInfo,
+    AliasInfo, BuildInfo, BuildLogEntry, BuildPage, BuildStatus, FailureDetail, NameClaim, NamespaceInfo,
+    PreflightAnswer, PreflightFile, TagInfo, ValidateIssue, ValidateResult, WarmPoolCounts, WarmPoolInfo,
 };
 pub use templates::{build_request_json, BuildLogStream, LocalContextEntry};
 pub use transfer::{

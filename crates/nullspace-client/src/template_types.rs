@@ -168,6 +168,42 @@ pub struct NamespaceInfo {
     pub is_default: bool,
 }
 
+/// A page of a template's builds (`GET /v1/templates/refs/{ref}/builds`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BuildPage {
+    /// Builds, newest first.
+    pub builds: Vec<BuildInfo>,
+    /// Cursor of the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// What `POST /v1/templates/validate` answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ValidateResult {
+    /// No errors.
+    pub valid: bool,
+    /// What is wrong.
+    pub errors: Vec<ValidateIssue>,
+    /// What may be wrong.
+    pub warnings: Vec<String>,
+}
+
+/// One error of a validation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ValidateIssue {
+    /// Stable code.
+    pub code: String,
+    /// What is wrong.
+    pub message: String,
+    /// Where (`preflight`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+}
+
 /// One entry of a blob preflight (`POST /v1/templates/blobs/preflight`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PreflightFile {

@@ -16,7 +16,8 @@ use crate::client::{segment, Client};
 use crate::error::ClientError;
 use crate::sse::SseStream;
 use crate::template_types::{
-    AliasInfo, BuildInfo, BuildLogEntry, BuildStatus, NameClaim, NamespaceInfo, PreflightAnswer, PreflightFile, TagInfo,
+    AliasInfo, BuildInfo, BuildLogEntry, BuildPage, BuildStatus, NameClaim, NamespaceInfo, PreflightAnswer,
+    PreflightFile, TagInfo, ValidateResult,
 };
 use crate::transfer::ProgressFn;
 
@@ -72,6 +73,15 @@ pub fn build_request_json(request: &BuildRequest) -> Value {
 /// `/v1/templates/refs/{ref}` (refs are quoted as one segment: `/` → `%2F`, `:` → `%3A`).
 fn ref_path(template_ref: &str) -> String {
     format!("/v1/templates/refs/{}", segment(template_ref))
+}
+
+/// Where a template's builds are listed: by id for `tmpl_…`, else by ref.
+fn builds_path(template_ref: &str) -> String {
+    if template_ref.starts_with("tmpl_") && !template_ref.contains(['/', ':']) {
+        format!("/v1/templates/{}/builds", segment(template_ref))
+    } else {
+        format!("{}/builds", ref_path(template_ref))
+    }
 }
 
 impl Client {
@@ -222,6 +232,57 @@ impl Client {
         self.send_json(self.request(Method::POST, &path)?.json(&body)).await
     }
 
+    /// `POST /v1/templates/validate`: what is wrong with a request, without building (the context
+    /// inline or as uploaded blobs).
+    pub async fn validate_template(&self, request: &BuildRequest) -> Result<ValidateResult, ClientError> {
+        let builder = self
+            .request(Method::POST, "/v1/templates/validate")?
+            .timeout(SUBMIT_TIMEOUT)
+            .json(&build_request_json(request));
+        self.send_json(builder).await
+    }
+
+    /// `POST /v1/templates/plan`: the steps the engine would run, digests and warnings (the server's
+    /// object as sent; an invalid request is an `invalid_request` error).
+    pub async fn plan_template(&self, request: &BuildRequest) -> Result<Value, ClientError> {
+        let builder = self
+            .request(Method::POST, "/v1/templates/plan")?
+            .timeout(SUBMIT_TIMEOUT)
+            .json(&build_request_json(request));
+        self.send_json(builder).await
+    }
+
+    /// `GET /v1/templates/refs/{ref}/builds` (or `/v1/templates/{id}/builds` for a `tmpl_` id): a page
+    /// of the template's builds, newest first, optionally of one `status`.
+    pub async fn list_template_builds(
+        &self,
+        template_ref: &str,
+        status: Option<&str>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<BuildPage, ClientError> {
+        let path = builds_path(template_ref);
+        let mut query: Vec<(&str, String)> = Vec::new();
+        query.extend(status.map(|s| ("status", s.to_owned())));
+        query.extend(limit.map(|l| ("limit", l.to_string())));
+        query.extend(cursor.map(|c| ("cursor", c.to_owned())));
+        self.send_json(self.request(Method::GET, &path)?.query(&query)).await
+    }
+
+    /// `POST /v1/templates/builds/{id}/retry`: a new build of the stored request. `body` carries the
+    /// retry's `tags`, `base_image_auth` and `build_secrets` (credentials are not stored, so a retry
+    /// that needs them brings them again).
+    pub async fn retry_template_build(&self, build_id: &str, body: &Value) -> Result<BuildInfo, ClientError> {
+        let path = format!("/v1/templates/builds/{}/retry", segment(build_id));
+        self.send_json(self.request(Method::POST, &path)?.json(body)).await
+    }
+
+    /// `POST /v1/templates/builds/{id}/promote`: moves `tag` of the build's name to its template.
+    pub async fn promote_template_build(&self, build_id: &str, tag: &str) -> Result<TemplateInfo, ClientError> {
+        let path = format!("/v1/templates/builds/{}/promote", segment(build_id));
+        self.send_json(self.request(Method::POST, &path)?.json(&json!({ "tag": tag }))).await
+    }
+
     /// Polls the build's status every `interval` from `offset` until it is over, handing each new log
     /// entry to `on_entry`; returns the last status (its `entries` are the last poll's).
     pub async fn wait_template_build(
@@ -367,6 +428,8 @@ mod tests {
     fn refs_are_one_quoted_segment() {
         assert_eq!(ref_path("team/app:stable"), "/v1/templates/refs/team%2Fapp%3Astable");
         assert_eq!(ref_path("tmpl_1"), "/v1/templates/refs/tmpl_1");
+        assert_eq!(builds_path("tmpl_1"), "/v1/templates/tmpl_1/builds");
+        assert_eq!(builds_path("team/app:v1"), "/v1/templates/refs/team%2Fapp%3Av1/builds");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `template build` (streamed, or `--background`), `build-status`, `logs`, `wait` and `cancel`. Log
+//! `template build` (streamed, or `--background`; `--visibility` set once it is built), `build-status`,
+//! `logs`, `wait` and `cancel`. Log
 //! entries go to stderr: on a terminal a progress bar shows `step i/n` with the lines above it; else
 //! plain lines (`--log-format text`), JSON lines (`jsonl`) or nothing (`quiet`). Stdout carries only
 //! the result. Secrets never appear: the request is printed redacted and log text is redacted too.
@@ -106,8 +107,16 @@ pub async fn run_build(
     mut prepared: Prepared,
     background: bool,
     format: LogFormat,
+    visibility: Option<&str>,
     json: bool,
 ) -> anyhow::Result<ExitStatus> {
+    if background && visibility.is_some() {
+        return Err(UserError::new(
+            "--visibility cannot be combined with --background (the template does not exist yet)",
+            Some("build in the foreground, or run `nullspace template visibility set REF public` once it is ready"),
+        )
+        .into());
+    }
     if !prepared.context.is_empty() {
         let bar = (format == LogFormat::Text && !json && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(0);
@@ -147,7 +156,13 @@ pub async fn run_build(
     let result = stream_build(client, &prepared, &view).await;
     view.finish();
     let end = result?;
-    let template = end.result.clone().unwrap_or_default();
+    let mut template = end.result.clone().unwrap_or_default();
+    if let Some(visibility) = visibility {
+        let info = client.set_template_visibility(&end.template_id, visibility).await.with_context(|| {
+            format!("template {} was built, but its visibility could not be set to {visibility}", end.template_id)
+        })?;
+        template = serde_json::to_value(info)?;
+    }
     if json {
         print_json(&json!({
             "build_id": end.build_id,
@@ -262,9 +277,10 @@ pub async fn wait(
     offset: u64,
     interval: Duration,
     format: LogFormat,
+    secrets: Vec<String>,
     json: bool,
 ) -> anyhow::Result<ExitStatus> {
-    let view = LogView::new(format, json, Vec::new());
+    let view = LogView::new(format, json, secrets);
     let result = client.wait_template_build(build_id, offset, interval, |entry| view.show(entry)).await;
     view.finish();
     let status = result.with_context(|| format!("could not follow build {build_id}"))?;

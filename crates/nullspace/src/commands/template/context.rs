@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
-use nullspace_client::types::template_api::ContextFile;
+use nullspace_client::types::template_api::{BuildContext, ContextFile};
 use nullspace_client::LocalContextEntry;
 use sha2::{Digest, Sha256};
 
@@ -49,6 +49,35 @@ pub fn dockerfile_context(dockerfile: &Path) -> anyhow::Result<(String, Vec<Loca
     let mut entries = Vec::new();
     walk(&root, "", &root, matcher.as_ref(), &excluded, &mut entries)?;
     Ok((text, sorted(entries, true)))
+}
+
+/// Largest context sent inline (validate, plan, dry run): base64 of it stays well under the server's
+/// 64 MiB request limit.
+pub const INLINE_MAX_BYTES: u64 = 32 << 20;
+
+/// The context as a request carries it inline (`content_base64`), for checks that must leave nothing
+/// behind on the server (validate, plan, `build --dry-run`).
+pub fn inline_context(entries: &[LocalContextEntry]) -> anyhow::Result<BuildContext> {
+    use base64::Engine as _;
+    let total: u64 = entries.iter().filter_map(|e| e.size_bytes).sum();
+    if total > INLINE_MAX_BYTES {
+        return Err(UserError::new(
+            format!("the build context holds {total} bytes; checks send it inline, up to {INLINE_MAX_BYTES}"),
+            Some("run `nullspace template build` (it uploads the context as blobs), or shrink it with .dockerignore"),
+        )
+        .into());
+    }
+    let mut files = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let mut file = entry.entry.clone();
+        if let Some(local) = &entry.local {
+            let bytes =
+                fs::read(local).map_err(|e| UserError::new(format!("cannot read {}: {e}", local.display()), None))?;
+            file.content_base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+        }
+        files.push(file);
+    }
+    Ok(BuildContext { files })
 }
 
 /// The matcher of an ignore file with gitignore semantics, rooted at the context.
@@ -296,5 +325,21 @@ mod tests {
         assert_eq!(file_ref, "builder-context/step-0/src-0/a.txt");
         assert_eq!(files.len(), 1);
         assert!(copy_source(&dir.path().join("missing"), 0).is_err());
+    }
+
+    #[test]
+    fn checks_carry_the_context_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("app")).unwrap();
+        fs::write(dir.path().join("app/a.txt"), "hello").unwrap();
+        let (_, entries) = copy_source(&dir.path().join("app"), 1).unwrap();
+        let context = inline_context(&entries).unwrap();
+        let inline: Vec<(&str, Option<&str>)> =
+            context.files.iter().map(|f| (f.path.as_str(), f.content_base64.as_deref())).collect();
+        assert_eq!(
+            inline,
+            [("builder-context/step-1/src-0/app", None), ("builder-context/step-1/src-0/app/a.txt", Some("aGVsbG8="))]
+        );
+        assert!(context.files.iter().all(|f| f.blob_id.is_none()));
     }
 }

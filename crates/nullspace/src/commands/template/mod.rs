@@ -1,13 +1,19 @@
 //! `nullspace template …`: the clap tree of the template group and the dispatch to its modules —
 //! refs and their management (`refs`), builds and their logs (`build`, from flags turned into a
-//! request by `spec`/`request`/`context`), local rendering (`render`) and warm pools (`warm_pool`).
+//! request by `spec`/`steps`/`credentials`/`request`/`context`), checks that build nothing
+//! (`check`: validate, plan, dry run), past builds (`history`: builds, retry, promote), local
+//! rendering (`render`) and warm pools (`warm_pool`).
 
 mod build;
+mod check;
 mod context;
+mod credentials;
+mod history;
 mod refs;
 mod render;
 mod request;
 mod spec;
+mod steps;
 mod warm_pool;
 
 use std::path::PathBuf;
@@ -53,10 +59,40 @@ pub enum TemplateCommand {
         template_ref: String,
     },
     /// Build a template from an image, a template or a Dockerfile plus steps; streams the build log.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
+    /// Ask the server whether the flags make a valid build request, without building (exit 1 when
+    /// invalid; errors and warnings listed, secrets redacted).
+    Validate(Box<SpecArgs>),
+    /// Show the steps the server would run for the flags, with digests and warnings, without building.
+    Plan(Box<SpecArgs>),
     /// Print the build request or a Dockerfile for the flags, without building (secrets redacted).
     #[command(subcommand)]
     Render(RenderCommand),
+    /// List a template's builds, newest first.
+    Builds {
+        /// Template id, ref or alias.
+        #[arg(value_name = "REF")]
+        template_ref: String,
+        /// Only builds in this status.
+        #[arg(long, value_enum)]
+        status: Option<history::BuildStatusArg>,
+        /// At most this many builds (1-100).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+        limit: Option<u32>,
+        /// Page cursor printed by the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Run a build again from its stored request (a failed or cancelled one, or any other); prints the
+    /// new build.
+    Retry(history::RetryArgs),
+    /// Point a tag of the build's template name at the template this build produced.
+    Promote {
+        /// Build id (`tb_…`), of a ready build.
+        build_id: String,
+        /// Tag to move, e.g. stable.
+        tag: String,
+    },
     /// Show a build and its log entries from an offset.
     BuildStatus {
         /// Build id (`tb_…`).
@@ -146,6 +182,13 @@ pub struct BuildArgs {
     /// Queue the build and return its id at once (follow it with `template logs ID --follow`).
     #[arg(long)]
     pub background: bool,
+    /// Build nothing: print the request as it would be sent (build secrets and registry passwords
+    /// redacted) and, when the server can be reached, its plan.
+    #[arg(long, conflicts_with = "background")]
+    pub dry_run: bool,
+    /// Who may use the template once built: private (this tenant) or public (every tenant).
+    #[arg(long, value_enum, value_name = "VISIBILITY")]
+    pub visibility: Option<VisibilityArg>,
     /// How log entries are shown on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -154,9 +197,9 @@ pub struct BuildArgs {
 #[derive(Debug, Subcommand)]
 pub enum RenderCommand {
     /// The build request as JSON (what `template build` would send, minus uploads).
-    Json(SpecArgs),
+    Json(Box<SpecArgs>),
     /// The template as a Dockerfile.
-    Dockerfile(SpecArgs),
+    Dockerfile(Box<SpecArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,6 +272,15 @@ pub enum VisibilityArg {
     Public,
 }
 
+impl VisibilityArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            VisibilityArg::Private => "private",
+            VisibilityArg::Public => "public",
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum VisibilityCommand {
     /// Set the visibility.
@@ -261,25 +313,47 @@ pub async fn run(command: TemplateCommand, global: &GlobalArgs) -> anyhow::Resul
             }
             return Ok(ExitStatus::Success);
         }
+        TemplateCommand::Build(args) if args.dry_run => {
+            let prepared = request::prepare(&args.spec, |name| std::env::var(name).ok())?;
+            // No key or no server still shows the request; the plan is left out with the reason.
+            let client = super::client(global).ok();
+            return check::dry_run(client.as_ref(), &prepared, json).await;
+        }
         _ => {}
     }
     let client = super::client(global)?;
     let client = &client;
     match command {
         TemplateCommand::Init { .. } | TemplateCommand::Render(_) => unreachable!("handled above"),
+        TemplateCommand::Build(args) if args.dry_run => unreachable!("handled above"),
         TemplateCommand::List { fields } => refs::list(client, &fields, json).await,
         TemplateCommand::Get { template_ref, fields } => refs::get(client, &template_ref, &fields, json).await,
         TemplateCommand::Exists { template_ref } => refs::exists(client, &template_ref, json).await,
         TemplateCommand::Build(args) => {
             let prepared = request::prepare(&args.spec, |name| std::env::var(name).ok())?;
-            build::run_build(client, prepared, args.background, args.log_format, json).await
+            let visibility = args.visibility.map(VisibilityArg::as_str);
+            build::run_build(client, prepared, args.background, args.log_format, visibility, json).await
         }
+        TemplateCommand::Validate(spec) => {
+            let prepared = request::prepare(&spec, |name| std::env::var(name).ok())?;
+            check::validate(client, &prepared, json).await
+        }
+        TemplateCommand::Plan(spec) => {
+            let prepared = request::prepare(&spec, |name| std::env::var(name).ok())?;
+            check::plan(client, &prepared, json).await
+        }
+        TemplateCommand::Builds { template_ref, status, limit, cursor } => {
+            history::list(client, &template_ref, status, limit, cursor.as_deref(), json).await
+        }
+        TemplateCommand::Retry(args) => history::retry(client, &args, json).await,
+        TemplateCommand::Promote { build_id, tag } => history::promote(client, &build_id, &tag, json).await,
         TemplateCommand::BuildStatus { build_id, offset } => build::status(client, &build_id, offset, json).await,
         TemplateCommand::Logs { build_id, follow, offset } => {
             build::logs(client, &build_id, offset, follow, json).await
         }
         TemplateCommand::Wait { build_id, offset, poll_interval_ms, log_format } => {
-            build::wait(client, &build_id, offset, Duration::from_millis(poll_interval_ms), log_format, json).await
+            let interval = Duration::from_millis(poll_interval_ms);
+            build::wait(client, &build_id, offset, interval, log_format, Vec::new(), json).await
         }
         TemplateCommand::Cancel { build_id, reason } => build::cancel(client, &build_id, reason.as_deref(), json).await,
         TemplateCommand::Reserve { template_ref } => refs::reserve(client, &template_ref, json).await,
@@ -304,11 +378,7 @@ pub async fn run(command: TemplateCommand, global: &GlobalArgs) -> anyhow::Resul
             refs::alias_remove(client, &template_ref, &alias, json).await
         }
         TemplateCommand::Visibility(VisibilityCommand::Set { template_ref, visibility }) => {
-            let visibility = match visibility {
-                VisibilityArg::Private => "private",
-                VisibilityArg::Public => "public",
-            };
-            refs::visibility(client, &template_ref, visibility, json).await
+            refs::visibility(client, &template_ref, visibility.as_str(), json).await
         }
         TemplateCommand::Delete { template_ref } => refs::delete(client, &template_ref, json).await,
         TemplateCommand::WarmPool(command) => warm_pool::run(client, command, json).await,

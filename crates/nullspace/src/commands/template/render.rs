@@ -6,7 +6,7 @@ use nullspace_client::build_request_json;
 use serde_json::Value;
 
 use super::request::Prepared;
-use super::spec::StepFlag;
+use super::steps::StepFlag;
 
 /// What replaces a secret.
 pub const REDACTED: &str = "[REDACTED]";
@@ -55,28 +55,13 @@ pub fn dockerfile(prepared: &Prepared) -> String {
         return redact_text(text, &prepared.secrets);
     }
     let mut lines = vec![format!("FROM {}", request.base_image.as_deref().unwrap_or("ubuntu:22.04"))];
-    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    for flag in &prepared.flags {
-        lines.push(match flag {
-            StepFlag::AptInstall(p) => {
-                format!("RUN apt-get update && apt-get install -y {} && rm -rf /var/lib/apt/lists/*", p.join(" "))
-            }
-            StepFlag::PipInstall(p) => format!("RUN pip install --no-cache-dir {}", p.join(" ")),
-            StepFlag::NpmInstall(p) => format!("RUN npm install {}", p.join(" ")),
-            StepFlag::Run(command) => format!("RUN {command}"),
-            StepFlag::Workdir(path) => format!("WORKDIR {path}"),
-            StepFlag::User(user) => format!("USER {user}"),
-            StepFlag::Copy { src, dst } if (src.chars().chain(dst.chars())).any(char::is_whitespace) => {
-                format!("COPY [{}, {}]", quote(src), quote(dst))
-            }
-            StepFlag::Copy { src, dst } => format!("COPY {src} {dst}"),
-        });
-    }
+    lines.extend(prepared.flags.iter().map(StepFlag::dockerfile_line));
     for (key, value) in &request.build_envs {
         lines.push(format!("ENV {key}={value}"));
     }
     if let Some(command) = &request.start_cmd {
-        lines.push(format!("CMD [\"sh\", \"-c\", {}]", quote(command)));
+        let quoted = serde_json::to_string(command).unwrap_or_default();
+        lines.push(format!("CMD [\"sh\", \"-c\", {quoted}]"));
     }
     redact_text(&(lines.join("\n") + "\n"), &prepared.secrets)
 }

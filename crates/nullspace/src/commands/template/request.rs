@@ -1,15 +1,16 @@
 //! From the template flags to the build request the official client would send: the base, the
 //! steps (copy sources become build-context entries), runtime defaults and readiness, build secrets
-//! read from the environment, and the build options. Secrets are kept beside the request so every
-//! printed form can redact them.
+//! and registry credentials read from the environment (`credentials`), and the build options. Secrets
+//! are kept beside the request so every printed form can redact them.
 
 use std::path::Path;
 
-use nullspace_client::types::template_api::{BuildConfig, BuildRequest, BuildSecret, CopyItem, Readiness, Step};
+use nullspace_client::types::template_api::{BuildConfig, BuildRequest, CopyItem, Readiness, Step};
 use nullspace_client::LocalContextEntry;
 
-use super::context;
-use super::spec::{BackendArg, SpecArgs, StepFlag};
+use super::spec::{BackendArg, SpecArgs};
+use super::steps::StepFlag;
+use super::{context, credentials};
 use crate::exit::UserError;
 
 /// Readiness probe defaults of the official client.
@@ -89,24 +90,19 @@ pub fn prepare(spec: &SpecArgs, env: impl Fn(&str) -> Option<String>) -> anyhow:
     let mut runtime = request.runtime_config.take().unwrap_or_default();
     let offset = request.steps.len();
     for (index, flag) in spec.steps.steps.iter().enumerate() {
-        let step = match flag {
-            StepFlag::AptInstall(packages) => Step::AptInstall { packages: packages.clone() },
-            StepFlag::PipInstall(packages) => Step::PipInstall { packages: packages.clone(), g: None },
-            StepFlag::NpmInstall(packages) => Step::NpmInstall { packages: packages.clone(), g: None },
-            StepFlag::Run(command) => Step::Run { command: command.clone(), user: None },
-            StepFlag::Workdir(path) => {
-                runtime.default_workdir = Some(path.clone());
-                Step::Workdir { path: path.clone() }
-            }
-            StepFlag::User(user) => {
-                runtime.default_user = Some(user.clone());
-                Step::User { user: user.clone() }
-            }
-            StepFlag::Copy { src, dst } => {
+        match flag {
+            StepFlag::Workdir(path) => runtime.default_workdir = Some(path.clone()),
+            StepFlag::User(user) => runtime.default_user = Some(user.clone()),
+            _ => {}
+        }
+        let step = match (flag, flag.to_step()) {
+            (_, Some(step)) => step,
+            (StepFlag::Copy { src, dst }, None) => {
                 let (source_ref, entries) = context::copy_source(Path::new(src), offset + index)?;
                 context.extend(entries);
                 Step::Copy(CopyItem { sources: vec![source_ref], dst: dst.clone(), ..Default::default() })
             }
+            (other, None) => unreachable!("every step flag but --copy maps directly: {other:?}"),
         };
         request.steps.push(step);
     }
@@ -132,7 +128,7 @@ pub fn prepare(spec: &SpecArgs, env: impl Fn(&str) -> Option<String>) -> anyhow:
         vcpus: spec.cpu_count.or(defaults.vcpus).or(Some(2)),
         memory_mib: spec.memory_mb.or(defaults.memory_mib).or(Some(512)),
         internet_access: if spec.no_internet_access { Some(false) } else { defaults.internet_access },
-        disk_mb: defaults.disk_mb,
+        disk_mb: spec.disk_mb.or(defaults.disk_mb),
     });
     if spec.skip_cache {
         request.skip_cache = Some(true);
@@ -143,15 +139,13 @@ pub fn prepare(spec: &SpecArgs, env: impl Fn(&str) -> Option<String>) -> anyhow:
             BackendArg::Buildkit => "buildkit".into(),
         });
     }
-    let mut secrets: Vec<String> = request.build_secrets.iter().map(|s| s.value.clone()).collect();
-    for raw in &spec.build_secret_env {
-        let secret = secret_from_env(raw, &env)?;
-        if request.build_secrets.iter().any(|s| s.id == secret.id) {
-            return Err(UserError::new(format!("build secret `{}` is given twice", secret.id), None).into());
-        }
-        secrets.push(secret.value.clone());
-        request.build_secrets.push(secret);
+    let added = credentials::secrets_from_env(&spec.build_secret_env, &request.build_secrets, &env)?;
+    request.build_secrets.extend(added);
+    if let Some(auth) = credentials::registry_auth(&spec.registry, &env)? {
+        request.base_image_auth = Some(auth);
     }
+    let mut secrets: Vec<String> = request.build_secrets.iter().map(|s| s.value.clone()).collect();
+    secrets.extend(credentials::auth_secrets(request.base_image_auth.as_ref()));
     if request.base_image.is_none() && request.dockerfile.is_none() {
         return Err(UserError::new("the request names no base image", Some("pass --from-image IMAGE")).into());
     }
@@ -173,32 +167,9 @@ pub fn template_base(reference: &str) -> String {
     }
 }
 
-/// `ID=ENVVAR` or `ID` (reads `$ID`).
-fn secret_from_env(raw: &str, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<BuildSecret> {
-    let (id, var) = match raw.split_once('=') {
-        Some((id, var)) => (id.trim(), var.trim()),
-        None => (raw.trim(), raw.trim()),
-    };
-    let valid_id = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !valid_id || var.is_empty() {
-        return Err(UserError::new(
-            format!("--build-secret-env takes ID=ENVVAR (ID of letters, digits, `.`, `_`, `-`), got {raw:?}"),
-            Some("example: --build-secret-env npm_token=NPM_TOKEN"),
-        )
-        .into());
-    }
-    let value = env(var).ok_or_else(|| {
-        UserError::new(
-            format!("--build-secret-env {id}: environment variable {var} is not set"),
-            Some("export it first"),
-        )
-    })?;
-    Ok(BuildSecret { id: id.to_owned(), value, source: Some("env".into()) })
-}
-
 fn readiness(spec: &SpecArgs) -> Option<Readiness> {
     let (timeout_secs, interval_ms, startup_grace_secs) =
-        (Some(READY_TIMEOUT_SECS), Some(READY_INTERVAL_MS), Some(READY_GRACE_SECS));
+        (Some(spec.ready_timeout_secs.unwrap_or(READY_TIMEOUT_SECS)), Some(READY_INTERVAL_MS), Some(READY_GRACE_SECS));
     if let Some(port) = spec.ready_tcp {
         return Some(Readiness::Tcp { port, timeout_secs, interval_ms, startup_grace_secs });
     }
@@ -407,6 +378,65 @@ mod tests {
             env
         )
         .is_err());
+    }
+
+    #[test]
+    fn registry_logins_disk_and_readiness_timeout_reach_the_request_and_passwords_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.txt");
+        std::fs::write(&file, "a").unwrap();
+        let copy = format!("{}:/a.txt", file.display());
+        let env = |name: &str| (name == "REG_PW").then(|| "hunter2-registry".to_owned());
+        let prepared = prepare(
+            &spec(&[
+                "--from-image",
+                "127.0.0.1:5000/private/app:1",
+                "--registry-username",
+                "bob",
+                "--registry-password-env",
+                "REG_PW",
+                "--git-clone",
+                "https://example.com/r.git",
+                "--git-depth",
+                "1",
+                "--copy",
+                &copy,
+                "--remove",
+                "/tmp/x",
+                "--remove-recursive",
+                "--disk-mb",
+                "4096",
+                "--ready-tcp",
+                "8080",
+                "--ready-timeout",
+                "90",
+                "--run",
+                "echo hunter2-registry",
+            ]),
+            env,
+        )
+        .unwrap();
+        assert_eq!(
+            prepared.request.base_image_auth,
+            Some(json!({"kind": "basic", "username": "bob", "password": "hunter2-registry"}))
+        );
+        let body = render::redacted_json(&prepared);
+        assert_eq!(body["base_image_auth"], json!({"kind": "basic", "username": "bob", "password": "[REDACTED]"}));
+        assert_eq!(body["build_config"]["disk_mb"], 4096);
+        assert_eq!(body["runtime_config"]["readiness"]["timeout_secs"], 90);
+        let actions: Vec<&str> =
+            body["steps"].as_array().unwrap().iter().map(|s| s["action"].as_str().unwrap()).collect();
+        assert_eq!(actions, ["git_clone", "copy", "remove", "run"]);
+        assert_eq!(body["steps"][1]["sources"], json!(["builder-context/step-1/src-0/a.txt"]));
+        assert_eq!(body["steps"][3]["command"], "echo [REDACTED]");
+        for shown in [body.to_string(), render::dockerfile(&prepared)] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        let unset = prepare(
+            &spec(&["--from-image", "a", "--registry-username", "bob", "--registry-password-env", "NOPE"]),
+            env,
+        );
+        assert!(unset.unwrap_err().downcast_ref::<UserError>().is_some_and(|e| e.hint.is_some()));
     }
 
     #[test]
