@@ -10,6 +10,10 @@ use nullspace_image::layers::{LayerId, LayerSource};
 use crate::node::Node;
 use crate::{NodeError, NodeResult};
 
+/// How long a layer no template uses stays in the store after its last use: the build cache (a failed
+/// build's finished steps, an edited recipe's unchanged prefix, a deleted template's base image).
+const BUILD_CACHE_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 impl Node {
     /// Mounts the layers (top first) read-only at `target` (created). A single layer is stacked on an
     /// empty one, since overlayfs needs two lower dirs without an upper one.
@@ -85,10 +89,11 @@ impl Node {
         nullspace_image::registry::pull(self.layers(), &self.config().registry, reference, auth, progress).await
     }
 
-    /// Removes the layers of built templates that are not in `keep` and that no mounted overlay (a
-    /// sandbox, a build step, a stage view) uses; returns what went.
+    /// Removes the layers of built templates that are not in `keep`, not used within the build cache's
+    /// grace (a day), and that no mounted overlay (a sandbox, a build step, a stage view) uses; returns
+    /// what went.
     pub fn collect_template_layers(&self, keep: &std::collections::HashSet<LayerId>) -> Vec<LayerId> {
-        self.layers().gc(keep, crate::template::fsutil::in_use_by_overlay)
+        self.layers().gc(keep, BUILD_CACHE_GRACE, crate::template::fsutil::in_use_by_overlay)
     }
 }
 

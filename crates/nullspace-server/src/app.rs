@@ -51,6 +51,8 @@ pub struct ServerOptions {
     pub webhook_targets: crate::TargetPolicy,
     /// Registry mirrors and insecure registries of template builds.
     pub registry: crate::RegistryConfig,
+    /// Built-in templates not to build (`--without-template`), e.g. `code-interpreter`.
+    pub without_templates: Vec<String>,
     /// The CA bundle sandboxes trust instead of their image's (`--sandbox-ca-bundle`).
     pub sandbox_ca_bundle: Option<PathBuf>,
     /// Timeouts and connection caps of the listeners.
@@ -163,11 +165,14 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
     spawn_warm_pool_refiller(control.clone());
 
     let builder = control.clone();
+    let bin_dir = guestd_path().parent().map(Path::to_path_buf).unwrap_or_default();
+    let without_templates = options.without_templates.clone();
     tokio::spawn(async move {
         let progress = |line: &str| tracing::info!(target: "nullspace::template", "{line}");
         match builder.node().templates().ensure_base(&progress).await {
             Ok(layer) => {
-                tracing::info!(template = %layer.name, "base template ready; the server accepts sandboxes")
+                tracing::info!(template = %layer.name, "base template ready; the server accepts sandboxes");
+                builder.ensure_builtin_templates(&bin_dir, &without_templates).await;
             }
             Err(error) => {
                 tracing::error!(error = %crate::error_chain(&error), "building the base template failed")

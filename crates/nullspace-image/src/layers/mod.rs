@@ -21,6 +21,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use rustix::fs::{Mode, RenameFlags, CWD};
 
@@ -191,15 +192,35 @@ impl LayerStore {
         layers
     }
 
-    /// Removes every layer not in `keep` for which `in_use(fs path)` is false (the node passes its "is
-    /// this directory a lowerdir of a mounted overlay" check) and whose fs directory is not a mount
-    /// point; returns the removed ids. A layer disappears from the store atomically (its directory is
-    /// renamed away first); removal never descends into a mount point. Failures are logged, not fatal.
-    pub fn gc(&self, keep: &HashSet<LayerId>, in_use: impl Fn(&Path) -> bool) -> Vec<LayerId> {
+    /// Records that layer `id` was used (a build's cache hit): [`LayerStore::gc`]'s `grace` counts from
+    /// the last use. Best effort: a layer whose use cannot be recorded ages from its last recorded use.
+    pub fn mark_used(&self, id: &LayerId) {
+        let info = self.layer_dir(id).join(INFO_FILE);
+        if let Err(error) = fs::File::options().append(true).open(&info).and_then(|f| f.set_modified(SystemTime::now()))
+        {
+            tracing::debug!(layer = %id, %error, "cannot record a layer's use");
+        }
+    }
+
+    /// When layer `id` was last used (published, or marked by [`LayerStore::mark_used`]).
+    fn last_used(&self, id: &LayerId) -> Option<SystemTime> {
+        fs::metadata(self.layer_dir(id).join(INFO_FILE)).and_then(|meta| meta.modified()).ok()
+    }
+
+    /// Removes every layer not in `keep`, not used within `grace` (the build cache: a failed or changed
+    /// build's finished steps stay hits for a while, as Docker keeps its build cache), for which
+    /// `in_use(fs path)` is false (the node passes its "is this directory a lowerdir of a mounted
+    /// overlay" check) and whose fs directory is not a mount point; returns the removed ids. A layer
+    /// disappears from the store atomically (its directory is renamed away first); removal never
+    /// descends into a mount point. Failures are logged, not fatal.
+    pub fn gc(&self, keep: &HashSet<LayerId>, grace: Duration, in_use: impl Fn(&Path) -> bool) -> Vec<LayerId> {
         let mut removed = Vec::new();
+        let now = SystemTime::now();
         for info in self.list() {
             let fs_path = self.path(&info.id);
-            if keep.contains(&info.id) || in_use(&fs_path) || is_mount_point(&fs_path) {
+            let recent =
+                self.last_used(&info.id).is_some_and(|used| now.duration_since(used).unwrap_or_default() < grace);
+            if keep.contains(&info.id) || recent || in_use(&fs_path) || is_mount_point(&fs_path) {
                 continue;
             }
             let trash =

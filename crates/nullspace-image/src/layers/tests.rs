@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
@@ -389,7 +390,8 @@ fn leftovers_are_removed_and_gc_keeps_what_is_kept_or_in_use() {
     assert_eq!(store.list().len(), 3);
     let keep: HashSet<LayerId> = [ids[0].clone()].into();
     let busy = store.path(&ids[1]);
-    let removed = store.gc(&keep, |path| path == busy);
+    assert!(store.gc(&HashSet::new(), Duration::from_secs(3600), |_| false).is_empty(), "all were used recently");
+    let removed = store.gc(&keep, Duration::ZERO, |path| path == busy);
     assert_eq!(removed, vec![ids[2].clone()]);
     assert!(store.contains(&ids[0]) && store.contains(&ids[1]) && !store.contains(&ids[2]));
     assert_eq!(fs::read_dir(store.root()).unwrap().count(), 2, "no trash left");
@@ -410,7 +412,7 @@ fn gc_never_removes_through_a_mount_point() {
     let mnt = store.path(&id).join("mnt");
     let status = std::process::Command::new("mount").arg("--bind").arg(outside.path()).arg(&mnt).status().unwrap();
     assert!(status.success(), "mount --bind");
-    let removed = store.gc(&HashSet::new(), |_| false);
+    let removed = store.gc(&HashSet::new(), Duration::ZERO, |_| false);
     assert_eq!(removed, vec![id.clone()], "the layer leaves the store");
     assert_eq!(fs::read(outside.path().join("precious")).unwrap(), b"keep me");
     // The mount moved with the renamed directory; once it is gone the leftover is cleaned up.
@@ -421,4 +423,32 @@ fn gc_never_removes_through_a_mount_point() {
     assert_eq!(store.remove_leftovers(), 0, "this process's own gc trash is not a crash leftover");
     tree::remove_tree(&trash[0]).unwrap();
     assert_eq!(fs::read(outside.path().join("precious")).unwrap(), b"keep me");
+}
+
+#[test]
+fn gc_keeps_the_build_cache_for_its_grace_counted_from_the_last_use() {
+    let (_tmp, store) = store();
+    let age = |id: &LayerId, by: Duration| {
+        let info = store.path(id).with_file_name("layer.json");
+        let file = fs::File::options().append(true).open(info).unwrap();
+        file.set_modified(SystemTime::now() - by).unwrap();
+    };
+    let ids: Vec<LayerId> = ["old", "used"]
+        .iter()
+        .map(|key| {
+            let id = LayerId::for_cache_key(key);
+            store.publish_dir(&id, &empty_dir(), LayerSource::Step { cache_key: (*key).into() }).unwrap();
+            age(&id, Duration::from_secs(7200));
+            id
+        })
+        .collect();
+    store.mark_used(&ids[1]);
+    let removed = store.gc(&HashSet::new(), Duration::from_secs(3600), |_| false);
+    assert_eq!(removed, vec![ids[0].clone()], "only the layer unused for longer than the grace goes");
+    assert!(store.contains(&ids[1]));
+}
+
+/// An empty directory for `publish_dir` to move into the store.
+fn empty_dir() -> std::path::PathBuf {
+    tempfile::tempdir().unwrap().keep()
 }

@@ -397,6 +397,7 @@ impl<'a> Engine<'a> {
         self.job.log.line(position.line(format!("step {}/{}: {display}", position.index + 1, position.total)));
         let cached = LayerId::for_cache_key(&key);
         if bypass.is_none() && self.layers.contains(&cached) {
+            self.layers.mark_used(&cached);
             self.cache_line(position, "hit", None, &cached, &display);
             state.layers.push(cached);
             state.key = key;

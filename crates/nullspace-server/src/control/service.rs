@@ -66,6 +66,8 @@ pub struct Control {
     pub(super) templates: Arc<super::template_jobs::TemplateState>,
     /// Warm pool refills in flight and their signals.
     pub(super) warm: Arc<super::warm_pools::WarmPools>,
+    /// Built-in templates the engine built from their recipes, once ready.
+    pub(super) builtins: Arc<super::builtin_recipes::BuiltinTemplates>,
 }
 
 /// Removes an entry from a shared set when dropped.
@@ -112,6 +114,7 @@ impl Control {
                 1,
             )),
             warm: Arc::default(),
+            builtins: Arc::default(),
         }
     }
 
@@ -236,7 +239,8 @@ impl Control {
             }
         };
         let vcpus = request.vcpus.unwrap_or(2);
-        let memory_mb = request.memory_mb.unwrap_or(512);
+        let builtin_memory = self.builtins.by_template(&template_id).and_then(|(_, builtin)| builtin.memory_mb);
+        let memory_mb = request.memory_mb.or(builtin_memory).unwrap_or(512);
         self.capacity.check_size(vcpus, memory_mb).map_err(|refusal| match refusal {
             Refusal::TooLarge(message) | Refusal::NoRoom(message) => invalid(message),
         })?;

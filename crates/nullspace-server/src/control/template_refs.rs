@@ -2,6 +2,8 @@
 //! `nullspace/<name>[:tag]`, `tmpl_…`, aliases), resolution with visibility (another tenant's private
 //! template does not exist for the caller), and the `TemplateInfo` of what a ref names.
 
+use std::collections::HashMap;
+
 use nullspace_types::template_wire::{RuntimeDefaults, TemplateInfo};
 
 use super::build_runner::TemplateImage;
@@ -145,7 +147,9 @@ impl Control {
     }
 
     pub(crate) async fn resolve_record(&self, tenant: &Tenant, text: &str) -> ControlResult<Resolved> {
-        lookup(&self.store, tenant, &self.builtin_names(), text).await
+        let engine: HashMap<String, String> =
+            self.builtins.all().into_iter().map(|(name, builtin)| (name, builtin.template_id)).collect();
+        lookup(&self.store, tenant, &self.builtin_names(), &engine, text).await
     }
 
     /// Resolves `text` to a template `tenant` owns (for changes: tags, visibility, rename, delete).
@@ -159,8 +163,13 @@ impl Control {
         }
     }
 
-    /// The `TemplateInfo` of a built template.
+    /// The `TemplateInfo` of a built template (an engine-built built-in shows as the built-in it is).
     pub async fn template_info(&self, record: &TemplateRecord) -> ControlResult<TemplateInfo> {
+        if let Some((name, builtin)) = self.builtins.by_template(&record.id) {
+            let mut info = builtin_info(name, builtin.description);
+            info.runtime_defaults = Some(runtime_defaults(&image_of(record)));
+            return Ok(info);
+        }
         let tags: Vec<String> = self.store.template_tags(&record.id).await?.into_iter().map(|tag| tag.tag).collect();
         Ok(TemplateInfo {
             id: record.id.clone(),
@@ -186,6 +195,11 @@ impl Control {
     pub async fn list_templates(&self, tenant: &Tenant) -> ControlResult<Vec<TemplateInfo>> {
         let mut list: Vec<TemplateInfo> =
             self.node.templates().list().into_iter().map(|layer| builtin_info(layer.name, layer.description)).collect();
+        for (_, builtin) in self.builtins.all() {
+            if let Some(record) = self.store.get_template(&builtin.template_id).await? {
+                list.push(self.template_info(&record).await?);
+            }
+        }
         for record in self.store.list_templates(&tenant.id).await? {
             list.push(self.template_info(&record).await?);
         }
@@ -201,8 +215,15 @@ impl Control {
     }
 }
 
-/// Resolves `text` for `tenant` against `store` and the node's `builtins`.
-pub(crate) async fn lookup(store: &Store, tenant: &Tenant, builtins: &[String], text: &str) -> ControlResult<Resolved> {
+/// Resolves `text` for `tenant` against `store`, the node's `builtins` and the `engine`-built built-ins
+/// (name → template id).
+pub(crate) async fn lookup(
+    store: &Store,
+    tenant: &Tenant,
+    builtins: &[String],
+    engine: &HashMap<String, String>,
+    text: &str,
+) -> ControlResult<Resolved> {
     let parsed = parse_ref(text).ok_or_else(|| not_found(text))?;
     let own = store.ensure_namespace(&tenant.id, &tenant.name).await?;
     let found = match &parsed {
@@ -216,6 +237,12 @@ pub(crate) async fn lookup(store: &Store, tenant: &Tenant, builtins: &[String], 
             let system = namespace.as_deref() == Some(SYSTEM_NAMESPACE);
             if (namespace.is_none() || system) && builtin_selector && builtins.contains(name) {
                 return Ok(Resolved::Builtin(name.clone()));
+            }
+            if let Some(template_id) = engine.get(name).filter(|_| (namespace.is_none() || system) && builtin_selector)
+            {
+                if let Some(record) = store.get_template(template_id).await? {
+                    return Ok(Resolved::Built(Box::new(record)));
+                }
             }
             let namespace = match namespace.as_deref() {
                 None | Some(SYSTEM_NAMESPACE) => own.clone(),
@@ -321,7 +348,7 @@ mod lookup_tests {
     }
 
     async fn id_of(store: &Store, tenant: &Tenant, text: &str) -> Option<String> {
-        match lookup(store, tenant, &["base".to_owned()], text).await {
+        match lookup(store, tenant, &["base".to_owned()], &HashMap::new(), text).await {
             Ok(Resolved::Built(record)) => Some(record.id.clone()),
             Ok(Resolved::Builtin(name)) => Some(format!("builtin:{name}")),
             Err(ControlError::TemplateNotFound { .. }) => None,
