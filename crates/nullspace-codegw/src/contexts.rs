@@ -165,7 +165,9 @@ impl Context {
         let n = self.starts.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}-{n}", self.info.id);
         let startup = crate::exec::startup_code(&self.info.language);
-        Kernel::start(&self.spec, &self.runtime_dir, &tag, Path::new(&self.info.cwd), &[], startup.as_deref())
+        // pydevd (ipykernel's debugger) otherwise fills the kernel's stderr, which errors quote.
+        let envs = [("PYDEVD_DISABLE_FILE_VALIDATION".to_owned(), "1".to_owned())];
+        Kernel::start(&self.spec, &self.runtime_dir, &tag, Path::new(&self.info.cwd), &envs, startup.as_deref())
             .await
             .map_err(|error| GatewayError::KernelUnavailable {
                 message: format!(

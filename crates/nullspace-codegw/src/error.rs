@@ -134,7 +134,7 @@ impl GatewayError {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let (status, body) = self.envelope();
-        if status.is_server_error() {
+        if matches!(self, Self::Storage { .. } | Self::KernelUnavailable { .. }) {
             tracing::warn!(error = %body.error, code = %body.code, "request failed");
         } else {
             tracing::debug!(error = %body.error, code = %body.code, "request failed");

@@ -4,7 +4,7 @@
 //!
 //! Options: `--listen ADDR`, `--state-dir DIR` (default `/workspace/.nullspace/code`; artifacts and
 //! kernel connection files), `--kernel-dir DIR` (repeatable; searched after the system kernel
-//! directories), `--default-cwd DIR` (default `/workspace`), `--max-output-bytes N` (per execution),
+//! directories), `--default-cwd DIR` (default `/workspace`), `--max-output-bytes N` (per execution), `--keepalive-secs N` (`: ping` interval, 10),
 //! `--sandbox-id ID` (or `NULLSPACE_SANDBOX_ID`; reported on runs).
 
 mod artifacts;
@@ -45,6 +45,9 @@ struct Args {
     /// Bytes of output one execution streams before the rest is dropped.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     max_output_bytes: usize,
+    /// Seconds between `: ping` comments on a quiet execute stream.
+    #[arg(long, default_value_t = 10)]
+    keepalive_secs: u64,
     /// The sandbox this gateway runs in (reported on runs).
     #[arg(long, env = "NULLSPACE_SANDBOX_ID", default_value = "")]
     sandbox_id: String,
@@ -62,6 +65,7 @@ async fn run(args: Args) -> Result<(), String> {
         default_cwd: args.default_cwd,
         runtime_dir: args.state_dir.join("runtime"),
         max_output_bytes: args.max_output_bytes,
+        keepalive: std::time::Duration::from_secs(args.keepalive_secs.max(1)),
         sandbox_id: args.sandbox_id,
     };
     let gateway = Gateway::new(options, specs, artifacts);
@@ -83,7 +87,8 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // zeromq warns about every reconnection attempt to a kernel that is gone.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,zeromq=error")),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

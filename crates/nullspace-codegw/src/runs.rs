@@ -2,7 +2,9 @@
 //! with its collected execution kept on the run; cancelling a queued run drops it, a running one is
 //! interrupted. Finished runs are forgotten after a day, and beyond the newest 1000.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,9 +27,19 @@ const MAX_RUNS: usize = 1000;
 const STATUSES: [&str; 5] = ["queued", "running", "succeeded", "failed", "cancelled"];
 
 /// The runs of this gateway.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Runs {
     inner: Mutex<Inner>,
+    /// One queue per context: runs are handed over at creation, so they run in creation order.
+    queues: Mutex<HashMap<String, mpsc::UnboundedSender<QueuedRun>>>,
+}
+
+type QueuedRun = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+impl std::fmt::Debug for Runs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runs").field("inner", &self.inner).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -75,6 +87,23 @@ impl Runs {
         Ok(Page { items, next_cursor })
     }
 
+    /// Appends `run` to the queue of `context_id` (started on first use).
+    fn enqueue(&self, context_id: &str, run: QueuedRun) {
+        let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let queue = queues.entry(context_id.to_owned()).or_insert_with(|| {
+            let (queue, mut runs) = mpsc::unbounded_channel::<QueuedRun>();
+            tokio::spawn(async move {
+                while let Some(run) = runs.recv().await {
+                    run.await;
+                }
+            });
+            queue
+        });
+        if let Err(mpsc::error::SendError(run)) = queue.send(run) {
+            tokio::spawn(run);
+        }
+    }
+
     fn insert(&self, run: CodeRun) {
         let mut inner = self.lock();
         let now = chrono::Utc::now();
@@ -117,8 +146,8 @@ pub fn create(gateway: &Shared, request: CreateRunRequest) -> GatewayResult<Code
     };
     gateway.runs.insert(run.clone());
     let job = Job { code: request.code, envs, timeout: Some(Duration::from_secs(timeout_secs)) };
-    let (gateway, id) = (Arc::clone(gateway), run.id.clone());
-    tokio::spawn(async move { execute(gateway, context, id, job).await });
+    let queued = Box::pin(execute(Arc::clone(gateway), Arc::clone(&context), run.id.clone(), job));
+    gateway.runs.enqueue(&context.info.id, queued);
     Ok(run)
 }
 

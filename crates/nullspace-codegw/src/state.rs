@@ -24,6 +24,8 @@ pub struct Options {
     pub runtime_dir: PathBuf,
     /// Output bytes one execution passes on.
     pub max_output_bytes: usize,
+    /// Interval of `: ping` comments on quiet execute streams.
+    pub keepalive: std::time::Duration,
     /// The sandbox this gateway runs in (for runs), empty when unknown.
     pub sandbox_id: String,
 }

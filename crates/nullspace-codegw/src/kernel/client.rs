@@ -20,6 +20,8 @@ use super::KernelError;
 
 /// How long a kernel may take to start answering.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often connecting to a starting kernel is tried.
+const CONNECT_ATTEMPTS: u32 = 10;
 /// How long one readiness probe waits for the kernel's iopub status.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -62,21 +64,21 @@ impl Kernel {
         startup: Option<&str>,
     ) -> Result<Arc<Self>, KernelError> {
         let process = KernelProcess::spawn(spec, runtime_dir, tag, cwd, envs).await?;
-        let session = uuid_like();
         let connecting = async {
-            let info = &process.connection;
-            let identity = jupyter_zmq_client::peer_identity_for_session(&session)?;
-            let (shell, iopub, control) = tokio::try_join!(
-                jupyter_zmq_client::create_client_shell_connection_with_identity(info, &session, identity),
-                jupyter_zmq_client::create_client_iopub_connection(info, "", &session),
-                jupyter_zmq_client::create_client_control_connection(info, &session),
-            )?;
-            let mut channels = Channels { shell, iopub };
-            channels.wait_ready().await?;
-            if let Some(code) = startup {
-                channels.run_silently(code).await?;
+            // A kernel still binding its ports can reset a first connection; each attempt uses fresh
+            // sockets and a fresh identity (the kernel's ROUTER ignores a duplicate one).
+            let mut attempt = 1;
+            loop {
+                match connect(&process.connection, startup).await {
+                    Ok(connected) => return Ok(connected),
+                    Err(error) if attempt < CONNECT_ATTEMPTS => {
+                        tracing::debug!(attempt, "connecting to the kernel failed, retrying: {}", error.message());
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(error) => return Err(error),
+                }
             }
-            Ok::<_, KernelError>((channels, control))
         };
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(START_TIMEOUT, connecting) => outcome,
@@ -135,6 +137,27 @@ impl Kernel {
             self.process.signal(Signal::SIGINT);
         }
     }
+}
+
+/// Connects the shell, iopub and control channels of the kernel at `info`, waits until it is ready and
+/// runs `startup`.
+async fn connect(
+    info: &jupyter_protocol::ConnectionInfo,
+    startup: Option<&str>,
+) -> Result<(Channels, ClientControlConnection), KernelError> {
+    let session = uuid_like();
+    let identity = jupyter_zmq_client::peer_identity_for_session(&session)?;
+    let (shell, iopub, control) = tokio::try_join!(
+        jupyter_zmq_client::create_client_shell_connection_with_identity(info, &session, identity),
+        jupyter_zmq_client::create_client_iopub_connection(info, "", &session),
+        jupyter_zmq_client::create_client_control_connection(info, &session),
+    )?;
+    let mut channels = Channels { shell, iopub };
+    channels.wait_ready().await?;
+    if let Some(code) = startup {
+        channels.run_silently(code).await?;
+    }
+    Ok((channels, control))
 }
 
 impl Channels {

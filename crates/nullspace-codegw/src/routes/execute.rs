@@ -1,6 +1,6 @@
 //! `POST /execute`: runs code in a context and streams its events as SSE (`data: {json}` lines, `: ping`
-//! comments every 10 s while nothing else is sent); the stream ends when the execution does. Bad input
-//! (unknown context or language, invalid envs) is a JSON error before any streaming.
+//! comments every `--keepalive-secs` while nothing else is sent); the stream ends when the execution
+//! does. Bad input (unknown context or language, invalid envs) is a JSON error before any streaming.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -17,14 +17,12 @@ use crate::exec::envs::env_snippets;
 use crate::exec::execution::Job;
 use crate::state::Shared;
 
-/// Interval of the `: ping` keepalives.
-const PING_INTERVAL: Duration = Duration::from_secs(10);
-
 /// `POST /execute`.
 pub async fn execute(
     State(gateway): State<Shared>,
     JsonBody(request): JsonBody<ExecuteRequest>,
 ) -> GatewayResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let keepalive = gateway.options.keepalive;
     let context = gateway.resolve(request.language.as_deref(), request.context_id.as_deref()).await?;
     let envs = env_snippets(&context.info.language, &request.envs).map_err(crate::error::GatewayError::invalid)?;
     let job = Job { code: request.code, envs, timeout: request.timeout.filter(|t| *t > 0).map(Duration::from_secs) };
@@ -37,5 +35,5 @@ pub async fn execute(
         let json = serde_json::to_string(&event).unwrap_or_default();
         Some((Ok(Event::default().data(json)), received))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(PING_INTERVAL).text("ping")))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(keepalive).text("ping")))
 }
