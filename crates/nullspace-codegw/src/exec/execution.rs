@@ -105,8 +105,8 @@ pub async fn execute(kernel: &Arc<Kernel>, channels: &mut Channels, job: &Job, m
         }
     }
     if let Ok(Ok(reply)) = tokio::time::timeout(REPLY_GRACE, channels.reply_to(&id)).await {
-        if let JupyterMessageContent::ExecuteReply(reply) = reply.content {
-            state.execution_count.get_or_insert(reply.execution_count.value() as i64);
+        if let Some(count) = reply.execution_count.filter(|count| *count > 0) {
+            state.execution_count.get_or_insert(count);
         }
     }
     if state.timed_out {

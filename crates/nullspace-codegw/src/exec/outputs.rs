@@ -71,9 +71,11 @@ pub fn extension_of(mime: &str) -> &'static str {
     }
 }
 
-/// An error event from a kernel's `error` output.
+/// An error event from a kernel's `error` output (kernels that name none, like bash_kernel for a failing
+/// command, get `Error`).
 pub fn error_event(name: &str, value: &str, traceback: &[String]) -> ExecutionError {
     let traceback: Vec<String> = traceback.iter().map(|line| strip_ansi(line)).collect();
+    let name = if name.trim().is_empty() { "Error" } else { name };
     ExecutionError { name: name.to_owned(), value: strip_ansi(value), traceback: traceback.join("\n") }
 }
 
@@ -180,5 +182,6 @@ mod tests {
         assert_eq!(strip_ansi("a\u{1b}]0;title\u{7}b"), "ab");
         let error = error_event("ValueError", "boom", &["\u{1b}[1mline 1\u{1b}[0m".into(), "line 2".into()]);
         assert_eq!(error.traceback, "line 1\nline 2");
+        assert_eq!(error_event("", "1", &[]).name, "Error");
     }
 }

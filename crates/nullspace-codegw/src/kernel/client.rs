@@ -6,13 +6,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jupyter_protocol::{
-    ExecuteRequest, InterruptRequest, JupyterMessage, JupyterMessageContent, KernelInfoRequest, ReplyStatus,
-};
+use jupyter_protocol::{ExecuteRequest, InterruptRequest, JupyterMessage, KernelInfoRequest};
 use jupyter_zmq_client::{
-    ClientControlConnection, ClientIoPubConnection, ClientShellConnection, KernelspecDir, RuntimeError,
+    ClientControlConnection, ClientIoPubConnection, ClientShellConnection, KernelspecDir, RawMessage, RuntimeError,
 };
 use nix::sys::signal::Signal;
+use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::process::KernelProcess;
@@ -189,15 +188,35 @@ impl Channels {
         }
     }
 
-    /// The shell reply to request `id` (earlier replies nobody waited for are dropped).
-    pub async fn reply_to(&mut self, id: &str) -> Result<JupyterMessage, KernelError> {
+    /// The shell reply to request `id` (earlier replies nobody waited for are dropped). Replies are
+    /// decoded loosely: kernels send replies the typed messages reject (bash_kernel's kernel_info has
+    /// no language version), and only the status and count matter here.
+    pub async fn reply_to(&mut self, id: &str) -> Result<ShellReply, KernelError> {
+        use zeromq::SocketRecv;
         loop {
-            match self.shell.read().await {
-                Ok(message) if parent_id(&message) == Some(id) => return Ok(message),
-                Ok(_) => {}
+            let frames = self.shell.socket.recv().await.map_err(RuntimeError::from)?;
+            let raw = match RawMessage::from_multipart(frames, &self.shell.mac) {
+                Ok(raw) => raw,
                 Err(error) if is_fatal(&error) => return Err(error.into()),
-                Err(error) => tracing::debug!("skipping an undecodable shell message: {error}"),
+                Err(error) => {
+                    tracing::debug!("skipping an undecodable shell message: {error}");
+                    continue;
+                }
+            };
+            let part = |index: usize| -> Value {
+                raw.jparts.get(index).and_then(|p| serde_json::from_slice(p).ok()).unwrap_or_default()
+            };
+            if part(1)["msg_id"].as_str() != Some(id) {
+                continue;
             }
+            let content = part(3);
+            return Ok(ShellReply {
+                ok: content["status"] == "ok",
+                execution_count: content["execution_count"].as_i64(),
+                error: content["ename"]
+                    .as_str()
+                    .map(|name| format!("{name}: {}", content["evalue"].as_str().unwrap_or_default())),
+            });
         }
     }
 
@@ -205,11 +224,9 @@ impl Channels {
     pub async fn run_silently(&mut self, code: &str) -> Result<(), KernelError> {
         let id = self.send_execute(code, true).await?;
         let reply = self.reply_to(&id).await?;
-        if let JupyterMessageContent::ExecuteReply(reply) = reply.content {
-            if reply.status != ReplyStatus::Ok {
-                let detail = reply.error.map(|e| format!("{}: {}", e.ename, e.evalue)).unwrap_or_default();
-                return Err(KernelError::start(format!("the startup code failed: {detail}")));
-            }
+        if !reply.ok {
+            let detail = reply.error.unwrap_or_else(|| "no detail".into());
+            return Err(KernelError::start(format!("the startup code failed: {detail}")));
         }
         Ok(())
     }
@@ -240,6 +257,17 @@ impl Channels {
             }
         }
     }
+}
+
+/// What the gateway reads of a shell reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellReply {
+    /// `status` was `ok`.
+    pub ok: bool,
+    /// The execution count, when the reply has one.
+    pub execution_count: Option<i64>,
+    /// `ename: evalue` of a failed request.
+    pub error: Option<String>,
 }
 
 /// The id of the request `message` answers.
