@@ -1,6 +1,7 @@
 //! `nullspace-codegw`: the code-interpreter gateway inside a sandbox. Parses its options, finds the
 //! kernelspecs, opens the artifact store, listens (default `0.0.0.0:8888`), starts the default python
-//! context in the background (`GET /health` answers 200 once it runs code) and serves the code API.
+//! context in the background (`GET /health` answers 200 once it runs code) and serves the code API
+//! until SIGTERM or SIGINT, when it stops every kernel.
 //!
 //! Options: `--listen ADDR`, `--state-dir DIR` (default `/workspace/.nullspace/code`; artifacts and
 //! kernel connection files), `--kernel-dir DIR` (repeatable; searched after the system kernel
@@ -78,7 +79,27 @@ async fn run(args: Args) -> Result<(), String> {
     tracing::info!(%address, "listening");
     let starting = std::sync::Arc::clone(&gateway);
     tokio::spawn(async move { starting.start_default_python().await });
-    axum::serve(listener, routes::router(gateway)).await.map_err(|e| format!("serving failed: {e}"))
+    let served = axum::serve(listener, routes::router(std::sync::Arc::clone(&gateway)))
+        .with_graceful_shutdown(terminated())
+        .await
+        .map_err(|e| format!("serving failed: {e}"));
+    gateway.shutdown().await;
+    served
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+    tracing::info!("stopping: kernels are shut down");
 }
 
 fn main() {

@@ -188,6 +188,14 @@ impl Gateway {
         Ok(context)
     }
 
+    /// Stops every kernel (the gateway is shutting down).
+    pub async fn shutdown(&self) {
+        let contexts = std::mem::take(&mut *self.lock_contexts());
+        for context in contexts {
+            context.remove().await;
+        }
+    }
+
     fn lock_contexts(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Context>>> {
         self.contexts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }

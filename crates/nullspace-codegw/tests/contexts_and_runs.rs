@@ -172,3 +172,30 @@ async fn wait_for(gateway: &Gateway, id: &str, statuses: &[&str]) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn kernels_die_with_the_gateway_even_when_it_is_killed() {
+    let mut gateway = start(&[]).await;
+    gateway.context(json!({})).await;
+    let needle = gateway.state.path().display().to_string();
+    let gateway_pid = gateway.pid();
+    let kernels = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| *pid != gateway_pid)
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&needle))
+            })
+            .collect()
+    };
+    assert_eq!(kernels().len(), 2, "the default context's kernel and the new one");
+    gateway.kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kernels().is_empty() {
+        assert!(Instant::now() < deadline, "kernels outlived the gateway: {:?}", kernels());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

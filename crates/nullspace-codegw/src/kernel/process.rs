@@ -1,6 +1,7 @@
 //! One kernel process: writes the connection file the gateway owns, starts the kernelspec's argv in its
 //! own process group (so interrupts and kills reach everything the kernel started), watches its exit and
-//! keeps the tail of its stderr for error messages. Dropping it kills the group.
+//! keeps the tail of its stderr for error messages. Dropping it kills the group; the kernel also dies
+//! with the gateway (parent-death signal).
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
@@ -70,6 +71,11 @@ impl KernelProcess {
 
         let mut command = spec.clone().command(&connection_file, Some(Stdio::piped()), Some(Stdio::null()))?;
         command.current_dir(cwd).envs(envs.iter().map(|(k, v)| (k, v))).process_group(0).kill_on_drop(true);
+        // SAFETY: prctl(2) between fork and exec, async-signal-safe. The kernel dies with the gateway
+        // even when the gateway is killed outright (its own process group gets no signal otherwise).
+        unsafe {
+            command.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
+        }
         let spawned = command.spawn();
         drop(listeners);
         let mut child = match spawned {

@@ -119,6 +119,17 @@ impl Execution {
 }
 
 impl Gateway {
+    /// Kills the gateway with SIGKILL (no chance to stop its kernels) and reaps it.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// The gateway's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
