@@ -79,6 +79,12 @@ async fn run(args: Args) -> Result<(), String> {
     tracing::info!(%address, "listening");
     let starting = std::sync::Arc::clone(&gateway);
     tokio::spawn(async move { starting.start_default_python().await });
+    // Events are small writes: without TCP_NODELAY each waits for the client's delayed ACK (~40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {error}");
+        }
+    });
     let served = axum::serve(listener, routes::router(std::sync::Arc::clone(&gateway)))
         .with_graceful_shutdown(terminated())
         .await
