@@ -4,8 +4,8 @@
 //! until SIGTERM or SIGINT, when it stops every kernel.
 //!
 //! Options: `--listen ADDR`, `--state-dir DIR` (default `/workspace/.nullspace/code`; artifacts and
-//! kernel connection files), `--kernel-dir DIR` (repeatable; searched after the system kernel
-//! directories), `--default-cwd DIR` (default `/workspace`), `--max-output-bytes N` (per execution), `--keepalive-secs N` (`: ping` interval, 10),
+//! kernel connection files), `--kernel-dir DIR` (repeatable; searched before `$JUPYTER_PATH`, the
+//! user's and the system kernel directories), `--default-cwd DIR` (default `/workspace`), `--max-output-bytes N` (per execution), `--keepalive-secs N` (`: ping` interval, 10),
 //! `--sandbox-id ID` (or `NULLSPACE_SANDBOX_ID`; reported on runs).
 
 mod artifacts;
@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::kernel::spec::{Kernelspecs, SYSTEM_KERNEL_DIRS};
+use crate::kernel::spec::{search_path, Kernelspecs};
 use crate::state::{Gateway, Options};
 
 /// The code-interpreter gateway: serves the code API over Jupyter kernels.
@@ -37,7 +37,8 @@ struct Args {
     /// The gateway's state: artifacts and kernel connection files.
     #[arg(long, default_value = "/workspace/.nullspace/code")]
     state_dir: PathBuf,
-    /// More directories holding kernelspecs (`<dir>/<name>/kernel.json`), after the system ones.
+    /// More directories holding kernelspecs (`<dir>/<name>/kernel.json`), searched first (then
+    /// `$JUPYTER_PATH/*/kernels`, `~/.local/share/jupyter/kernels`, /usr/local/share and /usr/share).
     #[arg(long = "kernel-dir")]
     kernel_dirs: Vec<PathBuf>,
     /// Working directory of contexts that name none.
@@ -55,8 +56,9 @@ struct Args {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let mut dirs: Vec<PathBuf> = SYSTEM_KERNEL_DIRS.iter().map(PathBuf::from).collect();
-    dirs.extend(args.kernel_dirs);
+    let jupyter_path = std::env::var("JUPYTER_PATH").ok();
+    let home = std::env::var("HOME").ok();
+    let dirs = search_path(&args.kernel_dirs, jupyter_path.as_deref(), home.as_deref());
     let specs = Kernelspecs::discover(&dirs);
     tracing::info!(kernels = ?specs.kernel_names(), languages = ?specs.available_languages(), searched = ?specs.searched(), "kernelspecs found");
     let artifacts = artifacts::ArtifactStore::open(&args.state_dir.join("artifacts")).map_err(|e| e.message())?;

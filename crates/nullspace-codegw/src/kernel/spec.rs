@@ -7,8 +7,21 @@ use std::path::{Path, PathBuf};
 use jupyter_protocol::JupyterKernelspec;
 use jupyter_zmq_client::KernelspecDir;
 
-/// Directories searched for kernelspecs before the `--kernel-dir` ones.
+/// System directories searched for kernelspecs (after `--kernel-dir`, `$JUPYTER_PATH` and the user's).
 pub const SYSTEM_KERNEL_DIRS: [&str; 2] = ["/usr/local/share/jupyter/kernels", "/usr/share/jupyter/kernels"];
+
+/// The kernelspec directories in search order: `explicit` (`--kernel-dir`), each `$JUPYTER_PATH` entry's
+/// `kernels`, `$HOME/.local/share/jupyter/kernels`, then [`SYSTEM_KERNEL_DIRS`].
+pub fn search_path(explicit: &[PathBuf], jupyter_path: Option<&str>, home: Option<&str>) -> Vec<PathBuf> {
+    let mut dirs = explicit.to_vec();
+    let entries = jupyter_path.unwrap_or_default().split(':').filter(|entry| !entry.is_empty());
+    dirs.extend(entries.map(|entry| Path::new(entry).join("kernels")));
+    if let Some(home) = home.filter(|home| !home.is_empty()) {
+        dirs.push(Path::new(home).join(".local/share/jupyter/kernels"));
+    }
+    dirs.extend(SYSTEM_KERNEL_DIRS.iter().map(PathBuf::from));
+    dirs
+}
 
 /// The languages of the API, their aliases and the kernelspec names that serve them, in preference order.
 /// A kernelspec whose `language` field names the language serves it too when no listed name exists.
@@ -110,6 +123,15 @@ mod tests {
         std::fs::create_dir_all(dir.join(name)).unwrap();
         let spec = serde_json::json!({"argv": ["k", "{connection_file}"], "display_name": name, "language": language});
         std::fs::write(dir.join(name).join("kernel.json"), spec.to_string()).unwrap();
+    }
+
+    #[test]
+    fn explicit_dirs_come_first_then_jupyter_path_the_user_and_the_system() {
+        let dirs = search_path(&["/k".into()], Some("/a::/b"), Some("/root"));
+        let expected = ["/k", "/a/kernels", "/b/kernels", "/root/.local/share/jupyter/kernels"];
+        assert_eq!(dirs[..4], expected.map(PathBuf::from));
+        assert_eq!(dirs[4..], SYSTEM_KERNEL_DIRS.map(PathBuf::from));
+        assert_eq!(search_path(&[], None, None), SYSTEM_KERNEL_DIRS.map(PathBuf::from));
     }
 
     #[test]
