@@ -23,6 +23,8 @@ pub const RESERVED_DIR: &str = "/workspace/.nullspace";
 pub struct Context {
     /// Its id, language and cwd.
     pub info: CodeContext,
+    /// Whether it is the default context of its language.
+    pub is_default: bool,
     spec: KernelspecDir,
     runtime_dir: PathBuf,
     kernel: Mutex<Option<Arc<Kernel>>>,
@@ -34,9 +36,10 @@ pub struct Context {
 
 impl Context {
     /// A context for `info` served by `spec`; its kernel starts on first use (or [`Context::kernel`]).
-    pub fn new(info: CodeContext, spec: KernelspecDir, runtime_dir: PathBuf) -> Arc<Self> {
+    pub fn new(info: CodeContext, is_default: bool, spec: KernelspecDir, runtime_dir: PathBuf) -> Arc<Self> {
         Arc::new(Self {
             info,
+            is_default,
             spec,
             runtime_dir,
             kernel: Mutex::new(None),
@@ -167,7 +170,8 @@ impl Context {
         let startup = crate::exec::startup_code(&self.info.language);
         // pydevd (ipykernel's debugger) otherwise fills the kernel's stderr, which errors quote.
         let envs = [("PYDEVD_DISABLE_FILE_VALIDATION".to_owned(), "1".to_owned())];
-        Kernel::start(&self.spec, &self.runtime_dir, &tag, Path::new(&self.info.cwd), &envs, startup.as_deref())
+        let spec = with_private_history(&self.spec);
+        Kernel::start(&spec, &self.runtime_dir, &tag, Path::new(&self.info.cwd), &envs, startup.as_deref())
             .await
             .map_err(|error| GatewayError::KernelUnavailable {
                 message: format!(
@@ -178,6 +182,16 @@ impl Context {
                 ),
             })
     }
+}
+
+/// `spec` with, for ipykernel, an in-memory IPython history: kernels sharing the on-disk history
+/// database collide ("Session/line number was not unique in database" printed into the user's output).
+fn with_private_history(spec: &KernelspecDir) -> KernelspecDir {
+    let mut spec = spec.clone();
+    if spec.kernelspec.argv.iter().any(|arg| arg.contains("ipykernel")) {
+        spec.kernelspec.argv.push("--HistoryManager.hist_file=:memory:".into());
+    }
+    spec
 }
 
 /// The working directory `requested` (absolute, or relative to `default`) checked and created: refused
@@ -250,6 +264,26 @@ mod tests {
         assert_eq!(prepare_cwd(None, dir.path()).unwrap(), dir.path());
         assert_eq!(prepare_cwd(Some("/tmp"), dir.path()).unwrap(), Path::new("/tmp"));
         assert_eq!(normalize(Path::new("/../..")), Path::new("/"));
+    }
+
+    #[test]
+    fn only_ipykernel_gets_an_in_memory_history() {
+        let spec = |argv: &[&str]| KernelspecDir {
+            kernel_name: "k".into(),
+            path: PathBuf::from("/k"),
+            kernelspec: jupyter_protocol::JupyterKernelspec {
+                argv: argv.iter().map(|arg| arg.to_string()).collect(),
+                display_name: "k".into(),
+                language: "python".into(),
+                metadata: None,
+                interrupt_mode: None,
+                env: None,
+            },
+        };
+        let python = with_private_history(&spec(&["python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"]));
+        assert_eq!(python.kernelspec.argv.last().unwrap(), "--HistoryManager.hist_file=:memory:");
+        let bash = with_private_history(&spec(&["python3", "-m", "bash_kernel", "-f", "{connection_file}"]));
+        assert_eq!(bash.kernelspec.argv.len(), 5);
     }
 
     #[test]

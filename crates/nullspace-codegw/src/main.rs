@@ -3,9 +3,10 @@
 //! context in the background (`GET /health` answers 200 once it runs code) and serves the code API
 //! until SIGTERM or SIGINT, when it stops every kernel.
 //!
-//! Options: `--listen ADDR`, `--state-dir DIR` (default `/workspace/.nullspace/code`; artifacts and
-//! kernel connection files), `--kernel-dir DIR` (repeatable; searched before `$JUPYTER_PATH`, the
-//! user's and the system kernel directories), `--default-cwd DIR` (default `/workspace`), `--max-output-bytes N` (per execution), `--keepalive-secs N` (`: ping` interval, 10),
+//! Options: `--listen ADDR`, `--state-dir DIR` (default `/workspace/.nullspace/code`; artifacts, the
+//! recorded contexts and kernel connection files), `--kernel-dir DIR` (repeatable; searched before
+//! `$JUPYTER_PATH`, the user's and the system kernel directories), `--default-cwd DIR` (default
+//! `/workspace`), `--max-output-bytes N` (per execution), `--keepalive-secs N` (`: ping` interval, 10),
 //! `--sandbox-id ID` (or `NULLSPACE_SANDBOX_ID`; reported on runs).
 
 mod artifacts;
@@ -67,6 +68,7 @@ async fn run(args: Args) -> Result<(), String> {
     let options = Options {
         default_cwd: args.default_cwd,
         runtime_dir: args.state_dir.join("runtime"),
+        contexts_file: args.state_dir.join("contexts.json"),
         max_output_bytes: args.max_output_bytes,
         keepalive: std::time::Duration::from_secs(args.keepalive_secs.max(1)),
         sandbox_id: args.sandbox_id,
@@ -79,6 +81,7 @@ async fn run(args: Args) -> Result<(), String> {
     // Tests and supervisors read this line to learn the port.
     println!("nullspace-codegw listening on {address}");
     tracing::info!(%address, "listening");
+    gateway.restore_contexts().await;
     let starting = std::sync::Arc::clone(&gateway);
     tokio::spawn(async move { starting.start_default_python().await });
     // Events are small writes: without TCP_NODELAY each waits for the client's delayed ACK (~40 ms).

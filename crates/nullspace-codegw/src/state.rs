@@ -1,5 +1,6 @@
 //! The gateway's shared state: its options, the kernelspecs, the contexts (and the default context of
-//! each language), the artifact store, the runs, and whether the default python context runs code.
+//! each language, recorded on disk so they outlive a restart), the artifact store, the runs, and whether
+//! the default python context runs code.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use jupyter_zmq_client::KernelspecDir;
 use nullspace_types::code_api::CodeContext;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::artifacts::ArtifactStore;
@@ -22,12 +24,23 @@ pub struct Options {
     pub default_cwd: PathBuf,
     /// Where connection files go.
     pub runtime_dir: PathBuf,
+    /// Where the contexts are recorded, so they outlive a gateway restart (their kernels start afresh).
+    pub contexts_file: PathBuf,
     /// Output bytes one execution passes on.
     pub max_output_bytes: usize,
     /// Interval of `: ping` comments on quiet execute streams.
     pub keepalive: std::time::Duration,
     /// The sandbox this gateway runs in (for runs), empty when unknown.
     pub sandbox_id: String,
+}
+
+/// One context as recorded in the contexts file.
+#[derive(Debug, Serialize, Deserialize)]
+struct Recorded {
+    #[serde(flatten)]
+    context: CodeContext,
+    #[serde(default)]
+    is_default: bool,
 }
 
 /// Whether the default python context runs code.
@@ -113,6 +126,10 @@ impl Gateway {
 
     /// A new context (its kernel starts on first use).
     pub fn create_context(&self, language: Option<&str>, cwd: Option<&str>) -> GatewayResult<Arc<Context>> {
+        self.new_context(language, cwd, false)
+    }
+
+    fn new_context(&self, language: Option<&str>, cwd: Option<&str>, is_default: bool) -> GatewayResult<Arc<Context>> {
         let (language, spec) = self.language(language)?;
         let cwd = prepare_cwd(cwd, &self.options.default_cwd)?;
         let info = CodeContext {
@@ -120,9 +137,58 @@ impl Gateway {
             language: language.to_owned(),
             cwd: cwd.display().to_string(),
         };
-        let context = Context::new(info, spec, self.options.runtime_dir.clone());
+        let context = Context::new(info, is_default, spec, self.options.runtime_dir.clone());
         self.lock_contexts().push(Arc::clone(&context));
+        self.persist();
         Ok(context)
+    }
+
+    /// Brings back the contexts a previous run of the gateway recorded (ids, languages and cwds; their
+    /// kernels start on first use, with fresh state). Records that no longer fit are dropped.
+    pub async fn restore_contexts(&self) {
+        let Ok(bytes) = std::fs::read(&self.options.contexts_file) else { return };
+        let records: Vec<Recorded> = match serde_json::from_slice(&bytes) {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!("ignoring the recorded contexts: {error}");
+                return;
+            }
+        };
+        let mut defaults = self.defaults.lock().await;
+        for record in records {
+            let (language, spec) = match self.language(Some(&record.context.language)) {
+                Ok(found) => found,
+                Err(error) => {
+                    tracing::warn!(context = %record.context.id, "dropping a recorded context: {}", error.message());
+                    continue;
+                }
+            };
+            let info = CodeContext { language: language.to_owned(), ..record.context };
+            let context = Context::new(info, record.is_default, spec, self.options.runtime_dir.clone());
+            if record.is_default && !defaults.contains_key(language) {
+                defaults.insert(language, Arc::clone(&context));
+            }
+            self.lock_contexts().push(context);
+        }
+        tracing::info!(contexts = self.lock_contexts().len(), "recorded contexts restored");
+    }
+
+    /// Records the contexts (best effort: a failure costs only their survival of a restart).
+    fn persist(&self) {
+        let records: Vec<Recorded> = self
+            .lock_contexts()
+            .iter()
+            .map(|context| Recorded { context: context.info.clone(), is_default: context.is_default })
+            .collect();
+        let path = &self.options.contexts_file;
+        let temporary = path.with_extension("json.tmp");
+        let written = serde_json::to_vec(&records)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&temporary, bytes))
+            .and_then(|()| std::fs::rename(&temporary, path));
+        if let Err(error) = written {
+            tracing::warn!(path = %path.display(), "cannot record the contexts: {error}");
+        }
     }
 
     /// The context `id`.
@@ -149,6 +215,7 @@ impl Gateway {
                 .ok_or_else(|| GatewayError::ContextNotFound { id: id.to_owned() })?;
             contexts.remove(index)
         };
+        self.persist();
         context.remove().await;
         Ok(())
     }
@@ -162,7 +229,7 @@ impl Gateway {
                 return Ok(Arc::clone(context));
             }
         }
-        let context = self.create_context(Some(language), None)?;
+        let context = self.new_context(Some(language), None, true)?;
         defaults.insert(language, Arc::clone(&context));
         Ok(context)
     }
@@ -188,7 +255,7 @@ impl Gateway {
         Ok(context)
     }
 
-    /// Stops every kernel (the gateway is shutting down).
+    /// Stops every kernel (the gateway is shutting down); the contexts stay recorded.
     pub async fn shutdown(&self) {
         let contexts = std::mem::take(&mut *self.lock_contexts());
         for context in contexts {

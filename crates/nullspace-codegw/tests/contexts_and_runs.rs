@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{assert_error, start, Gateway};
+use common::{assert_error, start, start_in, Gateway};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -198,4 +198,25 @@ async fn kernels_die_with_the_gateway_even_when_it_is_killed() {
         assert!(Instant::now() < deadline, "kernels outlived the gateway: {:?}", kernels());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn contexts_and_artifacts_outlive_a_gateway_restart_with_fresh_kernels() {
+    let gateway = start(&[]).await;
+    let context = gateway.context(json!({"cwd": "/tmp"})).await;
+    gateway.run(&context, "x = 1").await;
+    let svg =
+        "from IPython.display import SVG\nSVG(data=\"<svg xmlns='http://www.w3.org/2000/svg' width='4' height='4'/>\")";
+    let artifact = gateway.run(&context, svg).await.artifacts()[0]["id"].as_str().unwrap().to_owned();
+    let (state, workspace) = gateway.kill_keeping_dirs();
+
+    let gateway = start_in(state, workspace, &[]).await;
+    let (_, contexts) = gateway.call(Method::GET, "/contexts", None).await;
+    let restored =
+        contexts.as_array().unwrap().iter().find(|c| c["id"] == context.as_str()).expect("the context is back");
+    assert_eq!((restored["language"].as_str(), restored["cwd"].as_str()), (Some("python"), Some("/tmp")));
+    assert_eq!(contexts.as_array().unwrap().len(), 2, "the context and the default python one, not a second default");
+    assert_eq!(gateway.run(&context, "print('x' in globals())").await.stdout(), "False\n", "a fresh kernel");
+    let (status, _) = gateway.call(Method::GET, &format!("/artifacts/{artifact}"), None).await;
+    assert_eq!(status, 200);
 }

@@ -34,12 +34,15 @@ impl Drop for Gateway {
 
 /// Starts a gateway with `extra` arguments and waits until it runs python code.
 pub async fn start(extra: &[&str]) -> Gateway {
+    start_in(tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), extra).await
+}
+
+/// Like [`start`], with the state directory and workspace of an earlier gateway.
+pub async fn start_in(state: tempfile::TempDir, workspace: tempfile::TempDir, extra: &[&str]) -> Gateway {
     assert!(
         std::path::Path::new("/usr/share/jupyter/kernels/python3/kernel.json").exists(),
         "these tests need the host's python kernel: apt-get install python3-ipykernel python3-matplotlib"
     );
-    let workspace = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_nullspace-codegw"))
         .args(["--listen", "127.0.0.1:0", "--state-dir"])
         .arg(state.path())
@@ -123,6 +126,14 @@ impl Gateway {
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// Kills the gateway with SIGKILL and hands back its state directory and workspace.
+    pub fn kill_keeping_dirs(mut self) -> (tempfile::TempDir, tempfile::TempDir) {
+        self.kill();
+        let state = std::mem::replace(&mut self.state, tempfile::tempdir().unwrap());
+        let workspace = std::mem::replace(&mut self.workspace, tempfile::tempdir().unwrap());
+        (state, workspace)
     }
 
     /// The gateway's pid.
