@@ -2,6 +2,7 @@
 //! and the guest daemon. Shapes follow the official Python client `nullspace-sdk` 0.1.9 exactly.
 #![warn(missing_docs)]
 
+pub mod code_api;
 pub mod error;
 pub mod exec_api;
 pub mod files_api;
