@@ -68,6 +68,9 @@ class JavaKernel(Kernel):
             cell.write(code if code.endswith("\n") else code + "\n")
         output = []
         interrupted = False
+        # jshell's line editor (on a dumb terminal) answers each command line with one space before
+        # the command's output: dropped once, so printed text comes out exactly as printed.
+        pending_echo = True
         self.jshell.sendline(f"/open {path}")
         while True:
             try:
@@ -83,6 +86,9 @@ class JavaKernel(Kernel):
                 return self._error("KernelDied", "jshell exited; the kernel restarted it (state is lost)", [])
             line = self.jshell.before + ("\n" if index == 1 else "")
             line = line.replace("\r", "")
+            if pending_echo:
+                line = line[1:] if line.startswith(" ") else line
+                pending_echo = False
             output.append(line)
             if not silent and index == 1:
                 self._stream(line)
