@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod code;
 pub mod config;
 mod error;
 mod exec;
@@ -20,6 +21,7 @@ mod watch;
 mod ws;
 
 pub use client::Client;
+pub use code::CodeEventStream;
 pub use config::{ClientConfig, ConfigSources, DEFAULT_BASE_URL};
 pub use error::ClientError;
 pub use files::{Files, FilesOwner, UploadUrl};

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use nullspace_client::types::volume::VolumeMountRequest;
 
+pub use crate::commands::sandbox::code::CodeCommand;
 pub use crate::commands::template::TemplateCommand;
 
 /// Self-hostable sandboxes: the API server, its CLI, and a host doctor.
@@ -283,6 +284,9 @@ pub enum SandboxCommand {
     /// Attach, detach and inspect volumes of a running sandbox.
     #[command(subcommand)]
     Volume(SandboxVolumeCommand),
+    /// Run code and manage contexts, artifacts and queued runs in a code-interpreter sandbox.
+    #[command(subcommand)]
+    Code(CodeCommand),
     /// Upload a local file into a sandbox (streamed; progress on a terminal).
     Upload {
         /// Sandbox id.

@@ -1,5 +1,6 @@
 //! `nullspace sandbox …`: dispatch to one module per verb, and the sandbox line/row shared by several.
 
+pub(crate) mod code;
 mod create;
 mod exec;
 mod file;
@@ -37,6 +38,7 @@ pub async fn run(command: SandboxCommand, global: &GlobalArgs) -> anyhow::Result
         SandboxCommand::Fork { id } => state::fork(&client, &id, global.json).await,
         SandboxCommand::Snapshot { id } => state::snapshot(&client, &id, global.json).await,
         SandboxCommand::Volume(command) => super::attachments::run(&client, command, global.json).await,
+        SandboxCommand::Code(command) => code::run(&client, command, global.json).await,
     }
 }
 
