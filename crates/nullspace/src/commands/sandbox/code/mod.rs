@@ -260,9 +260,6 @@ fn code_hint(sandbox: &str, error: &ClientError) -> Option<String> {
         "context_not_found" => format!("list the contexts with `nullspace sandbox code context list {sandbox}`"),
         "artifact_not_found" => format!("list the artifacts with `nullspace sandbox code artifact list {sandbox}`"),
         "run_not_found" => format!("list the runs with `nullspace sandbox code run-job list {sandbox}`"),
-        "unknown_language" | "language_unavailable" => {
-            "the code interpreter runs python, javascript, typescript, r, java and bash".to_owned()
-        }
         "sandbox_not_ready" => {
             format!("the code interpreter is still starting; try again, or check `nullspace sandbox get {sandbox}`")
         }

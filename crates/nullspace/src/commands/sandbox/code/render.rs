@@ -1,6 +1,6 @@
-//! How execution events read on a terminal: stdout and stderr text as it came, each result's text (or,
-//! for rich results, a note such as `[chart: bar 'Revenue']` or `[image/png 10.0 KiB → artifact
-//! art_…]`), errors with their traceback and `Name: value` on stderr. Pure: [`Renderer`] turns events
+//! How execution events read on a terminal: stdout and stderr text as it came, each result's text and a
+//! note for each rich representation (`[text/html 2.0 KiB]`; for charts and images the notes replace the
+//! text: `[chart: bar 'Revenue', 3 elements]`, `[image/png 10.0 KiB → artifact art_…]`), errors with their traceback and `Name: value` on stderr. Pure: [`Renderer`] turns events
 //! into chunks for stdout and stderr; `run` writes them.
 
 use nullspace_client::types::code_api::{Artifact, ExecutionError, ExecutionEvent, ExecutionResult, RunExecution};
@@ -105,11 +105,8 @@ fn result_lines(result: &ExecutionResult) -> (Vec<String>, Option<String>) {
     .filter_map(|(mime, len)| len.map(|len| format!("{mime} {}", size(len as u64))))
     .collect();
     if result.chart.is_none() && images.is_empty() {
-        match &result.text {
-            Some(text) => lines.push(text.clone()),
-            None => lines
-                .extend(other_formats(result).into_iter().map(|(mime, len)| format!("[{mime} {}]", size(len as u64)))),
-        }
+        lines.extend(result.text.clone());
+        lines.extend(other_formats(result).into_iter().map(|(mime, len)| format!("[{mime} {}]", size(len as u64))));
     }
     // The gateway stores the first image of a bundle; only that one gets an artifact.
     let mut images = images.into_iter();
@@ -275,9 +272,11 @@ mod tests {
     }
 
     #[test]
-    fn results_without_text_name_their_formats() {
+    fn rich_results_name_their_formats() {
         let html = ExecutionResult { html: Some("<b>hi</b>".into()), ..Default::default() };
-        assert_eq!(all(&[ExecutionEvent::Result(Box::new(html))]).0, "[text/html 9 B]\n");
+        assert_eq!(all(&[ExecutionEvent::Result(Box::new(html.clone()))]).0, "[text/html 9 B]\n");
+        let both = ExecutionResult { text: Some("<HTML object>".into()), ..html };
+        assert_eq!(all(&[ExecutionEvent::Result(Box::new(both))]).0, "<HTML object>\n[text/html 9 B]\n");
     }
 
     #[test]
