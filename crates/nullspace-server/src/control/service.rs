@@ -274,8 +274,10 @@ impl Control {
             record.warm_pool_id = Some(pool_id);
             record.deadline_ms = deadline_ms;
         }
+        let ours = record.id.clone();
         let record = self.insert_and_start(record, "api", None).await?;
-        if let Some(runtime) = runtime {
+        // Under an idempotency key another request may have made the sandbox: that one starts it.
+        if let Some(runtime) = runtime.filter(|_| record.id == ours) {
             if let Err(error) = self.start_template(&record.id, &runtime, &record.envs).await {
                 if let Err(cleanup) = self.destroy_record(&record, "template_start_failed", "system").await {
                     tracing::warn!(sandbox = %record.id, error = %crate::error_chain(&cleanup), "cannot remove a sandbox whose template did not start");
