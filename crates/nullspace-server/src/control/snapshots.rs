@@ -5,7 +5,8 @@
 use nullspace_types::sandbox::CreateSandboxRequest;
 
 use super::events::NewEvent;
-use super::service::{new_record, ControlResult, SetGuard};
+use super::sandbox_create::new_record;
+use super::service::{ControlResult, SetGuard};
 use super::validate::{self};
 use super::{Control, ControlError, SandboxState};
 use crate::clock;
