@@ -31,7 +31,7 @@ registry_port="${OFFICIAL_TESTS_REGISTRY_PORT:-5059}"
 HOME="$home" NULLSPACE_BOOTSTRAP_API_KEY="$key" "$root/target/release/nullspace" server \
   --listen "127.0.0.1:$port" --data-dir "$data" --bridge nsofficial --subnet 10.215.0.0/16 \
   --registry-mirror "docker.io=http://127.0.0.1:$registry_port" \
-  --registry-allow-private >"$log" 2>&1 &
+  --registry-allow-private --sandbox-ca-bundle /etc/ssl/certs/ca-certificates.crt >"$log" 2>&1 &
 server=$!
 docker_fixtures=""
 cleanup() {
@@ -59,6 +59,22 @@ for _ in $(seq 1 900); do
   if ! kill -0 "$server" 2>/dev/null; then tail -50 "$log"; exit 1; fi
   sleep 1
 done
+
+# The client's code-interpreter tests skip themselves while `code-interpreter` is not listed: wait for the
+# server's build of it (found already built when the e2e run used this data dir), and fail if it never comes.
+for _ in $(seq 1 1800); do
+  if curl -fsS -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/templates" 2>/dev/null \
+    | python3 -c 'import json,sys; sys.exit(0 if any(t.get("id") == "code-interpreter" and t.get("builtin") for t in json.load(sys.stdin)) else 1)'; then
+    break
+  fi
+  if ! kill -0 "$server" 2>/dev/null; then tail -50 "$log"; exit 1; fi
+  sleep 1
+done
+if ! curl -fsS -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/templates" | grep -q '"id":"code-interpreter"'; then
+  echo "official-tests: the code-interpreter template was not built in time" >&2
+  grep -i "built-in\|code-interpreter" "$log" | tail -20 >&2
+  exit 1
+fi
 
 deselect=(
   # Expects GET {preview}/hello.txt == "hello from python quickstart" but never writes that file
@@ -112,4 +128,6 @@ NULLSPACE_INTEGRATION=1 NULLSPACE_API_URL="http://127.0.0.1:$port" NULLSPACE_API
   tests/test_integration.py tests/test_quickstart_integration.py tests/test_firecracker_filesystem_parity.py \
   tests/test_pty_integration.py tests/test_firecracker_uploads_integration.py \
   tests/test_sandbox_integration.py tests/test_lifecycle_integration.py "$journeys" \
+  tests/test_firecracker_code_interpreter_integration.py tests/test_firecracker_code_interpreter_sdk_sync_async.py \
+  tests/test_firecracker_sdk_user_journeys.py::TestCodeInterpreterUserJourneys \
   "${deselect[@]}"

@@ -39,6 +39,26 @@ RUN_ID = uuid.uuid4().hex[:10]
 # helpers
 
 
+HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+# How long a test waits for the server's first build of the code-interpreter template (it starts when the
+# session server starts, and takes minutes on a fresh data dir; later runs find it built).
+CODE_INTERPRETER_BUILD_SECS = 1800
+
+
+def wait_for_builtin_template(srv: "Server", name: str, timeout: float = CODE_INTERPRETER_BUILD_SECS) -> None:
+    """Waits until `GET /v1/templates` lists built-in `name` (fails with the server log's tail after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = httpx.get(f"{srv.url}/v1/templates", headers={"Authorization": f"Bearer {srv.key}"}, timeout=30).json()
+        if any(t.get("id") == name and t.get("builtin") for t in listed):
+            return
+        if not srv.running:
+            raise AssertionError(f"the server exited while building {name}:\n{_tail(srv.log_path)}")
+        time.sleep(2)
+    raise AssertionError(f"built-in template {name} was not ready after {timeout:.0f} s:\n{_tail(srv.log_path)}")
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -166,6 +186,10 @@ class Server:
         self.bridge = f"nse{digest % 10**6:06d}"
         self.subnet = f"10.{216 + digest % 32}.0.0/16"
         self.extra_args += ["--bridge", self.bridge, "--subnet", self.subnet]
+        # This host's HTTPS goes through a TLS-inspecting proxy: sandboxes (pip, npm in template builds and
+        # in the code interpreter) trust what the host trusts.
+        if Path(HOST_CA_BUNDLE).is_file():
+            self.extra_args += ["--sandbox-ca-bundle", HOST_CA_BUNDLE]
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.key = TEST_KEY
@@ -374,7 +398,8 @@ def sibling_server(server: Server, name: str, extra_args: list[str]) -> Server:
         if templates.exists():
             shutil.rmtree(templates)
         templates.symlink_to(server.data_dir / "templates")
-    srv = Server(server.binary, data_dir, extra_args=extra_args)
+    # Siblings never build the code interpreter (the session server does, once).
+    srv = Server(server.binary, data_dir, extra_args=[*extra_args, "--without-template", "code-interpreter"])
     srv.start(timeout=120)
     srv.kill_all(srv.key)
     return srv

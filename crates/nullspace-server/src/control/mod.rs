@@ -14,6 +14,7 @@ mod guest_watch;
 pub mod preview_grants;
 mod reaper;
 mod reconcile;
+mod sandbox_create;
 mod service;
 mod snapshots;
 mod state;

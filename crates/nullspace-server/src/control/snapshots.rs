@@ -5,7 +5,8 @@
 use nullspace_types::sandbox::CreateSandboxRequest;
 
 use super::events::NewEvent;
-use super::service::{new_record, ControlResult, SetGuard};
+use super::sandbox_create::new_record;
+use super::service::{ControlResult, SetGuard};
 use super::validate::{self};
 use super::{Control, ControlError, SandboxState};
 use crate::clock;
@@ -184,7 +185,12 @@ impl Control {
         let snapshot = self.resolve_snapshot(tenant, snapshot_or_sandbox_id).await?;
         self.admit(snapshot.config.vcpus, snapshot.config.memory_mb).await?;
         let record = Self::record_from_snapshot(tenant, &snapshot, None, None, None);
-        let resumed = self.insert_and_start(record, "resume", self.memory_of(&snapshot)).await?;
+        let memory = self.memory_of(&snapshot);
+        let from_files = memory.is_none();
+        let resumed = self.insert_and_start(record, "resume", memory).await?;
+        if from_files {
+            self.restart_template(&resumed).await;
+        }
         if let Some(alias) = self.store.paused_sandbox_of_snapshot(&tenant.id, &snapshot.id).await? {
             self.store.transition(&alias.id, &[SandboxState::Paused], SandboxState::Destroying, None).await?;
             self.release(&alias.id).await?;
@@ -220,7 +226,15 @@ impl Control {
         self.admit(snapshot.config.vcpus, snapshot.config.memory_mb).await?;
         let record =
             Self::record_from_snapshot(tenant, &snapshot, request.metadata, request.timeout_ms, idempotency_key);
-        self.insert_and_start(record, "api", self.memory_of(&snapshot)).await
+        let memory = self.memory_of(&snapshot);
+        let from_files = memory.is_none();
+        let ours = record.id.clone();
+        let created = self.insert_and_start(record, "api", memory).await?;
+        // Under an idempotency key another request may have made it: that one starts it.
+        if from_files && created.id == ours {
+            self.restart_template(&created).await;
+        }
+        Ok(created)
     }
 
     /// The memory image to restore sandboxes of `snapshot` from: only when it has one and this node's
@@ -258,6 +272,9 @@ impl Control {
                 return Err(error);
             }
         };
+        if !self.node.memory_snapshots() {
+            self.restart_template(&child).await;
+        }
         let mut event = NewEvent::sandbox("fork", "succeeded", "user", &child.id).reason("api");
         event.source_sandbox_id = Some(parent.id.clone());
         event.target_sandbox_id = Some(child.id.clone());

@@ -48,6 +48,27 @@ impl Control {
         })
     }
 
+    /// Runs the template's start command again (and waits for its readiness) in sandbox `record`, which
+    /// was booted from a snapshot's files without a memory image: none of the processes the template
+    /// started survived. A template without a start command needs nothing. A start that fails is
+    /// logged, not fatal: the sandbox and its files are the caller's either way.
+    pub(super) async fn restart_template(&self, record: &crate::store::SandboxRecord) {
+        let runtime = match self.store.get_template_any(&record.template).await {
+            Ok(Some(template)) => super::template_refs::image_of(&template).runtime,
+            Ok(None) => return, // a node template (`base`): no start command
+            Err(error) => {
+                tracing::warn!(sandbox = %record.id, error = %crate::error_chain(&error), "cannot read the template to start it again");
+                return;
+            }
+        };
+        if runtime.start_cmd.is_none() && runtime.readiness.is_none() {
+            return;
+        }
+        if let Err(error) = self.start_template(&record.id, &runtime, &record.envs).await {
+            tracing::warn!(sandbox = %record.id, error = %crate::error_chain(&error), "the template's start command failed after a boot from files");
+        }
+    }
+
     /// Runs `runtime`'s start command in sandbox `sandbox_id` (in the background) and waits for its
     /// readiness. An error means the sandbox is not usable and must be destroyed.
     pub(super) async fn start_template(
