@@ -120,6 +120,9 @@ pub struct BenchArgs {
     /// `jupyter_client` round trips on the same kernel).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
     pub code_runs: u64,
+    /// Also time create→first result of `code-interpreter` sandboxes claimed from a warm pool.
+    #[arg(long)]
+    pub code_warm_pool: bool,
     /// Skip the code-interpreter figures (measured when the server lists the `code-interpreter` template).
     #[arg(long)]
     pub no_code_interpreter: bool,

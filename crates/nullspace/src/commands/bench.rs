@@ -73,7 +73,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
         eprintln!("bench: code-interpreter figures skipped (--no-code-interpreter)");
         None
     } else {
-        bench_code::measure(&client, args.code_sandboxes as usize, args.code_runs as usize).await?
+        bench_code::measure(&client, args.code_sandboxes as usize, args.code_runs as usize, args.code_warm_pool).await?
     };
     eprintln!("bench: create→first-exec over {} sandboxes", args.sandboxes);
     let create = measure_create(&client, args.sandboxes).await?;
