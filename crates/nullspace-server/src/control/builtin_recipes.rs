@@ -132,6 +132,7 @@ impl BuiltinTemplates {
         all
     }
 
+
     /// The built-in whose template is `template_id`, if any.
     pub fn by_template(&self, template_id: &str) -> Option<(String, ReadyBuiltin)> {
         self.all().into_iter().find(|(_, builtin)| builtin.template_id == template_id)
