@@ -4,7 +4,9 @@
 
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
+use crate::client::Client;
 use crate::error::ClientError;
 
 /// Splits bytes into lines and yields the payload of each `data:` line.
@@ -93,6 +95,19 @@ impl<T: DeserializeOwned> SseStream<T> {
                 }
             }
         }
+    }
+}
+
+impl Client {
+    /// `POST path` (from `/v1/…`, its segments already percent-encoded) with a JSON body, answered as
+    /// server-sent events of `T` (a code execute stream, for one).
+    pub async fn post_events<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<SseStream<T>, ClientError> {
+        let builder = self.request(reqwest::Method::POST, path)?.header("Accept", "text/event-stream").json(body);
+        Ok(SseStream::new(self.send(builder).await?))
     }
 }
 

@@ -114,6 +114,19 @@ pub struct BenchArgs {
     /// Templates built on the one image for the disk figure.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub templates: u64,
+    /// `code-interpreter` sandboxes to create for the create→first `run_code("1+1")` result figure.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub code_sandboxes: u64,
+    /// `run_code("1+1")` round trips timed in one `code-interpreter` sandbox (and as many raw
+    /// `jupyter_client` round trips on the same kernel).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    pub code_runs: u64,
+    /// Also time create→first result of `code-interpreter` sandboxes claimed from a warm pool.
+    #[arg(long)]
+    pub code_warm_pool: bool,
+    /// Skip the code-interpreter figures (measured when the server lists the `code-interpreter` template).
+    #[arg(long)]
+    pub no_code_interpreter: bool,
 }
 
 /// Isolation runtime of `nullspace server`.

@@ -1,7 +1,8 @@
 //! `nullspace bench`: measures a running server (create→first-exec, cold and from a warm pool, exec
 //! round trip, file throughput of a sandbox and of volumes, plain and size-limited) and, in the same run,
 //! bare `runc run` of the same template rootfs and `cp` on the same disk, and prints the ratios. The
-//! template figures (given `--registry-image`) are `bench_templates`'.
+//! template figures (given `--registry-image`) are `bench_templates`', the code-interpreter figures
+//! (when the server has the `code-interpreter` template) `bench_code`'s.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -15,6 +16,7 @@ use nullspace_types::exec_api::ExecRequest;
 use nullspace_types::sandbox::CreateSandboxRequest;
 use serde_json::json;
 
+use super::bench_code;
 use super::bench_templates::{self, TemplateBench};
 use crate::cli::{BenchArgs, GlobalArgs};
 use crate::exit::ExitStatus;
@@ -67,6 +69,12 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
             None
         }
     };
+    let code = if args.no_code_interpreter {
+        eprintln!("bench: code-interpreter figures skipped (--no-code-interpreter)");
+        None
+    } else {
+        bench_code::measure(&client, args.code_sandboxes as usize, args.code_runs as usize, args.code_warm_pool).await?
+    };
     eprintln!("bench: create→first-exec over {} sandboxes", args.sandboxes);
     let create = measure_create(&client, args.sandboxes).await?;
     eprintln!("bench: warm-pool create→first-exec over {} sandboxes", args.sandboxes);
@@ -103,6 +111,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
             "local_copy_mib_per_s": copy_mbps,
             "file_mib": args.file_mb,
             "templates": templates,
+            "code_interpreter": code,
         });
         println!("{}", serde_json::to_string_pretty(&body)?);
     } else {
@@ -130,6 +139,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
             Some(figures) => bench_templates::print_rows(figures, row),
             None => println!("{:<24} skipped: pass --registry-image (see `nullspace bench --help`)", "templates"),
         }
+        bench_code::print_rows(code.as_ref(), args.no_code_interpreter, row);
     }
     Ok(ExitStatus::Success)
 }

@@ -4,6 +4,7 @@
 mod api_key;
 mod attachments;
 mod bench;
+mod bench_code;
 mod bench_templates;
 mod doctor;
 mod files;
