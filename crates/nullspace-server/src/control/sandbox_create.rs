@@ -6,7 +6,7 @@ use nullspace_node::network::{parse_destination, Network, NetworkPolicy};
 use nullspace_types::sandbox::{CreateSandboxRequest, NetworkRequest};
 
 use super::capacity::Refusal;
-use super::service::{ControlResult, CreateParams};
+use super::service::{ControlResult, CreateParams, SetGuard};
 use super::validate::{self, invalid, DEFAULT_TIMEOUT_MS};
 use super::{Control, ControlError, SandboxState};
 use crate::clock;
@@ -106,6 +106,8 @@ impl Control {
             record.deadline_ms = deadline_ms;
         }
         let ours = record.id.clone();
+        // A pool member is not claimable until its template's start command ran and its readiness held.
+        let _starting = record.warm_pool_id.as_ref().and_then(|_| SetGuard::insert(&self.warm.starting, ours.clone()));
         let record = self.insert_and_start(record, "api", None).await?;
         // Under an idempotency key another request may have made the sandbox: that one starts it.
         if let Some(runtime) = runtime.filter(|_| record.id == ours) {

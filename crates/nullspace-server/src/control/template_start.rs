@@ -137,6 +137,13 @@ impl Control {
                 Ok(()) => return Ok(()),
                 Err(why) => why,
             };
+            // A sandbox destroyed meanwhile (its create was abandoned, its pool deleted) is not waited for.
+            if self.node().guest(sandbox_id).health().await.is_err() {
+                return Err(start_failed(format!(
+                    "the sandbox stopped before the template's readiness check ({}) passed: {last}",
+                    describe(readiness)
+                )));
+            }
             if started.elapsed() >= timeout {
                 return Err(start_failed(format!(
                     "the template's readiness check ({}) did not pass within {}s: {last}",

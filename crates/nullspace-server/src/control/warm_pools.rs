@@ -32,6 +32,8 @@ pub struct WarmPools {
     pub(super) wake: tokio::sync::Notify,
     /// Signalled whenever a pool gained a ready sandbox (waiting `require`/`prefer` claims retry).
     pub(super) ready: tokio::sync::Notify,
+    /// Members whose template start command and readiness are still running: running, not yet claimable.
+    pub(super) starting: Mutex<HashSet<String>>,
 }
 
 /// `resources` of a pool request.

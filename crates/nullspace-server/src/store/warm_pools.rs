@@ -373,16 +373,21 @@ impl Store {
         tenant_id: &str,
         pool_id: &str,
         template: &str,
+        starting: &[String],
     ) -> StoreResult<Option<String>> {
+        // Members still starting their template are passed as a JSON array and skipped.
+        let starting = serde_json::to_string(starting).unwrap_or_else(|_| "[]".to_owned());
         let row = sqlx::query(
             "UPDATE sandboxes SET pool_claimed = 1 WHERE id = (SELECT id FROM sandboxes WHERE tenant_id = $1 \
-             AND warm_pool_id = $2 AND pool_claimed = 0 AND state = $3 AND template = $4 ORDER BY created_at, id \
+             AND warm_pool_id = $2 AND pool_claimed = 0 AND state = $3 AND template = $4 \
+             AND id NOT IN (SELECT value FROM json_each($5)) ORDER BY created_at, id \
              LIMIT 1) AND pool_claimed = 0 AND state = $3 RETURNING id",
         )
         .bind(tenant_id)
         .bind(pool_id)
         .bind(SandboxState::Running.as_str())
         .bind(template)
+        .bind(starting)
         .fetch_optional(&self.pool)
         .await
         .map_err(query("claim pool sandbox"))?;

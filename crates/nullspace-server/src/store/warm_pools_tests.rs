@@ -94,13 +94,16 @@ async fn a_claim_takes_each_ready_member_once_and_only_for_its_tenant_and_templa
     store.insert_sandbox(&member(&tenant.id, "sb_1", Some("twp_1"), SandboxState::Running)).await.unwrap();
     store.insert_sandbox(&member(&tenant.id, "sb_22", Some("twp_1"), SandboxState::Running)).await.unwrap();
     store.insert_sandbox(&member(&tenant.id, "sb_333", Some("twp_1"), SandboxState::Creating)).await.unwrap();
-    assert_eq!(store.claim_pool_sandbox("tn_other", "twp_1", "base").await.unwrap(), None);
-    assert_eq!(store.claim_pool_sandbox(&tenant.id, "twp_1", "tmpl_other").await.unwrap(), None);
+    assert_eq!(store.claim_pool_sandbox("tn_other", "twp_1", "base", &[]).await.unwrap(), None);
+    assert_eq!(store.claim_pool_sandbox(&tenant.id, "twp_1", "tmpl_other", &[]).await.unwrap(), None);
+    // A member still running its template's start command is not handed out.
+    let starting = ["sb_1".to_owned(), "sb_22".to_owned()];
+    assert_eq!(store.claim_pool_sandbox(&tenant.id, "twp_1", "base", &starting).await.unwrap(), None);
     // Many concurrent claims: exactly the two running members are handed out, each once.
     let claims = (0..8).map(|_| {
         let store = store.clone();
         let tenant = tenant.id.clone();
-        tokio::spawn(async move { store.claim_pool_sandbox(&tenant, "twp_1", "base").await.unwrap() })
+        tokio::spawn(async move { store.claim_pool_sandbox(&tenant, "twp_1", "base", &[]).await.unwrap() })
     });
     let mut won: Vec<String> = Vec::new();
     for claim in claims {
@@ -123,7 +126,7 @@ async fn idle_members_are_hidden_from_the_tenant_until_claimed() {
     let listed = |records: Vec<SandboxRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(listed(store.list_sandboxes(&tenant.id, &filter).await.unwrap()), vec!["sb_plain".to_owned()]);
     assert!(store.get_sandbox(&tenant.id, "sb_idle").await.unwrap().unwrap().is_idle_pool_member());
-    assert_eq!(store.claim_pool_sandbox(&tenant.id, "twp_1", "base").await.unwrap().as_deref(), Some("sb_idle"));
+    assert_eq!(store.claim_pool_sandbox(&tenant.id, "twp_1", "base", &[]).await.unwrap().as_deref(), Some("sb_idle"));
     let claimed = store.get_sandbox(&tenant.id, "sb_idle").await.unwrap().unwrap();
     assert!(!claimed.is_idle_pool_member() && claimed.pool_claimed);
     assert_eq!(listed(store.list_sandboxes(&tenant.id, &filter).await.unwrap()).len(), 2);
