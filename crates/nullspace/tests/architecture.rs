@@ -49,12 +49,15 @@ fn layers_depend_only_downwards() {
         !ours("nullspace-client").iter().any(|d| d != "nullspace-types"),
         "the client speaks the wire protocol only"
     );
+    assert_eq!(ours("nullspace-codegw"), set(&["nullspace-types"]), "the gateway in a sandbox knows only the wire");
 }
 
 #[test]
-fn only_the_binary_uses_clap_and_anyhow() {
+fn only_the_binaries_use_clap_and_anyhow() {
+    // The CLI and the code-interpreter gateway (a program of its own inside sandboxes) parse command
+    // lines; every library crate returns typed errors and takes typed options.
     for (name, deps) in workspace_dependencies() {
-        if name == "nullspace" {
+        if name == "nullspace" || name == "nullspace-codegw" {
             continue;
         }
         assert!(!deps.contains("clap"), "{name} must not depend on clap");
