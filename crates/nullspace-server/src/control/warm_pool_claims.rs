@@ -170,7 +170,7 @@ impl Control {
         // Taken before counting: a refill that ends between the count and its start cannot make this
         // one start more than are missing.
         let Some(guard) = Refilling::start(&self.warm.refilling, &pool.id) else { return Ok(()) };
-        let missing = members_to_start(pool, &self.store.warm_pool_counts(&pool.id).await?);
+        let missing = members_to_start(pool, &self.pool_counts(&pool.id).await?);
         if missing == 0 {
             return Ok(());
         }

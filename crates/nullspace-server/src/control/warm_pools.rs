@@ -247,10 +247,17 @@ impl Control {
         Ok((pool, PoolCounts::default()))
     }
 
+    /// Member counts of pool `pool_id`; members still starting their template count as warming.
+    pub(super) async fn pool_counts(&self, pool_id: &str) -> ControlResult<PoolCounts> {
+        let starting: Vec<String> =
+            self.warm.starting.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        Ok(self.store.warm_pool_counts(pool_id, &starting).await?)
+    }
+
     /// Pool `id` of `tenant` with its member counts.
     pub async fn get_warm_pool(&self, tenant: &Tenant, id: &str) -> ControlResult<(WarmPoolRecord, PoolCounts)> {
         let pool = self.store.get_warm_pool(&tenant.id, id).await?.ok_or_else(|| Self::not_found(id))?;
-        let counts = self.store.warm_pool_counts(&pool.id).await?;
+        let counts = self.pool_counts(&pool.id).await?;
         Ok((pool, counts))
     }
 
@@ -265,7 +272,7 @@ impl Control {
         }
         let mut pools = Vec::new();
         for pool in self.store.list_warm_pools(&tenant.id).await? {
-            let counts = self.store.warm_pool_counts(&pool.id).await?;
+            let counts = self.pool_counts(&pool.id).await?;
             if matches(&pool, &counts, filter) {
                 pools.push((pool, counts));
             }

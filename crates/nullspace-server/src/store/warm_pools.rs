@@ -284,12 +284,16 @@ impl Store {
     }
 
     /// Live members of pool `pool_id` counted by what they do.
-    pub async fn warm_pool_counts(&self, pool_id: &str) -> StoreResult<PoolCounts> {
+    pub async fn warm_pool_counts(&self, pool_id: &str, starting: &[String]) -> StoreResult<PoolCounts> {
+        // Running members in `starting` (their template's start command still runs) are warming.
+        let starting = serde_json::to_string(starting).unwrap_or_else(|_| "[]".to_owned());
         let rows = sqlx::query(
-            "SELECT state, pool_claimed, COUNT(*) AS n FROM sandboxes WHERE warm_pool_id = $1 \
-             AND state NOT IN ('destroying', 'destroyed') GROUP BY state, pool_claimed",
+            "SELECT state, pool_claimed, id IN (SELECT value FROM json_each($2)) AS starting, COUNT(*) AS n \
+             FROM sandboxes WHERE warm_pool_id = $1 AND state NOT IN ('destroying', 'destroyed') \
+             GROUP BY state, pool_claimed, starting",
         )
         .bind(pool_id)
+        .bind(starting)
         .fetch_all(&self.pool)
         .await
         .map_err(query("count warm pool members"))?;
@@ -297,9 +301,11 @@ impl Store {
         for row in &rows {
             let state: String = column(row, "state", pool_id)?;
             let claimed: bool = column(row, "pool_claimed", pool_id)?;
+            let starting: bool = column(row, "starting", pool_id)?;
             let n = u32::try_from(column::<i64>(row, "n", pool_id)?).unwrap_or(u32::MAX);
             let slot = match (claimed, SandboxState::parse(&state)) {
                 (true, _) => &mut counts.claimed,
+                (false, Some(SandboxState::Running)) if starting => &mut counts.warming,
                 (false, Some(SandboxState::Running)) => &mut counts.ready,
                 (false, Some(SandboxState::Creating)) => &mut counts.warming,
                 (false, _) => &mut counts.failed,

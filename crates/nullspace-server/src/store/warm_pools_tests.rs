@@ -99,6 +99,8 @@ async fn a_claim_takes_each_ready_member_once_and_only_for_its_tenant_and_templa
     // A member still running its template's start command is not handed out.
     let starting = ["sb_1".to_owned(), "sb_22".to_owned()];
     assert_eq!(store.claim_pool_sandbox(&tenant.id, "twp_1", "base", &starting).await.unwrap(), None);
+    let counts = store.warm_pool_counts("twp_1", &starting[..1]).await.unwrap();
+    assert_eq!(counts, PoolCounts { ready: 1, warming: 2, claimed: 0, failed: 0 }, "a starting member is warming");
     // Many concurrent claims: exactly the two running members are handed out, each once.
     let claims = (0..8).map(|_| {
         let store = store.clone();
@@ -111,7 +113,7 @@ async fn a_claim_takes_each_ready_member_once_and_only_for_its_tenant_and_templa
     }
     won.sort();
     assert_eq!(won, vec!["sb_1".to_owned(), "sb_22".to_owned()]);
-    let counts = store.warm_pool_counts("twp_1").await.unwrap();
+    let counts = store.warm_pool_counts("twp_1", &[]).await.unwrap();
     assert_eq!(counts, PoolCounts { ready: 0, warming: 1, claimed: 2, failed: 0 });
 }
 
@@ -141,7 +143,7 @@ async fn counts_and_orphans_follow_member_states() {
     store.insert_sandbox(&member(&tenant.id, "sb_bb", Some("twp_1"), SandboxState::Error)).await.unwrap();
     store.insert_sandbox(&member(&tenant.id, "sb_ccc", Some("twp_1"), SandboxState::Destroyed)).await.unwrap();
     store.insert_sandbox(&member(&tenant.id, "sb_dddd", Some("twp_gone"), SandboxState::Running)).await.unwrap();
-    let counts = store.warm_pool_counts("twp_1").await.unwrap();
+    let counts = store.warm_pool_counts("twp_1", &[]).await.unwrap();
     assert_eq!(counts, PoolCounts { ready: 1, warming: 0, claimed: 0, failed: 1 });
     let idle: Vec<String> = store.idle_pool_members("twp_1").await.unwrap().into_iter().map(|r| r.id).collect();
     assert_eq!(idle, vec!["sb_a".to_owned(), "sb_bb".to_owned()]);
