@@ -275,8 +275,7 @@ impl Control {
             let ready = self.warm.ready.notified();
             tokio::pin!(ready);
             ready.as_mut().enable();
-            let starting: Vec<String> =
-                self.warm.starting.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+            let starting = self.warm.starting_members();
             if let Some(id) = self.store.claim_pool_sandbox(&tenant.id, &pool.id, &template, &starting).await? {
                 self.warm.wake.notify_one();
                 match self.finish_claim(tenant, &id, &pool, request, idempotency_key).await {

@@ -36,6 +36,13 @@ pub struct WarmPools {
     pub(super) starting: Mutex<HashSet<String>>,
 }
 
+impl WarmPools {
+    /// Members still starting their template (see `starting`), for the store's claim and counts.
+    pub(super) fn starting_members(&self) -> Vec<String> {
+        self.starting.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+    }
+}
+
 /// `resources` of a pool request.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PoolResources {
@@ -249,9 +256,7 @@ impl Control {
 
     /// Member counts of pool `pool_id`; members still starting their template count as warming.
     pub(super) async fn pool_counts(&self, pool_id: &str) -> ControlResult<PoolCounts> {
-        let starting: Vec<String> =
-            self.warm.starting.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
-        Ok(self.store.warm_pool_counts(pool_id, &starting).await?)
+        Ok(self.store.warm_pool_counts(pool_id, &self.warm.starting_members()).await?)
     }
 
     /// Pool `id` of `tenant` with its member counts.
