@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, watch, Mutex};
 use crate::artifacts::ArtifactStore;
 use crate::error::{GatewayError, GatewayResult};
 use crate::exec::execution::{self, Job, Outcome, Sinks};
-use crate::kernel::Kernel;
+use crate::exec::{envs, sandbox_envs};
+use crate::kernel::{Channels, Kernel};
 
 /// The directory no context may work in (the gateway's own state lives there).
 pub const RESERVED_DIR: &str = "/workspace/.nullspace";
@@ -27,6 +28,8 @@ pub struct Context {
     pub is_default: bool,
     spec: KernelspecDir,
     runtime_dir: PathBuf,
+    /// The sandbox's environment file (see [`crate::exec::sandbox_envs`]).
+    envs_file: PathBuf,
     kernel: Mutex<Option<Arc<Kernel>>>,
     turn: Mutex<()>,
     interrupts: watch::Sender<u64>,
@@ -36,12 +39,13 @@ pub struct Context {
 
 impl Context {
     /// A context for `info` served by `spec`; its kernel starts on first use (or [`Context::kernel`]).
-    pub fn new(info: CodeContext, is_default: bool, spec: KernelspecDir, runtime_dir: PathBuf) -> Arc<Self> {
+    pub fn new(info: CodeContext, is_default: bool, spec: KernelspecDir, dirs: &crate::state::Options) -> Arc<Self> {
         Arc::new(Self {
             info,
             is_default,
             spec,
-            runtime_dir,
+            runtime_dir: dirs.runtime_dir.clone(),
+            envs_file: dirs.envs_file.clone(),
             kernel: Mutex::new(None),
             turn: Mutex::new(()),
             interrupts: watch::Sender::new(0),
@@ -141,12 +145,37 @@ impl Context {
         };
         let outcome = {
             let mut channels = kernel.channels().await;
+            self.catch_up_envs(&kernel, &mut channels).await;
             execution::execute(&kernel, &mut channels, job, sinks).await
         };
         if outcome == Outcome::KernelLost {
             self.replace_lost(&kernel).await;
         }
         true
+    }
+
+    /// Sets in `kernel`, silently, the entries of the sandbox's environment it lacks (a create's envs
+    /// given after it started). Java kernels cannot change their environment: they only get the
+    /// environment of their start.
+    async fn catch_up_envs(&self, kernel: &Kernel, channels: &mut Channels) {
+        let mut pending = kernel.unseen_envs(&sandbox_envs::read(&self.envs_file));
+        pending.retain(|name, _| envs::valid_name(name));
+        if pending.is_empty() {
+            return;
+        }
+        match envs::env_snippets(&self.info.language, &pending) {
+            Ok(Some(snippets)) => match channels.send_execute(&snippets.before, true).await {
+                Ok(_) => kernel.saw_envs(pending),
+                Err(error) => {
+                    tracing::warn!(context = %self.info.id, "cannot set the sandbox's envs in the kernel: {}", error.message())
+                }
+            },
+            Ok(None) => {}
+            Err(why) => {
+                tracing::debug!(context = %self.info.id, %why, "the kernel keeps the environment it started with");
+                kernel.saw_envs(pending);
+            }
+        }
     }
 
     /// Starts a new kernel in place of `lost` (unless a restart or removal already dealt with it).
@@ -169,7 +198,8 @@ impl Context {
         let tag = format!("{}-{n}", self.info.id);
         let startup = crate::exec::startup_code(&self.info.language);
         // pydevd (ipykernel's debugger) otherwise fills the kernel's stderr, which errors quote.
-        let envs = [("PYDEVD_DISABLE_FILE_VALIDATION".to_owned(), "1".to_owned())];
+        let mut envs: Vec<(String, String)> = sandbox_envs::read(&self.envs_file).into_iter().collect();
+        envs.push(("PYDEVD_DISABLE_FILE_VALIDATION".to_owned(), "1".to_owned()));
         let spec = with_private_history(&self.spec);
         Kernel::start(&spec, &self.runtime_dir, &tag, Path::new(&self.info.cwd), &envs, startup.as_deref())
             .await

@@ -54,6 +54,9 @@ struct Args {
     /// The sandbox this gateway runs in (reported on runs).
     #[arg(long, env = "NULLSPACE_SANDBOX_ID", default_value = "")]
     sandbox_id: String,
+    /// The sandbox's environment, kept current by guestd: kernels start with it and get what changes.
+    #[arg(long, default_value = crate::exec::sandbox_envs::ENVS_FILE)]
+    envs_file: PathBuf,
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -72,6 +75,7 @@ async fn run(args: Args) -> Result<(), String> {
         max_output_bytes: args.max_output_bytes,
         keepalive: std::time::Duration::from_secs(args.keepalive_secs.max(1)),
         sandbox_id: args.sandbox_id,
+        envs_file: args.envs_file,
     };
     let gateway = Gateway::new(options, specs, artifacts);
     let listener = tokio::net::TcpListener::bind(args.listen)

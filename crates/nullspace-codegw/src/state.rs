@@ -32,6 +32,8 @@ pub struct Options {
     pub keepalive: std::time::Duration,
     /// The sandbox this gateway runs in (for runs), empty when unknown.
     pub sandbox_id: String,
+    /// The sandbox's environment as guestd keeps it (see [`crate::exec::sandbox_envs`]).
+    pub envs_file: PathBuf,
 }
 
 /// One context as recorded in the contexts file.
@@ -137,7 +139,7 @@ impl Gateway {
             language: language.to_owned(),
             cwd: cwd.display().to_string(),
         };
-        let context = Context::new(info, is_default, spec, self.options.runtime_dir.clone());
+        let context = Context::new(info, is_default, spec, &self.options);
         self.lock_contexts().push(Arc::clone(&context));
         self.persist();
         Ok(context)
@@ -164,7 +166,7 @@ impl Gateway {
                 }
             };
             let info = CodeContext { language: language.to_owned(), ..record.context };
-            let context = Context::new(info, record.is_default, spec, self.options.runtime_dir.clone());
+            let context = Context::new(info, record.is_default, spec, &self.options);
             if record.is_default && !defaults.contains_key(language) {
                 defaults.insert(language, Arc::clone(&context));
             }

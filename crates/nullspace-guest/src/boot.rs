@@ -6,7 +6,7 @@ use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nullspace_types::guest::{GuestConfig, GUEST_CONFIG_NAME, GUEST_QUIESCED_NAME, GUEST_SOCKET_NAME};
+use nullspace_types::guest::{GuestConfig, GUEST_CONFIG_NAME, GUEST_ENVS_PATH, GUEST_QUIESCED_NAME, GUEST_SOCKET_NAME};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -102,6 +102,9 @@ pub async fn run(options: BootOptions) -> Result<(), BootError> {
     if options.write_profile {
         if let Err(error) = write_profile(Path::new(PROFILE_SCRIPT), &sandbox.envs()) {
             tracing::warn!(path = PROFILE_SCRIPT, %error, "cannot write the login-shell environment");
+        }
+        if let Err(error) = write_envs_file(Path::new(GUEST_ENVS_PATH), &sandbox.envs()) {
+            tracing::warn!(path = GUEST_ENVS_PATH, %error, "cannot write the sandbox environment file");
         }
         crate::host_keys::ensure(&sandbox).await;
     }
@@ -200,6 +203,19 @@ pub fn write_profile(path: &Path, envs: &std::collections::BTreeMap<String, Stri
     std::fs::write(path, profile_script(envs))
 }
 
+/// Writes the sandbox environment as JSON for services in the sandbox (see [`GUEST_ENVS_PATH`]): to a
+/// temporary file then renamed, so a reader never sees half of it; mode 0600.
+pub fn write_envs_file(path: &Path, envs: &std::collections::BTreeMap<String, String>) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let temporary = dir.join(format!(".envs.{}.tmp", std::process::id()));
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temporary)?;
+    file.write_all(&serde_json::to_vec(envs).map_err(std::io::Error::other)?)?;
+    drop(file);
+    std::fs::rename(&temporary, path)
+}
+
 /// The script text: one `export KEY='value'` per valid variable name.
 pub fn profile_script(envs: &std::collections::BTreeMap<String, String>) -> String {
     let mut script =
@@ -218,6 +234,21 @@ pub fn profile_script(envs: &std::collections::BTreeMap<String, String>) -> Stri
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn the_environment_file_is_json_for_root_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("envs.json");
+        let envs = BTreeMap::from([("A".to_owned(), "it's \"quoted\"".to_owned())]);
+        write_envs_file(&path, &envs).unwrap();
+        let read: BTreeMap<String, String> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(read, envs);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        write_envs_file(&path, &BTreeMap::new()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
+    }
 
     #[test]
     fn profile_script_quotes_values_and_skips_bad_names() {

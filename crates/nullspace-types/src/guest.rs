@@ -29,6 +29,11 @@ pub const GUEST_CONFIG_NAME: &str = "config.json";
 /// Path of the guest daemon binary inside the sandbox.
 pub const GUEST_BINARY_PATH: &str = "/run/nullspace/nullspace-guestd";
 
+/// The sandbox's environment as a JSON object, written by guestd at boot and whenever the host changes it
+/// (`PUT /config`), for services inside the sandbox that started before it changed (the code
+/// interpreter's kernels). Readable by root only.
+pub const GUEST_ENVS_PATH: &str = "/run/nullspace/envs.json";
+
 /// Boot configuration written by the node before the sandbox starts, read once by guestd.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

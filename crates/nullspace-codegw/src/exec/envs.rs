@@ -97,7 +97,8 @@ pub fn env_snippets(language: &str, envs: &BTreeMap<String, String>) -> Result<O
     Ok(Some(snippets))
 }
 
-fn valid_name(name: &str) -> bool {
+/// Whether `name` can be set by the snippets (letters, digits, underscores; not starting with a digit).
+pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())

@@ -4,6 +4,7 @@
 pub mod envs;
 pub mod execution;
 pub mod outputs;
+pub mod sandbox_envs;
 
 /// The gateway's python helper module (charts, envs), loaded into every python kernel at start.
 const PYTHON_HELPER: &str = include_str!("gateway_kernel.py");

@@ -2,6 +2,7 @@
 //! `jupyter-zmq-client`, pure-Rust ZeroMQ), waits until the kernel answers and publishes, runs the
 //! language's startup code silently, and offers the primitives executions are built from.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub struct Kernel {
     channels: Mutex<Channels>,
     control: Mutex<ClientControlConnection>,
     stop_reason: std::sync::Mutex<Option<String>>,
+    /// The environment the kernel holds: what it started with, then what was set in it since.
+    seen_envs: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 /// The shell and iopub channels: whoever holds them runs one execution at a time.
@@ -100,7 +103,19 @@ impl Kernel {
             channels: Mutex::new(channels),
             control: Mutex::new(control),
             stop_reason: std::sync::Mutex::new(None),
+            seen_envs: std::sync::Mutex::new(std::env::vars().chain(envs.iter().cloned()).collect()),
         }))
+    }
+
+    /// The entries of `now` the kernel's environment lacks or holds with another value.
+    pub fn unseen_envs(&self, now: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let seen = self.seen_envs.lock().unwrap_or_else(|p| p.into_inner());
+        crate::exec::sandbox_envs::changed(now, &seen)
+    }
+
+    /// Records that `envs` were set in the kernel.
+    pub fn saw_envs(&self, envs: BTreeMap<String, String>) {
+        self.seen_envs.lock().unwrap_or_else(|p| p.into_inner()).extend(envs);
     }
 
     /// The shell and iopub channels, for one execution.

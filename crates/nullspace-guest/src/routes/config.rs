@@ -6,15 +6,15 @@ use std::path::Path;
 
 use axum::extract::State;
 use axum::Json;
-use nullspace_types::guest::GuestConfigUpdate;
+use nullspace_types::guest::{GuestConfigUpdate, GUEST_ENVS_PATH};
 
 use super::extract::JsonBody;
-use crate::boot::{prepare_cwd, write_profile, PROFILE_SCRIPT};
+use crate::boot::{prepare_cwd, write_envs_file, write_profile, PROFILE_SCRIPT};
 use crate::error::{GuestError, GuestResult};
 use crate::state::Sandbox;
 
-/// `PUT /config`. Creates the new working directory, rewrites the login-shell profile (when guestd
-/// wrote one at boot), then switches every later command to the new configuration at once.
+/// `PUT /config`. Creates the new working directory, rewrites the login-shell profile and the
+/// environment file (when guestd wrote them at boot), then switches every later command to the new configuration at once.
 pub async fn put(
     State(sandbox): State<Sandbox>,
     JsonBody(update): JsonBody<GuestConfigUpdate>,
@@ -30,6 +30,7 @@ pub async fn put(
     let cwd_text = update.cwd.clone();
     let envs = update.envs.clone();
     let profile = Path::new(PROFILE_SCRIPT);
+    let envs_file = Path::new(GUEST_ENVS_PATH);
     let applied = tokio::task::spawn_blocking(move || -> GuestResult<()> {
         let cwd = Path::new(cwd_text.trim());
         if !cwd_text.trim().is_empty() {
@@ -39,6 +40,10 @@ pub async fn put(
         if profile.exists() {
             write_profile(profile, &envs)
                 .map_err(|source| GuestError::file_op("write login profile", PROFILE_SCRIPT, source))?;
+        }
+        if envs_file.exists() {
+            write_envs_file(envs_file, &envs)
+                .map_err(|source| GuestError::file_op("write the environment file", GUEST_ENVS_PATH, source))?;
         }
         Ok(())
     })
