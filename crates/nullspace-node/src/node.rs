@@ -106,6 +106,8 @@ pub struct ReconcileReport {
     pub gone: BTreeSet<String>,
     /// Sandboxes found on the host that the store did not know (destroyed).
     pub orphans_destroyed: BTreeSet<String>,
+    /// Alive sandboxes whose network is no longer whole (see [`Network::lost`]); still running.
+    pub network_lost: BTreeSet<String>,
 }
 
 /// One host running sandboxes.
@@ -455,6 +457,9 @@ impl Node {
                 self.destroy(id).await?;
                 report.gone.insert(id.clone());
             }
+        }
+        if let Some(network) = &self.network {
+            report.network_lost = network.lost(&report.alive).await.map_err(NodeError::Network)?;
         }
         Ok(report)
     }

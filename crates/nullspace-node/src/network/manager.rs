@@ -267,6 +267,25 @@ impl Network {
         missing
     }
 
+    /// The sandboxes of `ids` that hold an address but whose network is no longer whole: their host
+    /// veth is off the bridge (the bridge was deleted and made again) or their firewall chain is gone
+    /// (the table was deleted). Such a sandbox answers its guest socket but reaches nothing.
+    pub async fn lost(&self, ids: &BTreeSet<String>) -> Result<BTreeSet<String>, NetworkError> {
+        let leased: BTreeSet<String> = self.pool.leases()?.into_values().filter(|id| ids.contains(id)).collect();
+        if leased.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let ports = link::bridge_ports(&self.config.bridge);
+        let chains = firewall::state(&self.table).await?.chains;
+        Ok(leased
+            .into_iter()
+            .filter(|id| {
+                let names = self.names(id);
+                !ports.contains(&names.host_veth) || !chains.contains(&names.chain)
+            })
+            .collect())
+    }
+
     /// Tears down every sandbox network of this bridge whose id is not in `keep` (found through
     /// namespaces and leases), then removes orphaned rules and bridge ports no kept sandbox owns.
     /// Returns the ids torn down, sorted.

@@ -57,6 +57,14 @@ impl Control {
             let event = NewEvent::sandbox("destroy", "succeeded", "reconcile", &record.id).reason("reconcile");
             self.events.emit(&record.tenant_id, event).await;
         }
+        for record in records.iter().filter(|r| report.network_lost.contains(&r.id)) {
+            if record.is_idle_pool_member() {
+                // It holds nothing of anyone's: a fresh one from the refill beats a repaired one.
+                self.destroy_record(record, "network_lost", "reconcile").await?;
+            } else {
+                tracing::error!(sandbox = %record.id, "the sandbox's network was removed while the server was down (bridge or firewall table deleted): it runs but reaches nothing; hibernate and resume it to rebuild its network");
+            }
+        }
         self.finish_pending_destroys().await?;
         self.collect_layers().await?;
         tracing::info!(
