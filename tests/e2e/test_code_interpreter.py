@@ -10,7 +10,7 @@ import httpx
 import pytest
 from nullspace import Sandbox
 
-from conftest import unique, wait_for_builtin_template
+from conftest import unique, wait_for_builtin_template, wait_until
 
 pytestmark = pytest.mark.timeout(2400)
 
@@ -133,6 +133,70 @@ def test_pip_installs_from_the_network_into_the_kernel(interpreter):
     installed = interpreter.run_code("!pip install --quiet humanize==4.9.0\nimport humanize\nprint(humanize.intcomma(1234567))")
     assert installed.error is None, (installed.error, installed.logs.stdout, installed.logs.stderr)
     assert stdout(installed).strip().endswith("1,234,567")
+
+
+def _create_reasons(server, sandbox_id: str) -> list:
+    with server.http() as http:
+        events = http.get(f"/v1/sandboxes/{sandbox_id}/lifecycle", params={"order": "asc"}).json()["events"]
+    return [e.get("reason") for e in events if e["operation"] == "create"]
+
+
+def test_a_create_takes_a_started_sandbox_of_the_builtin_pool_and_its_kernel_gets_the_envs(
+    server, second_key, sandboxes
+):
+    """The server keeps one code-interpreter sandbox started for every tenant (`--builtin-warm-pool`,
+    default code-interpreter=1): a create with default size takes it, gateway and kernel already
+    running; the create's envs reach that kernel (set before its first code), and the sandbox is the
+    creating tenant's alone from then on."""
+    wait_for_builtin_template(server, "code-interpreter")
+
+    def warm_create():
+        sb = Sandbox.create(
+            template="code-interpreter", envs={"CREATE_VAR": "from-create"}, api_key=server.key, base_url=server.url
+        )
+        sandboxes.created.append((sb.id, server.key))
+        if _create_reasons(server, sb.id) == ["warm_pool", "warm_pool"]:
+            return sb
+        sb.kill()  # the pool was still refilling after an earlier create: this one started cold
+        return None
+
+    sb = wait_until(warm_create, timeout=300, interval=2, what="a create served by the built-in pool")
+    # Its default kernel started before the create: the first execution is its first, and sees the envs.
+    first = sb.run_code("import os\nos.environ.get('CREATE_VAR')")
+    assert first.error is None and first.execution_count == 1
+    assert [r.text for r in first.results if r.is_main_result] == ["'from-create'"]
+    for language, code in [("bash", "echo $CREATE_VAR"), ("javascript", "console.log(process.env.CREATE_VAR)")]:
+        got = sb.run_code(code, language=language)
+        assert got.error is None and stdout(got).strip() == "from-create", (language, got)
+    assert sb.commands.run("echo $CREATE_VAR", shell=True).stdout.strip() == "from-create"
+    assert sb.id in {s.id for s in Sandbox.list(api_key=server.key, base_url=server.url)}
+    # Another tenant neither lists nor reaches it.
+    assert sb.id not in {s.id for s in Sandbox.list(api_key=second_key, base_url=server.url)}
+    foreign = httpx.get(f"{server.url}/v1/sandboxes/{sb.id}", headers={"Authorization": f"Bearer {second_key}"})
+    assert foreign.status_code == 404
+    foreign_code = httpx.post(
+        f"{server.url}/v1/sandboxes/{sb.id}/code/execute",
+        headers={"Authorization": f"Bearer {second_key}"},
+        json={"code": "1", "language": "python"},
+    )
+    assert foreign_code.status_code == 404
+
+
+def test_a_cold_create_gives_its_envs_to_every_kernel(server, sandboxes):
+    """Bypassing every pool: the create's envs reach the default kernel and kernels started later."""
+    wait_for_builtin_template(server, "code-interpreter")
+    sb = Sandbox.create(
+        template="code-interpreter",
+        envs={"CREATE_VAR": "cold"},
+        warm_pool_mode="bypass",
+        api_key=server.key,
+        base_url=server.url,
+    )
+    sandboxes.created.append((sb.id, server.key))
+    assert "warm_pool" not in _create_reasons(server, sb.id)
+    for language, code in [("python", "import os\nprint(os.environ.get('CREATE_VAR'))"), ("r", "cat(Sys.getenv('CREATE_VAR'))")]:
+        got = sb.run_code(code, language=language)
+        assert got.error is None and stdout(got).strip() == "cold", (language, got)
 
 
 def test_a_sandbox_without_the_interpreter_says_what_to_do(server, sandboxes):

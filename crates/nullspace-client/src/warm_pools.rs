@@ -203,9 +203,20 @@ impl Client {
         pool_id: &str,
         mode: &str,
     ) -> Result<(SandboxInfo, Option<Value>), ClientError> {
+        self.create_sandbox_checked_out(request, Some(serde_json::json!({"id": pool_id, "mode": mode}))).await
+    }
+
+    /// Creates a sandbox with `warm_pool` as the request's (`None`: the server's choice, which may be a
+    /// built-in template's pool; `{"mode": "bypass"}`: a cold create) and returns it with the server's
+    /// `warm_pool_checkout` answer.
+    pub async fn create_sandbox_checked_out(
+        &self,
+        request: &CreateSandboxRequest,
+        warm_pool: Option<Value>,
+    ) -> Result<(SandboxInfo, Option<Value>), ClientError> {
         let mut body = serde_json::to_value(request).unwrap_or(Value::Null);
-        if let Value::Object(map) = &mut body {
-            map.insert("warm_pool".into(), serde_json::json!({"id": pool_id, "mode": mode}));
+        if let (Value::Object(map), Some(warm_pool)) = (&mut body, warm_pool) {
+            map.insert("warm_pool".into(), warm_pool);
         }
         let builder = self
             .request(Method::POST, "/v1/sandboxes")?

@@ -53,6 +53,9 @@ pub struct ServerOptions {
     pub registry: crate::RegistryConfig,
     /// Built-in templates not to build (`--without-template`), e.g. `code-interpreter`.
     pub without_templates: Vec<String>,
+    /// Idle sandboxes kept started for each built-in template, shared by every tenant
+    /// (`--builtin-warm-pool NAME=N`; absent or 0: none).
+    pub builtin_pools: std::collections::BTreeMap<String, u32>,
     /// The CA bundle sandboxes trust instead of their image's (`--sandbox-ca-bundle`).
     pub sandbox_ca_bundle: Option<PathBuf>,
     /// Timeouts and connection caps of the listeners.
@@ -167,12 +170,13 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
     let builder = control.clone();
     let bin_dir = guestd_path().parent().map(Path::to_path_buf).unwrap_or_default();
     let without_templates = options.without_templates.clone();
+    let builtin_pools = options.builtin_pools.clone();
     tokio::spawn(async move {
         let progress = |line: &str| tracing::info!(target: "nullspace::template", "{line}");
         match builder.node().templates().ensure_base(&progress).await {
             Ok(layer) => {
                 tracing::info!(template = %layer.name, "base template ready; the server accepts sandboxes");
-                builder.ensure_builtin_templates(&bin_dir, &without_templates).await;
+                builder.ensure_builtin_templates(&bin_dir, &without_templates, &builtin_pools).await;
             }
             Err(error) => {
                 tracing::error!(error = %crate::error_chain(&error), "building the base template failed")

@@ -203,6 +203,12 @@ pub struct ServerArgs {
     /// minutes and about 1.5 GiB, which a server where no one runs notebook code can skip.
     #[arg(long, value_name = "NAME", value_parser = ["code-interpreter"])]
     pub without_template: Vec<String>,
+    /// Keep N idle sandboxes of built-in template NAME started, shared by every tenant (repeatable;
+    /// N = 0 keeps none). A create of that template with default size and network and no envs, cwd or
+    /// volumes takes one and answers at once, its kernels already running; other creates start cold.
+    /// Each idle sandbox holds its processes' memory (~100 MiB for code-interpreter).
+    #[arg(long, value_name = "NAME=N", default_value = "code-interpreter=1", value_parser = crate::commands::server::parse_builtin_pool)]
+    pub builtin_warm_pool: Vec<(String, u32)>,
     /// Seconds a client has to send request headers; also how long an idle keep-alive connection stays open.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_secs: u64,

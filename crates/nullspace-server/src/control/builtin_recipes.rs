@@ -9,7 +9,7 @@
 //! again). A ready built-in is listed with `builtin: true` and id = its name, resolves from every
 //! tenant as `<name>` or `nullspace/<name>`, and gives its sandboxes the recipe's default memory.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::RwLock;
 
@@ -24,7 +24,7 @@ use super::{Control, ControlError};
 use crate::store::Tenant;
 
 /// The tenant that owns built-in templates (no API key is ever issued for it).
-const SYSTEM_TENANT: &str = "nullspace:builtin";
+pub(super) const SYSTEM_TENANT: &str = "nullspace:builtin";
 
 /// A recipe as embedded in the binary.
 struct Embedded {
@@ -144,8 +144,9 @@ impl BuiltinTemplates {
 
 impl Control {
     /// Makes sure every recipe is built for its current content (see the module doc), one after the
-    /// other; a recipe that fails is logged and left unlisted (the next start tries again).
-    pub async fn ensure_builtin_templates(&self, bin_dir: &Path, without: &[String]) {
+    /// other; a recipe that fails is logged and left unlisted (the next start tries again). Each ready
+    /// one gets the system's warm pool of `pools[name]` idle sandboxes (none when absent or 0).
+    pub async fn ensure_builtin_templates(&self, bin_dir: &Path, without: &[String], pools: &BTreeMap<String, u32>) {
         for embedded in RECIPES {
             let recipe = match Recipe::load(embedded, bin_dir) {
                 Ok(recipe) => recipe,
@@ -155,18 +156,25 @@ impl Control {
                 }
             };
             let name = recipe.spec.name.clone();
-            if without.contains(&name) {
+            let ready = if without.contains(&name) {
                 tracing::info!(template = %name, "built-in template not built (--without-template)");
-                continue;
-            }
-            match self.ensure_builtin(recipe).await {
-                Ok(builtin) => {
-                    tracing::info!(template = %name, template_id = %builtin.template_id, "built-in template ready");
-                    self.builtins.set(name, builtin);
+                None
+            } else {
+                match self.ensure_builtin(recipe).await {
+                    Ok(builtin) => {
+                        tracing::info!(template = %name, template_id = %builtin.template_id, "built-in template ready");
+                        self.builtins.set(name.clone(), builtin.clone());
+                        Some(builtin.template_id)
+                    }
+                    Err(error) => {
+                        tracing::error!(template = %name, error = %crate::error_chain(&error), "built-in template failed to build; it stays unlisted until a restart builds it");
+                        None
+                    }
                 }
-                Err(error) => {
-                    tracing::error!(template = %name, error = %crate::error_chain(&error), "built-in template failed to build; it stays unlisted until a restart builds it")
-                }
+            };
+            let size = pools.get(&name).copied().unwrap_or(0);
+            if let Err(error) = self.ensure_builtin_pool(&name, ready.as_deref(), size).await {
+                tracing::error!(template = %name, error = %crate::error_chain(&error), "the built-in warm pool cannot be kept; creates start cold");
             }
         }
     }

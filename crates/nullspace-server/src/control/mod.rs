@@ -6,6 +6,7 @@ mod build_dockerfile;
 mod build_plan;
 pub mod build_runner;
 mod build_step;
+pub mod builtin_pools;
 pub mod builtin_recipes;
 pub mod capacity;
 mod error;

@@ -8,14 +8,22 @@ use nullspace_types::sandbox::{CreateSandboxRequest, NetworkRequest};
 use super::capacity::Refusal;
 use super::service::{ControlResult, CreateParams, SetGuard};
 use super::validate::{self, invalid, DEFAULT_TIMEOUT_MS};
+use super::warm_pool_claims::CheckoutInfo;
 use super::{Control, ControlError, SandboxState};
 use crate::clock;
 use crate::store::{SandboxRecord, Tenant};
 
 /// Working directory of sandboxes of a built template that declares none.
 const DEFAULT_BUILT_CWD: &str = "/workspace";
+/// Memory of a sandbox whose create and template name none, MiB.
+const DEFAULT_MEMORY_MB: u32 = 512;
 
 impl Control {
+    /// Memory of a sandbox of `template_id` whose create names none: the built-in recipe's, or 512 MiB.
+    pub(super) fn default_memory_mb(&self, template_id: &str) -> u32 {
+        self.builtins.by_template(template_id).and_then(|(_, builtin)| builtin.memory_mb).unwrap_or(DEFAULT_MEMORY_MB)
+    }
+
     /// Creates a sandbox and returns it running, saying how a `warm_pool` of the request was served
     /// (claimed from the pool, cold create, bypassed; snapshot creates never use a pool). A repeated
     /// idempotency key returns the first sandbox.
@@ -23,7 +31,7 @@ impl Control {
         &self,
         tenant: &Tenant,
         params: CreateParams,
-    ) -> ControlResult<(SandboxRecord, Option<super::warm_pool_claims::CheckoutInfo>)> {
+    ) -> ControlResult<(SandboxRecord, Option<CheckoutInfo>)> {
         if let Some(key) = &params.idempotency_key {
             if let Some(existing) = self.store.get_sandbox_by_idempotency_key(&tenant.id, key).await? {
                 return Ok((self.settled(existing).await?, None));
@@ -35,7 +43,23 @@ impl Control {
             return Ok((record, None));
         }
         let key = params.idempotency_key.as_deref();
-        let (claimed, checkout) = self.checkout(tenant, &request, params.warm_pool.as_ref(), key).await?;
+        let (claimed, checkout) = match params.warm_pool.as_ref() {
+            Some(ask) => self.checkout(tenant, &request, Some(ask), key).await?,
+            None => match self.claim_builtin(tenant, &request, key).await? {
+                // The system's pool is no pool of the tenant's: no id.
+                Some(record) => {
+                    let info = CheckoutInfo {
+                        id: None,
+                        source: "ready_instance",
+                        hit: true,
+                        mode: "prefer".into(),
+                        wait_ms: 0,
+                    };
+                    (Some(record), Some(info))
+                }
+                None => (None, None),
+            },
+        };
         if let Some(record) = claimed {
             return Ok((record, checkout));
         }
@@ -69,9 +93,8 @@ impl Control {
                 (template_id, cwd, Some(image.runtime))
             }
         };
-        let vcpus = request.vcpus.unwrap_or(2);
-        let builtin_memory = self.builtins.by_template(&template_id).and_then(|(_, builtin)| builtin.memory_mb);
-        let memory_mb = request.memory_mb.or(builtin_memory).unwrap_or(512);
+        let vcpus = request.vcpus.unwrap_or(validate::DEFAULT_VCPUS);
+        let memory_mb = request.memory_mb.unwrap_or_else(|| self.default_memory_mb(&template_id));
         self.capacity.check_size(vcpus, memory_mb).map_err(|refusal| match refusal {
             Refusal::TooLarge(message) | Refusal::NoRoom(message) => invalid(message),
         })?;

@@ -64,6 +64,8 @@ pub struct Control {
     pub(super) warm: Arc<super::warm_pools::WarmPools>,
     /// Built-in templates the engine built from their recipes, once ready.
     pub(super) builtins: Arc<super::builtin_recipes::BuiltinTemplates>,
+    /// The system's warm pools of built-in templates, shared by every tenant.
+    pub(super) builtin_pools: Arc<super::builtin_pools::BuiltinPools>,
 }
 
 /// Removes an entry from a shared set when dropped.
@@ -111,6 +113,7 @@ impl Control {
             )),
             warm: Arc::default(),
             builtins: Arc::default(),
+            builtin_pools: Arc::default(),
         }
     }
 

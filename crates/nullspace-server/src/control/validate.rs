@@ -8,6 +8,8 @@ use super::ControlError;
 pub const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 /// Lifetime when the request names none (5 min, as the client's default).
 pub const DEFAULT_TIMEOUT_MS: u64 = 300_000;
+/// CPU cores of a sandbox whose create names none.
+pub const DEFAULT_VCPUS: u32 = 2;
 /// Path prefix reserved for the runtime.
 const RESERVED_PREFIX: &str = "/workspace/.nullspace";
 

@@ -71,12 +71,18 @@ impl Drop for Refilling {
 }
 
 /// Why a create cannot take a sandbox of `pool` (`None`: it can). `template` is what the request's
-/// template resolved to.
-pub fn mismatch(pool: &WarmPoolRecord, request: &CreateSandboxRequest, template: &str) -> Option<String> {
+/// template resolved to, `default_memory_mb` the memory its sandboxes get when a create names none.
+pub fn mismatch(
+    pool: &WarmPoolRecord,
+    request: &CreateSandboxRequest,
+    template: &str,
+    default_memory_mb: u32,
+) -> Option<String> {
     if template != pool.template_id {
         return Some(format!("the pool holds template {} and the request asks for {template}", pool.template_ref));
     }
-    let (vcpus, memory_mb) = (request.vcpus.unwrap_or(2), request.memory_mb.unwrap_or(512));
+    let (vcpus, memory_mb) =
+        (request.vcpus.unwrap_or(validate::DEFAULT_VCPUS), request.memory_mb.unwrap_or(default_memory_mb));
     if (vcpus, memory_mb) != (pool.vcpus, pool.memory_mb) {
         return Some(format!(
             "the pool's sandboxes have {} vcpus and {} MiB, the request asks for {vcpus} and {memory_mb}",
@@ -257,7 +263,7 @@ impl Control {
             super::template_refs::ResolvedTemplate::Builtin { name } => name,
             super::template_refs::ResolvedTemplate::Built { template_id, .. } => template_id,
         };
-        if let Some(reason) = mismatch(&pool, request, &template) {
+        if let Some(reason) = mismatch(&pool, request, &template, self.default_memory_mb(&template)) {
             return miss(reason);
         }
         // Bad settings fail the request before a pool sandbox is taken, as they would fail a cold create.
@@ -278,7 +284,7 @@ impl Control {
             let starting = self.warm.starting_members();
             if let Some(id) = self.store.claim_pool_sandbox(&tenant.id, &pool.id, &template, &starting).await? {
                 self.warm.wake.notify_one();
-                match self.finish_claim(tenant, &id, &pool, request, idempotency_key).await {
+                match self.finish_claim(tenant, &id, Some(&pool.id), request, idempotency_key).await {
                     Ok(record) => {
                         let waited = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                         return Ok((Some(record), Some(info("ready_instance", true, waited))));
@@ -299,12 +305,12 @@ impl Control {
     }
 
     /// Gives claimed sandbox `id` the request's envs and cwd (in the guest), metadata and timeout (in its
-    /// record), and emits its create events.
-    async fn finish_claim(
+    /// record), and emits its create events (naming `pool_id`, the tenant's pool it came from, if any).
+    pub(super) async fn finish_claim(
         &self,
         tenant: &Tenant,
         id: &str,
-        pool: &WarmPoolRecord,
+        pool_id: Option<&str>,
         request: &CreateSandboxRequest,
         idempotency_key: Option<&str>,
     ) -> ControlResult<SandboxRecord> {
@@ -331,10 +337,13 @@ impl Control {
         record.created_at = clock::ms_to_rfc3339(now);
         self.store.apply_claim(&record).await?;
         let created = |status| {
-            NewEvent::sandbox("create", status, "user", id)
+            let event = NewEvent::sandbox("create", status, "user", id)
                 .reason("warm_pool")
-                .meta("timeout_action", record.timeout_action.clone())
-                .meta("warm_pool_id", pool.id.clone())
+                .meta("timeout_action", record.timeout_action.clone());
+            match pool_id {
+                Some(pool_id) => event.meta("warm_pool_id", pool_id.to_owned()),
+                None => event,
+            }
         };
         self.events.emit(&tenant.id, created("requested")).await;
         let claimed = self.get_for_tenant_id(&tenant.id, id).await?;

@@ -76,14 +76,26 @@ fn list_filters_match_template_state_label_and_status() {
 fn a_create_misses_the_pool_when_its_settings_are_not_poolable() {
     let p = pool();
     let plain = CreateSandboxRequest { vcpus: Some(2), memory_mb: Some(512), ..CreateSandboxRequest::default() };
-    assert_eq!(mismatch(&p, &plain, "base"), None);
-    assert!(mismatch(&p, &plain, "tmpl_other").is_some());
-    assert!(mismatch(&p, &CreateSandboxRequest { memory_mb: Some(1024), ..plain.clone() }, "base").is_some());
-    assert!(mismatch(&p, &CreateSandboxRequest { internet_access: Some(false), ..plain.clone() }, "base").is_some());
+    assert_eq!(mismatch(&p, &plain, "base", 512), None);
+    assert!(mismatch(&p, &plain, "tmpl_other", 512).is_some());
+    assert!(mismatch(&p, &CreateSandboxRequest { memory_mb: Some(1024), ..plain.clone() }, "base", 512).is_some());
+    assert!(
+        mismatch(&p, &CreateSandboxRequest { internet_access: Some(false), ..plain.clone() }, "base", 512).is_some()
+    );
     let deny = NetworkRequest { deny_out: Some(vec!["10.0.0.0/8".into()]), allow_out: None };
-    assert!(mismatch(&p, &CreateSandboxRequest { network: Some(deny), ..plain.clone() }, "base").is_some());
+    assert!(mismatch(&p, &CreateSandboxRequest { network: Some(deny), ..plain.clone() }, "base", 512).is_some());
     let disabled = WarmPoolRecord { state: PoolState::Disabled, ..pool() };
-    assert!(mismatch(&disabled, &plain, "base").unwrap().contains("disabled"));
+    assert!(mismatch(&disabled, &plain, "base", 512).unwrap().contains("disabled"));
+}
+
+#[test]
+fn a_create_naming_no_size_gets_the_template_default_memory_when_matched() {
+    // A pool of a template whose sandboxes default to 2048 MiB (code-interpreter) serves a create that
+    // names no memory; a template defaulting to 512 MiB does not match that pool.
+    let p = WarmPoolRecord { memory_mb: 2048, ..pool() };
+    let unsized_request = CreateSandboxRequest::default();
+    assert_eq!(mismatch(&p, &unsized_request, "base", 2048), None);
+    assert!(mismatch(&p, &unsized_request, "base", 512).unwrap().contains("2048 MiB"));
 }
 
 #[test]

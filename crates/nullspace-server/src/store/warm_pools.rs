@@ -420,6 +420,30 @@ impl Store {
         .map_err(query("apply claim"))?;
         Ok(())
     }
+
+    /// Moves claimed pool member `id` from tenant `from` to tenant `to` (the system's built-in pools
+    /// serve every tenant). False when `id` is not a claimed member of `from`.
+    pub async fn adopt_pool_sandbox(&self, id: &str, from: &str, to: &str) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE sandboxes SET tenant_id = $1 WHERE id = $2 AND tenant_id = $3 AND pool_claimed = 1")
+                .bind(to)
+                .bind(id)
+                .bind(from)
+                .execute(&self.pool)
+                .await
+                .map_err(query("adopt pool sandbox"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Makes claimed pool member `id` an ordinary sandbox that belongs to no pool.
+    pub async fn leave_pool(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE sandboxes SET warm_pool_id = NULL, pool_claimed = 0 WHERE id = $1 AND pool_claimed = 1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(query("leave pool"))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub(super) struct Summary {
     pub(super) p50_ms: f64,
     p90_ms: f64,
     mean_ms: f64,
-    samples: usize,
+    pub(super) samples: usize,
 }
 
 pub(super) fn summarize(samples: &mut [Duration]) -> Summary {

@@ -11,7 +11,7 @@ mod files;
 mod mcp;
 mod progress;
 pub(crate) mod sandbox;
-mod server;
+pub(crate) mod server;
 pub(crate) mod template;
 mod volume;
 

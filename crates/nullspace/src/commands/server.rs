@@ -45,6 +45,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
         registry,
         sandbox_ca_bundle,
         without_templates: args.without_template,
+        builtin_pools: args.builtin_warm_pool.into_iter().collect(),
         webhook_targets: TargetPolicy { allow_private: args.webhook_allow_private, allow: args.webhook_allow_cidr },
         http: HttpLimits {
             header_timeout: Duration::from_secs(args.header_timeout_secs),
@@ -54,4 +55,34 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
     };
     nullspace_server::run(options).await?;
     Ok(ExitStatus::Success)
+}
+
+/// `NAME=N` of `--builtin-warm-pool`.
+pub fn parse_builtin_pool(text: &str) -> Result<(String, u32), String> {
+    const BUILTINS: [&str; 1] = ["code-interpreter"];
+    let (name, size) =
+        text.split_once('=').ok_or_else(|| format!("expected NAME=N, e.g. code-interpreter=2, got {text:?}"))?;
+    if !BUILTINS.contains(&name) {
+        return Err(format!("{name:?} is not a built-in template with a pool; known: {}", BUILTINS.join(", ")));
+    }
+    let size: u32 = size.parse().map_err(|_| format!("N must be a number from 0 to 16, got {size:?}"))?;
+    if size > 16 {
+        return Err(format!("N must be a number from 0 to 16, got {size}"));
+    }
+    Ok((name.to_owned(), size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_builtin_pool;
+
+    #[test]
+    fn builtin_pool_sizes_name_a_builtin_and_a_bounded_count() {
+        assert_eq!(parse_builtin_pool("code-interpreter=2"), Ok(("code-interpreter".to_owned(), 2)));
+        assert_eq!(parse_builtin_pool("code-interpreter=0"), Ok(("code-interpreter".to_owned(), 0)));
+        assert!(parse_builtin_pool("code-interpreter").unwrap_err().contains("NAME=N"));
+        assert!(parse_builtin_pool("base=1").unwrap_err().contains("not a built-in template with a pool"));
+        assert!(parse_builtin_pool("code-interpreter=17").unwrap_err().contains("0 to 16"));
+        assert!(parse_builtin_pool("code-interpreter=-1").is_err());
+    }
 }
