@@ -117,9 +117,9 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("serving failed: {e}"));
     state.recorder.stop_all().await;
     if let Some(wm) = &state.desktop.window_manager {
-        wm.terminate();
+        wm.stop(Duration::from_secs(5)).await;
     }
-    state.desktop.x_server.terminate();
+    state.desktop.x_server.stop(Duration::from_secs(10)).await;
     served
 }
 

@@ -46,6 +46,8 @@ pub struct Watched {
     /// Process id.
     pub pid: u32,
     alive: Arc<AtomicBool>,
+    stopping: Arc<AtomicBool>,
+    ended: Arc<tokio::sync::Notify>,
     tail: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -61,12 +63,19 @@ impl Watched {
         tail.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 
-    /// Asks it to end (SIGTERM).
-    pub fn terminate(&self) {
-        if self.alive() {
-            if let Ok(pid) = i32::try_from(self.pid) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-            }
+    /// Asks it to end (SIGTERM) and waits up to `grace` for it to go, then kills it.
+    pub async fn stop(&self, grace: Duration) {
+        let Ok(pid) = i32::try_from(self.pid) else { return };
+        let ended = self.ended.notified();
+        tokio::pin!(ended);
+        ended.as_mut().enable();
+        if !self.alive() {
+            return;
+        }
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        if tokio::time::timeout(grace, ended).await.is_err() && self.alive() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
 }
@@ -118,7 +127,13 @@ fn spawn_watched(mut command: Command, what: &'static str) -> Result<(Watched, C
     }
     let mut child = command.spawn().map_err(|error| format!("cannot start the {what}: {error}"))?;
     let pid = child.id().ok_or_else(|| format!("the {what} exited at once"))?;
-    let watched = Watched { pid, alive: Arc::new(AtomicBool::new(true)), tail: Arc::default() };
+    let watched = Watched {
+        pid,
+        alive: Arc::new(AtomicBool::new(true)),
+        stopping: Arc::default(),
+        ended: Arc::default(),
+        tail: Arc::default(),
+    };
     if let Some(stderr) = child.stderr.take() {
         let tail = Arc::clone(&watched.tail);
         tokio::spawn(async move {
@@ -136,17 +151,21 @@ fn spawn_watched(mut command: Command, what: &'static str) -> Result<(Watched, C
     Ok((watched, child))
 }
 
-/// Reaps `child` and records its end.
-fn reap(mut child: Child, watched: &Watched, what: &'static str) {
+/// Reaps `child` and records its end; `then` runs after it ended.
+fn reap(mut child: Child, watched: &Watched, what: &'static str, then: impl FnOnce() + Send + 'static) {
     let watched = watched.clone();
     tokio::spawn(async move {
         let status = child.wait().await;
         watched.alive.store(false, Ordering::SeqCst);
+        then();
+        watched.ended.notify_waiters();
+        let pid = watched.pid;
         match status {
-            Ok(status) => {
-                tracing::warn!(pid = watched.pid, "the {what} exited ({status}); last output:\n{}", watched.tail())
+            Ok(status) if watched.stopping.load(Ordering::SeqCst) => {
+                tracing::info!(pid, "the {what} stopped ({status})")
             }
-            Err(error) => tracing::warn!(pid = watched.pid, "the {what} could not be waited for: {error}"),
+            Ok(status) => tracing::warn!(pid, "the {what} exited ({status}); last output:\n{}", watched.tail()),
+            Err(error) => tracing::warn!(pid, "the {what} could not be waited for: {error}"),
         }
     });
 }
@@ -167,6 +186,15 @@ fn clear_stale_lock(display: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Removes the lock and socket of `display` if process `pid` holds them.
+fn remove_lock_of(display: u32, pid: u32) {
+    let lock = format!("/tmp/.X{display}-lock");
+    if std::fs::read_to_string(&lock).is_ok_and(|content| content.trim() == pid.to_string()) {
+        let _ = std::fs::remove_file(&lock);
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{display}"));
+    }
+}
+
 /// Starts the X server and the window manager and waits until both are usable.
 pub async fn start(settings: &Settings, commands: &Commands) -> Result<Desktop, String> {
     clear_stale_lock(settings.display)?;
@@ -175,7 +203,9 @@ pub async fn start(settings: &Settings, commands: &Commands) -> Result<Desktop, 
     command.args(x_server_args(settings, commands));
     tracing::info!("starting {} {}", commands.x_server, x_server_args(settings, commands).join(" "));
     let (x_server, child) = spawn_watched(command, "X server")?;
-    reap(child, &x_server, "X server");
+    // An X server that dies without cleaning up (killed) leaves its lock: remove it when it names it.
+    let (number, pid) = (settings.display, x_server.pid);
+    reap(child, &x_server, "X server", move || remove_lock_of(number, pid));
 
     let deadline = Instant::now() + commands.x_timeout;
     let x11 = loop {
@@ -189,7 +219,7 @@ pub async fn start(settings: &Settings, commands: &Commands) -> Result<Desktop, 
                 ))
             }
             Err(error) if Instant::now() >= deadline => {
-                x_server.terminate();
+                x_server.stop(Duration::from_secs(5)).await;
                 return Err(format!(
                     "the X server did not accept connections on {display} within {} s ({}); its output:\n{}",
                     commands.x_timeout.as_secs(),
@@ -210,7 +240,7 @@ pub async fn start(settings: &Settings, commands: &Commands) -> Result<Desktop, 
             let mut command = Command::new(program);
             command.args(args).env("DISPLAY", &display);
             let (watched, child) = spawn_watched(command, "window manager")?;
-            reap(child, &watched, "window manager");
+            reap(child, &watched, "window manager", || {});
             Some(watched)
         }
     };

@@ -105,7 +105,7 @@ fn serve(conn: &RustConnection, window: Window, atoms: Atoms, text: &Mutex<Vec<u
             }
             Ok(_) => {}
             Err(error) => {
-                tracing::warn!("the clipboard owner lost its X connection: {error}");
+                tracing::info!("the clipboard owner's X connection ended: {error}");
                 return;
             }
         }
