@@ -220,6 +220,8 @@ impl Recorder {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // The recording's duration counts from its first frame.
+        recording.started = Instant::now();
         let info = RecordingInfo {
             id: id.clone(),
             name,

@@ -44,15 +44,24 @@ impl State {
         Ok(Arc::clone(&self.desktop.x11))
     }
 
-    /// Runs `operation` with the X connection on the blocking pool.
+    /// Runs `operation` with the X connection on the blocking pool. An X failure while the X server
+    /// does not answer (it died) is `desktop_not_ready`, like every request after it.
     pub async fn run<T, F>(&self, operation: F) -> DesktopResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&X11) -> DesktopResult<T> + Send + 'static,
     {
         let x11 = self.x11()?;
-        tokio::task::spawn_blocking(move || operation(&x11))
-            .await
-            .map_err(|error| DesktopError::X11 { what: "finish the request".into(), message: error.to_string() })?
+        let display = self.settings.display_name();
+        let result = tokio::task::spawn_blocking(move || match operation(&x11) {
+            Err(error @ DesktopError::X11 { .. }) if x11.ping().is_err() || !X11::answers(&display) => {
+                Err(DesktopError::NotReady {
+                    message: format!("the X server on {display} does not answer ({})", error.message()),
+                })
+            }
+            result => result,
+        })
+        .await;
+        result.map_err(|error| DesktopError::X11 { what: "finish the request".into(), message: error.to_string() })?
     }
 }

@@ -43,6 +43,7 @@ fn start(display: u32, resolution: &str) -> Option<Desktop> {
         .env("NULLSPACE_DESKTOP_RESOLUTION", resolution)
         .env("NULLSPACE_DESKTOP_DPI", "96")
         .env("HOME", dir.path())
+        .env("XDG_DATA_HOME", dir.path().join("share"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
@@ -270,6 +271,17 @@ async fn launched_windows_are_listed_with_their_facts() {
     assert!(window["width"].as_u64().unwrap() > 0 && window["height"].as_u64().unwrap() > 0);
     // xmessage does not set _NET_WM_PID: unknown pids are null, not guessed.
     assert!(window["pid"].is_null() || window["pid"].as_u64() == Some(pid), "{window}");
+    // A desktop entry of the user's data directory, with the URI in place of its field code.
+    let applications = desktop.path("share/applications");
+    std::fs::create_dir_all(&applications).unwrap();
+    let entry = "[Desktop Entry]\nType=Application\nName=Entry test\nExec=xmessage -name nsentry %u\n";
+    std::fs::write(applications.join("org.nullspace.entrytest.desktop"), entry).unwrap();
+    let launched = desktop
+        .ok(Method::POST, "/launch", json!({"mode": "desktop_entry", "desktop_entry": "entrytest", "uri": "uri-text"}))
+        .await;
+    assert_eq!(launched["argv"], json!(["xmessage", "-name", "nsentry", "uri-text"]));
+    desktop.window(|w| w["class_name"] == "nsentry.Xmessage").await;
+
     let (status, error) = desktop.call(Method::GET, "/window/99/title", None).await;
     assert_eq!((status, error["code"].as_str()), (404, Some("window_not_found")));
     let (status, error) =
@@ -359,8 +371,8 @@ async fn health_turns_503_when_the_x_server_dies() {
     .await
     .expect("health turns 503");
     assert_eq!(unhealthy["code"], "desktop_not_ready");
-    let (status, _) = desktop.call(Method::GET, "/screen_size", None).await;
-    assert_eq!(status, 503);
+    let (status, body) = desktop.call(Method::GET, "/screen_size", None).await;
+    assert_eq!(status, 503, "{body}");
 }
 
 #[test]

@@ -89,6 +89,12 @@ impl X11 {
         self.conn.sync().map_err(DesktopError::x11("reach the server"))
     }
 
+    /// Whether the X server on `display` accepts a new connection (a broken shared connection does not
+    /// always fail the next request by itself).
+    pub fn answers(display: &str) -> bool {
+        x11rb::connect(Some(display)).is_ok()
+    }
+
     /// The screen's current size (the root window's geometry follows RandR resizes).
     pub fn screen_size(&self) -> DesktopResult<(u16, u16)> {
         let geometry = self
