@@ -186,6 +186,18 @@ fn clear_stale_lock(display: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Creates `/tmp/.X11-unix` (sticky, world-writable, as X servers expect) when a fresh sandbox lacks it.
+fn socket_dir() -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::path::Path::new("/tmp/.X11-unix");
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777)))
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
 /// Removes the lock and socket of `display` if process `pid` holds them.
 fn remove_lock_of(display: u32, pid: u32) {
     let lock = format!("/tmp/.X{display}-lock");
@@ -198,6 +210,7 @@ fn remove_lock_of(display: u32, pid: u32) {
 /// Starts the X server and the window manager and waits until both are usable.
 pub async fn start(settings: &Settings, commands: &Commands) -> Result<Desktop, String> {
     clear_stale_lock(settings.display)?;
+    socket_dir()?;
     let display = settings.display_name();
     let mut command = Command::new(&commands.x_server);
     command.args(x_server_args(settings, commands));
