@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod code_api;
+pub mod desktop_api;
 pub mod error;
 pub mod exec_api;
 pub mod files_api;

@@ -50,14 +50,15 @@ fn layers_depend_only_downwards() {
         "the client speaks the wire protocol only"
     );
     assert_eq!(ours("nullspace-codegw"), set(&["nullspace-types"]), "the gateway in a sandbox knows only the wire");
+    assert_eq!(ours("nullspace-desktopd"), set(&["nullspace-types"]), "the desktop daemon knows only the wire");
 }
 
 #[test]
 fn only_the_binaries_use_clap_and_anyhow() {
-    // The CLI and the code-interpreter gateway (a program of its own inside sandboxes) parse command
-    // lines; every library crate returns typed errors and takes typed options.
+    // The CLI, the code-interpreter gateway and the desktop daemon (programs of their own inside
+    // sandboxes) parse command lines; every library crate returns typed errors and takes typed options.
     for (name, deps) in workspace_dependencies() {
-        if name == "nullspace" || name == "nullspace-codegw" {
+        if name == "nullspace" || name == "nullspace-codegw" || name == "nullspace-desktopd" {
             continue;
         }
         assert!(!deps.contains("clap"), "{name} must not depend on clap");
