@@ -398,8 +398,12 @@ def sibling_server(server: Server, name: str, extra_args: list[str]) -> Server:
         if templates.exists():
             shutil.rmtree(templates)
         templates.symlink_to(server.data_dir / "templates")
-    # Siblings never build the code interpreter (the session server does, once).
-    srv = Server(server.binary, data_dir, extra_args=[*extra_args, "--without-template", "code-interpreter"])
+    # Siblings never build the code interpreter or the desktop (the session server does, once).
+    srv = Server(
+        server.binary,
+        data_dir,
+        extra_args=[*extra_args, "--without-template", "code-interpreter", "--without-template", "desktop"],
+    )
     srv.start(timeout=120)
     srv.kill_all(srv.key)
     return srv

@@ -36,21 +36,39 @@ struct Embedded {
     binaries: &'static [(&'static str, &'static str)],
 }
 
-const RECIPES: &[Embedded] = &[Embedded {
-    json: include_str!("../../../../images/code-interpreter/template.json"),
-    files: &[
-        ("files/java_kernel.py", include_bytes!("../../../../images/code-interpreter/files/java_kernel.py")),
-        (
-            "files/kernels/java/kernel.json",
-            include_bytes!("../../../../images/code-interpreter/files/kernels/java/kernel.json"),
-        ),
-        (
-            "files/kernels/ir/kernel.json",
-            include_bytes!("../../../../images/code-interpreter/files/kernels/ir/kernel.json"),
-        ),
-    ],
-    binaries: &[("bin/nullspace-codegw", "nullspace-codegw")],
-}];
+const RECIPES: &[Embedded] = &[
+    Embedded {
+        json: include_str!("../../../../images/code-interpreter/template.json"),
+        files: &[
+            ("files/java_kernel.py", include_bytes!("../../../../images/code-interpreter/files/java_kernel.py")),
+            (
+                "files/kernels/java/kernel.json",
+                include_bytes!("../../../../images/code-interpreter/files/kernels/java/kernel.json"),
+            ),
+            (
+                "files/kernels/ir/kernel.json",
+                include_bytes!("../../../../images/code-interpreter/files/kernels/ir/kernel.json"),
+            ),
+        ],
+        binaries: &[("bin/nullspace-codegw", "nullspace-codegw")],
+    },
+    Embedded {
+        json: include_str!("../../../../images/desktop/template.json"),
+        files: &[("files/chromium-flags", include_bytes!("../../../../images/desktop/files/chromium-flags"))],
+        binaries: &[("bin/nullspace-desktopd", "nullspace-desktopd")],
+    },
+];
+
+impl Embedded {
+    /// The recipe's name, if its `template.json` names one.
+    fn name(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Named {
+            name: String,
+        }
+        serde_json::from_str::<Named>(self.json).ok().map(|named| named.name)
+    }
+}
 
 /// `template.json`.
 #[derive(Debug, Deserialize)]
@@ -147,6 +165,11 @@ impl Control {
     /// other; a recipe that fails is logged and left unlisted (the next start tries again).
     pub async fn ensure_builtin_templates(&self, bin_dir: &Path, without: &[String]) {
         for embedded in RECIPES {
+            // A recipe left out needs none of its helper binaries.
+            if let Some(name) = without.iter().find(|name| embedded.name().as_deref() == Some(name.as_str())) {
+                tracing::info!(template = %name, "built-in template not built (--without-template)");
+                continue;
+            }
             let recipe = match Recipe::load(embedded, bin_dir) {
                 Ok(recipe) => recipe,
                 Err(error) => {
@@ -155,10 +178,6 @@ impl Control {
                 }
             };
             let name = recipe.spec.name.clone();
-            if without.contains(&name) {
-                tracing::info!(template = %name, "built-in template not built (--without-template)");
-                continue;
-            }
             match self.ensure_builtin(recipe).await {
                 Ok(builtin) => {
                     tracing::info!(template = %name, template_id = %builtin.template_id, "built-in template ready");
@@ -253,6 +272,32 @@ mod tests {
                 assert_ne!(first.tag, second.tag, "a new helper binary is a new recipe");
             }
         }
+    }
+
+    #[test]
+    fn the_desktop_recipe_runs_the_desktop_daemon_and_waits_for_its_health() {
+        let bin = tempfile::tempdir().unwrap();
+        std::fs::write(bin.path().join("nullspace-desktopd"), b"v1").unwrap();
+        let embedded = RECIPES.iter().find(|e| e.name().as_deref() == Some("desktop")).unwrap();
+        let recipe = Recipe::load(embedded, bin.path()).unwrap();
+        let runtime = recipe.spec.request.runtime_config.as_ref().unwrap();
+        assert_eq!(
+            recipe.spec.request.start_cmd.as_deref(),
+            Some("exec /usr/local/bin/nullspace-desktopd --listen 0.0.0.0:49990")
+        );
+        let readiness = serde_json::to_value(runtime.readiness.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            (readiness["kind"].as_str(), readiness["port"].as_u64(), readiness["path"].as_str()),
+            (Some("http"), Some(49990), Some("/health"))
+        );
+    }
+
+    #[test]
+    fn every_recipe_has_a_distinct_name() {
+        let mut names: Vec<_> = RECIPES.iter().map(|e| e.name().unwrap()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names, ["code-interpreter", "desktop"]);
     }
 
     #[test]
