@@ -121,6 +121,7 @@ fn request(args: CreateArgs) -> anyhow::Result<CreateSandboxRequest> {
         snapshot_id: None,
         volumes: (!args.volumes.is_empty()).then_some(args.volumes),
         warm_pool: args.warm_pool.request()?,
+        desktop: None,
     })
 }
 
