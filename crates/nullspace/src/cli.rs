@@ -361,6 +361,8 @@ pub struct CreateArgs {
     pub volumes: Vec<VolumeMountRequest>,
     #[command(flatten)]
     pub warm_pool: crate::commands::sandbox::WarmPoolArgs,
+    #[command(flatten)]
+    pub desktop: Box<crate::commands::sandbox::DesktopArgs>,
 }
 
 /// What a sandbox does at its deadline.
