@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from nullspace import Sandbox
+from nullspace import Sandbox, SandboxError, TemplateWarmPool
 
-from conftest import wait_for_builtin_template
+from conftest import unique, wait_for_builtin_template
 
 pytestmark = pytest.mark.timeout(2400)
 
@@ -118,6 +118,31 @@ def test_settings_survive_fork_and_hibernate(server, sandboxes, desktop_template
     back = server.connect(resumed.json()["id"])
     sandboxes.created.append((back.id, server.key))
     assert_desktop(back, ":3", 1366, 768, 144)
+
+
+def test_a_warm_pool_serves_only_the_default_desktop(server, sandboxes, desktop_template):
+    """Pool sandboxes run the default desktop: a create with no settings takes one (with its own envs), a
+    create with other settings is a cold create (or `warm_pool_unavailable` under `require`)."""
+    pool = TemplateWarmPool.create(
+        desktop_template, name=unique("desktop-pool"), min_ready=1, max_ready=1, api_key=server.key, base_url=server.url
+    )
+    try:
+        pool.wait_until_ready(timeout_secs=300)
+        warm = sandboxes.create(template=desktop_template, warm_pool=pool.id, envs={"MINE": "kept"})
+        checkout = warm._info.warm_pool_checkout
+        assert checkout is not None and checkout.hit, checkout
+        assert_desktop(warm, ":1", 1920, 1080, 96)
+        assert warm.commands.run("sh", ["-c", 'printf %s "$MINE"']).stdout == "kept"
+        pool.wait_until_ready(timeout_secs=300)
+        with pytest.raises(SandboxError) as refused:
+            sandboxes.create(template=desktop_template, warm_pool=pool.id, warm_pool_mode="require", **CUSTOM)
+        assert refused.value.code == "warm_pool_unavailable" and "desktop settings" in str(refused.value)
+        custom = sandboxes.create(template=desktop_template, warm_pool=pool.id, **CUSTOM)
+        checkout = custom._info.warm_pool_checkout
+        assert checkout is not None and not checkout.hit and checkout.source.value == "cold_create", checkout
+        assert_desktop(custom, ":3", 1366, 768, 144)
+    finally:
+        pool.delete()
 
 
 @pytest.mark.parametrize(
