@@ -25,16 +25,20 @@ pub const DPI_ENV: &str = "NULLSPACE_DESKTOP_DPI";
 /// The variables this module owns in a desktop sandbox's environment.
 const MANAGED: [&str; 4] = ["DISPLAY", DISPLAY_ENV, RESOLUTION_ENV, DPI_ENV];
 
-/// Defaults: display `:1`, 1920×1080, 96 dpi.
+/// Display of a desktop whose create names none (`:1`).
 pub const DEFAULT_DISPLAY: u32 = 1;
+/// Screen size of a desktop whose create names none.
 pub const DEFAULT_RESOLUTION: Resolution = Resolution { width: 1920, height: 1080 };
+/// Dots per inch of a desktop whose create names none.
 pub const DEFAULT_DPI: u32 = 96;
 
-/// Smallest and largest screen side, in pixels.
+/// Smallest screen side, in pixels.
 pub const MIN_SIDE: u32 = 64;
+/// Largest screen side, in pixels (an 8192×8192 frame buffer is 256 MiB).
 pub const MAX_SIDE: u32 = 8192;
-/// Smallest and largest dpi.
+/// Smallest dpi.
 pub const MIN_DPI: u32 = 24;
+/// Largest dpi.
 pub const MAX_DPI: u32 = 960;
 /// Largest display number.
 pub const MAX_DISPLAY: u32 = 999;
