@@ -173,7 +173,8 @@ impl Control {
             let recipe = match Recipe::load(embedded, bin_dir) {
                 Ok(recipe) => recipe,
                 Err(error) => {
-                    tracing::error!(%error, "a built-in template recipe cannot be used");
+                    let name = embedded.name().unwrap_or_default();
+                    tracing::error!(template = %name, %error, "a built-in template recipe cannot be used");
                     continue;
                 }
             };
