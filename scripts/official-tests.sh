@@ -60,21 +60,24 @@ for _ in $(seq 1 900); do
   sleep 1
 done
 
-# The client's code-interpreter tests skip themselves while `code-interpreter` is not listed: wait for the
-# server's build of it (found already built when the e2e run used this data dir), and fail if it never comes.
-for _ in $(seq 1 1800); do
-  if curl -fsS -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/templates" 2>/dev/null \
-    | python3 -c 'import json,sys; sys.exit(0 if any(t.get("id") == "code-interpreter" and t.get("builtin") for t in json.load(sys.stdin)) else 1)'; then
-    break
-  fi
-  if ! kill -0 "$server" 2>/dev/null; then tail -50 "$log"; exit 1; fi
-  sleep 1
-done
-if ! curl -fsS -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/templates" | grep -q '"id":"code-interpreter"'; then
-  echo "official-tests: the code-interpreter template was not built in time" >&2
-  grep -i "built-in\|code-interpreter" "$log" | tail -20 >&2
+# The client's code-interpreter and desktop tests skip themselves while their template is not listed: wait
+# for the server's builds of both (found already built when the e2e run used this data dir), so whether they
+# run never depends on timing, and fail if one never comes.
+wait_for_builtin() {
+  for _ in $(seq 1 1800); do
+    if curl -fsS -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/templates" 2>/dev/null \
+      | python3 -c 'import json,sys; sys.exit(0 if any(t.get("id") == sys.argv[1] and t.get("builtin") for t in json.load(sys.stdin)) else 1)' "$1"; then
+      return 0
+    fi
+    if ! kill -0 "$server" 2>/dev/null; then tail -50 "$log"; exit 1; fi
+    sleep 1
+  done
+  echo "official-tests: the $1 template was not built in time" >&2
+  grep -i "built-in\|$1" "$log" | tail -20 >&2
   exit 1
-fi
+}
+wait_for_builtin code-interpreter
+wait_for_builtin desktop
 
 deselect=(
   # Expects GET {preview}/hello.txt == "hello from python quickstart" but never writes that file

@@ -47,7 +47,9 @@ CODE_INTERPRETER_BUILD_SECS = 1800
 
 
 def wait_for_builtin_template(srv: "Server", name: str, timeout: float = CODE_INTERPRETER_BUILD_SECS) -> None:
-    """Waits until `GET /v1/templates` lists built-in `name` (fails with the server log's tail after `timeout`)."""
+    """Waits until `GET /v1/templates` lists built-in `name`; fails at once when the server logged that it
+    cannot build it (e.g. its helper binary is not beside the server), else with the log's tail after
+    `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         listed = httpx.get(f"{srv.url}/v1/templates", headers={"Authorization": f"Bearer {srv.key}"}, timeout=30).json()
@@ -55,8 +57,25 @@ def wait_for_builtin_template(srv: "Server", name: str, timeout: float = CODE_IN
             return
         if not srv.running:
             raise AssertionError(f"the server exited while building {name}:\n{_tail(srv.log_path)}")
+        failed = _builtin_failure(srv, name)
+        if failed:
+            raise AssertionError(f"the server cannot build built-in template {name}: {failed}")
         time.sleep(2)
     raise AssertionError(f"built-in template {name} was not ready after {timeout:.0f} s:\n{_tail(srv.log_path)}")
+
+
+def _builtin_failure(srv: "Server", name: str) -> str | None:
+    """The line of the running server's log saying built-in template `name` cannot be used or failed to
+    build, if any (earlier starts in the same log are not this server's)."""
+    try:
+        text = srv.log_path.read_text(errors="replace")
+    except OSError:
+        return None
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text).rsplit("===== e2e: starting server", 1)[-1]
+    for line in text.splitlines():
+        if f"template={name}" in line and ("recipe cannot be used" in line or "failed to build" in line):
+            return line.strip()
+    return None
 
 
 def _free_port() -> int:
@@ -398,8 +417,12 @@ def sibling_server(server: Server, name: str, extra_args: list[str]) -> Server:
         if templates.exists():
             shutil.rmtree(templates)
         templates.symlink_to(server.data_dir / "templates")
-    # Siblings never build the code interpreter (the session server does, once).
-    srv = Server(server.binary, data_dir, extra_args=[*extra_args, "--without-template", "code-interpreter"])
+    # Siblings never build the code interpreter or the desktop (the session server does, once).
+    srv = Server(
+        server.binary,
+        data_dir,
+        extra_args=[*extra_args, "--without-template", "code-interpreter", "--without-template", "desktop"],
+    )
     srv.start(timeout=120)
     srv.kill_all(srv.key)
     return srv

@@ -108,6 +108,72 @@ pub struct CreateSandboxRequest {
     /// Take a ready instance of a template warm pool (left out of the body when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_pool: Option<WarmPoolCheckoutRequest>,
+    /// Settings of the X server (template `desktop` only; left out of the body when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desktop: Option<DesktopSettings>,
+}
+
+/// The `desktop` object of a create request: how the desktop template's X server runs. Absent settings
+/// take the server's defaults (display `:1`, 1920×1080, 96 dpi).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DesktopSettings {
+    /// Screen size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+    /// Dots per inch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpi: Option<u32>,
+    /// X display name such as `:1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+}
+
+/// A screen size: `{"width": 1280, "height": 800}` on the wire (the text `"1280x800"` is read too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ResolutionWire")]
+pub struct Resolution {
+    /// Pixels across.
+    pub width: u32,
+    /// Pixels down.
+    pub height: u32,
+}
+
+/// The accepted spellings of a [`Resolution`].
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ResolutionWire {
+    Object { width: u32, height: u32 },
+    Text(String),
+}
+
+impl TryFrom<ResolutionWire> for Resolution {
+    type Error = String;
+
+    fn try_from(wire: ResolutionWire) -> Result<Self, Self::Error> {
+        match wire {
+            ResolutionWire::Object { width, height } => Ok(Resolution { width, height }),
+            ResolutionWire::Text(text) => text.parse(),
+        }
+    }
+}
+
+impl std::str::FromStr for Resolution {
+    type Err = String;
+
+    /// `WIDTHxHEIGHT`, e.g. `1280x800`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || format!("resolution {text:?} must look like 1280x800");
+        let (width, height) = text.trim().split_once(['x', 'X']).ok_or_else(invalid)?;
+        let number = |part: &str| part.parse::<u32>().ok().filter(|_| part.bytes().all(|b| b.is_ascii_digit()));
+        Ok(Resolution { width: number(width).ok_or_else(invalid)?, height: number(height).ok_or_else(invalid)? })
+    }
+}
+
+impl std::fmt::Display for Resolution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
 }
 
 /// The `warm_pool` object of a create request: which pool, and what to do on a miss.
@@ -205,6 +271,27 @@ mod tests {
         assert_eq!(request.template.as_deref(), Some("base"));
         assert_eq!(request.cwd, None);
         assert_eq!(request.metadata.unwrap()["n"], serde_json::json!(1));
+    }
+
+    #[test]
+    fn desktop_settings_read_both_resolution_spellings() {
+        let body =
+            r#"{"template":"desktop","desktop":{"resolution":{"width":1280,"height":800},"dpi":120,"display":":2"}}"#;
+        let request: CreateSandboxRequest = serde_json::from_str(body).unwrap();
+        let desktop = request.desktop.unwrap();
+        assert_eq!(desktop.resolution, Some(Resolution { width: 1280, height: 800 }));
+        assert_eq!((desktop.dpi, desktop.display.as_deref()), (Some(120), Some(":2")));
+        let text: DesktopSettings = serde_json::from_str(r#"{"resolution":"1024x768","dpi":null}"#).unwrap();
+        assert_eq!(text.resolution, Some(Resolution { width: 1024, height: 768 }));
+        assert_eq!(
+            serde_json::to_value(&text).unwrap(),
+            serde_json::json!({"resolution": {"width": 1024, "height": 768}})
+        );
+        for bad in [r#""1024""#, r#""x768""#, r#""1024x-1""#, r#""1024x+7""#, r#"{"width":10}"#, "5"] {
+            assert!(serde_json::from_str::<Resolution>(bad).is_err(), "{bad} accepted");
+        }
+        let plain: CreateSandboxRequest = serde_json::from_str(r#"{"template":"base"}"#).unwrap();
+        assert!(plain.desktop.is_none() && !serde_json::to_string(&plain).unwrap().contains("desktop"));
     }
 
     #[test]

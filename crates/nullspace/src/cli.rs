@@ -199,9 +199,10 @@ pub struct ServerArgs {
     /// CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, PIP_CERT, GIT_SSL_CAINFO and NODE_EXTRA_CA_CERTS pointing at it.
     #[arg(long, value_name = "PEM")]
     pub sandbox_ca_bundle: Option<std::path::PathBuf>,
-    /// Do not build built-in template NAME (repeatable), e.g. `code-interpreter`: its first build takes
-    /// minutes and about 1.5 GiB, which a server where no one runs notebook code can skip.
-    #[arg(long, value_name = "NAME", value_parser = ["code-interpreter"])]
+    /// Do not build built-in template NAME (repeatable): `code-interpreter` (its first build takes minutes
+    /// and about 1.5 GiB, which a server where no one runs notebook code can skip) or `desktop` (about
+    /// 1 GiB and a minute or two).
+    #[arg(long, value_name = "NAME", value_parser = ["code-interpreter", "desktop"])]
     pub without_template: Vec<String>,
     /// Keep N idle sandboxes of built-in template NAME started, shared by every tenant (repeatable;
     /// N = 0 keeps none). A create of that template with default size and network and no envs, cwd or
@@ -366,6 +367,8 @@ pub struct CreateArgs {
     pub volumes: Vec<VolumeMountRequest>,
     #[command(flatten)]
     pub warm_pool: crate::commands::sandbox::WarmPoolArgs,
+    #[command(flatten)]
+    pub desktop: Box<crate::commands::sandbox::DesktopArgs>,
 }
 
 /// What a sandbox does at its deadline.

@@ -3,8 +3,10 @@
 
 mod auth;
 mod code;
+mod desktop;
 mod error;
 mod extract;
+mod guest_service;
 mod health;
 mod lifecycle;
 mod monitor;

@@ -8,7 +8,7 @@ use nullspace_types::ErrorCode;
 use tower_http::cors::CorsLayer;
 
 use super::{
-    code, health, lifecycle, monitor, ports, preview_urls, proxy, relay, sandboxes, signed_files, snapshots,
+    code, desktop, health, lifecycle, monitor, ports, preview_urls, proxy, relay, sandboxes, signed_files, snapshots,
     template_blobs, template_builds, templates, volume_files, volumes, warm_pools, webhooks, websocket, ApiError,
 };
 use crate::control::Control;
@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sandboxes/{id}/files/download-url", post(signed_files::download_url))
         .route("/v1/sandboxes/{id}/files/upload-url", post(signed_files::upload_url))
         .route("/v1/sandboxes/{id}/code/{*rest}", any(code::relay))
+        .route("/v1/sandboxes/{id}/desktop/{*rest}", any(desktop::relay))
         .route("/v1/sandboxes/{id}/{*rest}", any(relay::relay))
         .route(
             "/v1/signed/{token}",

@@ -12,7 +12,7 @@
 //! volumes qualify, as for any pool; every other create, and every create naming a `warm_pool`, is
 //! served as before.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use nullspace_types::sandbox::CreateSandboxRequest;
@@ -131,7 +131,7 @@ impl Control {
         }
         // Bad settings fail the request before a member is taken, as they would fail a cold create.
         validate::timeout(request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS))?;
-        validate::envs(request.envs.as_ref().unwrap_or(&BTreeMap::new()))?;
+        let envs = self.create_envs(&template, request)?;
         if let Some(cwd) = request.cwd.as_deref().filter(|cwd| !cwd.is_empty()) {
             validate::cwd(cwd)?;
         }
@@ -147,7 +147,7 @@ impl Control {
             if !self.store.adopt_pool_sandbox(&id, &pool.tenant_id, &tenant.id).await? {
                 continue;
             }
-            match self.finish_claim(tenant, &id, None, request, idempotency_key).await {
+            match self.finish_claim(tenant, &id, None, request, envs.clone(), idempotency_key).await {
                 Ok(record) => {
                     self.store.leave_pool(&id).await?;
                     return Ok(Some(record));

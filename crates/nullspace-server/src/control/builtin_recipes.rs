@@ -36,21 +36,39 @@ struct Embedded {
     binaries: &'static [(&'static str, &'static str)],
 }
 
-const RECIPES: &[Embedded] = &[Embedded {
-    json: include_str!("../../../../images/code-interpreter/template.json"),
-    files: &[
-        ("files/java_kernel.py", include_bytes!("../../../../images/code-interpreter/files/java_kernel.py")),
-        (
-            "files/kernels/java/kernel.json",
-            include_bytes!("../../../../images/code-interpreter/files/kernels/java/kernel.json"),
-        ),
-        (
-            "files/kernels/ir/kernel.json",
-            include_bytes!("../../../../images/code-interpreter/files/kernels/ir/kernel.json"),
-        ),
-    ],
-    binaries: &[("bin/nullspace-codegw", "nullspace-codegw")],
-}];
+const RECIPES: &[Embedded] = &[
+    Embedded {
+        json: include_str!("../../../../images/code-interpreter/template.json"),
+        files: &[
+            ("files/java_kernel.py", include_bytes!("../../../../images/code-interpreter/files/java_kernel.py")),
+            (
+                "files/kernels/java/kernel.json",
+                include_bytes!("../../../../images/code-interpreter/files/kernels/java/kernel.json"),
+            ),
+            (
+                "files/kernels/ir/kernel.json",
+                include_bytes!("../../../../images/code-interpreter/files/kernels/ir/kernel.json"),
+            ),
+        ],
+        binaries: &[("bin/nullspace-codegw", "nullspace-codegw")],
+    },
+    Embedded {
+        json: include_str!("../../../../images/desktop/template.json"),
+        files: &[("files/chromium-flags", include_bytes!("../../../../images/desktop/files/chromium-flags"))],
+        binaries: &[("bin/nullspace-desktopd", "nullspace-desktopd")],
+    },
+];
+
+impl Embedded {
+    /// The recipe's name, if its `template.json` names one.
+    fn name(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Named {
+            name: String,
+        }
+        serde_json::from_str::<Named>(self.json).ok().map(|named| named.name)
+    }
+}
 
 /// `template.json`.
 #[derive(Debug, Deserialize)]
@@ -148,27 +166,28 @@ impl Control {
     /// one gets the system's warm pool of `pools[name]` idle sandboxes (none when absent or 0).
     pub async fn ensure_builtin_templates(&self, bin_dir: &Path, without: &[String], pools: &BTreeMap<String, u32>) {
         for embedded in RECIPES {
-            let recipe = match Recipe::load(embedded, bin_dir) {
-                Ok(recipe) => recipe,
-                Err(error) => {
-                    tracing::error!(%error, "a built-in template recipe cannot be used");
-                    continue;
-                }
-            };
-            let name = recipe.spec.name.clone();
-            let ready = if without.contains(&name) {
+            // A recipe left out needs none of its helper binaries.
+            let (name, ready) = if let Some(name) = without.iter().find(|name| embedded.name().as_deref() == Some(name.as_str())) {
                 tracing::info!(template = %name, "built-in template not built (--without-template)");
-                None
+                (name.clone(), None)
             } else {
+                let recipe = match Recipe::load(embedded, bin_dir) {
+                    Ok(recipe) => recipe,
+                    Err(error) => {
+                        tracing::error!(%error, "a built-in template recipe cannot be used");
+                        continue;
+                    }
+                };
+                let name = recipe.spec.name.clone();
                 match self.ensure_builtin(recipe).await {
                     Ok(builtin) => {
                         tracing::info!(template = %name, template_id = %builtin.template_id, "built-in template ready");
                         self.builtins.set(name.clone(), builtin.clone());
-                        Some(builtin.template_id)
+                        (name, Some(builtin.template_id))
                     }
                     Err(error) => {
                         tracing::error!(template = %name, error = %crate::error_chain(&error), "built-in template failed to build; it stays unlisted until a restart builds it");
-                        None
+                        (name, None)
                     }
                 }
             };
@@ -261,6 +280,32 @@ mod tests {
                 assert_ne!(first.tag, second.tag, "a new helper binary is a new recipe");
             }
         }
+    }
+
+    #[test]
+    fn the_desktop_recipe_runs_the_desktop_daemon_and_waits_for_its_health() {
+        let bin = tempfile::tempdir().unwrap();
+        std::fs::write(bin.path().join("nullspace-desktopd"), b"v1").unwrap();
+        let embedded = RECIPES.iter().find(|e| e.name().as_deref() == Some("desktop")).unwrap();
+        let recipe = Recipe::load(embedded, bin.path()).unwrap();
+        let runtime = recipe.spec.request.runtime_config.as_ref().unwrap();
+        assert_eq!(
+            recipe.spec.request.start_cmd.as_deref(),
+            Some("exec /usr/local/bin/nullspace-desktopd --listen 0.0.0.0:49990")
+        );
+        let readiness = serde_json::to_value(runtime.readiness.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            (readiness["kind"].as_str(), readiness["port"].as_u64(), readiness["path"].as_str()),
+            (Some("http"), Some(49990), Some("/health"))
+        );
+    }
+
+    #[test]
+    fn every_recipe_has_a_distinct_name() {
+        let mut names: Vec<_> = RECIPES.iter().map(|e| e.name().unwrap()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names, ["code-interpreter", "desktop"]);
     }
 
     #[test]

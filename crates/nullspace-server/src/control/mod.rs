@@ -9,6 +9,7 @@ mod build_step;
 pub mod builtin_pools;
 pub mod builtin_recipes;
 pub mod capacity;
+pub mod desktop;
 mod error;
 mod events;
 mod guest_watch;

@@ -100,8 +100,7 @@ impl Control {
         })?;
         let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         validate::timeout(timeout_ms)?;
-        let envs = request.envs.unwrap_or_default();
-        validate::envs(&envs)?;
+        let envs = self.create_envs(&template_id, &request)?;
         let cwd = request.cwd.filter(|cwd| !cwd.is_empty()).unwrap_or(default_cwd);
         validate::cwd(&cwd)?;
         if let Some(metadata) = &request.metadata {

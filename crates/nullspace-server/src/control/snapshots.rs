@@ -223,6 +223,11 @@ impl Control {
         if let Some(metadata) = &request.metadata {
             validate::metadata(metadata)?;
         }
+        if request.desktop.is_some() {
+            return Err(validate::invalid(
+                "a sandbox created from a snapshot keeps the desktop settings of the snapshot's sandbox: leave out desktop",
+            ));
+        }
         self.admit(snapshot.config.vcpus, snapshot.config.memory_mb).await?;
         let record =
             Self::record_from_snapshot(tenant, &snapshot, request.metadata, request.timeout_ms, idempotency_key);

@@ -97,6 +97,8 @@ impl Control {
         // the template sets the same names), and it gets the build envs. Only `/bin/sh` is assumed.
         let mut envs: BTreeMap<String, String> = runtime.envs.clone();
         envs.extend(runtime.start_envs.clone());
+        // A desktop sandbox's settings are the exception: its desktop daemon starts the X server from them.
+        envs.extend(super::desktop::start_envs(create_envs));
         let hidden: Vec<&str> =
             create_envs.keys().filter(|key| !envs.contains_key(*key) && is_env_name(key)).map(String::as_str).collect();
         let script =

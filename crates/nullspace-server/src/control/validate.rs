@@ -85,15 +85,17 @@ pub fn metadata(metadata: &serde_json::Map<String, serde_json::Value>) -> Result
     Ok(())
 }
 
-/// The create-request fields this server does not act on but must not accept silently: `desktop`
-/// settings (only for the `desktop` template) and `warm_pool` (`mode` prefer|require|bypass,
+/// The create-request objects checked before the request is read: `desktop` settings (only for the
+/// `desktop` template; see [`super::desktop::settings`]) and `warm_pool` (`mode` prefer|require|bypass,
 /// `wait_ms` 0 to [`MAX_WARM_POOL_WAIT_MS`]).
 pub fn create_extras(body: &serde_json::Map<String, serde_json::Value>) -> Result<(), ControlError> {
     use serde_json::Value;
     let template = body.get("template").and_then(Value::as_str).unwrap_or("base");
     match body.get("desktop") {
         None | Some(Value::Null) => {}
-        Some(Value::Object(_)) if template_name(template) == "desktop" => {}
+        Some(value @ Value::Object(_)) if template_name(template) == super::desktop::TEMPLATE => {
+            super::desktop::settings(value)?;
+        }
         Some(Value::Object(_)) => {
             return Err(invalid(format!(
                 "desktop settings apply only to the desktop template; template {template:?} has no desktop"
@@ -198,6 +200,8 @@ mod tests {
         let desktop = create_extras(&body(serde_json::json!({"template": "base", "desktop": {"dpi": 96}})));
         assert!(desktop.unwrap_err().to_string().contains("only to the desktop template"));
         assert!(create_extras(&body(serde_json::json!({"desktop": {"dpi": 96}}))).is_err());
+        let bad = create_extras(&body(serde_json::json!({"template": "desktop", "desktop": {"dpi": 0}})));
+        assert!(bad.unwrap_err().to_string().contains("desktop.dpi must be from"));
         assert!(create_extras(&body(serde_json::json!({"warm_pool": {"id": "p", "wait_ms": 0}}))).is_ok());
         for bad in [
             serde_json::json!({"warm_pool": {"wait_ms": -1}}),

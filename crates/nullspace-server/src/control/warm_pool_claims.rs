@@ -99,6 +99,11 @@ pub fn mismatch(
     if request.volumes.as_ref().is_some_and(|volumes| !volumes.is_empty()) {
         return Some("volume mounts are not poolable".into());
     }
+    if !super::desktop::poolable(request) {
+        return Some(
+            "desktop settings other than the defaults are not poolable: pool sandboxes run the default desktop".into(),
+        );
+    }
     match pool.state {
         PoolState::Enabled => None,
         state => Some(format!("the pool is {}", state.as_str())),
@@ -268,7 +273,7 @@ impl Control {
         }
         // Bad settings fail the request before a pool sandbox is taken, as they would fail a cold create.
         validate::timeout(request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS))?;
-        validate::envs(request.envs.as_ref().unwrap_or(&BTreeMap::new()))?;
+        let envs = self.create_envs(&template, request)?;
         if let Some(cwd) = request.cwd.as_deref().filter(|cwd| !cwd.is_empty()) {
             validate::cwd(cwd)?;
         }
@@ -284,7 +289,7 @@ impl Control {
             let starting = self.warm.starting_members();
             if let Some(id) = self.store.claim_pool_sandbox(&tenant.id, &pool.id, &template, &starting).await? {
                 self.warm.wake.notify_one();
-                match self.finish_claim(tenant, &id, Some(&pool.id), request, idempotency_key).await {
+                match self.finish_claim(tenant, &id, Some(&pool.id), request, envs.clone(), idempotency_key).await {
                     Ok(record) => {
                         let waited = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                         return Ok((Some(record), Some(info("ready_instance", true, waited))));
@@ -312,6 +317,7 @@ impl Control {
         id: &str,
         pool_id: Option<&str>,
         request: &CreateSandboxRequest,
+        envs: BTreeMap<String, String>,
         idempotency_key: Option<&str>,
     ) -> ControlResult<SandboxRecord> {
         let mut record = self
@@ -319,9 +325,8 @@ impl Control {
             .get_sandbox(&tenant.id, id)
             .await?
             .ok_or_else(|| ControlError::SandboxNotFound { sandbox_id: id.to_owned() })?;
-        let envs = request.envs.clone().unwrap_or_default();
         let cwd = request.cwd.clone().filter(|cwd| !cwd.is_empty()).unwrap_or_else(|| record.cwd.clone());
-        if !envs.is_empty() || cwd != record.cwd {
+        if envs != record.envs || cwd != record.cwd {
             let all = self.node().sandbox_envs(&self.root_image(&record.template).await?.envs, &envs);
             self.reconfigure_guest(id, &GuestConfigUpdate { envs: all, cwd: cwd.clone() }).await?;
         }

@@ -99,6 +99,26 @@ fn a_create_naming_no_size_gets_the_template_default_memory_when_matched() {
 }
 
 #[test]
+fn only_the_default_desktop_is_poolable() {
+    use nullspace_types::sandbox::{DesktopSettings, Resolution};
+    let p = pool();
+    let plain = CreateSandboxRequest { vcpus: Some(2), memory_mb: Some(512), ..CreateSandboxRequest::default() };
+    let desktop = |settings: DesktopSettings| CreateSandboxRequest { desktop: Some(settings), ..plain.clone() };
+    let defaults = DesktopSettings {
+        resolution: Some(Resolution { width: 1920, height: 1080 }),
+        dpi: Some(96),
+        display: Some(":1".into()),
+    };
+    assert_eq!(mismatch(&p, &desktop(defaults), "base"), None);
+    assert_eq!(mismatch(&p, &desktop(DesktopSettings::default()), "base"), None);
+    let small =
+        DesktopSettings { resolution: Some(Resolution { width: 1280, height: 800 }), ..DesktopSettings::default() };
+    assert!(mismatch(&p, &desktop(small), "base").unwrap().contains("desktop settings"));
+    let other_display = DesktopSettings { display: Some(":2".into()), ..DesktopSettings::default() };
+    assert!(mismatch(&p, &desktop(other_display), "base").is_some());
+}
+
+#[test]
 fn a_refill_starts_what_is_missing_up_to_min_ready_and_never_past_max_ready() {
     let p = WarmPoolRecord { min_ready: 3, max_ready: 4, ..pool() };
     let counts = |ready, warming, claimed| PoolCounts { ready, warming, claimed, failed: 0 };

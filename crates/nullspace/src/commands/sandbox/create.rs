@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use nullspace_client::types::sandbox::{CreateSandboxRequest, SandboxInfo, WarmPoolCheckoutRequest};
+use nullspace_client::types::sandbox::{
+    CreateSandboxRequest, DesktopSettings, Resolution, SandboxInfo, WarmPoolCheckoutRequest,
+};
 use nullspace_client::Client;
 
 use crate::cli::CreateArgs;
@@ -58,6 +60,36 @@ impl WarmPoolArgs {
         }
         Ok(Some(WarmPoolCheckoutRequest { id: self.id, mode: mode.map(str::to_owned), wait_ms: self.wait_ms }))
     }
+}
+
+/// `sandbox create`'s desktop flags (the `desktop` object of the create body; template `desktop` only).
+#[derive(Debug, Clone, Default, Args)]
+pub struct DesktopArgs {
+    /// Desktop screen size as WIDTHxHEIGHT [server default: 1920x1080].
+    #[arg(long, value_name = "WxH", value_parser = parse_resolution)]
+    pub resolution: Option<Resolution>,
+    /// Desktop dots per inch [server default: 96].
+    #[arg(long, value_name = "DPI")]
+    pub dpi: Option<u32>,
+    /// Desktop X display such as :1 [server default: :1].
+    #[arg(long, value_name = ":N")]
+    pub display: Option<String>,
+}
+
+impl DesktopArgs {
+    /// The `desktop` object, if any flag was given (the server checks the values).
+    fn request(self) -> Option<DesktopSettings> {
+        let DesktopArgs { resolution, dpi, display } = self;
+        (resolution.is_some() || dpi.is_some() || display.is_some()).then_some(DesktopSettings {
+            resolution,
+            dpi,
+            display,
+        })
+    }
+}
+
+fn parse_resolution(text: &str) -> Result<Resolution, String> {
+    text.parse()
 }
 
 /// Creates the sandbox and prints it.
@@ -121,6 +153,7 @@ fn request(args: CreateArgs) -> anyhow::Result<CreateSandboxRequest> {
         snapshot_id: None,
         volumes: (!args.volumes.is_empty()).then_some(args.volumes),
         warm_pool: args.warm_pool.request()?,
+        desktop: (*args.desktop).request(),
     })
 }
 
@@ -200,6 +233,20 @@ mod tests {
         assert_eq!(bypass.warm_pool.unwrap().mode.as_deref(), Some("bypass"));
         assert!(request(args(&["--warm-pool-mode", "prefer"])).is_err());
         assert!(request(args(&["--warm-pool-wait", "10"])).is_err());
+    }
+
+    #[test]
+    fn desktop_flags_become_the_desktop_object() {
+        let body =
+            request(args(&["--template", "desktop", "--resolution", "1366x768", "--dpi", "144", "--display", ":3"]));
+        assert_eq!(
+            serde_json::to_value(body.unwrap()).unwrap()["desktop"],
+            serde_json::json!({"resolution": {"width": 1366, "height": 768}, "dpi": 144, "display": ":3"})
+        );
+        let plain = serde_json::to_value(request(args(&[])).unwrap()).unwrap();
+        assert!(plain.get("desktop").is_none(), "{plain}");
+        let argv = ["nullspace", "sandbox", "create", "--resolution", "wide"];
+        assert!(Cli::try_parse_from(argv).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod timeout;
 
 use nullspace_client::types::sandbox::{SandboxInfo, TimeoutAction};
 
-pub use create::WarmPoolArgs;
+pub use create::{DesktopArgs, WarmPoolArgs};
 
 use crate::cli::{GlobalArgs, SandboxCommand, TimeoutActionArg};
 use crate::exit::ExitStatus;
