@@ -8,6 +8,7 @@ pub mod build_runner;
 mod build_step;
 pub mod builtin_recipes;
 pub mod capacity;
+pub mod desktop_streams;
 mod error;
 mod events;
 mod guest_watch;
