@@ -9,3 +9,4 @@ cargo build --release --locked -p nullspace
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked -p nullspace-guest -p nullspace-codegw --target "$host"
 install -m 0755 "target/$host/release/nullspace-guestd" target/release/nullspace-guestd
 install -m 0755 "target/$host/release/nullspace-codegw" target/release/nullspace-codegw
+./scripts/fetch-novnc.sh target/release/novnc # the desktop viewer's noVNC, served by the server

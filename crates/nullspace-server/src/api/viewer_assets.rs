@@ -16,15 +16,21 @@ use super::{ApiError, AppState};
 /// Environment variable overriding where the noVNC files are.
 pub const NOVNC_DIR_ENV: &str = "NULLSPACE_NOVNC_DIR";
 
-/// Where the noVNC files are: `$NULLSPACE_NOVNC_DIR`, else `novnc/` beside the running binary.
+/// Where the noVNC files are: `$NULLSPACE_NOVNC_DIR`, else `novnc/` beside the running binary (a build
+/// tree), else `../share/nullspace/novnc` from it (`scripts/install.sh`).
 pub fn novnc_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os(NOVNC_DIR_ENV) {
         return PathBuf::from(dir);
     }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("novnc")))
-        .unwrap_or_else(|| PathBuf::from("novnc"))
+    let Some(bin) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(FsPath::to_path_buf)) else {
+        return PathBuf::from("novnc");
+    };
+    let beside = bin.join("novnc");
+    let shared = bin.join("../share/nullspace/novnc");
+    if !beside.is_dir() && shared.is_dir() {
+        return shared;
+    }
+    beside
 }
 
 /// The content type of an asset, by extension; `None` for files the viewer never loads.
