@@ -2,7 +2,8 @@
 DevTools protocol (a WebSocket, no driver binary), opens `viewer_url` from `stream.start`. noVNC (served by
 the server) connects through the bridge; its canvas must show the sandbox's screen (compared in the page,
 pixel by pixel, with the desktop's own screenshot); keys typed into a view-only viewer must not reach the
-sandbox, keys typed into an interactive one must (mousepad saves them to a file).
+sandbox (not even after the page's own view-only flag is switched off: the server drops them), keys typed
+into an interactive one must (mousepad saves them to a file).
 
 The view-only check needs no timed wait: the view-only keys are typed first, the stream is then stopped
 (which closes that bridge), and an interactive viewer types and saves; the saved file holds exactly the
@@ -169,6 +170,11 @@ def test_view_only_typing_does_nothing_and_interactive_typing_arrives(browser, d
     browser.evaluate("window.nullspaceViewer.focus()")
     browser.type("viewonly")
     browser.ctrl("s")
+    # The page's view-only flag is the viewer's to flip: the server's filter must still drop the keys.
+    browser.evaluate("window.nullspaceViewer.viewOnly = false; window.nullspaceViewer.focus()")
+    browser.type("flipped")
+    browser.ctrl("s")
+    assert browser.evaluate("document.body.dataset.state") == "connected", "noVNC's own messages pass the filter"
     desktop.desktop.stream.stop()  # closes the view-only bridge: nothing typed there can arrive later
     wait_until(lambda: browser.evaluate("document.body.dataset.state") == "disconnected", timeout=30,
                what="the view-only viewer to be disconnected by the stop")
