@@ -77,6 +77,22 @@ pub async fn info(
     Ok(Json(json!({ "protocol": "vnc", "host": host, "port": port, "url": format!("vnc://{host}:{port}") })))
 }
 
+/// The `streaming` part of `GET …/desktop/capabilities` as this server serves it (the desktop relay puts it
+/// in place of the sandbox's own answer): the managed viewer always, raw VNC only with `--desktop-raw-vnc`.
+#[allow(dead_code)] // until the desktop relay (api/desktop.rs) puts it into the capabilities it relays
+pub(super) fn streaming_capabilities(raw_vnc: bool) -> Value {
+    json!({
+        "raw_vnc": raw_vnc,
+        "managed_viewer": true,
+        "view_only": true,
+        "default_surface": "managed_viewer",
+        "raw_vnc_role": if raw_vnc { "operator" } else { "disabled" },
+        "raw_vnc_mode": if raw_vnc { "host_port" } else { "disabled" },
+        "raw_vnc_auth": "none",
+        "managed_viewer_auth_required": true,
+    })
+}
+
 fn managed_json(headers: &HeaderMap, id: &str, key: &IssuedKey, raw: Option<(String, u16)>) -> Value {
     let (host, port, url) = match raw {
         Some((host, port)) => {
@@ -167,6 +183,29 @@ mod tests {
         assert_eq!(public_base_url(&proxied), "https://ns.example");
         assert_eq!(request_hostname(&plain), "127.0.0.1");
         assert_eq!(request_hostname(&headers(&[("host", "[::1]:80")])), "[::1]");
+    }
+
+    #[test]
+    fn streaming_capabilities_follow_the_raw_vnc_flag() {
+        let off = streaming_capabilities(false);
+        let mut keys: Vec<_> = off.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "default_surface",
+                "managed_viewer",
+                "managed_viewer_auth_required",
+                "raw_vnc",
+                "raw_vnc_auth",
+                "raw_vnc_mode",
+                "raw_vnc_role",
+                "view_only"
+            ]
+        );
+        assert_eq!((off["raw_vnc"].clone(), off["raw_vnc_role"].clone()), (json!(false), json!("disabled")));
+        assert_eq!(streaming_capabilities(true)["raw_vnc"], true);
+        assert_eq!(off["managed_viewer"], true);
     }
 
     #[test]
