@@ -52,7 +52,7 @@ class Browser:
                 url = match.group(1)
                 break
         assert url, "chromium did not start its DevTools endpoint"
-        self.ws = connect(url, max_size=64 << 20)
+        self.ws = connect(url, max_size=64 << 20).__enter__()  # closed in close()
         self.ids = itertools.count(1)
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
