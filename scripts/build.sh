@@ -10,3 +10,4 @@ RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked -p null
 install -m 0755 "target/$host/release/nullspace-guestd" target/release/nullspace-guestd
 install -m 0755 "target/$host/release/nullspace-codegw" target/release/nullspace-codegw
 install -m 0755 "target/$host/release/nullspace-desktopd" target/release/nullspace-desktopd
+./scripts/fetch-novnc.sh target/release/novnc # the desktop viewer's noVNC, served by the server

@@ -60,6 +60,8 @@ pub struct ServerOptions {
     pub sandbox_ca_bundle: Option<PathBuf>,
     /// Timeouts and connection caps of the listeners.
     pub http: crate::HttpLimits,
+    /// Answer raw VNC addresses of desktops (`--desktop-raw-vnc`, operator-only).
+    pub desktop_raw_vnc: bool,
 }
 
 async fn open_store(data_dir: &Path) -> Result<Store, ServerError> {
@@ -197,7 +199,12 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
         },
     );
     preview.spawn_usage_writer();
-    let app = router(AppState { control: control.clone(), signer, preview, upstreams: Arc::default() });
+    let desktop = crate::api::DesktopViewer::new(
+        crate::control::desktop_streams::DesktopStreams::new(control.clone(), signer.clone()),
+        options.desktop_raw_vnc,
+        crate::api::novnc_dir(),
+    );
+    let app = router(AppState { control: control.clone(), signer, preview, upstreams: Arc::default(), desktop });
     crate::serve::serve(listener, app, &options.http, shutdown_signal())
         .await
         .map_err(|source| ServerError::Listen { address: options.listen, source })?;

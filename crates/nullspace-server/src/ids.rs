@@ -47,6 +47,12 @@ pub fn claim_token() -> String {
     format!("tclaim_{}", random_lowercase(32))
 }
 
+/// A new desktop viewer key nonce: 32 random lowercase alphanumerics (over 160 bits), from which the
+/// server derives the viewer's auth key.
+pub fn desktop_key_nonce() -> String {
+    random_lowercase(32)
+}
+
 /// A new API key (shown once, stored hashed).
 pub fn api_key() -> String {
     let key: String = rand::thread_rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();

@@ -10,6 +10,7 @@ mod error;
 mod ids;
 mod metrics;
 mod preview;
+mod rfb_filter;
 mod serve;
 mod signing;
 mod store;

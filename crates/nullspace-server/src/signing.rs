@@ -118,6 +118,17 @@ impl Signer {
         <HmacSha256 as Mac>::new_from_slice(&self.key).expect("hmac takes any key length")
     }
 
+    /// HMAC-SHA256 under the server's key of `label` and `parts` (each length-prefixed): a secret that
+    /// only this server can derive again, e.g. a desktop viewer key from its stored nonce.
+    pub fn derive(&self, label: &str, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = self.mac();
+        for part in std::iter::once(label.as_bytes()).chain(parts.iter().copied()) {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
     /// The token for `claim`.
     pub fn sign(&self, claim: &FileClaim) -> String {
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claim).unwrap_or_default());

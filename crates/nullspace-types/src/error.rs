@@ -45,6 +45,8 @@ pub enum ErrorCode {
     NotImplemented,
     /// Something failed on the server side (500).
     Internal,
+    /// Raw VNC access to desktops is off on this server (`--desktop-raw-vnc` turns it on) (403).
+    DesktopRawVncDisabled,
 }
 
 impl ErrorCode {
@@ -70,6 +72,7 @@ impl ErrorCode {
             Self::FeatureUnavailable => "feature_unavailable",
             Self::NotImplemented => "not_implemented",
             Self::Internal => "internal_error",
+            Self::DesktopRawVncDisabled => "desktop_raw_vnc_disabled",
         }
     }
 
@@ -85,7 +88,7 @@ impl ErrorCode {
             | Self::BuildNotFound
             | Self::FileNotFound => 404,
             Self::Conflict | Self::SandboxNotReady | Self::VolumeBusy => 409,
-            Self::VolumeReadOnly => 403,
+            Self::VolumeReadOnly | Self::DesktopRawVncDisabled => 403,
             Self::CapacityExceeded | Self::WarmPoolUnavailable => 503,
             Self::ExecFailed | Self::Internal => 500,
             Self::FeatureUnavailable | Self::NotImplemented => 501,

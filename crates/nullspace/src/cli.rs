@@ -210,6 +210,11 @@ pub struct ServerArgs {
     /// Each idle sandbox holds its processes' memory (~100 MiB for code-interpreter).
     #[arg(long, value_name = "NAME=N", default_value = "code-interpreter=1", value_parser = crate::commands::server::parse_builtin_pool)]
     pub builtin_warm_pool: Vec<(String, u32)>,
+    /// Answer `GET /v1/sandboxes/{id}/desktop/stream` with a raw VNC address (operator-only: the desktop's
+    /// VNC server has no password, and the address is reachable by anyone who reaches this host). Off by
+    /// default: clients use the managed viewer (`stream/start`), which needs its auth key.
+    #[arg(long)]
+    pub desktop_raw_vnc: bool,
     /// Seconds a client has to send request headers; also how long an idle keep-alive connection stays open.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_secs: u64,

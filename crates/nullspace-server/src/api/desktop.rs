@@ -3,10 +3,14 @@
 //! inside the sandbox on port [`DESKTOP_PORT`], without the `/v1/sandboxes/{id}/desktop` prefix; see
 //! [`super::guest_service`]. The viewer and streaming routes (`stream`, `stream/*`, `viewer`,
 //! `viewer/ws`) are the server's own and registered with static segments, which axum matches before
-//! this catch-all.
+//! this catch-all. `GET capabilities` is the daemon's answer with its `streaming` part replaced by the
+//! server's: how clients may watch the desktop is decided here (`--desktop-raw-vnc`), not in the sandbox.
 
+use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
+use http_body_util::BodyExt;
 
 use super::auth::Authenticated;
 use super::extract::Path;
@@ -26,7 +30,35 @@ pub async fn relay(
     Path((id, rest)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    guest_service::relay(&state, &tenant, &id, &rest, request, DAEMON).await
+    let capabilities = request.method() == Method::GET && rest == "capabilities";
+    let response = guest_service::relay(&state, &tenant, &id, &rest, request, DAEMON).await?;
+    if !capabilities || response.status() != StatusCode::OK {
+        return Ok(response);
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                nullspace_types::ErrorCode::Internal,
+                format!("reading the desktop daemon's capabilities failed: {error}"),
+            )
+        })?
+        .to_bytes();
+    let mut answer: serde_json::Value = serde_json::from_slice(&bytes).map_err(|error| {
+        ApiError::new(
+            nullspace_types::ErrorCode::Internal,
+            format!("the desktop daemon's capabilities are not JSON: {error}"),
+        )
+    })?;
+    if let Some(object) = answer.as_object_mut() {
+        object.insert("streaming".into(), super::desktop_stream::streaming_capabilities(state.desktop.raw_vnc));
+    }
+    let body = serde_json::to_vec(&answer).unwrap_or_default();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    Ok(Response::from_parts(parts, Body::from(body)))
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 mod auth;
 mod code;
 mod desktop;
+mod desktop_bridge;
+mod desktop_stream;
+mod desktop_viewer;
 mod error;
 mod extract;
 mod guest_service;
@@ -22,12 +25,15 @@ mod template_blobs;
 mod template_builds;
 mod templates;
 mod upstream;
+mod viewer_assets;
 mod volume_files;
 mod volumes;
 mod warm_pools;
 mod webhooks;
 mod websocket;
 
+pub use desktop_viewer::DesktopViewer;
 pub use error::ApiError;
 pub use router::{router, AppState};
 pub use upstream::UpstreamPool;
+pub use viewer_assets::novnc_dir;

@@ -8,8 +8,9 @@ use nullspace_types::ErrorCode;
 use tower_http::cors::CorsLayer;
 
 use super::{
-    code, desktop, health, lifecycle, monitor, ports, preview_urls, proxy, relay, sandboxes, signed_files, snapshots,
-    template_blobs, template_builds, templates, volume_files, volumes, warm_pools, webhooks, websocket, ApiError,
+    code, desktop, desktop_stream, desktop_viewer, health, lifecycle, monitor, ports, preview_urls, proxy, relay,
+    sandboxes, signed_files, snapshots, template_blobs, template_builds, templates, viewer_assets, volume_files,
+    volumes, warm_pools, webhooks, websocket, ApiError,
 };
 use crate::control::Control;
 use crate::signing::Signer;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub preview: crate::control::preview_grants::PreviewGrants,
     /// Idle connections of the preview proxy to sandbox ports.
     pub upstreams: std::sync::Arc<super::UpstreamPool>,
+    /// The managed desktop viewer (keys, raw VNC policy, noVNC files).
+    pub desktop: super::DesktopViewer,
 }
 
 /// The whole API as one router (tests build the same app in-process).
@@ -64,6 +67,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sandboxes/{id}/files/upload-url", post(signed_files::upload_url))
         .route("/v1/sandboxes/{id}/code/{*rest}", any(code::relay))
         .route("/v1/sandboxes/{id}/desktop/{*rest}", any(desktop::relay))
+        .route("/v1/sandboxes/{id}/desktop/stream", get(desktop_stream::info))
+        .route("/v1/sandboxes/{id}/desktop/stream/start", post(desktop_stream::start))
+        .route("/v1/sandboxes/{id}/desktop/stream/stop", post(desktop_stream::stop))
+        .route("/v1/sandboxes/{id}/desktop/stream/auth-key", get(desktop_stream::auth_key))
+        .route("/v1/sandboxes/{id}/desktop/viewer", get(desktop_viewer::page))
+        .route("/v1/sandboxes/{id}/desktop/viewer/ws", get(desktop_viewer::websocket))
+        .route("/v1/desktop/viewer-assets/{*path}", get(viewer_assets::get))
         .route("/v1/sandboxes/{id}/{*rest}", any(relay::relay))
         .route(
             "/v1/signed/{token}",

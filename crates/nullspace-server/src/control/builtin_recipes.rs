@@ -167,7 +167,9 @@ impl Control {
     pub async fn ensure_builtin_templates(&self, bin_dir: &Path, without: &[String], pools: &BTreeMap<String, u32>) {
         for embedded in RECIPES {
             // A recipe left out needs none of its helper binaries.
-            let (name, ready) = if let Some(name) = without.iter().find(|name| embedded.name().as_deref() == Some(name.as_str())) {
+            let (name, ready) = if let Some(name) =
+                without.iter().find(|name| embedded.name().as_deref() == Some(name.as_str()))
+            {
                 tracing::info!(template = %name, "built-in template not built (--without-template)");
                 (name.clone(), None)
             } else {

@@ -10,6 +10,7 @@ pub mod builtin_pools;
 pub mod builtin_recipes;
 pub mod capacity;
 pub mod desktop;
+pub mod desktop_streams;
 mod error;
 mod events;
 mod guest_watch;

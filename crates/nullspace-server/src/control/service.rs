@@ -397,6 +397,7 @@ impl Control {
         let Some(_in_flight) = SetGuard::insert(&self.destroying, id.to_owned()) else { return Ok(()) };
         self.preview.close_sandbox(id);
         self.store.delete_preview_grants_of_sandbox(id).await?; // preview grants die with their sandbox
+        self.store.delete_desktop_streams_of_sandbox(id).await?; // and so do desktop viewer keys
         self.node.destroy(id).await?;
         self.cpu.forget(id);
         self.store.transition(id, &[SandboxState::Destroying], SandboxState::Destroyed, None).await?;

@@ -109,13 +109,13 @@ fn only_the_default_desktop_is_poolable() {
         dpi: Some(96),
         display: Some(":1".into()),
     };
-    assert_eq!(mismatch(&p, &desktop(defaults), "base"), None);
-    assert_eq!(mismatch(&p, &desktop(DesktopSettings::default()), "base"), None);
+    assert_eq!(mismatch(&p, &desktop(defaults), "base", 512), None);
+    assert_eq!(mismatch(&p, &desktop(DesktopSettings::default()), "base", 512), None);
     let small =
         DesktopSettings { resolution: Some(Resolution { width: 1280, height: 800 }), ..DesktopSettings::default() };
-    assert!(mismatch(&p, &desktop(small), "base").unwrap().contains("desktop settings"));
+    assert!(mismatch(&p, &desktop(small), "base", 512).unwrap().contains("desktop settings"));
     let other_display = DesktopSettings { display: Some(":2".into()), ..DesktopSettings::default() };
-    assert!(mismatch(&p, &desktop(other_display), "base").is_some());
+    assert!(mismatch(&p, &desktop(other_display), "base", 512).is_some());
 }
 
 #[test]

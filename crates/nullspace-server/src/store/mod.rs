@@ -1,6 +1,7 @@
 //! The store: the durable record of tenants, API keys and sandboxes. Queries are plain SQL with `$n`
 //! placeholders so the same statements run on SQLite (embedded) and PostgreSQL.
 
+pub mod desktop_streams;
 mod error;
 mod events;
 mod keys;

@@ -46,6 +46,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
         sandbox_ca_bundle,
         without_templates: args.without_template,
         builtin_pools: args.builtin_warm_pool.into_iter().collect(),
+        desktop_raw_vnc: args.desktop_raw_vnc,
         webhook_targets: TargetPolicy { allow_private: args.webhook_allow_private, allow: args.webhook_allow_cidr },
         http: HttpLimits {
             header_timeout: Duration::from_secs(args.header_timeout_secs),
