@@ -9,4 +9,9 @@ apt-get install -y -qq --no-install-recommends \
   docker-registry skopeo umoci apache2-utils jq tar docker.io containerd tini busybox-static shellcheck \
   python3-ipykernel python3-matplotlib python3-numpy python3-pandas >/dev/null
 # The desktop viewer bridge test runs a real VNC server (Xtigervnc) and reads its pointer back (xdotool).
-apt-get install -y -qq --no-install-recommends tigervnc-standalone-server xdotool >/dev/null
+# The desktop: a real X server with VNC, a window manager, an editor, the clipboard and recordings for
+# nullspace-desktopd's tests; npm fetches the managed viewer's noVNC at build time.
+apt-get install -y -qq --no-install-recommends tigervnc-standalone-server openbox mousepad x11-utils xclip xdotool \
+  ffmpeg >/dev/null
+# Debian's npm, unless a nodejs that ships its own npm (which conflicts with Debian's) is installed.
+command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends npm >/dev/null

@@ -133,4 +133,5 @@ NULLSPACE_INTEGRATION=1 NULLSPACE_API_URL="http://127.0.0.1:$port" NULLSPACE_API
   tests/test_sandbox_integration.py tests/test_lifecycle_integration.py "$journeys" \
   tests/test_firecracker_code_interpreter_integration.py tests/test_firecracker_code_interpreter_sdk_sync_async.py \
   tests/test_firecracker_sdk_user_journeys.py::TestCodeInterpreterUserJourneys \
+  tests/test_desktop_firecracker_integration.py \
   "${deselect[@]}"
