@@ -243,8 +243,13 @@ impl Control {
             last_reconciled_at: None,
         };
         apply_request(&mut pool, request)?;
-        self.check_pool_size(&pool)?;
         pool.template_id = self.pool_template(tenant, &pool.template_ref).await?;
+        // Sandboxes of a template with its own default memory (code-interpreter) are pooled at that size,
+        // which is what a create naming no memory asks for.
+        if request.resources.as_ref().and_then(|r| r.memory_mb).is_none() {
+            pool.memory_mb = self.default_memory_mb(&pool.template_id);
+        }
+        self.check_pool_size(&pool)?;
         if !self.store.insert_warm_pool(&pool).await? {
             return Err(ControlError::TemplateConflict {
                 message: format!("a warm pool named {:?} exists; pick another name or update it", pool.name),
