@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 
 import httpx
@@ -35,10 +36,17 @@ def _messages(entries) -> str:
 
 
 def _build_sandboxes(server) -> set[str]:
-    """Sandbox directories on the host that no API sandbox owns: the build sandboxes."""
+    """Sandbox directories on the host that are no sandbox of the store: the build sandboxes. (Read from
+    the server's SQLite store, read-only: the built-in warm pool's sandboxes belong to the system tenant,
+    which no API key lists.)"""
     with server.http() as http:
         listed = _listed(http)
-    return {name for name in os.listdir(server.data_dir / "sandboxes") if name not in listed}
+    db = sqlite3.connect(f"file:{server.data_dir / 'nullspace.db'}?mode=ro", uri=True)
+    try:
+        recorded = {row[0] for row in db.execute("SELECT id FROM sandboxes WHERE state != 'destroyed'")}
+    finally:
+        db.close()
+    return {name for name in os.listdir(server.data_dir / "sandboxes") if name not in listed | recorded}
 
 
 def _listed(http) -> set[str]:
