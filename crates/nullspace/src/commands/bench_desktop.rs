@@ -1,9 +1,10 @@
 //! `nullspace bench`'s desktop figures, each next to a baseline measured in the same run: create of a
 //! `desktop` sandbox (it returns once the X server answers) next to a cold `base` create; full HD
 //! screenshots (PNG, JPEG q80) through the API next to desktopd's own request over loopback inside the
-//! sandbox (same capture and encoder, no relay); the input round trip (pointer moved through the API,
-//! `GET /cursor` polled until it reports the position) next to `xdotool mousemove` +
-//! `getmouselocation` inside the sandbox; and framebuffer updates per second of an animated screen
+//! sandbox (same capture and encoder, no relay; requested and timed by curl); the input round trip
+//! (pointer moved through the API, `GET /cursor` polled until it reports the position) next to the same
+//! done inside the sandbox by XTEST + XQueryPointer in one process (the X server's own cost) and by
+//! `xdotool mousemove` + `getmouselocation` (a script's); and framebuffer updates per second of an animated screen
 //! through the managed viewer's WebSocket bridge next to the same RFB client on the raw VNC address
 //! (the node's host port; only when the server runs with `--desktop-raw-vnc`). Skipped when the
 //! server has no such template.
@@ -31,10 +32,11 @@ pub(super) const TEMPLATE: &str = "desktop";
 const WARMUP: usize = 3;
 /// How long updates are counted on each viewer connection.
 const VIEWER_WINDOW: Duration = Duration::from_secs(5);
-/// What animates the screen while updates are counted: ffmpeg's test pattern at 30 frames per second
-/// in a 640×360 window (`ffplay` comes with the template's ffmpeg).
+/// What animates the screen while updates are counted: ffmpeg's test pattern at 60 frames per second
+/// in a 1280×720 window (`ffplay` comes with the template's ffmpeg).
 const ANIMATION_TITLE: &str = "nullspace-bench-animation";
-const ANIMATION_RATE: u32 = 30;
+const ANIMATION_SIZE: &str = "1280x720";
+const ANIMATION_RATE: u32 = 60;
 /// How long a pointer position or the animation's window is waited for.
 const WAIT_LIMIT: Duration = Duration::from_secs(30);
 /// The in-sandbox baselines (`python3 -c`).
@@ -59,9 +61,12 @@ pub(super) struct DesktopFigures {
     jpeg_vs_raw_p50_ratio: f64,
     /// `POST /move`, then `GET /cursor` until it reports the position, through the API.
     input_round_trip: Summary,
+    /// XTEST motion + XQueryPointer until it reports the position, in one process inside the sandbox.
+    xtest_input_round_trip: Summary,
+    input_vs_xtest_p50_ratio: f64,
     /// `xdotool mousemove` + `getmouselocation` until it reports the position, inside the sandbox.
-    raw_input_round_trip: Summary,
-    input_vs_raw_p50_ratio: f64,
+    xdotool_input_round_trip: Summary,
+    input_vs_xdotool_p50_ratio: f64,
     /// Framebuffer updates per second of the animated screen.
     viewer: ViewerFigures,
 }
@@ -70,10 +75,14 @@ pub(super) struct DesktopFigures {
 #[derive(Debug, serde::Serialize)]
 struct ViewerFigures {
     animation_fps: u32,
+    animation_size: &'static str,
     /// Through the managed viewer (`stream/start`, then the WebSocket bridge).
     bridge_updates_per_s: f64,
+    /// The bytes of those updates (raw encoding), MiB/s.
+    bridge_mib_per_s: f64,
     /// The same client on the raw VNC address, when the server offers one.
     raw_vnc_updates_per_s: Option<f64>,
+    raw_vnc_mib_per_s: Option<f64>,
     /// Why there is no raw figure.
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_vnc_skipped: Option<String>,
@@ -110,9 +119,11 @@ pub(super) async fn measure(
         raw_screenshot_png: shots.raw_png,
         screenshot_jpeg: shots.jpeg,
         raw_screenshot_jpeg: shots.raw_jpeg,
-        input_vs_raw_p50_ratio: ratio(&input.0, &input.1),
-        input_round_trip: input.0,
-        raw_input_round_trip: input.1,
+        input_vs_xtest_p50_ratio: ratio(&input.api, &input.xtest),
+        input_vs_xdotool_p50_ratio: ratio(&input.api, &input.xdotool),
+        input_round_trip: input.api,
+        xtest_input_round_trip: input.xtest,
+        xdotool_input_round_trip: input.xdotool,
         viewer,
     }))
 }
@@ -134,19 +145,27 @@ pub(super) fn print_rows(figures: Option<&DesktopFigures>, skipped_by_flag: bool
     row("screenshot JPEG80 (in)", &f.raw_screenshot_jpeg);
     println!("{:<24} {:.2}× desktopd over loopback (p50, full HD)", "screenshot JPEG q80", f.jpeg_vs_raw_p50_ratio);
     row("input move→cursor (API)", &f.input_round_trip);
-    row("xdotool move→location", &f.raw_input_round_trip);
-    println!("{:<24} {:.2}× xdotool inside the sandbox (p50)", "input round trip", f.input_vs_raw_p50_ratio);
+    row("XTEST move→query (in)", &f.xtest_input_round_trip);
+    row("xdotool move→location", &f.xdotool_input_round_trip);
+    println!(
+        "{:<24} {:.1}× in-process XTEST, {:.2}× xdotool inside the sandbox (p50)",
+        "input round trip", f.input_vs_xtest_p50_ratio, f.input_vs_xdotool_p50_ratio
+    );
     let v = &f.viewer;
     let raw = match (v.raw_vnc_updates_per_s, &v.raw_vnc_skipped) {
-        (Some(raw), _) => {
-            format!("raw VNC {raw:.1}/s, {:.2}× raw", v.bridge_vs_raw_ratio.unwrap_or(f64::NAN))
-        }
+        (Some(raw), _) => format!(
+            "raw VNC {raw:.1}/s ({:.0} MiB/s); {:.2}× raw",
+            v.raw_vnc_mib_per_s.unwrap_or(f64::NAN),
+            v.bridge_vs_raw_ratio.unwrap_or(f64::NAN)
+        ),
         (None, why) => format!("raw VNC skipped: {}", why.as_deref().unwrap_or("unknown")),
     };
     println!(
-        "{:<24} viewer bridge {:.1} updates/s; {raw} ({} fps animation, {}s each)",
+        "{:<24} viewer bridge {:.1} updates/s ({:.0} MiB/s); {raw} ({} {} fps animation, raw encoding, {}s each)",
         "desktop viewer",
         v.bridge_updates_per_s,
+        v.bridge_mib_per_s,
+        v.animation_size,
         v.animation_fps,
         VIEWER_WINDOW.as_secs()
     );
@@ -176,6 +195,12 @@ async fn measure_creates(client: &Client, samples: usize) -> anyhow::Result<(Sum
     Ok((summarize(&mut desktop), summarize(&mut base)))
 }
 
+struct Inputs {
+    api: Summary,
+    xtest: Summary,
+    xdotool: Summary,
+}
+
 struct Shots {
     png: Summary,
     raw_png: Summary,
@@ -189,7 +214,7 @@ async fn measure_in(
     api: &Api,
     id: &str,
     samples: usize,
-) -> anyhow::Result<(Shots, (Summary, Summary), ViewerFigures)> {
+) -> anyhow::Result<(Shots, Inputs, ViewerFigures)> {
     eprintln!("bench: desktop screenshots (PNG, JPEG q80) ×{samples} through the API, then inside the sandbox");
     let png = timed(samples, |_| api.image(id, "/screenshot", json!({}), b"\x89PNG")).await?;
     let jpeg = timed(samples, |_| {
@@ -199,13 +224,14 @@ async fn measure_in(
     let raw = inside(client, id, "screenshots", samples).await?;
     let shots =
         Shots { png, jpeg, raw_png: series(&raw, "png_ms", samples)?, raw_jpeg: series(&raw, "jpeg_ms", samples)? };
-    eprintln!("bench: desktop input round trip ×{samples} through the API, then xdotool inside the sandbox");
+    eprintln!("bench: desktop input round trip ×{samples} through the API, then XTEST and xdotool inside");
     let input = timed(samples, |index| api.move_and_see(id, position(index))).await?;
     let raw = inside(client, id, "input", samples).await?;
-    let raw_input = series(&raw, "input_ms", samples)?;
+    let inputs =
+        Inputs { api: input, xtest: series(&raw, "xtest_ms", samples)?, xdotool: series(&raw, "xdotool_ms", samples)? };
     eprintln!("bench: desktop viewer updates/s over {VIEWER_WINDOW:?} (managed viewer, then raw VNC)");
     let viewer = measure_viewer(api, id).await?;
-    Ok((shots, (input, raw_input), viewer))
+    Ok((shots, inputs, viewer))
 }
 
 /// [`WARMUP`] untimed then `samples` timed runs of `run`.
@@ -269,7 +295,7 @@ fn series(output: &Value, key: &str, samples: usize) -> anyhow::Result<Summary> 
 
 /// Animates the screen, then counts updates through the managed viewer and on the raw VNC address.
 async fn measure_viewer(api: &Api, id: &str) -> anyhow::Result<ViewerFigures> {
-    let source = format!("testsrc=size=640x360:rate={ANIMATION_RATE}");
+    let source = format!("testsrc=size={ANIMATION_SIZE}:rate={ANIMATION_RATE}");
     let launch = json!({"mode": "executable", "command": "ffplay",
         "args": ["-f", "lavfi", "-i", source, "-an", "-loglevel", "error", "-window_title", ANIMATION_TITLE]});
     let launched: Launched = api.post_json(id, "/launch", &launch).await.context("launching ffplay")?;
@@ -288,30 +314,35 @@ async fn measure_viewer(api: &Api, id: &str) -> anyhow::Result<ViewerFigures> {
         api.post_json(id, "/stream/start", &json!({})).await.context("starting the managed viewer")?;
     let url = format!("{}/v1/sandboxes/{id}/desktop/viewer/ws?auth={}", api.ws_base(), stream.auth_key);
     let (socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.context("opening the viewer WebSocket")?;
-    let bridge = updates_per_s(Link::Ws(Box::new(socket))).await.context("counting updates through the viewer")?;
+    let bridge = rates(Link::Ws(Box::new(socket))).await.context("counting updates through the viewer")?;
     let (raw, skipped) = match api.get_json::<DesktopStreamInfo>(id, "/stream").await {
         Ok(info) => {
             let tcp = tokio::net::TcpStream::connect((info.host.as_str(), info.port))
                 .await
                 .with_context(|| format!("connecting to the raw VNC address {}", info.url))?;
-            (Some(updates_per_s(Link::Tcp(tcp)).await.context("counting updates on raw VNC")?), None)
+            (Some(rates(Link::Tcp(tcp)).await.context("counting updates on raw VNC")?), None)
         }
         Err(error) => (None, Some(format!("{error:#}"))),
     };
     api.post_json::<Value>(id, "/stream/stop", &json!({})).await.context("stopping the managed viewer")?;
     Ok(ViewerFigures {
         animation_fps: ANIMATION_RATE,
-        bridge_updates_per_s: bridge,
-        raw_vnc_updates_per_s: raw,
+        animation_size: ANIMATION_SIZE,
+        bridge_updates_per_s: bridge.0,
+        bridge_mib_per_s: bridge.1,
+        raw_vnc_updates_per_s: raw.map(|r| r.0),
+        raw_vnc_mib_per_s: raw.map(|r| r.1),
         raw_vnc_skipped: skipped,
-        bridge_vs_raw_ratio: raw.map(|raw| bridge / raw.max(f64::EPSILON)),
+        bridge_vs_raw_ratio: raw.map(|raw| bridge.0 / raw.0.max(f64::EPSILON)),
     })
 }
 
-async fn updates_per_s(link: Link) -> anyhow::Result<f64> {
+/// Updates per second and MiB per second of updates on `link`.
+async fn rates(link: Link) -> anyhow::Result<(f64, f64)> {
     let mut session = Session::handshake(link).await?;
-    let (updates, took) = session.count_updates(VIEWER_WINDOW).await?;
-    Ok(updates as f64 / took.as_secs_f64())
+    let counted = session.count_updates(VIEWER_WINDOW).await?;
+    let seconds = counted.took.as_secs_f64();
+    Ok((counted.updates as f64 / seconds, counted.bytes as f64 / f64::from(1 << 20) / seconds))
 }
 
 /// The desktop API over HTTP (the typed client has no desktop calls yet).
@@ -420,9 +451,9 @@ mod tests {
         let png = series(&output, "png_ms", 3).unwrap();
         assert_eq!((png.p50_ms, png.samples), (2.0, 3));
         assert!(series(&output, "jpeg_ms", 2).unwrap_err().to_string().contains("timed 1 runs of `jpeg_ms`, not 2"));
-        assert!(series(&output, "input_ms", 1).unwrap_err().to_string().contains("no `input_ms` list"));
-        let negative = parse_last_json_line("{\"input_ms\": [-4]}").unwrap();
-        assert!(series(&negative, "input_ms", 1).unwrap_err().to_string().contains("impossible -4 ms"));
+        assert!(series(&output, "xdotool_ms", 1).unwrap_err().to_string().contains("no `xdotool_ms` list"));
+        let negative = parse_last_json_line("{\"xtest_ms\": [-4]}").unwrap();
+        assert!(series(&negative, "xtest_ms", 1).unwrap_err().to_string().contains("impossible -4 ms"));
         assert!(parse_last_json_line("[1, 2]").unwrap_err().to_string().contains("not a JSON object"));
         assert!(parse_last_json_line("Traceback (most recent call last):").is_err());
         assert!(parse_last_json_line(" \n").unwrap_err().to_string().contains("printed nothing"));

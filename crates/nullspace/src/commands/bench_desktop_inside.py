@@ -2,17 +2,21 @@
 
 argv: MODE RUNS WARMUP
   screenshots  desktopd's own `POST /screenshot` (PNG) and `POST /screenshot/compressed` (JPEG q80),
-               requested over loopback (127.0.0.1:49990): the same capture and encoder as through the
-               API, without the server's relay and the guest tunnel
-  input        `xdotool mousemove X Y`, then `xdotool getmouselocation` until it reports X Y
-Prints one JSON line: {"png_ms": [...], "jpeg_ms": [...]} or {"input_ms": [...]} (the timed runs, in
-milliseconds, after WARMUP untimed ones). Exits 2 with a message on stderr when a run fails.
+               requested by curl over loopback (127.0.0.1:49990) and timed by curl itself
+               (`time_total`, no process start): the same capture and encoder as through the API,
+               without the server's relay and the guest tunnel
+  input        XTEST motion to X Y, then XQueryPointer until it reports X Y, in this process (libX11
+               and libXtst through ctypes: what the X server itself costs); then `xdotool mousemove
+               X Y` and `xdotool getmouselocation` until it reports X Y (what a script pays)
+Prints one JSON line: {"png_ms": [...], "jpeg_ms": [...]} or {"xtest_ms": [...], "xdotool_ms": [...]}
+(the timed runs, in milliseconds, after WARMUP untimed ones). Exits 2 with a message on stderr when a
+run fails.
 """
+import ctypes
 import json
 import subprocess
 import sys
 import time
-import urllib.request
 
 DESKTOPD = "http://127.0.0.1:49990"
 POLL_LIMIT_SECS = 5.0
@@ -28,14 +32,53 @@ def position(index):
     return 100 + (index * 37) % 1700, 100 + (index * 53) % 900
 
 
-def post(path, body, magic):
-    request = urllib.request.Request(
-        DESKTOPD + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        data = response.read()
-    if not data.startswith(magic):
-        fail(f"{path} answered {len(data)} bytes that are not the expected image")
+def curl(path, body, magic):
+    """Milliseconds of one request as curl timed it; the answer must start with `magic`."""
+    out = subprocess.run(
+        ["curl", "-sS", "-X", "POST", "-H", "Content-Type: application/json", "-d", json.dumps(body),
+         "-o", "/dev/stdout", "-w", "\n%{http_code} %{time_total}", DESKTOPD + path],
+        check=True, capture_output=True,
+    ).stdout
+    image, _, trailer = out.rpartition(b"\n")
+    status, seconds = trailer.decode().split()
+    if status != "200" or not image.startswith(magic):
+        fail(f"{path} answered {status} with {len(image)} bytes that are not the expected image")
+    return float(seconds) * 1000.0
+
+
+class XTest:
+    """One connection to the display, moving the pointer with XTEST and reading it back."""
+
+    def __init__(self):
+        self.x11 = ctypes.CDLL("libX11.so.6")
+        self.xtst = ctypes.CDLL("libXtst.so.6")
+        self.x11.XOpenDisplay.restype = ctypes.c_void_p
+        self.x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+        self.x11.XDefaultRootWindow.restype = ctypes.c_ulong
+        self.x11.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+        self.x11.XFlush.argtypes = [ctypes.c_void_p]
+        self.x11.XQueryPointer.argtypes = [ctypes.c_void_p, ctypes.c_ulong] + [ctypes.c_void_p] * 7
+        self.xtst.XTestFakeMotionEvent.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_ulong]
+        self.display = self.x11.XOpenDisplay(None)
+        if not self.display:
+            fail("cannot open the X display (is DISPLAY set?)")
+        self.root = self.x11.XDefaultRootWindow(self.display)
+
+    def pointer(self):
+        windows = [ctypes.c_ulong(), ctypes.c_ulong()]
+        ints = [ctypes.c_int() for _ in range(4)]
+        mask = ctypes.c_uint()
+        self.x11.XQueryPointer(self.display, self.root, *[ctypes.byref(v) for v in windows + ints + [mask]])
+        return ints[0].value, ints[1].value
+
+    def move(self, index):
+        x, y = position(index)
+        self.xtst.XTestFakeMotionEvent(self.display, -1, x, y, 0)
+        self.x11.XFlush(self.display)
+        started = time.monotonic()
+        while self.pointer() != (x, y):
+            if time.monotonic() - started > POLL_LIMIT_SECS:
+                fail(f"the pointer did not reach {x},{y} within {POLL_LIMIT_SECS} s")
 
 
 def move(index):
@@ -63,19 +106,25 @@ def timed(run, runs, warmup):
     return samples
 
 
+def self_timed(run, runs, warmup):
+    """Like `timed`, for runs that return their own milliseconds."""
+    return [run(index) for index in range(warmup + runs)][warmup:]
+
+
 def main():
     if len(sys.argv) != 4:
         fail("usage: MODE RUNS WARMUP")
     mode, runs, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     try:
         if mode == "screenshots":
-            png = timed(lambda i: post("/screenshot", {}, b"\x89PNG"), runs, warmup)
-            jpeg = timed(
-                lambda i: post("/screenshot/compressed", {"format": "jpeg", "quality": 80}, b"\xff\xd8"), runs, warmup
+            png = self_timed(lambda i: curl("/screenshot", {}, b"\x89PNG"), runs, warmup)
+            jpeg = self_timed(
+                lambda i: curl("/screenshot/compressed", {"format": "jpeg", "quality": 80}, b"\xff\xd8"), runs, warmup
             )
             print(json.dumps({"png_ms": png, "jpeg_ms": jpeg}))
         elif mode == "input":
-            print(json.dumps({"input_ms": timed(move, runs, warmup)}))
+            xtest = timed(XTest().move, runs, warmup)
+            print(json.dumps({"xtest_ms": xtest, "xdotool_ms": timed(move, runs, warmup)}))
         else:
             fail(f"unknown mode {mode}")
     except (OSError, subprocess.CalledProcessError) as error:

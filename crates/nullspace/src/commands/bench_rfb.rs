@@ -217,19 +217,21 @@ impl Session {
     }
 
     /// Asks for the whole screen once, then incrementally after each update, for `window` after the
-    /// first update: how many updates came in that window and how long it really was.
-    pub(super) async fn count_updates(&mut self, window: Duration) -> anyhow::Result<(usize, Duration)> {
+    /// first update: the updates that came in that window, their bytes, and how long it really was.
+    pub(super) async fn count_updates(&mut self, window: Duration) -> anyhow::Result<Counted> {
         self.link.send(&update_request(false, &self.init)).await?;
         let mut started: Option<Instant> = None;
-        let mut updates = 0;
+        let (mut updates, mut bytes) = (0, 0);
         loop {
             while let Some((message, used)) = next_message(&self.buf, self.init.bytes_per_pixel)? {
                 self.buf.drain(..used);
                 if let ServerMessage::FramebufferUpdate { .. } = message {
                     match started {
                         None => started = Some(Instant::now()),
-                        Some(at) if at.elapsed() >= window => return Ok((updates, at.elapsed())),
-                        Some(_) => updates += 1,
+                        Some(at) if at.elapsed() >= window => {
+                            return Ok(Counted { updates, bytes, took: at.elapsed() })
+                        }
+                        Some(_) => (updates, bytes) = (updates + 1, bytes + used),
                     }
                     self.link.send(&update_request(true, &self.init)).await?;
                 }
@@ -237,6 +239,14 @@ impl Session {
             self.buf.extend(self.link.recv().await?);
         }
     }
+}
+
+/// What [`Session::count_updates`] counted.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Counted {
+    pub(super) updates: usize,
+    pub(super) bytes: usize,
+    pub(super) took: Duration,
 }
 
 /// The next `n` bytes of the stream.
@@ -351,8 +361,9 @@ mod tests {
         let mut session = Session::handshake(Link::Tcp(stream)).await.unwrap();
         assert_eq!(session.init.name, "bench");
         assert_eq!((session.init.width, session.init.height), (1920, 1080));
-        let (updates, took) = session.count_updates(Duration::from_millis(50)).await.unwrap();
-        assert!(updates > 0 && took >= Duration::from_millis(50), "{updates} in {took:?}");
+        let counted = session.count_updates(Duration::from_millis(50)).await.unwrap();
+        assert!(counted.updates > 0 && counted.took >= Duration::from_millis(50), "{counted:?}");
+        assert_eq!(counted.bytes, 4 * counted.updates, "empty updates are 4 bytes each");
         drop(session);
         server.await.unwrap();
     }
