@@ -1,7 +1,7 @@
 //! `nullspace bench`'s desktop figures, each next to a baseline measured in the same run: create of a
 //! `desktop` sandbox (it returns once the X server answers) next to a cold `base` create; full HD
 //! screenshots (PNG, JPEG q80) through the API next to desktopd's own request over loopback inside the
-//! sandbox (same capture and encoder, no relay; requested and timed by curl); the input round trip
+//! sandbox (same capture and encoder, no relay; one curl on a keep-alive connection times each); the input round trip
 //! (pointer moved through the API, `GET /cursor` polled until it reports the position) next to the same
 //! done inside the sandbox by XTEST + XQueryPointer in one process (the X server's own cost) and by
 //! `xdotool mousemove` + `getmouselocation` (a script's); and framebuffer updates per second of an animated screen
@@ -30,6 +30,8 @@ use crate::cli::GlobalArgs;
 pub(super) const TEMPLATE: &str = "desktop";
 /// Untimed runs before each timed series (ours and the baselines').
 const WARMUP: usize = 3;
+/// Rounds the screenshot and input series are split into (ours, then the baseline's, in each).
+const ROUNDS: usize = 4;
 /// How long updates are counted on each viewer connection.
 const VIEWER_WINDOW: Duration = Duration::from_secs(5);
 /// What animates the screen while updates are counted: ffmpeg's test pattern at 60 frames per second
@@ -215,27 +217,50 @@ async fn measure_in(
     id: &str,
     samples: usize,
 ) -> anyhow::Result<(Shots, Inputs, ViewerFigures)> {
-    eprintln!("bench: desktop screenshots (PNG, JPEG q80) ×{samples} through the API, then inside the sandbox");
-    let png = timed(samples, |_| api.image(id, "/screenshot", json!({}), b"\x89PNG")).await?;
-    let jpeg = timed(samples, |_| {
-        api.image(id, "/screenshot/compressed", json!({"format": "jpeg", "quality": 80}), b"\xff\xd8")
-    })
-    .await?;
-    let raw = inside(client, id, "screenshots", samples).await?;
-    let shots =
-        Shots { png, jpeg, raw_png: series(&raw, "png_ms", samples)?, raw_jpeg: series(&raw, "jpeg_ms", samples)? };
-    eprintln!("bench: desktop input round trip ×{samples} through the API, then XTEST and xdotool inside");
-    let input = timed(samples, |index| api.move_and_see(id, position(index))).await?;
-    let raw = inside(client, id, "input", samples).await?;
+    // Ours and the baselines alternate in rounds, so a load change on the host weighs on both alike.
+    eprintln!("bench: desktop screenshots (PNG, JPEG q80) ×{samples}, through the API and inside, in {ROUNDS} rounds");
+    let (mut png, mut jpeg, mut raw_png, mut raw_jpeg) = (vec![], vec![], vec![], vec![]);
+    for chunk in rounds(samples) {
+        png.extend(timed(chunk, |_| api.image(id, "/screenshot", json!({}), b"\x89PNG")).await?);
+        jpeg.extend(
+            timed(chunk, |_| {
+                api.image(id, "/screenshot/compressed", json!({"format": "jpeg", "quality": 80}), b"\xff\xd8")
+            })
+            .await?,
+        );
+        let raw = inside(client, id, "screenshots", chunk).await?;
+        raw_png.extend(series(&raw, "png_ms", chunk)?);
+        raw_jpeg.extend(series(&raw, "jpeg_ms", chunk)?);
+    }
+    let shots = Shots {
+        png: summarize(&mut png),
+        jpeg: summarize(&mut jpeg),
+        raw_png: summarize(&mut raw_png),
+        raw_jpeg: summarize(&mut raw_jpeg),
+    };
+    eprintln!("bench: desktop input round trip ×{samples}, through the API and by XTEST and xdotool inside");
+    let (mut api_input, mut xtest, mut xdotool) = (vec![], vec![], vec![]);
+    for chunk in rounds(samples) {
+        api_input.extend(timed(chunk, |index| api.move_and_see(id, position(index))).await?);
+        let raw = inside(client, id, "input", chunk).await?;
+        xtest.extend(series(&raw, "xtest_ms", chunk)?);
+        xdotool.extend(series(&raw, "xdotool_ms", chunk)?);
+    }
     let inputs =
-        Inputs { api: input, xtest: series(&raw, "xtest_ms", samples)?, xdotool: series(&raw, "xdotool_ms", samples)? };
+        Inputs { api: summarize(&mut api_input), xtest: summarize(&mut xtest), xdotool: summarize(&mut xdotool) };
     eprintln!("bench: desktop viewer updates/s over {VIEWER_WINDOW:?} (managed viewer, then raw VNC)");
     let viewer = measure_viewer(api, id).await?;
     Ok((shots, inputs, viewer))
 }
 
+/// `samples` split into at most [`ROUNDS`] rounds of nearly equal size.
+fn rounds(samples: usize) -> Vec<usize> {
+    let count = ROUNDS.min(samples);
+    (0..count).map(|round| samples / count + usize::from(round < samples % count)).collect()
+}
+
 /// [`WARMUP`] untimed then `samples` timed runs of `run`.
-async fn timed<F, Fut>(samples: usize, mut run: F) -> anyhow::Result<Summary>
+async fn timed<F, Fut>(samples: usize, mut run: F) -> anyhow::Result<Vec<Duration>>
 where
     F: FnMut(usize) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
@@ -248,7 +273,7 @@ where
             times.push(started.elapsed());
         }
     }
-    Ok(summarize(&mut times))
+    Ok(times)
 }
 
 /// Runs the in-sandbox script in `mode` in sandbox `id`: its JSON line.
@@ -276,21 +301,20 @@ fn parse_last_json_line(stdout: &str) -> anyhow::Result<Value> {
     Ok(value)
 }
 
-/// The summary of `output[key]`: exactly `samples` finite, non-negative milliseconds.
-fn series(output: &Value, key: &str, samples: usize) -> anyhow::Result<Summary> {
+/// The durations in `output[key]`: exactly `samples` finite, non-negative milliseconds.
+fn series(output: &Value, key: &str, samples: usize) -> anyhow::Result<Vec<Duration>> {
     let values: Vec<f64> = serde_json::from_value(output[key].clone())
         .with_context(|| format!("the in-sandbox baseline printed no `{key}` list of milliseconds"))?;
     if values.len() != samples {
         bail!("the in-sandbox baseline timed {} runs of `{key}`, not {samples}", values.len());
     }
-    let mut times = values
+    values
         .iter()
         .map(|ms| {
             Duration::try_from_secs_f64(ms / 1000.0)
                 .map_err(|_| anyhow::anyhow!("the in-sandbox baseline timed an impossible {ms} ms"))
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(summarize(&mut times))
+        .collect()
 }
 
 /// Animates the screen, then counts updates through the managed viewer and on the raw VNC address.
@@ -449,7 +473,7 @@ mod tests {
     fn baseline_series_are_exact_lists_of_milliseconds() {
         let output = parse_last_json_line("noise\n{\"png_ms\": [2.0, 1.0, 3.0], \"jpeg_ms\": [1]}\n\n").unwrap();
         let png = series(&output, "png_ms", 3).unwrap();
-        assert_eq!((png.p50_ms, png.samples), (2.0, 3));
+        assert_eq!(png, [Duration::from_millis(2), Duration::from_millis(1), Duration::from_millis(3)]);
         assert!(series(&output, "jpeg_ms", 2).unwrap_err().to_string().contains("timed 1 runs of `jpeg_ms`, not 2"));
         assert!(series(&output, "xdotool_ms", 1).unwrap_err().to_string().contains("no `xdotool_ms` list"));
         let negative = parse_last_json_line("{\"xtest_ms\": [-4]}").unwrap();
@@ -457,6 +481,18 @@ mod tests {
         assert!(parse_last_json_line("[1, 2]").unwrap_err().to_string().contains("not a JSON object"));
         assert!(parse_last_json_line("Traceback (most recent call last):").is_err());
         assert!(parse_last_json_line(" \n").unwrap_err().to_string().contains("printed nothing"));
+    }
+
+    #[test]
+    fn rounds_split_the_samples_evenly() {
+        assert_eq!(rounds(10), [3, 3, 2, 2]);
+        assert_eq!(rounds(8), [2, 2, 2, 2]);
+        assert_eq!(rounds(2), [1, 1]);
+        for samples in 1..50 {
+            let split = rounds(samples);
+            assert_eq!(split.iter().sum::<usize>(), samples);
+            assert!(split.iter().all(|&n| n > 0) && split.len() <= ROUNDS);
+        }
     }
 
     #[test]

@@ -2,9 +2,9 @@
 
 argv: MODE RUNS WARMUP
   screenshots  desktopd's own `POST /screenshot` (PNG) and `POST /screenshot/compressed` (JPEG q80),
-               requested by curl over loopback (127.0.0.1:49990) and timed by curl itself
-               (`time_total`, no process start): the same capture and encoder as through the API,
-               without the server's relay and the guest tunnel
+               requested by one curl over one keep-alive loopback connection (127.0.0.1:49990) and
+               timed by curl itself (`time_total` of each): the same capture and encoder as through
+               the API, without the server's relay and the guest tunnel
   input        XTEST motion to X Y, then XQueryPointer until it reports X Y, in this process (libX11
                and libXtst through ctypes: what the X server itself costs); then `xdotool mousemove
                X Y` and `xdotool getmouselocation` until it reports X Y (what a script pays)
@@ -14,8 +14,10 @@ run fails.
 """
 import ctypes
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 DESKTOPD = "http://127.0.0.1:49990"
@@ -32,18 +34,28 @@ def position(index):
     return 100 + (index * 37) % 1700, 100 + (index * 53) % 900
 
 
-def curl(path, body, magic):
-    """Milliseconds of one request as curl timed it; the answer must start with `magic`."""
+def curl_series(path, body, magic, runs, warmup):
+    """Milliseconds of `warmup + runs` requests made by one curl on one keep-alive connection, as curl
+    timed each (`time_total`), after the warmup; every answer must be 200 and start with `magic`."""
+    folder = tempfile.mkdtemp(prefix="nullspace-bench-")
     out = subprocess.run(
         ["curl", "-sS", "-X", "POST", "-H", "Content-Type: application/json", "-d", json.dumps(body),
-         "-o", "/dev/stdout", "-w", "\n%{http_code} %{time_total}", DESKTOPD + path],
-        check=True, capture_output=True,
+         f"{DESKTOPD}{path}?run=[1-{warmup + runs}]", "-o", f"{folder}/shot_#1",
+         "-w", "%{http_code} %{time_total}\n"],
+        check=True, capture_output=True, text=True,
     ).stdout
-    image, _, trailer = out.rpartition(b"\n")
-    status, seconds = trailer.decode().split()
-    if status != "200" or not image.startswith(magic):
-        fail(f"{path} answered {status} with {len(image)} bytes that are not the expected image")
-    return float(seconds) * 1000.0
+    samples = []
+    for index, line in enumerate(out.split("\n")[: warmup + runs]):
+        status, seconds = line.split()
+        with open(f"{folder}/shot_{index + 1}", "rb") as image:
+            head = image.read(len(magic))
+        if status != "200" or head != magic:
+            fail(f"{path} answered {status} with bytes that are not the expected image")
+        samples.append(float(seconds) * 1000.0)
+    shutil.rmtree(folder)
+    if len(samples) != warmup + runs:
+        fail(f"curl timed {len(samples)} requests of {path}, not {warmup + runs}")
+    return samples[warmup:]
 
 
 class XTest:
@@ -106,21 +118,14 @@ def timed(run, runs, warmup):
     return samples
 
 
-def self_timed(run, runs, warmup):
-    """Like `timed`, for runs that return their own milliseconds."""
-    return [run(index) for index in range(warmup + runs)][warmup:]
-
-
 def main():
     if len(sys.argv) != 4:
         fail("usage: MODE RUNS WARMUP")
     mode, runs, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     try:
         if mode == "screenshots":
-            png = self_timed(lambda i: curl("/screenshot", {}, b"\x89PNG"), runs, warmup)
-            jpeg = self_timed(
-                lambda i: curl("/screenshot/compressed", {"format": "jpeg", "quality": 80}, b"\xff\xd8"), runs, warmup
-            )
+            png = curl_series("/screenshot", {}, b"\x89PNG", runs, warmup)
+            jpeg = curl_series("/screenshot/compressed", {"format": "jpeg", "quality": 80}, b"\xff\xd8", runs, warmup)
             print(json.dumps({"png_ms": png, "jpeg_ms": jpeg}))
         elif mode == "input":
             xtest = timed(XTest().move, runs, warmup)
