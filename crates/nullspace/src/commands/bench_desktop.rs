@@ -1,13 +1,13 @@
 //! `nullspace bench`'s desktop figures, each next to a baseline measured in the same run: create of a
 //! `desktop` sandbox (it returns once the X server answers) next to a cold `base` create; full HD
 //! screenshots (PNG, JPEG q80) through the API next to desktopd's own request over loopback inside the
-//! sandbox (same capture and encoder, no relay; one curl on a keep-alive connection times each); the input round trip
-//! (pointer moved through the API, `GET /cursor` polled until it reports the position) next to the same
-//! done inside the sandbox by XTEST + XQueryPointer in one process (the X server's own cost) and by
-//! `xdotool mousemove` + `getmouselocation` (a script's); and framebuffer updates per second of an animated screen
-//! through the managed viewer's WebSocket bridge next to the same RFB client on the raw VNC address
-//! (the node's host port; only when the server runs with `--desktop-raw-vnc`). Skipped when the
-//! server has no such template.
+//! sandbox (same capture and encoder, no relay; one curl on a keep-alive connection times each); the
+//! input round trip (pointer moved through the API, `GET /cursor` polled until it reports the position)
+//! next to the same done inside the sandbox by XTEST + XQueryPointer in one process (the X server's own
+//! cost) and by `xdotool mousemove` + `getmouselocation` (a script's); and framebuffer updates per second
+//! of an animated screen through the managed viewer's WebSocket bridge next to the same RFB client on
+//! the raw VNC address (the node's host port; only when the server runs with `--desktop-raw-vnc`).
+//! Skipped when the server has no such template.
 
 use std::time::{Duration, Instant};
 
