@@ -363,8 +363,13 @@ async fn measure_viewer(api: &Api, id: &str) -> anyhow::Result<ViewerFigures> {
 
 /// Updates per second and MiB per second of updates on `link`.
 async fn rates(link: Link) -> anyhow::Result<(f64, f64)> {
-    let mut session = Session::handshake(link).await?;
-    let counted = session.count_updates(VIEWER_WINDOW).await?;
+    let limit = VIEWER_WINDOW + WAIT_LIMIT;
+    let counted = tokio::time::timeout(limit, async {
+        let mut session = Session::handshake(link).await?;
+        session.count_updates(VIEWER_WINDOW).await
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("counting updates did not end within {limit:?}: the VNC server stopped sending them (did the animation stop?)"))??;
     let seconds = counted.took.as_secs_f64();
     Ok((counted.updates as f64 / seconds, counted.bytes as f64 / f64::from(1 << 20) / seconds))
 }
