@@ -127,6 +127,12 @@ pub struct BenchArgs {
     /// Skip the code-interpreter figures (measured when the server lists the `code-interpreter` template).
     #[arg(long)]
     pub no_code_interpreter: bool,
+    /// Creates and round trips of each kind timed for the desktop figures.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub desktop_samples: u64,
+    /// Skip the desktop figures (measured when the server lists the `desktop` template).
+    #[arg(long)]
+    pub no_desktop: bool,
 }
 
 /// Isolation runtime of `nullspace server`.

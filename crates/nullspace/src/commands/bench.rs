@@ -2,7 +2,8 @@
 //! round trip, file throughput of a sandbox and of volumes, plain and size-limited) and, in the same run,
 //! bare `runc run` of the same template rootfs and `cp` on the same disk, and prints the ratios. The
 //! template figures (given `--registry-image`) are `bench_templates`', the code-interpreter figures
-//! (when the server has the `code-interpreter` template) `bench_code`'s.
+//! (when the server has the `code-interpreter` template) `bench_code`'s, the desktop figures (when it has
+//! the `desktop` template) `bench_desktop`'s.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,6 +18,7 @@ use nullspace_types::sandbox::CreateSandboxRequest;
 use serde_json::json;
 
 use super::bench_code;
+use super::bench_desktop;
 use super::bench_templates::{self, TemplateBench};
 use crate::cli::{BenchArgs, GlobalArgs};
 use crate::exit::ExitStatus;
@@ -75,6 +77,12 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
     } else {
         bench_code::measure(&client, args.code_sandboxes as usize, args.code_runs as usize, args.code_warm_pool).await?
     };
+    let desktop = if args.no_desktop {
+        eprintln!("bench: desktop figures skipped (--no-desktop)");
+        None
+    } else {
+        bench_desktop::measure(&client, global, args.desktop_samples as usize).await?
+    };
     eprintln!("bench: create→first-exec over {} sandboxes", args.sandboxes);
     let create = measure_create(&client, args.sandboxes).await?;
     eprintln!("bench: warm-pool create→first-exec over {} sandboxes", args.sandboxes);
@@ -112,6 +120,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
             "file_mib": args.file_mb,
             "templates": templates,
             "code_interpreter": code,
+            "desktop": desktop,
         });
         println!("{}", serde_json::to_string_pretty(&body)?);
     } else {
@@ -140,6 +149,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
             None => println!("{:<24} skipped: pass --registry-image (see `nullspace bench --help`)", "templates"),
         }
         bench_code::print_rows(code.as_ref(), args.no_code_interpreter, row);
+        bench_desktop::print_rows(desktop.as_ref(), args.no_desktop, row);
     }
     Ok(ExitStatus::Success)
 }

@@ -5,6 +5,8 @@ mod api_key;
 mod attachments;
 mod bench;
 mod bench_code;
+mod bench_desktop;
+mod bench_rfb;
 mod bench_templates;
 mod doctor;
 mod files;
