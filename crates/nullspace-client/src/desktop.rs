@@ -119,9 +119,10 @@ impl Client {
         self.desktop_post(id, "/type", &TypeRequest { text: text.to_owned() }).await
     }
 
-    /// `POST …/key`.
+    /// `POST …/key` (common lower-case names such as `enter` or `esc` become their keysyms first, as the
+    /// official client does).
     pub async fn desktop_key(&self, id: &str, key: &str) -> Result<(), ClientError> {
-        self.desktop_post(id, "/key", &KeyRequest { key: key.to_owned() }).await
+        self.desktop_post(id, "/key", &KeyRequest { key: normalize_key(key) }).await
     }
 
     /// `POST …/hotkey`.
@@ -129,9 +130,10 @@ impl Client {
         self.desktop_post(id, "/hotkey", &HotkeyRequest { keys: keys.to_owned() }).await
     }
 
-    /// `POST …/press`.
+    /// `POST …/press` (the key normalized like [`Client::desktop_key`]'s).
     pub async fn desktop_press(&self, id: &str, request: &PressRequest) -> Result<(), ClientError> {
-        self.desktop_post(id, "/press", request).await
+        let request = PressRequest { key: normalize_key(&request.key), modifiers: request.modifiers.clone() };
+        self.desktop_post(id, "/press", &request).await
     }
 
     /// `GET …/screen_size`.
@@ -280,6 +282,24 @@ impl Client {
     }
 }
 
+/// The keysym of a common key name the official client translates (`enter` → `Return`); others unchanged.
+fn normalize_key(key: &str) -> String {
+    let keysym = match key.to_ascii_lowercase().as_str() {
+        "enter" | "return" => "Return",
+        "esc" | "escape" => "Escape",
+        "tab" => "Tab",
+        "space" => "space",
+        "backspace" => "BackSpace",
+        "delete" => "Delete",
+        "left" => "Left",
+        "right" => "Right",
+        "up" => "Up",
+        "down" => "Down",
+        _ => key,
+    };
+    keysym.to_owned()
+}
+
 /// `/v1/sandboxes/{id}/desktop{rest}`.
 fn desktop_path(id: &str, rest: &str) -> String {
     format!("/v1/sandboxes/{}/desktop{rest}", segment(id))
@@ -294,6 +314,15 @@ mod tests {
     fn paths_encode_user_segments() {
         assert_eq!(desktop_path("sb_1", "/click"), "/v1/sandboxes/sb_1/desktop/click");
         assert_eq!(desktop_path("sb/1", "/windows"), "/v1/sandboxes/sb%2F1/desktop/windows");
+    }
+
+    #[test]
+    fn key_names_are_normalized_like_the_official_client() {
+        assert_eq!(normalize_key("ENTER"), "Return");
+        assert_eq!(normalize_key("esc"), "Escape");
+        assert_eq!(normalize_key("backspace"), "BackSpace");
+        assert_eq!(normalize_key("ctrl+c"), "ctrl+c");
+        assert_eq!(normalize_key("F5"), "F5");
     }
 
     #[test]
