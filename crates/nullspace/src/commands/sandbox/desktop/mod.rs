@@ -318,7 +318,7 @@ pub enum LaunchCommand {
         id: String,
         /// The program.
         command: String,
-        /// Its arguments (after `--` when they start with `-`).
+        /// Its arguments, all of them: flags of ours such as --json go before COMMAND.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
