@@ -701,6 +701,10 @@ mod tests {
                 // `argv` is required unless `shell` is given, which clap does not expose (its help says it).
                 minimal.insert("shell".into(), json!("true"));
             }
+            if spec.name == "nullspace.sandbox.desktop.scroll" {
+                // The direction is required as the positional or `--direction`, which clap does not expose.
+                minimal.insert("direction".into(), json!("down"));
+            }
             let argv = spec.argv(&minimal).unwrap();
             let parsed = Cli::try_parse_from(std::iter::once("nullspace".to_owned()).chain(argv.iter().cloned()));
             if let Err(error) = parsed {
