@@ -16,7 +16,9 @@
 //!   (`nullspace.volume.write_files` takes the content as an argument).
 //!
 //! `volume watch` is a tool, but its `timeout` is required (see [`REQUIRED_IN_TOOLS`]): a watch
-//! without a deadline would only end when the tool call's timeout kills it.
+//! without a deadline would only end when the tool call's timeout kills it. So is the `output` file of
+//! the desktop's screenshots and recording downloads: their default, stdout, would put image bytes in
+//! the tool's text answer.
 
 use std::any::TypeId;
 
@@ -28,7 +30,13 @@ use serde_json::{json, Map, Value};
 pub const EXCLUDED: &[&str] = &["server", "mcp", "bench", "sandbox.pty", "volume.write"];
 
 /// `(command id, property)` pairs that tools require although the CLI does not.
-pub const REQUIRED_IN_TOOLS: &[(&str, &str)] = &[("volume.watch", "timeout")];
+pub const REQUIRED_IN_TOOLS: &[(&str, &str)] = &[
+    ("volume.watch", "timeout"),
+    ("sandbox.desktop.screenshot", "output"),
+    ("sandbox.desktop.screenshot-region", "output"),
+    ("sandbox.desktop.screenshot-compressed", "output"),
+    ("sandbox.desktop.recording.download", "output"),
+];
 
 /// Every tool, sorted by name.
 #[derive(Debug, Clone)]
@@ -675,6 +683,20 @@ mod tests {
         assert_eq!(argv, ["leaf", "--level", "--level", "--ratio=0.5", "--json"]);
         assert!(leaf.argv(&args(json!({"level": 1_000_000_000_000u64}))).unwrap_err().message.contains("0 to 255"));
         assert!(leaf.argv(&args(json!({"level": -1}))).is_err());
+    }
+
+    #[test]
+    fn desktop_downloads_need_a_file_in_tools() {
+        let catalog = catalog();
+        for name in [
+            "nullspace.sandbox.desktop.screenshot",
+            "nullspace.sandbox.desktop.screenshot_region",
+            "nullspace.sandbox.desktop.screenshot_compressed",
+            "nullspace.sandbox.desktop.recording.download",
+        ] {
+            let spec = catalog.tools().iter().find(|t| t.name == name).expect(name);
+            assert!(spec.params.iter().any(|p| p.name == "output" && p.required), "{name}: {:?}", spec.params);
+        }
     }
 
     /// Every tool, called with only its required arguments, yields a command line clap accepts (up to
