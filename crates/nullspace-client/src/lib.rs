@@ -5,6 +5,7 @@
 mod client;
 mod code;
 pub mod config;
+mod desktop;
 mod error;
 mod exec;
 mod files;
@@ -23,6 +24,7 @@ mod ws;
 pub use client::Client;
 pub use code::CodeEventStream;
 pub use config::{ClientConfig, ConfigSources, DEFAULT_BASE_URL};
+pub use desktop::{ButtonAction, Screenshot};
 pub use error::ClientError;
 pub use files::{Files, FilesOwner, UploadUrl};
 pub use pty::{PtyEvent, PtyReader, PtySession, PtyWriter};

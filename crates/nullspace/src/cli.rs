@@ -8,6 +8,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use nullspace_client::types::volume::VolumeMountRequest;
 
 pub use crate::commands::sandbox::code::CodeCommand;
+pub use crate::commands::sandbox::desktop::DesktopCommand;
 pub use crate::commands::template::TemplateCommand;
 
 /// Self-hostable sandboxes: the API server, its CLI, and a host doctor.
@@ -318,6 +319,9 @@ pub enum SandboxCommand {
     /// Run code and manage contexts, artifacts and queued runs in a code-interpreter sandbox.
     #[command(subcommand)]
     Code(CodeCommand),
+    /// Screenshots, mouse and keyboard, windows, clipboard, apps, the viewer and recordings of a desktop sandbox.
+    #[command(subcommand)]
+    Desktop(DesktopCommand),
     /// Upload a local file into a sandbox (streamed; progress on a terminal).
     Upload {
         /// Sandbox id.

@@ -16,7 +16,9 @@
 //!   (`nullspace.volume.write_files` takes the content as an argument).
 //!
 //! `volume watch` is a tool, but its `timeout` is required (see [`REQUIRED_IN_TOOLS`]): a watch
-//! without a deadline would only end when the tool call's timeout kills it.
+//! without a deadline would only end when the tool call's timeout kills it. So is the `output` file of
+//! the desktop's screenshots and recording downloads: their default, stdout, would put image bytes in
+//! the tool's text answer.
 
 use std::any::TypeId;
 
@@ -28,7 +30,13 @@ use serde_json::{json, Map, Value};
 pub const EXCLUDED: &[&str] = &["server", "mcp", "bench", "sandbox.pty", "volume.write"];
 
 /// `(command id, property)` pairs that tools require although the CLI does not.
-pub const REQUIRED_IN_TOOLS: &[(&str, &str)] = &[("volume.watch", "timeout")];
+pub const REQUIRED_IN_TOOLS: &[(&str, &str)] = &[
+    ("volume.watch", "timeout"),
+    ("sandbox.desktop.screenshot", "output"),
+    ("sandbox.desktop.screenshot-region", "output"),
+    ("sandbox.desktop.screenshot-compressed", "output"),
+    ("sandbox.desktop.recording.download", "output"),
+];
 
 /// Every tool, sorted by name.
 #[derive(Debug, Clone)]
@@ -677,6 +685,20 @@ mod tests {
         assert!(leaf.argv(&args(json!({"level": -1}))).is_err());
     }
 
+    #[test]
+    fn desktop_downloads_need_a_file_in_tools() {
+        let catalog = catalog();
+        for name in [
+            "nullspace.sandbox.desktop.screenshot",
+            "nullspace.sandbox.desktop.screenshot_region",
+            "nullspace.sandbox.desktop.screenshot_compressed",
+            "nullspace.sandbox.desktop.recording.download",
+        ] {
+            let spec = catalog.tools().iter().find(|t| t.name == name).expect(name);
+            assert!(spec.params.iter().any(|p| p.name == "output" && p.required), "{name}: {:?}", spec.params);
+        }
+    }
+
     /// Every tool, called with only its required arguments, yields a command line clap accepts (up to
     /// a dummy value its parser refuses): no unknown flag, no missing argument, no conflict.
     #[test]
@@ -700,6 +722,10 @@ mod tests {
             if spec.name == "nullspace.sandbox.exec" {
                 // `argv` is required unless `shell` is given, which clap does not expose (its help says it).
                 minimal.insert("shell".into(), json!("true"));
+            }
+            if spec.name == "nullspace.sandbox.desktop.scroll" {
+                // The direction is required as the positional or `--direction`, which clap does not expose.
+                minimal.insert("direction".into(), json!("down"));
             }
             let argv = spec.argv(&minimal).unwrap();
             let parsed = Cli::try_parse_from(std::iter::once("nullspace".to_owned()).chain(argv.iter().cloned()));

@@ -2,6 +2,7 @@
 
 pub(crate) mod code;
 mod create;
+pub(crate) mod desktop;
 mod exec;
 mod file;
 mod get;
@@ -39,6 +40,7 @@ pub async fn run(command: SandboxCommand, global: &GlobalArgs) -> anyhow::Result
         SandboxCommand::Snapshot { id } => state::snapshot(&client, &id, global.json).await,
         SandboxCommand::Volume(command) => super::attachments::run(&client, command, global.json).await,
         SandboxCommand::Code(command) => code::run(&client, command, global.json).await,
+        SandboxCommand::Desktop(command) => desktop::run(&client, command, global.json).await,
     }
 }
 
