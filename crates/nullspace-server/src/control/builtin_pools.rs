@@ -20,7 +20,7 @@ use nullspace_types::sandbox::CreateSandboxRequest;
 use super::builtin_recipes::SYSTEM_TENANT;
 use super::service::ControlResult;
 use super::template_refs::ResolvedTemplate;
-use super::validate::{self, DEFAULT_TIMEOUT_MS};
+use super::validate;
 use super::warm_pool_claims::mismatch;
 use super::warm_pools::{PoolRequest, PoolResources};
 use super::Control;
@@ -129,15 +129,7 @@ impl Control {
         if mismatch(&pool, request, &template, self.default_memory_mb(&template)).is_some() {
             return Ok(None);
         }
-        // Bad settings fail the request before a member is taken, as they would fail a cold create.
-        validate::timeout(request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS))?;
-        let envs = self.create_envs(&template, request)?;
-        if let Some(cwd) = request.cwd.as_deref().filter(|cwd| !cwd.is_empty()) {
-            validate::cwd(cwd)?;
-        }
-        if let Some(metadata) = &request.metadata {
-            validate::metadata(metadata)?;
-        }
+        let envs = self.claim_settings(&template, request)?;
         for _ in 0..CLAIM_ATTEMPTS {
             let starting = self.warm.starting_members();
             let Some(id) = self.store.claim_pool_sandbox(&pool.tenant_id, &pool.id, &template, &starting).await? else {

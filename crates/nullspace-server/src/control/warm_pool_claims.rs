@@ -271,15 +271,7 @@ impl Control {
         if let Some(reason) = mismatch(&pool, request, &template, self.default_memory_mb(&template)) {
             return miss(reason);
         }
-        // Bad settings fail the request before a pool sandbox is taken, as they would fail a cold create.
-        validate::timeout(request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS))?;
-        let envs = self.create_envs(&template, request)?;
-        if let Some(cwd) = request.cwd.as_deref().filter(|cwd| !cwd.is_empty()) {
-            validate::cwd(cwd)?;
-        }
-        if let Some(metadata) = &request.metadata {
-            validate::metadata(metadata)?;
-        }
+        let envs = self.claim_settings(&template, request)?;
         let wait = Duration::from_millis(ask.wait_ms.unwrap_or(0));
         let started = Instant::now();
         loop {
@@ -307,6 +299,25 @@ impl Control {
             let _ = tokio::time::timeout(left, ready).await;
         }
         miss(format!("no ready sandbox within {} ms", wait.as_millis()))
+    }
+
+    /// The envs a claimed sandbox of `template` gets from `request`, after checking the request's settings
+    /// (timeout, envs, cwd, metadata): bad settings fail the request before a pool sandbox is taken, as
+    /// they would fail a cold create.
+    pub(super) fn claim_settings(
+        &self,
+        template: &str,
+        request: &CreateSandboxRequest,
+    ) -> ControlResult<BTreeMap<String, String>> {
+        validate::timeout(request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS))?;
+        let envs = self.create_envs(template, request)?;
+        if let Some(cwd) = request.cwd.as_deref().filter(|cwd| !cwd.is_empty()) {
+            validate::cwd(cwd)?;
+        }
+        if let Some(metadata) = &request.metadata {
+            validate::metadata(metadata)?;
+        }
+        Ok(envs)
     }
 
     /// Gives claimed sandbox `id` the request's envs and cwd (in the guest), metadata and timeout (in its
