@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import shlex
 import subprocess
 import tempfile
 import time
@@ -365,7 +366,14 @@ def server(registry, private_registry):
     # The webhook tests deliver to loopback receivers, which servers refuse unless the operator allows them.
     # Image pulls go to the local fixture registries (started before the server): Docker Hub names through
     # the anonymous one, both spoken to over plain HTTP.
-    srv = Server(binary, data_dir, extra_args=["--webhook-allow-private", *registry_server_args(registry, private_registry)])
+    # NULLSPACE_E2E_SERVER_ARGS adds options for a developer's partial run (e.g. `--without-template desktop`
+    # to skip building a template the tests at hand do not use); the full suite sets none.
+    more = shlex.split(os.environ.get("NULLSPACE_E2E_SERVER_ARGS", ""))
+    srv = Server(
+        binary,
+        data_dir,
+        extra_args=["--webhook-allow-private", *registry_server_args(registry, private_registry), *more],
+    )
     _SERVER = srv
     srv.start()
     srv.kill_all(srv.key)  # leftovers of an earlier run with the same persistent data dir
