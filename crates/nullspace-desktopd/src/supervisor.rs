@@ -1,6 +1,6 @@
 //! The desktop's processes: starts the X server (`Xtigervnc :N -geometry WxH -dpi D -rfbport P …`),
-//! waits until it accepts a connection, starts the window manager and waits until it announces itself
-//! (`_NET_SUPPORTING_WM_CHECK`), reaps both, and records when the X server dies (health turns 503).
+//! waits until it accepts a connection, starts the window manager and waits until it manages windows
+//! (it announces itself with `_NET_SUPPORTING_WM_CHECK`, then lists a probe window we map), reaps both, and records when the X server dies (health turns 503).
 //! Both die with the daemon (parent-death signal) and are stopped with it.
 
 use std::collections::VecDeque;
@@ -14,8 +14,11 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{AtomEnum, ChangeWindowAttributesAux, ConnectionExt as _, EventMask};
+use x11rb::protocol::xproto::{
+    AtomEnum, ChangeWindowAttributesAux, ConnectionExt as _, CreateWindowAux, EventMask, PropMode, WindowClass,
+};
 use x11rb::protocol::Event;
+use x11rb::wrapper::ConnectionExt as _;
 
 use crate::settings::Settings;
 use crate::x11::{read_property, wait_for_event, X11};
@@ -273,7 +276,10 @@ pub async fn start(settings: &Settings, commands: &Commands) -> Result<Desktop, 
     Ok(Desktop { x11: Arc::new(x11), x_server, window_manager, wm_ready })
 }
 
-/// Waits until a window manager has set `_NET_SUPPORTING_WM_CHECK` on the root window.
+/// Waits until a window manager manages windows: it has set `_NET_SUPPORTING_WM_CHECK` on the root window,
+/// and then a probe window we map appears in its `_NET_CLIENT_LIST` (and leaves it once destroyed). The
+/// announcement alone is not enough: openbox sets it before it redirects map requests, and a client mapped
+/// in between stays unmanaged for good (never reparented, never listed): seen with openbox 3.6 here.
 fn wait_for_window_manager(display: &str, timeout: Duration, wm: &Watched) -> Result<(), String> {
     let failed = |what: &str, error: &dyn std::fmt::Display| {
         format!("cannot {what} while waiting for the window manager: {error}")
@@ -285,24 +291,89 @@ fn wait_for_window_manager(display: &str, timeout: Duration, wm: &Watched) -> Re
         .map_err(|e| failed("watch the root window", &e))?;
     x11.conn.flush().map_err(|e| failed("watch the root window", &e))?;
     let deadline = Instant::now() + timeout;
-    let check = x11.atoms._NET_SUPPORTING_WM_CHECK;
-    loop {
-        let set =
-            read_property(&x11.conn, root, check, AtomEnum::WINDOW.into()).map_err(|e| failed("read", &e.message()))?;
-        if set.is_some_and(|reply| reply.value32().and_then(|mut v| v.next()).is_some_and(|w| w != 0)) {
-            return Ok(());
-        }
+    let window_property = |property: u32| -> Result<Vec<u32>, String> {
+        let reply = read_property(&x11.conn, root, property, AtomEnum::WINDOW.into())
+            .map_err(|e| failed("read", &e.message()))?;
+        Ok(reply.and_then(|reply| reply.value32().map(|values| values.collect())).unwrap_or_default())
+    };
+    // Wakes on a change of `property` on the root window, or every quarter second to notice the process
+    // ending; fails once the window manager exited or the deadline passed.
+    let wait_for = |property: u32, what: &str| -> Result<(), String> {
         if !wm.alive() {
             return Err(format!("the window manager exited; its output:\n{}", wm.tail()));
         }
         if Instant::now() >= deadline {
-            return Err(format!("the window manager did not announce itself within {} s", timeout.as_secs()));
+            return Err(format!("the window manager did not {what} within {} s", timeout.as_secs()));
         }
-        // Wake on the property change, or every quarter second to notice the process ending.
         let slice = deadline.min(Instant::now() + Duration::from_millis(250));
-        wait_for_event(&x11.conn, slice, |event| matches!(event, Event::PropertyNotify(p) if p.atom == check))
+        wait_for_event(&x11.conn, slice, |event| matches!(event, Event::PropertyNotify(p) if p.atom == property))
             .map_err(|e| failed("wait", &e.message()))?;
+        Ok(())
+    };
+
+    let check = x11.atoms._NET_SUPPORTING_WM_CHECK;
+    while !window_property(check)?.iter().any(|&window| window != 0) {
+        wait_for(check, "announce itself")?;
     }
+
+    let probe = map_probe_window(&x11).map_err(|e| failed("map a probe window", &e))?;
+    let clients = x11.atoms._NET_CLIENT_LIST;
+    let mut mapped_at = Instant::now();
+    let managed = loop {
+        if window_property(clients)?.contains(&probe) {
+            break Ok(());
+        }
+        // A window mapped before the manager redirects map requests is mapped as is and never managed:
+        // map it again (the unmap/map pair reaches the manager once it listens).
+        if mapped_at.elapsed() >= PROBE_REMAP {
+            remap(&x11, probe).map_err(|e| failed("map the probe window again", &e))?;
+            mapped_at = Instant::now();
+        }
+        if let Err(why) = wait_for(clients, "manage a window") {
+            break Err(why);
+        }
+    };
+    x11.conn.destroy_window(probe).map_err(|e| failed("destroy the probe window", &e))?;
+    x11.conn.flush().map_err(|e| failed("destroy the probe window", &e))?;
+    managed?;
+    while window_property(clients)?.contains(&probe) {
+        wait_for(clients, "forget a destroyed window")?;
+    }
+    Ok(())
+}
+
+/// How long the probe window may stay unmanaged before it is mapped again.
+const PROBE_REMAP: Duration = Duration::from_millis(200);
+
+fn remap(x11: &X11, window: u32) -> Result<(), String> {
+    x11.conn.unmap_window(window).map_err(|e| e.to_string())?;
+    x11.conn.map_window(window).map_err(|e| e.to_string())?;
+    x11.conn.flush().map_err(|e| e.to_string())
+}
+
+/// Creates and maps a small titled window for the window manager to manage.
+fn map_probe_window(x11: &X11) -> Result<u32, String> {
+    let conn = &x11.conn;
+    let window = conn.generate_id().map_err(|e| e.to_string())?;
+    conn.create_window(
+        x11rb::COPY_DEPTH_FROM_PARENT,
+        window,
+        x11.root,
+        0,
+        0,
+        1,
+        1,
+        0,
+        WindowClass::INPUT_OUTPUT,
+        x11rb::COPY_FROM_PARENT,
+        &CreateWindowAux::new(),
+    )
+    .map_err(|e| e.to_string())?;
+    conn.change_property8(PropMode::REPLACE, window, AtomEnum::WM_NAME, AtomEnum::STRING, b"nullspace-wm-probe")
+        .map_err(|e| e.to_string())?;
+    conn.map_window(window).map_err(|e| e.to_string())?;
+    conn.flush().map_err(|e| e.to_string())?;
+    Ok(window)
 }
 
 #[cfg(test)]

@@ -216,7 +216,12 @@ async fn typing_into_a_real_editor_changes_its_pixels_and_its_file() {
         std::fs::read_to_string(&file).ok().filter(|content| content == "alpha LINE\nbeta é→ line")
     })
     .await;
-    assert_eq!(saved.as_deref(), Some("alpha LINE\nbeta é→ line"), "the file holds exactly what was typed");
+    let on_disk = std::fs::read_to_string(&file);
+    assert_eq!(
+        saved.as_deref(),
+        Some("alpha LINE\nbeta é→ line"),
+        "the file holds exactly what was typed: {on_disk:?}"
+    );
     let after = desktop.screenshot(Some((x, y, width, height))).await;
     assert!(differing_pixels(&before, &after) > 200, "typed text shows on screen");
 
