@@ -134,7 +134,7 @@ impl Node {
             return Err(NodeError::GuestBinaryDynamic { path: config.guestd_path.clone() });
         }
         let choice = nullspace_runtime::select(&config.runtime).await.map_err(NodeError::SelectRuntime)?;
-        tracing::info!(runtime = choice.kind.as_str(), "selected isolation runtime");
+        tracing::info!(runtime = choice.kind.as_str(), why = %choice.explanation, "selected isolation runtime");
         let runtime = OciRuntime::new(choice.kind, config.data_dir.join("runtime").join(choice.kind.as_str()));
         let sandboxes_dir = config.data_dir.join("sandboxes");
         let private = ["snapshots", "volumes", "templates", "layers"].map(|name| config.data_dir.join(name));

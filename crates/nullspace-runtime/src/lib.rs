@@ -5,14 +5,16 @@
 
 mod cgroup;
 mod error;
+mod features;
 pub mod mountinfo;
 mod oci;
 mod probe;
 mod spec;
 
 pub use error::RuntimeError;
+pub use features::Feature;
 pub use oci::{ContainerInfo, OciRuntime, CGROUP_PARENT};
-pub use probe::{probe, probe_all, select, Probe, RuntimeChoice};
+pub use probe::{choose_auto, probe, probe_all, select, Probe, RuntimeChoice};
 pub use spec::{BindMount, Limits, RuntimeKind, SandboxSpec};
 
 /// Result alias of this crate.

@@ -6,10 +6,11 @@
 //! container's mount namespace: nothing is mounted on the host, and dropping the temporary directory
 //! plus `destroy` removes everything the probe created.
 //!
-//! `select("auto")` takes the first runtime that works in the order runc, crun, runsc. runsc (gVisor)
-//! isolates more strongly, but it starts several times slower and the guest daemon is not yet tested
-//! under it; it moves to the front once the runtime conformance suite passes on it. crun refuses
-//! hybrid cgroup hosts, which the probe reports.
+//! `select("auto")` takes the strongest runtime (gVisor, then runc, then crun) that works on this host and
+//! serves every feature the server offers ([`crate::Feature`]); a stronger runtime that lacks a feature is
+//! named in the choice's explanation, with what it lacks. Only when no full-featured runtime works does
+//! `auto` fall back to the strongest one that works at all, and say what is missing. crun refuses hybrid
+//! cgroup hosts, which the probe reports.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -47,6 +48,8 @@ pub struct RuntimeChoice {
     pub kind: RuntimeKind,
     /// Probes run to choose, in order.
     pub probes: Vec<Probe>,
+    /// Why this runtime: what was passed over and why, and what the chosen one lacks, if anything.
+    pub explanation: String,
 }
 
 /// Probes every runtime kind, for `nullspace doctor`.
@@ -62,25 +65,74 @@ pub async fn probe_all() -> Vec<Probe> {
 pub async fn select(requested: &str) -> Result<RuntimeChoice, RuntimeError> {
     let requested = requested.trim().to_ascii_lowercase();
     if requested == "auto" {
-        let mut probes = Vec::new();
-        for kind in RuntimeKind::ALL {
-            let p = probe(kind).await;
-            let works = p.works;
-            probes.push(p);
-            if works {
-                return Ok(RuntimeChoice { kind, probes });
-            }
-        }
-        let reasons = probes.iter().map(|p| format!("{}: {}", p.kind, p.reason)).collect::<Vec<_>>().join("; ");
-        return Err(RuntimeError::NoneAvailable { reasons });
+        return select_auto().await;
     }
     let kind = RuntimeKind::parse(&requested).ok_or(RuntimeError::UnknownRuntime { requested })?;
     let p = probe(kind).await;
     if p.works {
-        Ok(RuntimeChoice { kind, probes: vec![p] })
+        let explanation = match kind.lacks() {
+            [] => format!("{kind} was asked for and serves every feature"),
+            lacks => format!("{kind} was asked for; its sandboxes lack {}", crate::features::listed(lacks)),
+        };
+        Ok(RuntimeChoice { kind, probes: vec![p], explanation })
     } else {
         Err(RuntimeError::Unavailable { kind, reason: p.reason })
     }
+}
+
+/// `auto`: the strongest full-featured runtime that works; runtimes lacking a feature are not even
+/// probed unless none of the others works (a probe of gVisor costs a few hundred milliseconds at start).
+async fn select_auto() -> Result<RuntimeChoice, RuntimeError> {
+    let mut probes = Vec::new();
+    for full in [true, false] {
+        for kind in RuntimeKind::BY_STRENGTH.into_iter().filter(|kind| kind.serves_everything() == full) {
+            let p = probe(kind).await;
+            let works = p.works;
+            probes.push(p);
+            if works {
+                return choose_auto(probes);
+            }
+        }
+    }
+    choose_auto(probes)
+}
+
+/// What `auto` chooses given `probes` (of any runtimes, in any order), with its explanation: the strongest
+/// working runtime that serves every feature, else the strongest working one. `nullspace doctor` calls
+/// this with a probe of every runtime.
+pub fn choose_auto(probes: Vec<Probe>) -> Result<RuntimeChoice, RuntimeError> {
+    let works = |kind: RuntimeKind| probes.iter().any(|p| p.kind == kind && p.works);
+    let best =
+        |full: bool| RuntimeKind::BY_STRENGTH.into_iter().find(|kind| kind.serves_everything() == full && works(*kind));
+    let listed = crate::features::listed;
+    if let Some(kind) = best(true) {
+        let passed_over: Vec<String> = RuntimeKind::BY_STRENGTH
+            .iter()
+            .take_while(|stronger| **stronger != kind)
+            .map(|stronger| match stronger.lacks() {
+                [] => format!("{stronger} does not work here"),
+                lacks => format!("{stronger} isolates more strongly but lacks {}", listed(lacks)),
+            })
+            .collect();
+        let mut explanation = format!("{kind} is the strongest runtime that works here and serves every feature");
+        if !passed_over.is_empty() {
+            explanation.push_str(&format!(" ({})", passed_over.join("; ")));
+        }
+        return Ok(RuntimeChoice { kind, probes, explanation });
+    }
+    if let Some(kind) = best(false) {
+        let explanation = format!(
+            "no runtime serving every feature works here ({}); {kind} does, and its sandboxes lack {}",
+            failures(&probes),
+            listed(kind.lacks())
+        );
+        return Ok(RuntimeChoice { kind, probes, explanation });
+    }
+    Err(RuntimeError::NoneAvailable { reasons: failures(&probes) })
+}
+
+fn failures(probes: &[Probe]) -> String {
+    probes.iter().filter(|p| !p.works).map(|p| format!("{}: {}", p.kind, p.reason)).collect::<Vec<_>>().join("; ")
 }
 
 /// Starts a container running `/bin/sh -c 'echo …'` with `kind`, waits for its output, destroys it.
@@ -196,4 +248,56 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe_of(kind: RuntimeKind, works: bool) -> Probe {
+        Probe { kind, works, reason: if works { "ok".into() } else { "missing".into() }, start_ms: None }
+    }
+
+    #[test]
+    fn auto_passes_over_a_stronger_runtime_that_lacks_features() {
+        let probes = RuntimeKind::ALL.into_iter().map(|kind| probe_of(kind, kind != RuntimeKind::Crun)).collect();
+        let choice = choose_auto(probes).unwrap();
+        assert_eq!(choice.kind, RuntimeKind::Runc);
+        assert!(
+            choice.explanation.contains("runsc isolates more strongly but lacks sandbox networking"),
+            "{}",
+            choice.explanation
+        );
+    }
+
+    #[test]
+    fn auto_takes_crun_when_runc_fails_and_says_so() {
+        let probes = vec![probe_of(RuntimeKind::Runc, false), probe_of(RuntimeKind::Crun, true)];
+        let choice = choose_auto(probes).unwrap();
+        assert_eq!(choice.kind, RuntimeKind::Crun);
+        assert!(choice.explanation.contains("runc does not work here"), "{}", choice.explanation);
+    }
+
+    #[test]
+    fn auto_falls_back_to_a_runtime_lacking_features_and_names_them() {
+        let probes = vec![
+            probe_of(RuntimeKind::Runc, false),
+            probe_of(RuntimeKind::Crun, false),
+            probe_of(RuntimeKind::Runsc, true),
+        ];
+        let choice = choose_auto(probes).unwrap();
+        assert_eq!(choice.kind, RuntimeKind::Runsc);
+        assert!(
+            choice.explanation.contains("lack sandbox networking and live volume attach"),
+            "{}",
+            choice.explanation
+        );
+        assert!(choice.explanation.contains("runc: missing"), "{}", choice.explanation);
+    }
+
+    #[test]
+    fn auto_fails_when_nothing_works() {
+        let probes = RuntimeKind::ALL.into_iter().map(|kind| probe_of(kind, false)).collect();
+        assert!(matches!(choose_auto(probes), Err(RuntimeError::NoneAvailable { .. })));
+    }
 }

@@ -22,7 +22,7 @@ pub enum RuntimeKind {
 }
 
 impl RuntimeKind {
-    /// Every kind, in the order `select("auto")` tries them.
+    /// Every kind.
     pub const ALL: [RuntimeKind; 3] = [RuntimeKind::Runc, RuntimeKind::Crun, RuntimeKind::Runsc];
 
     /// The lowercase name used in flags, config and the API.

@@ -139,7 +139,8 @@ pub struct BenchArgs {
 /// Isolation runtime of `nullspace server`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RuntimeArg {
-    /// The strongest runtime that works on this host.
+    /// The strongest runtime that works on this host and serves every feature (networking, live volume
+    /// attach): runc where gVisor lacks them; `nullspace doctor` explains the choice.
     Auto,
     Runc,
     Crun,

@@ -37,11 +37,16 @@ impl Check {
 /// Runs every check and prints the report; exits 1 when a required capability is missing.
 pub async fn run(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let probes = nullspace_runtime::probe_all().await;
-    let selected = probes.iter().find(|p| p.works).map(|p| p.kind.to_string());
+    let choice = nullspace_runtime::choose_auto(probes.clone());
+    let selected = choice.as_ref().ok().map(|choice| choice.kind.to_string());
     let mut checks = Vec::new();
-    checks.push(match &selected {
-        Some(kind) => Check::new("runtime", Status::Pass, format!("`--runtime auto` selects {kind}")),
-        None => Check::new("runtime", Status::Fail, "no isolation runtime works on this host (install runc)"),
+    checks.push(match &choice {
+        Ok(choice) => Check::new(
+            "runtime",
+            if choice.kind.serves_everything() { Status::Pass } else { Status::Warn },
+            format!("`--runtime auto` selects {}: {}", choice.kind, choice.explanation),
+        ),
+        Err(_) => Check::new("runtime", Status::Fail, "no isolation runtime works on this host (install runc)"),
     });
     checks.push(cgroup_check(Path::new("/sys/fs/cgroup")));
     checks.push(overlay_check(&std::fs::read_to_string("/proc/filesystems").unwrap_or_default()));
