@@ -126,6 +126,37 @@ def host_snapshot(data_dir: str | os.PathLike[str]) -> dict[str, set[str]]:
     return snap
 
 
+def host_counts(data_dir: str | os.PathLike[str], bridge: str) -> dict[str, int]:
+    """How many of each host resource a server (data dir + bridge) holds right now: the categories of
+    `host_snapshot` plus network namespaces (`/run/netns/<bridge>-*`), veths enslaved to the bridge, nftables
+    rules and chains in the server's two tables, loop devices backed by files in the data dir, sandbox-owned
+    uids (host processes whose uid is not 0 in a sandbox cgroup are counted by `processes` already) and the
+    store's rows of sandboxes that are not destroyed. A long create/kill campaign must end where it began."""
+    data = str(Path(data_dir).resolve())
+    counts = {key: len(items) for key, items in host_snapshot(data_dir).items()}
+    run_netns = Path("/run/netns")
+    counts["netns"] = len([n for n in os.listdir(run_netns) if n.startswith(f"{bridge}-")]) if run_netns.exists() else 0
+    links = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True)
+    counts["veths"] = len([line for line in links.stdout.splitlines() if line.strip()])
+    for family in ("inet", "bridge"):
+        table = subprocess.run(["nft", "-a", "list", "table", family, f"nullspace_{bridge}"],
+                               capture_output=True, text=True)
+        lines = table.stdout.splitlines()
+        counts[f"nft_{family}_chains"] = len([line for line in lines if line.strip().startswith("chain ")])
+        counts[f"nft_{family}_rules"] = len([line for line in lines if "# handle" in line and not line.strip().startswith(("chain ", "table ", "set ", "map "))])
+        counts[f"nft_{family}_elements"] = table.stdout.count(",") if "elements" in table.stdout else 0
+    loops = subprocess.run(["losetup", "--list", "--noheadings", "--output", "BACK-FILE"], capture_output=True, text=True)
+    counts["loop_devices"] = len([line for line in loops.stdout.splitlines() if line.strip().startswith(data)])
+    db = Path(data) / "nullspace.db"
+    if db.exists():
+        import sqlite3
+
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+            counts["store_live_sandboxes"] = conn.execute(
+                "SELECT COUNT(*) FROM sandboxes WHERE state NOT IN ('destroyed', 'error')").fetchone()[0]
+    return counts
+
+
 def sandbox_processes(sandbox_id: str | None = None) -> dict[int, str]:
     """Host pids that live in a sandbox cgroup → the sandbox id (optionally only for one sandbox)."""
     found: dict[int, str] = {}
