@@ -68,12 +68,14 @@ def _pty_echo(sb: Sandbox, word: str) -> str:
 
 
 def test_on_timeout_pause_hibernates_at_the_deadline_and_keeps_the_files(server, sandboxes):
-    sb = sandboxes.create(on_timeout="pause", timeout=3, metadata={"run": RUN_ID})
+    sb = sandboxes.create(on_timeout="pause", timeout=600, metadata={"run": RUN_ID})
     info = sb.get_info()
     assert _value(info.timeout_action) == "hibernate"
     assert _raw(server, sb.id)["lifecycle"] == {"on_timeout": "pause", "auto_resume": False}
     marker = unique("paused")
     sb.files.write("/workspace/kept.txt", marker)
+    sb.set_timeout(2)  # a short deadline now; the timeout behaviour stays the create's
+    assert _value(sb.get_info().timeout_action) == "hibernate"
     wait_until(lambda: _status(server, sb.id) == SandboxStatus.PAUSED, timeout=30, interval=0.5, what="pause at deadline")
     paused = _info(server, sb.id)
     assert paused.snapshot_id, paused
@@ -102,7 +104,7 @@ def test_on_timeout_destroy_destroys_and_set_timeout_reads_lifecycle(server, san
             json={"timeout_ms": 1000, "timeout_action": "hibernate", "lifecycle": {"on_timeout": "destroy"}},
         )
         assert resp.status_code == 400 and resp.json()["code"] == "invalid_request", resp.text
-        assert "lifecycle.on_timeout" in resp.json()["message"]
+        assert "lifecycle.on_timeout" in resp.json()["error"]
     sb.set_timeout(1, timeout_action="destroy")
     wait_until(lambda: _status(server, sb.id) is None, timeout=20, interval=0.5, what="destroy at deadline")
 
@@ -221,7 +223,7 @@ def test_fields_the_server_would_ignore_are_refused_naming_them(server, sandboxe
         def refused_field(body: dict, path: str = "/v1/sandboxes") -> str:
             resp = http.post(path, json=body)
             assert resp.status_code == 400 and resp.json()["code"] == "invalid_request", resp.text
-            return resp.json()["message"]
+            return resp.json()["error"]
 
         assert "lifecycle.on_timeout" in refused_field({"lifecycle": {"on_timeout": "hibernate"}})
         assert "auto_resume" in refused_field({"auto_resume": "yes"})
@@ -244,7 +246,7 @@ def test_fields_the_server_would_ignore_are_refused_naming_them(server, sandboxe
             "/v1/template-warm-pools",
             json={"template_ref": "base", "name": unique("pool"), "min_ready": 0, "max_ready": 1, "stale_after_seconds": 60},
         )
-        assert pool.status_code == 400 and "stale_after_seconds" in pool.json()["message"], pool.text
+        assert pool.status_code == 400 and "stale_after_seconds" in pool.json()["error"], pool.text
 
     # A create from a snapshot honours the lifecycle fields the client sends on that path.
     child = sandboxes.create(snapshot_id=snap.id, on_timeout="pause", auto_resume=True)
