@@ -125,7 +125,7 @@ impl Client {
         action: Option<TimeoutAction>,
     ) -> Result<(), ClientError> {
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        let body = SetTimeoutRequest { timeout_ms: Some(timeout_ms), timeout_action: action };
+        let body = SetTimeoutRequest { timeout_ms: Some(timeout_ms), timeout_action: action, lifecycle: None };
         let builder = self.request(Method::POST, &format!("/v1/sandboxes/{}/timeout", segment(id)))?.json(&body);
         self.send_empty(builder).await
     }

@@ -1,17 +1,27 @@
 //! Preview ports: a dedicated TCP listener per (sandbox, port) whose connections are tunnelled to that
 //! port inside the sandbox through its guest. Raw TCP, so HTTP, streaming bodies and WebSocket upgrades
-//! pass through untouched. Listeners close when their sandbox is destroyed. All preview ports together
+//! pass through untouched. Listeners close when their sandbox is destroyed (and when it is paused, unless
+//! it has auto-resume: then each new connection first wakes it through its [`Wake`]). All preview ports together
 //! hold at most as many connections as the API listener may (`--max-connections`); a connection over
 //! that cap is closed at once.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use nullspace_node::GuestLink;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+
+/// Makes the forward's sandbox run before a connection is tunnelled (auto-resume); the error says why it
+/// could not, and the connection is closed.
+pub type Wake = Arc<dyn Fn() -> WakeFuture + Send + Sync>;
+
+/// What a [`Wake`] returns.
+pub type WakeFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// One open forward.
 struct Forward {
@@ -40,15 +50,22 @@ impl PreviewPorts {
         Self { bind_ip, forwards: Mutex::default(), slots: Arc::new(Semaphore::new(max_connections.max(1))) }
     }
 
-    /// The local address forwarding to `port` in `sandbox_id`, opening it on first use.
-    pub async fn ensure(&self, sandbox_id: &str, port: u16, guest: GuestLink) -> std::io::Result<SocketAddr> {
+    /// The local address forwarding to `port` in `sandbox_id`, opening it on first use; `wake`, when
+    /// given, runs before each connection is tunnelled.
+    pub async fn ensure(
+        &self,
+        sandbox_id: &str,
+        port: u16,
+        guest: GuestLink,
+        wake: Option<Wake>,
+    ) -> std::io::Result<SocketAddr> {
         let key = (sandbox_id.to_owned(), port);
         if let Some(forward) = self.lock().get(&key) {
             return Ok(forward.address);
         }
         let listener = TcpListener::bind(SocketAddr::new(self.bind_ip, 0)).await?;
         let address = listener.local_addr()?;
-        let task = tokio::spawn(accept_loop(listener, guest, port, self.slots.clone()));
+        let task = tokio::spawn(accept_loop(listener, guest, port, self.slots.clone(), wake));
         let mut forwards = self.lock();
         // A concurrent caller may have opened one meanwhile: keep the first, drop ours.
         Ok(forwards.entry(key).or_insert(Forward { address, task }).address)
@@ -64,7 +81,7 @@ impl PreviewPorts {
     }
 }
 
-async fn accept_loop(listener: TcpListener, guest: GuestLink, port: u16, slots: Arc<Semaphore>) {
+async fn accept_loop(listener: TcpListener, guest: GuestLink, port: u16, slots: Arc<Semaphore>, wake: Option<Wake>) {
     loop {
         let Ok((stream, _peer)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -75,7 +92,14 @@ async fn accept_loop(listener: TcpListener, guest: GuestLink, port: u16, slots: 
             continue;
         };
         let guest = guest.clone();
+        let wake = wake.clone();
         tokio::spawn(async move {
+            if let Some(wake) = wake {
+                if let Err(reason) = wake().await {
+                    tracing::info!(port, reason, "closing a preview connection: its sandbox cannot run");
+                    return;
+                }
+            }
             if let Err(error) = forward(stream, &guest, port).await {
                 tracing::debug!(error = %crate::error_chain(error.as_ref()), port, "preview connection ended");
             }

@@ -73,6 +73,72 @@ impl TimeoutAction {
             Self::Hibernate => "hibernate",
         }
     }
+
+    /// Parses the wire string.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "destroy" => Some(Self::Destroy),
+            "hibernate" => Some(Self::Hibernate),
+            _ => None,
+        }
+    }
+
+    /// The same choice in the `lifecycle.on_timeout` vocabulary.
+    pub fn on_timeout(self) -> OnTimeout {
+        match self {
+            Self::Destroy => OnTimeout::Destroy,
+            Self::Hibernate => OnTimeout::Pause,
+        }
+    }
+}
+
+/// `lifecycle.on_timeout`: the client's preferred spelling of [`TimeoutAction`] (`pause` = `hibernate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTimeout {
+    /// Destroy the sandbox (the default).
+    #[default]
+    Destroy,
+    /// Pause (hibernate) it: its files are kept and it can be resumed.
+    Pause,
+}
+
+impl OnTimeout {
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Destroy => "destroy",
+            Self::Pause => "pause",
+        }
+    }
+
+    /// The same choice as a [`TimeoutAction`].
+    pub fn timeout_action(self) -> TimeoutAction {
+        match self {
+            Self::Destroy => TimeoutAction::Destroy,
+            Self::Pause => TimeoutAction::Hibernate,
+        }
+    }
+}
+
+/// The `lifecycle` object of a create request (and of the timeout route).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LifecycleRequest {
+    /// What happens at the deadline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<OnTimeout>,
+}
+
+/// The `lifecycle` object of `SandboxInfo`: what happens at the deadline and whether the sandbox wakes
+/// when it is used while paused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LifecycleInfo {
+    /// What happens at the deadline (the same as `timeout_action`, in the `lifecycle` vocabulary).
+    pub on_timeout: OnTimeout,
+    /// Whether an SDK call or preview traffic resumes the sandbox when it is paused.
+    pub auto_resume: bool,
 }
 
 /// Body of `POST /v1/sandboxes`. Unknown fields are ignored and `null` means absent, as the client sends
@@ -111,6 +177,13 @@ pub struct CreateSandboxRequest {
     /// Settings of the X server (template `desktop` only; left out of the body when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desktop: Option<DesktopSettings>,
+    /// Resume the sandbox when it is used while paused (left out of the body when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_resume: Option<bool>,
+    /// `{"on_timeout": "destroy" | "pause"}`, the client's spelling of `timeout_action` (left out of the
+    /// body when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<LifecycleRequest>,
 }
 
 /// The `desktop` object of a create request: how the desktop template's X server runs. Absent settings
@@ -230,6 +303,12 @@ pub struct SandboxInfo {
     pub expires_at: String,
     /// What happens at the deadline.
     pub timeout_action: TimeoutAction,
+    /// The same deadline behaviour in the client's `lifecycle` vocabulary, and `auto_resume`.
+    #[serde(default)]
+    pub lifecycle: LifecycleInfo,
+    /// Whether an SDK call or preview traffic resumes the sandbox when it is paused.
+    #[serde(default)]
+    pub auto_resume: bool,
     /// Set while paused: the snapshot that holds its state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
@@ -254,6 +333,9 @@ pub struct SetTimeoutRequest {
     pub timeout_ms: Option<u64>,
     /// New timeout action, if changed.
     pub timeout_action: Option<TimeoutAction>,
+    /// `{"on_timeout": …}`, the same change in the client's `lifecycle` vocabulary (left out when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<LifecycleRequest>,
 }
 
 /// One template (moved to `template_wire`; kept here for existing users).
@@ -271,6 +353,19 @@ mod tests {
         assert_eq!(request.template.as_deref(), Some("base"));
         assert_eq!(request.cwd, None);
         assert_eq!(request.metadata.unwrap()["n"], serde_json::json!(1));
+        assert_eq!(request.auto_resume, Some(false));
+    }
+
+    #[test]
+    fn lifecycle_reads_the_client_spelling() {
+        let body = r#"{"template":"base","auto_resume":true,"lifecycle":{"on_timeout":"pause"}}"#;
+        let request: CreateSandboxRequest = serde_json::from_str(body).unwrap();
+        let on_timeout = request.lifecycle.unwrap().on_timeout.unwrap();
+        assert_eq!(on_timeout.timeout_action(), TimeoutAction::Hibernate);
+        assert_eq!(TimeoutAction::Hibernate.on_timeout(), OnTimeout::Pause);
+        assert!(serde_json::from_str::<LifecycleRequest>(r#"{"on_timeout":"hibernate"}"#).is_err());
+        let plain = serde_json::to_string(&CreateSandboxRequest::default()).unwrap();
+        assert!(!plain.contains("lifecycle") && !plain.contains("auto_resume"), "{plain}");
     }
 
     #[test]

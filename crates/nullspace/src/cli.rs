@@ -360,6 +360,16 @@ pub struct CreateArgs {
     /// What happens at the deadline.
     #[arg(long, value_enum)]
     pub timeout_action: Option<TimeoutActionArg>,
+    /// At the deadline: pause (hibernate; files kept, resumable) or destroy [server default: destroy].
+    #[arg(long, value_enum, value_name = "ACTION")]
+    pub on_timeout: Option<OnTimeoutArg>,
+    /// Resume the sandbox on its own when a command, file call, PTY or preview traffic reaches it while
+    /// it is paused.
+    #[arg(long, overrides_with = "no_auto_resume")]
+    pub auto_resume: bool,
+    /// Leave a paused sandbox paused until it is resumed explicitly (the default).
+    #[arg(long)]
+    pub no_auto_resume: bool,
     /// Virtual CPUs.
     #[arg(long)]
     pub vcpus: Option<u32>,
@@ -392,6 +402,13 @@ pub struct CreateArgs {
 pub enum TimeoutActionArg {
     Destroy,
     Hibernate,
+}
+
+/// What a sandbox does at its deadline, in `lifecycle.on_timeout` words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnTimeoutArg {
+    Destroy,
+    Pause,
 }
 
 #[derive(Debug, Args)]

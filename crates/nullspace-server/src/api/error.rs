@@ -34,7 +34,9 @@ impl From<ControlError> for ApiError {
             ControlError::TemplateNotFound { .. } => ErrorCode::TemplateNotFound,
             ControlError::SnapshotNotFound { .. } => ErrorCode::SnapshotNotFound,
             ControlError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
-            ControlError::NotRunning { .. } | ControlError::TemplateStart { .. } => ErrorCode::SandboxNotReady,
+            ControlError::NotRunning { .. }
+            | ControlError::TemplateStart { .. }
+            | ControlError::ResumeFailed { .. } => ErrorCode::SandboxNotReady,
             ControlError::Capacity { .. } => ErrorCode::CapacityExceeded,
             ControlError::VolumeNotFound { .. } => ErrorCode::NotFound,
             ControlError::VolumeConflict { .. } => ErrorCode::Conflict,

@@ -93,10 +93,18 @@ pub fn json_object(body: &[u8], what: &str) -> Result<Option<Map<String, Value>>
     }
 }
 
-/// `map` as `T`; a field of the wrong type is a 400.
+/// `map` as `T`; a field of the wrong type is a 400 naming the field (`lifecycle.on_timeout: unknown
+/// variant …`).
 pub fn from_object<T: DeserializeOwned>(map: Map<String, Value>, what: &str) -> Result<T, ApiError> {
-    serde_json::from_value(Value::Object(map))
-        .map_err(|error| ApiError::invalid(format!("invalid {what} body: {error}")))
+    serde_path_to_error::deserialize(Value::Object(map)).map_err(|error| {
+        let path = error.path().to_string();
+        let error = error.into_inner();
+        if path == "." {
+            ApiError::invalid(format!("invalid {what} body: {error}"))
+        } else {
+            ApiError::invalid(format!("invalid {what} body: {path}: {error}"))
+        }
+    })
 }
 
 /// A non-blank JSON object body as `T`.
@@ -129,5 +137,18 @@ mod tests {
             assert!(json_object(bad, "x").is_err(), "{:?} accepted", String::from_utf8_lossy(bad));
         }
         assert!(parse_object::<Map<String, Value>>(b"", "x").is_err());
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named() {
+        use nullspace_types::sandbox::CreateSandboxRequest;
+        let message = |body: &[u8]| match parse_object::<CreateSandboxRequest>(body, "sandbox create") {
+            Err(error) => format!("{error:?}"),
+            Ok(_) => panic!("{} accepted", String::from_utf8_lossy(body)),
+        };
+        assert!(
+            message(br#"{"lifecycle": {"on_timeout": "hibernate"}}"#).contains("lifecycle.on_timeout: unknown variant")
+        );
+        assert!(message(br#"{"auto_resume": "yes"}"#).contains("auto_resume: invalid type"));
     }
 }

@@ -140,8 +140,13 @@ impl Session {
     }
 
     async fn snapshot(&mut self) -> Result<(), axum::Error> {
-        let states =
-            vec![SandboxState::Creating, SandboxState::Running, SandboxState::Hibernating, SandboxState::Paused];
+        let states = vec![
+            SandboxState::Creating,
+            SandboxState::Running,
+            SandboxState::Hibernating,
+            SandboxState::Paused,
+            SandboxState::Resuming,
+        ];
         let filter = ListFilter { states, template: None, metadata: serde_json::Map::new() };
         match self.state.control.list(&self.tenant, &filter).await {
             Ok(records) => {
@@ -212,7 +217,7 @@ impl Session {
 
 /// The guest's process list of `sandbox_id`, or `None` when the guest does not answer in time.
 async fn processes(state: &AppState, tenant: &Tenant, sandbox_id: &str) -> Option<Vec<ProcessInfo>> {
-    let (_record, guest) = state.control.guest(tenant, sandbox_id).await.ok()?;
+    let (_record, guest) = state.control.guest_if_running(tenant, sandbox_id).await.ok()?;
     let fetch = async move {
         let request = hyper::Request::get("/processes").body(Empty::<Bytes>::new()).ok()?;
         let response = guest.send(request).await.ok()?;

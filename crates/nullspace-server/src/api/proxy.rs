@@ -31,7 +31,6 @@ use crate::control::preview_grants::{
     AuthMode, AuthorizeError, Credential, PreviewAuthError, PreviewGrants, EDGE_TOKEN_COOKIE, EDGE_TOKEN_PARAM,
     PROXY_TOKEN_HEADER,
 };
-use crate::control::ControlError;
 use crate::store::preview_grants::{PreviewGrantRecord, PreviewUsage};
 
 /// The sandbox and port a preview host names.
@@ -229,7 +228,7 @@ where
 
 async fn proxy(state: &AppState, target: PreviewTarget, request: Request) -> Response {
     let grants = &state.preview;
-    let (owner, sandbox_state) = match grants.sandbox(&target.sandbox_id).await {
+    let (owner, _state) = match grants.sandbox(&target.sandbox_id).await {
         Ok(Some(found)) => found,
         Ok(None) => {
             return error_response(
@@ -262,11 +261,11 @@ async fn proxy(state: &AppState, target: PreviewTarget, request: Request) -> Res
         let refused = PreviewAuthError::ScopeMismatch(presented.mode());
         return error_response(StatusCode::UNAUTHORIZED, refused.code(), refused.message());
     }
-    if !sandbox_state.serves_requests() {
-        let error = ControlError::NotRunning { sandbox_id: target.sandbox_id.clone(), state: sandbox_state.as_str() };
-        return ApiError::from(error).into_response();
-    }
-    let guest = grants.control().node().guest(&target.sandbox_id);
+    // Traffic to a paused sandbox with auto-resume wakes it; the request is forwarded once it runs.
+    let guest = match grants.control().guest_for_tenant_id(&owner, &target.sandbox_id).await {
+        Ok((_record, guest)) => guest,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
     let mut response = forward(state, &target, &grant, guest, request).await;
     if let Some(cookie) = set_cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);

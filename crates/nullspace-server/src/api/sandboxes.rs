@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use nullspace_types::sandbox::{
-    CreateSandboxRequest, SandboxConfig, SandboxInfo, SandboxPage, SetTimeoutRequest, TimeoutAction,
+    CreateSandboxRequest, LifecycleInfo, SandboxConfig, SandboxInfo, SandboxPage, SetTimeoutRequest, TimeoutAction,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -14,14 +14,15 @@ use serde_json::{json, Value};
 use super::auth::Authenticated;
 use super::{ApiError, AppState};
 use crate::clock;
-use crate::control::validate;
 use crate::control::warm_pool_claims::WarmPoolAsk;
+use crate::control::{create_fields, validate};
 use crate::control::{CreateParams, SandboxState};
 use crate::store::{ListFilter, SandboxRecord};
 
 /// Renders a stored sandbox as the wire object.
 pub fn sandbox_info(record: &SandboxRecord) -> SandboxInfo {
     let deadline = clock::ms_to_rfc3339(record.deadline_ms);
+    let timeout_action = TimeoutAction::parse(&record.timeout_action).unwrap_or_default();
     SandboxInfo {
         id: record.id.clone(),
         status: record.state.status(),
@@ -40,12 +41,14 @@ pub fn sandbox_info(record: &SandboxRecord) -> SandboxInfo {
         timeout_ms: record.timeout_ms,
         timeout_at: deadline.clone(),
         expires_at: deadline,
-        timeout_action: if record.timeout_action == "hibernate" {
-            TimeoutAction::Hibernate
+        timeout_action,
+        lifecycle: LifecycleInfo { on_timeout: timeout_action.on_timeout(), auto_resume: record.auto_resume },
+        auto_resume: record.auto_resume,
+        snapshot_id: if matches!(record.state, SandboxState::Paused | SandboxState::Resuming) {
+            record.snapshot_id.clone()
         } else {
-            TimeoutAction::Destroy
+            None
         },
-        snapshot_id: if record.state == SandboxState::Paused { record.snapshot_id.clone() } else { None },
     }
 }
 
@@ -152,13 +155,19 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let states = match query.state.as_deref().filter(|s| !s.trim().is_empty()) {
-        None => vec![SandboxState::Creating, SandboxState::Running, SandboxState::Hibernating, SandboxState::Paused],
+        None => vec![
+            SandboxState::Creating,
+            SandboxState::Running,
+            SandboxState::Hibernating,
+            SandboxState::Paused,
+            SandboxState::Resuming,
+        ],
         Some(list) => {
             let mut states = Vec::new();
             for name in list.split(',').map(str::trim) {
                 match name {
                     "running" => states.extend([SandboxState::Running, SandboxState::Hibernating]),
-                    "paused" => states.push(SandboxState::Paused),
+                    "paused" => states.extend([SandboxState::Paused, SandboxState::Resuming]),
                     "creating" => states.push(SandboxState::Creating),
                     "error" => states.push(SandboxState::Error),
                     "destroyed" => {} // destroyed sandboxes are never listed
@@ -212,7 +221,8 @@ pub async fn set_timeout(
 ) -> Result<Json<SandboxInfo>, ApiError> {
     let request: SetTimeoutRequest = super::extract::parse_object(&body, "timeout")?;
     let timeout_ms = request.timeout_ms.ok_or_else(|| ApiError::invalid("timeout_ms is required"))?;
-    let record = state.control.set_timeout(&tenant, &id, timeout_ms, request.timeout_action).await?;
+    let action = create_fields::timeout_action(request.timeout_action, request.lifecycle.as_ref())?;
+    let record = state.control.set_timeout(&tenant, &id, timeout_ms, action).await?;
     Ok(Json(sandbox_info(&record)))
 }
 

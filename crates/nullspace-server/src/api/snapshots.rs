@@ -1,6 +1,6 @@
 //! Snapshot routes: hibernate, snapshot, resume, fork, and `/v1/snapshots`.
 
-use super::extract::{Path, Query};
+use super::extract::{json_object, Body, Path, Query};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::auth::Authenticated;
 use super::sandboxes::{metadata_filter, sandbox_info};
 use super::{ApiError, AppState};
+use crate::control::create_fields;
 use crate::store::SnapshotRecord;
 
 fn snapshot_info(snapshot: &SnapshotRecord) -> SnapshotInfo {
@@ -42,21 +43,25 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(snapshot_info(&state.control.snapshot(&tenant, &id).await?))))
 }
 
-/// `POST /v1/sandboxes/{snapshot_id}/resume` (a paused sandbox id works too).
+/// `POST /v1/sandboxes/{snapshot_id}/resume` (a paused sandbox id works too); no body.
 pub async fn resume(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
+    Body(body): Body,
 ) -> Result<Json<SandboxInfo>, ApiError> {
+    create_fields::no_body("resume", json_object(&body, "resume")?.as_ref())?;
     Ok(Json(sandbox_info(&state.control.resume(&tenant, &id).await?)))
 }
 
-/// `POST /v1/sandboxes/{id}/fork`.
+/// `POST /v1/sandboxes/{id}/fork`; no body.
 pub async fn fork(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<SandboxInfo>), ApiError> {
+    create_fields::no_body("fork", json_object(&body, "fork")?.as_ref())?;
     Ok((StatusCode::CREATED, Json(sandbox_info(&state.control.fork(&tenant, &id).await?))))
 }
 

@@ -59,6 +59,14 @@ pub enum ControlError {
         /// Its state.
         state: &'static str,
     },
+    /// A paused sandbox with auto-resume was used and could not be resumed (it stays paused).
+    #[error("sandbox {sandbox_id} is paused and resuming it for this request failed ({reason}); it stays paused: retry, or resume it explicitly")]
+    ResumeFailed {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// Why.
+        reason: String,
+    },
     /// The host has no room for the sandbox.
     #[error("the host has no capacity for another sandbox ({reason}); kill unused sandboxes or retry later")]
     Capacity {

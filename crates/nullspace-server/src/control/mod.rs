@@ -1,6 +1,7 @@
 //! The control plane's core: the sandbox state machine and the service that drives sandboxes through it
 //! (create, destroy, timeouts, the reaper and the reconcile at start).
 
+mod auto_resume;
 mod build_context;
 mod build_dockerfile;
 mod build_plan;
@@ -9,6 +10,7 @@ mod build_step;
 pub mod builtin_pools;
 pub mod builtin_recipes;
 pub mod capacity;
+pub mod create_fields;
 pub mod desktop;
 pub mod desktop_streams;
 mod error;

@@ -14,6 +14,12 @@ impl Control {
     pub async fn reconcile(&self) -> ControlResult<()> {
         self.reconcile_volumes().await?;
         self.reconcile_builds().await?;
+        // An auto-resume cut short: the sandbox is paused again (its snapshot is intact); the node's
+        // reconcile below removes whatever the resume had started, as it is not expected to run.
+        for record in self.store.sandboxes_in_states(&[SandboxState::Resuming]).await? {
+            let why = "server restarted while the sandbox was resuming";
+            self.store.transition(&record.id, &[SandboxState::Resuming], SandboxState::Paused, Some(why)).await?;
+        }
         let records = self
             .store
             .sandboxes_in_states(&[

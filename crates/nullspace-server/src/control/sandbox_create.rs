@@ -37,7 +37,8 @@ impl Control {
                 return Ok((self.settled(existing).await?, None));
             }
         }
-        let request = params.request;
+        let mut request = params.request;
+        super::create_fields::normalize_create(&mut request)?;
         if let Some(snapshot_id) = request.snapshot_id.clone().filter(|id| !id.is_empty()) {
             let record = self.create_from_snapshot(tenant, &snapshot_id, request, params.idempotency_key).await?;
             return Ok((record, None));
@@ -123,6 +124,7 @@ impl Control {
         );
         record.network = network;
         record.volumes = volumes;
+        record.auto_resume = request.auto_resume.unwrap_or(false);
         if let Some((pool_id, deadline_ms)) = pool {
             record.warm_pool_id = Some(pool_id);
             record.deadline_ms = deadline_ms;
@@ -201,5 +203,6 @@ pub(super) fn new_record(
         volumes: Vec::new(),
         warm_pool_id: None,
         pool_claimed: false,
+        auto_resume: false,
     }
 }

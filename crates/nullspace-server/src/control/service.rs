@@ -55,7 +55,9 @@ pub struct Control {
     pub(super) capacity: Arc<Capacity>,
     /// Held from the capacity check until the new sandbox is recorded, so concurrent creates cannot
     /// both take the last room.
-    admission: Arc<tokio::sync::Mutex<()>>,
+    pub(super) admission: Arc<tokio::sync::Mutex<()>>,
+    /// Auto-resumes in flight, one per sandbox.
+    pub(super) resumes: Arc<super::auto_resume::Resumes>,
     /// Which webhook destinations are allowed.
     pub(super) webhook_targets: Arc<super::webhook_targets::TargetPolicy>,
     /// Template builds in flight and the blob store.
@@ -106,6 +108,7 @@ impl Control {
                 Capacity::detect(&super::capacity::CapacitySettings::default()).expect("defaults are valid"),
             ),
             admission: Arc::default(),
+            resumes: Arc::default(),
             webhook_targets: Arc::default(),
             templates: Arc::new(super::template_jobs::TemplateState::new(
                 std::env::temp_dir().join("nullspace-template-blobs"),
@@ -168,7 +171,12 @@ impl Control {
     pub(super) async fn admit(&self, vcpus: u32, memory_mb: u32) -> ControlResult<()> {
         let live = self
             .store
-            .sandboxes_in_states(&[SandboxState::Creating, SandboxState::Running, SandboxState::Hibernating])
+            .sandboxes_in_states(&[
+                SandboxState::Creating,
+                SandboxState::Running,
+                SandboxState::Hibernating,
+                SandboxState::Resuming,
+            ])
             .await?;
         if live.len() >= self.max_sandboxes {
             return Err(ControlError::Capacity {
@@ -338,18 +346,29 @@ impl Control {
         Ok(self.store.list_sandboxes(&tenant.id, filter).await?)
     }
 
-    /// The guest of running sandbox `id`.
+    /// The guest of running sandbox `id`, for a request that uses the sandbox: a paused sandbox with
+    /// auto-resume is resumed first (see [`Control::ensure_running_for_access`]).
     pub async fn guest(&self, tenant: &Tenant, id: &str) -> ControlResult<(SandboxRecord, GuestLink)> {
         self.guest_for_tenant_id(&tenant.id, id).await
     }
 
-    /// The guest of running sandbox `id` of the tenant with id `tenant_id` (signed URLs carry the id).
+    /// [`Control::guest`] for the tenant with id `tenant_id` (signed URLs carry the id).
     pub async fn guest_for_tenant_id(&self, tenant_id: &str, id: &str) -> ControlResult<(SandboxRecord, GuestLink)> {
-        let record = self.get_for_tenant_id(tenant_id, id).await?;
+        let record = self.ensure_running_for_access(tenant_id, id).await?;
+        Self::running_guest(record, &self.node)
+    }
+
+    /// The guest of sandbox `id` only if it runs now: for observers (monitors) that must not wake it.
+    pub async fn guest_if_running(&self, tenant: &Tenant, id: &str) -> ControlResult<(SandboxRecord, GuestLink)> {
+        let record = self.get(tenant, id).await?;
+        Self::running_guest(record, &self.node)
+    }
+
+    fn running_guest(record: SandboxRecord, node: &Node) -> ControlResult<(SandboxRecord, GuestLink)> {
         if !record.state.serves_requests() {
-            return Err(ControlError::NotRunning { sandbox_id: id.to_owned(), state: record.state.as_str() });
+            return Err(ControlError::NotRunning { sandbox_id: record.id, state: record.state.as_str() });
         }
-        let link = self.node.guest(id);
+        let link = node.guest(&record.id);
         Ok((record, link))
     }
 
@@ -406,8 +425,9 @@ impl Control {
 
     /// The local address that forwards to `port` inside running sandbox `id`.
     pub async fn expose_port(&self, tenant: &Tenant, id: &str, port: u16) -> ControlResult<std::net::SocketAddr> {
-        let (_record, guest) = self.guest(tenant, id).await?;
-        self.preview.ensure(id, port, guest).await.map_err(|source| ControlError::Preview {
+        let (record, guest) = self.guest(tenant, id).await?;
+        let wake = record.auto_resume.then(|| self.waker(&record.tenant_id, id));
+        self.preview.ensure(id, port, guest, wake).await.map_err(|source| ControlError::Preview {
             sandbox_id: id.to_owned(),
             port,
             source,

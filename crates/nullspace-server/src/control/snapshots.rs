@@ -39,6 +39,7 @@ impl Control {
                 network: record.network.clone(),
                 memory: self.node.memory_image(snapshot_id).is_some(),
                 volumes: record.volumes.clone(),
+                auto_resume: record.auto_resume,
             },
             metadata: record.metadata.clone(),
             size_bytes,
@@ -87,7 +88,10 @@ impl Control {
             return Err(ControlError::NotRunning { sandbox_id: record.id.clone(), state: "changing state" });
         }
         self.events.emit(&record.tenant_id, hibernate("requested")).await;
-        self.preview.close_sandbox(&record.id);
+        // With auto-resume the preview ports stay open: their next connection resumes the sandbox.
+        if !record.auto_resume {
+            self.preview.close_sandbox(&record.id);
+        }
         let size = match self.node.hibernate(&record.id, &snapshot_id).await {
             Ok(size) => size,
             Err(error) => {
@@ -176,6 +180,7 @@ impl Control {
         );
         record.network = config.network.clone();
         record.volumes = config.volumes.clone();
+        record.auto_resume = config.auto_resume;
         record
     }
 
@@ -192,8 +197,10 @@ impl Control {
             self.restart_template(&resumed).await;
         }
         if let Some(alias) = self.store.paused_sandbox_of_snapshot(&tenant.id, &snapshot.id).await? {
-            self.store.transition(&alias.id, &[SandboxState::Paused], SandboxState::Destroying, None).await?;
-            self.release(&alias.id).await?;
+            // Only if it is still paused: an alias being auto-resumed meanwhile lives on.
+            if self.store.transition(&alias.id, &[SandboxState::Paused], SandboxState::Destroying, None).await? {
+                self.release(&alias.id).await?;
+            }
         }
         let mut event = NewEvent::sandbox("resume_from_snapshot", "succeeded", "user", &resumed.id)
             .reason("api")
@@ -225,12 +232,20 @@ impl Control {
         }
         if request.desktop.is_some() {
             return Err(validate::invalid(
-                "a sandbox created from a snapshot keeps the desktop settings of the snapshot's sandbox: leave out desktop",
+                "desktop: a sandbox created from a snapshot keeps the desktop settings of the snapshot's sandbox: leave out desktop",
             ));
         }
+        super::create_fields::snapshot_create(&request, &snapshot.config)?;
         self.admit(snapshot.config.vcpus, snapshot.config.memory_mb).await?;
-        let record =
+        let mut record =
             Self::record_from_snapshot(tenant, &snapshot, request.metadata, request.timeout_ms, idempotency_key);
+        // The caller's to set (the request was normalized: `lifecycle.on_timeout` is in `timeout_action`).
+        if let Some(action) = request.timeout_action {
+            record.timeout_action = action.as_str().to_owned();
+        }
+        if let Some(auto_resume) = request.auto_resume {
+            record.auto_resume = auto_resume;
+        }
         let memory = self.memory_of(&snapshot);
         let from_files = memory.is_none();
         let ours = record.id.clone();
@@ -244,7 +259,7 @@ impl Control {
 
     /// The memory image to restore sandboxes of `snapshot` from: only when it has one and this node's
     /// runtime can restore it (a server restarted under runc boots such a snapshot from its files).
-    fn memory_of(&self, snapshot: &SnapshotRecord) -> Option<std::path::PathBuf> {
+    pub(super) fn memory_of(&self, snapshot: &SnapshotRecord) -> Option<std::path::PathBuf> {
         let usable = snapshot.config.memory && self.node.memory_snapshots();
         usable.then(|| self.node.memory_image(&snapshot.id)).flatten()
     }

@@ -33,7 +33,7 @@ pub fn attachment_state(state: SandboxState) -> &'static str {
     match state {
         SandboxState::Creating => "mounting",
         SandboxState::Running => "mounted",
-        SandboxState::Hibernating | SandboxState::Paused => "paused",
+        SandboxState::Hibernating | SandboxState::Paused | SandboxState::Resuming => "paused",
         SandboxState::Error => "failed",
         SandboxState::Destroying | SandboxState::Destroyed => "released",
     }
@@ -250,7 +250,13 @@ impl Control {
     /// Attachments of volume `id`: its mounts in live and paused sandboxes.
     pub async fn volume_attachments(&self, tenant: &Tenant, id: &str) -> ControlResult<Vec<VolumeAttachment>> {
         let volume = self.get_volume(tenant, id).await?;
-        let states = [SandboxState::Creating, SandboxState::Running, SandboxState::Hibernating, SandboxState::Paused];
+        let states = [
+            SandboxState::Creating,
+            SandboxState::Running,
+            SandboxState::Hibernating,
+            SandboxState::Paused,
+            SandboxState::Resuming,
+        ];
         self.attachments_in(&tenant.id, &volume.id, &states).await
     }
 

@@ -349,6 +349,7 @@ impl Control {
         record.timeout_ms = timeout_ms;
         record.deadline_ms = now.saturating_add(i64::try_from(timeout_ms).unwrap_or(i64::MAX));
         record.timeout_action = request.timeout_action.unwrap_or_default().as_str().to_owned();
+        record.auto_resume = request.auto_resume.unwrap_or(false);
         record.idempotency_key = idempotency_key.map(str::to_owned);
         record.created_at = clock::ms_to_rfc3339(now);
         self.store.apply_claim(&record).await?;

@@ -77,6 +77,8 @@ pub struct PoolRequest {
     pub version_policy: Option<String>,
     /// Needs `track_tag`, which is not offered.
     pub track_tag: Option<String>,
+    /// Not offered (refused rather than ignored): `idle_timeout_seconds` replaces idle sandboxes.
+    pub stale_after_seconds: Option<u64>,
     /// Labels (string values).
     pub labels: Option<serde_json::Map<String, serde_json::Value>>,
     /// Metadata.
@@ -138,6 +140,11 @@ pub fn apply_request(pool: &mut WarmPoolRecord, request: &PoolRequest) -> Contro
     }
     if request.track_tag.as_deref().is_some_and(|tag| !tag.is_empty()) {
         return Err(invalid("track_tag needs version_policy track_tag, which this server does not offer"));
+    }
+    if request.stale_after_seconds.is_some() {
+        return Err(invalid(
+            "stale_after_seconds is not offered by this server; idle_timeout_seconds replaces idle sandboxes",
+        ));
     }
     check_pool(pool)
 }

@@ -48,6 +48,7 @@ fn updates_apply_only_named_fields_and_keep_the_rules() {
         serde_json::json!({"checkout_policy": "sometimes"}),
         serde_json::json!({"version_policy": "track_tag"}),
         serde_json::json!({"labels": {"team": 3}}),
+        serde_json::json!({"stale_after_seconds": 60}),
     ] {
         let mut p = pool();
         assert!(apply_request(&mut p, &request(bad.clone())).is_err(), "{bad} accepted");

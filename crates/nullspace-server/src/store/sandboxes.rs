@@ -57,6 +57,8 @@ pub struct SandboxRecord {
     pub warm_pool_id: Option<String>,
     /// Whether a create claimed it from its pool (always `false` for a plain sandbox).
     pub pool_claimed: bool,
+    /// Whether an SDK call or preview traffic resumes it (under its own id) while it is paused.
+    pub auto_resume: bool,
 }
 
 impl SandboxRecord {
@@ -80,7 +82,7 @@ pub struct ListFilter {
 
 const COLUMNS: &str = "id, tenant_id, state, template, vcpus, memory_mb, envs, metadata, cwd, created_at, started_at, \
                        timeout_ms, deadline_ms, timeout_action, idempotency_key, error, layers, snapshot_id, network, volumes, \
-                       warm_pool_id, pool_claimed";
+                       warm_pool_id, pool_claimed, auto_resume";
 
 fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
     let id: String = column(row, "id", "?")?;
@@ -110,6 +112,7 @@ fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
         volumes: serde_json::from_str(&text("volumes")?).map_err(|e| corrupt(e.to_string()))?,
         warm_pool_id: column(row, "warm_pool_id", &id)?,
         pool_claimed: column(row, "pool_claimed", &id)?,
+        auto_resume: column(row, "auto_resume", &id)?,
         id,
     })
 }
@@ -119,7 +122,7 @@ impl Store {
     /// idempotency key (nothing is inserted then).
     pub async fn insert_sandbox(&self, record: &SandboxRecord) -> StoreResult<bool> {
         let result = sqlx::query(&format!(
-            "INSERT INTO sandboxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+            "INSERT INTO sandboxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
              ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
         ))
         .bind(&record.id)
@@ -144,6 +147,7 @@ impl Store {
         .bind(serde_json::to_string(&record.volumes).unwrap_or_default())
         .bind(&record.warm_pool_id)
         .bind(record.pool_claimed)
+        .bind(record.auto_resume)
         .execute(&self.pool)
         .await
         .map_err(query("insert sandbox"))?;
@@ -360,6 +364,30 @@ mod transition_tests {
         // An allowed transition of a row that is not there is simply not applied.
         let applied = store.transition("sb_x", &[SandboxState::Running], SandboxState::Error, None).await.unwrap();
         assert!(!applied);
+        let refused = store.transition("sb_x", &[SandboxState::Paused], SandboxState::Running, None).await;
+        assert!(matches!(refused, Err(StoreError::IllegalTransition { from: "paused", to: "running", .. })));
+    }
+
+    #[tokio::test]
+    async fn of_concurrent_resumes_of_one_paused_sandbox_exactly_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("db.sqlite")).await.unwrap();
+        let tenant = store.ensure_tenant("t").await.unwrap();
+        sqlx::query(
+            "INSERT INTO sandboxes (id, tenant_id, state, template, vcpus, memory_mb, envs, metadata, cwd, \
+             created_at, timeout_ms, deadline_ms, timeout_action, auto_resume) \
+             VALUES ('sb_p', $1, 'paused', 'base', 1, 512, '{}', '{}', '/', 'now', 1, 1, 'hibernate', 1)",
+        )
+        .bind(&tenant.id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let attempts = (0..8).map(|_| store.transition("sb_p", &[SandboxState::Paused], SandboxState::Resuming, None));
+        let won =
+            futures::future::join_all(attempts).await.into_iter().filter(|result| *result.as_ref().unwrap()).count();
+        assert_eq!(won, 1);
+        let record = store.get_sandbox(&tenant.id, "sb_p").await.unwrap().unwrap();
+        assert_eq!((record.state, record.auto_resume), (SandboxState::Resuming, true));
     }
 
     #[tokio::test]

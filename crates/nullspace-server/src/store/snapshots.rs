@@ -32,6 +32,9 @@ pub struct SnapshotConfig {
     /// Volumes the source mounted; sandboxes from the snapshot mount them again.
     #[serde(default)]
     pub volumes: Vec<nullspace_node::VolumeMount>,
+    /// The source's auto-resume (resume and fork keep it; a create from the snapshot sets its own).
+    #[serde(default)]
+    pub auto_resume: bool,
 }
 
 /// A snapshot as the store records it.

@@ -404,7 +404,8 @@ impl Store {
     pub async fn apply_claim(&self, record: &SandboxRecord) -> StoreResult<()> {
         sqlx::query(
             "UPDATE sandboxes SET envs = $1, metadata = $2, cwd = $3, timeout_ms = $4, deadline_ms = $5, \
-             timeout_action = $6, idempotency_key = $7, created_at = $8 WHERE id = $9 AND pool_claimed = 1",
+             timeout_action = $6, idempotency_key = $7, created_at = $8, auto_resume = $9 \
+             WHERE id = $10 AND pool_claimed = 1",
         )
         .bind(serde_json::to_string(&record.envs).unwrap_or_default())
         .bind(serde_json::Value::Object(record.metadata.clone()).to_string())
@@ -414,6 +415,7 @@ impl Store {
         .bind(&record.timeout_action)
         .bind(&record.idempotency_key)
         .bind(&record.created_at)
+        .bind(record.auto_resume)
         .bind(&record.id)
         .execute(&self.pool)
         .await

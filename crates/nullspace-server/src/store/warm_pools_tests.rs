@@ -62,6 +62,7 @@ fn member(tenant: &str, id: &str, pool: Option<&str>, state: SandboxState) -> Sa
         volumes: Vec::new(),
         warm_pool_id: pool.map(str::to_owned),
         pool_claimed: false,
+        auto_resume: false,
     }
 }
 

@@ -7,11 +7,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use nullspace_client::types::sandbox::{
-    CreateSandboxRequest, DesktopSettings, Resolution, SandboxInfo, WarmPoolCheckoutRequest,
+    CreateSandboxRequest, DesktopSettings, LifecycleRequest, OnTimeout, Resolution, SandboxInfo,
+    WarmPoolCheckoutRequest,
 };
 use nullspace_client::Client;
 
-use crate::cli::CreateArgs;
+use crate::cli::{CreateArgs, OnTimeoutArg};
 use crate::commands::progress::{self, Spinner};
 use crate::exit::{ExitStatus, UserError};
 use crate::output::{print_json, print_table};
@@ -132,6 +133,15 @@ fn request(args: CreateArgs) -> anyhow::Result<CreateSandboxRequest> {
         (true, false) => Some(true),
         _ => None,
     };
+    let auto_resume = match (args.auto_resume, args.no_auto_resume) {
+        (_, true) => Some(false),
+        (true, false) => Some(true),
+        _ => None,
+    };
+    let on_timeout = args.on_timeout.map(|arg| match arg {
+        OnTimeoutArg::Destroy => OnTimeout::Destroy,
+        OnTimeoutArg::Pause => OnTimeout::Pause,
+    });
     let network =
         match &args.network_json {
             None => None,
@@ -154,6 +164,8 @@ fn request(args: CreateArgs) -> anyhow::Result<CreateSandboxRequest> {
         volumes: (!args.volumes.is_empty()).then_some(args.volumes),
         warm_pool: args.warm_pool.request()?,
         desktop: (*args.desktop).request(),
+        auto_resume,
+        lifecycle: on_timeout.map(|on_timeout| LifecycleRequest { on_timeout: Some(on_timeout) }),
     })
 }
 
@@ -247,6 +259,18 @@ mod tests {
         assert!(plain.get("desktop").is_none(), "{plain}");
         let argv = ["nullspace", "sandbox", "create", "--resolution", "wide"];
         assert!(Cli::try_parse_from(argv).is_err());
+    }
+
+    #[test]
+    fn lifecycle_flags_become_lifecycle_and_auto_resume() {
+        let body = serde_json::to_value(request(args(&["--on-timeout", "pause", "--auto-resume"])).unwrap()).unwrap();
+        assert_eq!(body["lifecycle"], serde_json::json!({"on_timeout": "pause"}));
+        assert_eq!(body["auto_resume"], true);
+        let off = serde_json::to_value(request(args(&["--auto-resume", "--no-auto-resume"])).unwrap()).unwrap();
+        assert_eq!(off["auto_resume"], false);
+        let plain = serde_json::to_value(request(args(&[])).unwrap()).unwrap();
+        assert!(plain.get("lifecycle").is_none() && plain.get("auto_resume").is_none(), "{plain}");
+        assert!(Cli::try_parse_from(["nullspace", "sandbox", "create", "--on-timeout", "hibernate"]).is_err());
     }
 
     #[test]
