@@ -13,7 +13,7 @@ use crate::control::preview_grants::{PreviewConfig, PreviewGrants};
 use crate::control::{spawn_reaper, spawn_warm_pool_refiller, spawn_webhook_worker, Control};
 use crate::preview::PreviewPorts;
 use crate::signing::Signer;
-use crate::store::Store;
+use crate::store::{LimitsUpdate, Store, TenantLimits, TenantUsage};
 use crate::ServerError;
 
 /// Name of the tenant that bootstrap and default keys belong to.
@@ -62,6 +62,8 @@ pub struct ServerOptions {
     pub http: crate::HttpLimits,
     /// Answer raw VNC addresses of desktops (`--desktop-raw-vnc`, operator-only).
     pub desktop_raw_vnc: bool,
+    /// The rate limit per API key and the exec cap per sandbox.
+    pub requests: crate::RequestSettings,
 }
 
 async fn open_store(data_dir: &Path) -> Result<Store, ServerError> {
@@ -77,6 +79,37 @@ pub async fn create_api_key(data_dir: &Path, tenant: &str) -> Result<String, Ser
     let key = crate::ids::api_key();
     store.add_api_key(&tenant, &key).await?;
     Ok(key)
+}
+
+/// A tenant's limits and what it holds now (`nullspace tenant get`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantReport {
+    /// Tenant name.
+    pub name: String,
+    /// Tenant id.
+    pub id: String,
+    /// Its limits.
+    pub limits: TenantLimits,
+    /// What it holds.
+    pub usage: TenantUsage,
+}
+
+/// The limits and use of tenant `name` in the store under `data_dir`, after applying `update` when
+/// given; `None` when there is no such tenant. A running server applies changed limits to the next
+/// request.
+pub async fn tenant_limits(
+    data_dir: &Path,
+    name: &str,
+    update: Option<&LimitsUpdate>,
+) -> Result<Option<TenantReport>, ServerError> {
+    let store = open_store(data_dir).await?;
+    let Some(tenant) = store.tenant_by_name(name).await? else { return Ok(None) };
+    let limits = match update {
+        Some(update) => store.set_tenant_limits(&tenant.id, update).await?,
+        None => store.tenant_limits(&tenant.id).await?,
+    };
+    let usage = store.tenant_usage(&tenant.id, None).await?;
+    Ok(Some(TenantReport { name: tenant.name, id: tenant.id, limits, usage }))
 }
 
 /// Makes sure the bootstrap key exists, or that some key exists (creating and printing one).
@@ -204,7 +237,9 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
         options.desktop_raw_vnc,
         crate::api::novnc_dir(),
     );
-    let app = router(AppState { control: control.clone(), signer, preview, upstreams: Arc::default(), desktop });
+    let limits = Arc::new(crate::api::limits::RequestLimits::from(&options.requests));
+    let app =
+        router(AppState { control: control.clone(), signer, preview, upstreams: Arc::default(), desktop, limits });
     crate::serve::serve(listener, app, &options.http, shutdown_signal())
         .await
         .map_err(|source| ServerError::Listen { address: options.listen, source })?;

@@ -45,6 +45,9 @@ pub enum Command {
     /// Manage API keys of a local server's store.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Show and set tenants' quotas in a local server's store.
+    #[command(subcommand)]
+    Tenant(crate::commands::tenant::TenantCommand),
     /// Show what this host supports (runtimes, KVM, cgroups, overlayfs, netns) and whether the API answers.
     Doctor,
     /// Create, inspect and use sandboxes.
@@ -232,6 +235,25 @@ pub struct ServerArgs {
     /// many more. Connections over the cap are closed at once.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+    /// Requests each API key may send: `N/s`, `N/m` or `N/h`; `off` (or 0) for no limit. Past it: 429
+    /// `rate_limit_exceeded` with `Retry-After`.
+    #[arg(long, value_name = "RATE", default_value = "1000/s", value_parser = parse_rate_limit)]
+    pub rate_limit: RateLimitArg,
+    /// Requests a key may send at once after a quiet time [default: N of --rate-limit].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: Option<u32>,
+    /// Execs and PTYs one sandbox runs at once through the API (foreground execs, exec and PTY streams);
+    /// past it: `capacity_exceeded` until one ends.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_execs_per_sandbox: u64,
+}
+
+/// `--rate-limit`: a rate, or `None` for no limit.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitArg(pub Option<nullspace_server::RateLimit>);
+
+fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
+    nullspace_server::parse_rate_limit(text).map(RateLimitArg)
 }
 
 /// A size in bytes: a number with an optional unit (`KiB`, `MiB`, `GiB`, `TiB`, or decimal `KB`, `MB`…).

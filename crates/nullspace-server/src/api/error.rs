@@ -13,12 +13,33 @@ use crate::control::ControlError;
 pub struct ApiError {
     code: ErrorCode,
     message: String,
+    /// Structured facts for the envelope's `details`.
+    details: Option<serde_json::Value>,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     /// An error with `code` and a message that says what to do.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self { code, message: message.into(), details: None, retry_after: None }
+    }
+
+    /// Its code and message (for answers outside HTTP, such as a WebSocket's `error` message).
+    pub fn parts(&self) -> (ErrorCode, &str) {
+        (self.code, &self.message)
+    }
+
+    /// Adds `details` to the envelope.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// Adds a `Retry-After: secs` header.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// A 400 `invalid_request`.
@@ -29,7 +50,11 @@ impl ApiError {
 
 impl From<ControlError> for ApiError {
     fn from(error: ControlError) -> Self {
+        if let ControlError::Quota(refusal) = &error {
+            return Self::new(ErrorCode::QuotaExceeded, refusal.to_string()).with_details(refusal.details());
+        }
         let code = match &error {
+            ControlError::Quota(_) => ErrorCode::QuotaExceeded,
             ControlError::SandboxNotFound { .. } => ErrorCode::SandboxNotFound,
             ControlError::TemplateNotFound { .. } => ErrorCode::TemplateNotFound,
             ControlError::SnapshotNotFound { .. } => ErrorCode::SnapshotNotFound,
@@ -71,6 +96,12 @@ impl From<ControlError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(ErrorBody::new(self.code, self.message))).into_response()
+        let mut body = ErrorBody::new(self.code, self.message);
+        body.details = self.details;
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }

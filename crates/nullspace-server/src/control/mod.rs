@@ -15,6 +15,7 @@ mod error;
 mod events;
 mod guest_watch;
 pub mod preview_grants;
+pub mod quotas;
 mod reaper;
 mod reconcile;
 mod sandbox_create;

@@ -55,7 +55,7 @@ pub struct Control {
     pub(super) capacity: Arc<Capacity>,
     /// Held from the capacity check until the new sandbox is recorded, so concurrent creates cannot
     /// both take the last room.
-    admission: Arc<tokio::sync::Mutex<()>>,
+    pub(super) admission: Arc<tokio::sync::Mutex<()>>,
     /// Which webhook destinations are allowed.
     pub(super) webhook_targets: Arc<super::webhook_targets::TargetPolicy>,
     /// Template builds in flight and the blob store.
@@ -192,10 +192,24 @@ impl Control {
         reason: &'static str,
         restore_from: Option<PathBuf>,
     ) -> ControlResult<SandboxRecord> {
+        self.insert_and_start_replacing(record, reason, restore_from, None).await
+    }
+
+    /// [`Self::insert_and_start`] for a sandbox that takes the place of paused sandbox `replaces` (a
+    /// resume), which then does not count against the tenant's limits.
+    pub(super) async fn insert_and_start_replacing(
+        &self,
+        record: SandboxRecord,
+        reason: &'static str,
+        restore_from: Option<PathBuf>,
+        replaces: Option<&str>,
+    ) -> ControlResult<SandboxRecord> {
         let record = self.prepare_volumes(record).await?;
         let admission = self.admission.lock().await;
         // Checked again under the lock: another create may have taken the room since the early check.
         self.admit(record.vcpus, record.memory_mb).await?;
+        // The tenant's limits, checked under the same lock until the row is written.
+        self.check_sandbox_quota(&record, replaces).await?;
         let inserted = self.store.insert_sandbox(&record).await?;
         drop(admission);
         if inserted {

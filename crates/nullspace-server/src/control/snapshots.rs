@@ -187,7 +187,9 @@ impl Control {
         let record = Self::record_from_snapshot(tenant, &snapshot, None, None, None);
         let memory = self.memory_of(&snapshot);
         let from_files = memory.is_none();
-        let resumed = self.insert_and_start(record, "resume", memory).await?;
+        // The paused alias goes away once the resumed sandbox runs: it does not count beside it.
+        let alias = self.store.paused_sandbox_of_snapshot(&tenant.id, &snapshot.id).await?.map(|alias| alias.id);
+        let resumed = self.insert_and_start_replacing(record, "resume", memory, alias.as_deref()).await?;
         if from_files {
             self.restart_template(&resumed).await;
         }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use nullspace_server::{CapacitySettings, HttpLimits, RegistryConfig, ServerOptions, TargetPolicy};
+use nullspace_server::{CapacitySettings, HttpLimits, RegistryConfig, RequestSettings, ServerOptions, TargetPolicy};
 
 use crate::cli::{RuntimeArg, ServerArgs};
 use crate::exit::ExitStatus;
@@ -52,6 +52,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
             header_timeout: Duration::from_secs(args.header_timeout_secs),
             body_timeout: Duration::from_secs(args.body_timeout_secs),
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        },
+        requests: RequestSettings {
+            rate_limit: args.rate_limit.0.map(|mut rate| {
+                rate.burst = args.rate_limit_burst.and_then(std::num::NonZeroU32::new).unwrap_or(rate.burst);
+                rate
+            }),
+            max_execs_per_sandbox: usize::try_from(args.max_execs_per_sandbox).unwrap_or(usize::MAX),
         },
     };
     nullspace_server::run(options).await?;
