@@ -47,6 +47,8 @@ pub enum ErrorCode {
     Internal,
     /// Raw VNC access to desktops is off on this server (`--desktop-raw-vnc` turns it on) (403).
     DesktopRawVncDisabled,
+    /// A disk is full: the server's data disk, or a sandbox's own (507).
+    InsufficientStorage,
 }
 
 impl ErrorCode {
@@ -73,6 +75,7 @@ impl ErrorCode {
             Self::NotImplemented => "not_implemented",
             Self::Internal => "internal_error",
             Self::DesktopRawVncDisabled => "desktop_raw_vnc_disabled",
+            Self::InsufficientStorage => "insufficient_storage",
         }
     }
 
@@ -92,6 +95,7 @@ impl ErrorCode {
             Self::CapacityExceeded | Self::WarmPoolUnavailable => 503,
             Self::ExecFailed | Self::Internal => 500,
             Self::FeatureUnavailable | Self::NotImplemented => 501,
+            Self::InsufficientStorage => 507,
         }
     }
 }
@@ -134,5 +138,6 @@ mod tests {
         assert_eq!(ErrorCode::Unauthorized.http_status(), 401);
         assert_eq!(ErrorCode::SandboxNotFound.http_status(), 404);
         assert_eq!(ErrorCode::CapacityExceeded.http_status(), 503);
+        assert_eq!(ErrorCode::InsufficientStorage.http_status(), 507);
     }
 }
