@@ -126,6 +126,21 @@ def test_hibernated_sandboxes_hold_their_slot_but_no_cpu_and_resume_in_place(ten
     refused(lambda: resumed.fork(), "max_sandboxes")
 
 
+def test_the_disk_limit_sums_the_sandboxes_disks_hibernated_ones_included(tenant):
+    tenant.limits("--max-disk", "3GiB")
+    sb = tenant.create(disk_mb=2048)
+    error = refused(lambda: tenant.create(disk_mb=2048), "max_disk_mb")
+    assert error.details == {"limit": "max_disk_mb", "max": 3072, "used": 2048, "requested": 2048}
+    tenant.create(disk_mb=1024)
+    assert tenant.get()["usage"]["disk_mb"] == 3072
+    # A hibernated sandbox keeps its disk.
+    sb.hibernate()
+    assert tenant.get()["usage"]["disk_mb"] == 3072
+    refused(lambda: tenant.create(disk_mb=64), "max_disk_mb")
+    sb.kill()
+    tenant.create(disk_mb=2048)
+
+
 def test_concurrent_creates_at_the_last_slot_let_exactly_one_through(tenant):
     tenant.limits("--max-sandboxes", "1")
     outcomes: list[object] = []

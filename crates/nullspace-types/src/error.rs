@@ -53,6 +53,8 @@ pub enum ErrorCode {
     RateLimitExceeded,
     /// The request body is larger than the route accepts (413).
     PayloadTooLarge,
+    /// A disk is full: the server's data disk, or a sandbox's own (507).
+    InsufficientStorage,
 }
 
 impl ErrorCode {
@@ -82,6 +84,7 @@ impl ErrorCode {
             Self::QuotaExceeded => "quota_exceeded",
             Self::RateLimitExceeded => "rate_limit_exceeded",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::InsufficientStorage => "insufficient_storage",
         }
     }
 
@@ -103,6 +106,7 @@ impl ErrorCode {
             Self::CapacityExceeded | Self::WarmPoolUnavailable => 503,
             Self::ExecFailed | Self::Internal => 500,
             Self::FeatureUnavailable | Self::NotImplemented => 501,
+            Self::InsufficientStorage => 507,
         }
     }
 }
@@ -154,5 +158,6 @@ mod tests {
         assert_eq!(ErrorCode::Unauthorized.http_status(), 401);
         assert_eq!(ErrorCode::SandboxNotFound.http_status(), 404);
         assert_eq!(ErrorCode::CapacityExceeded.http_status(), 503);
+        assert_eq!(ErrorCode::InsufficientStorage.http_status(), 507);
     }
 }

@@ -173,6 +173,11 @@ pub struct ServerArgs {
     /// [default: unlimited, a plain directory on the host].
     #[arg(long, value_name = "SIZE", value_parser = parse_byte_size)]
     pub volume_size: Option<u64>,
+    /// Disk of sandboxes whose create names none (`disk_mb`), e.g. 10GiB: each sandbox's writes go to
+    /// a filesystem of that size. `unlimited` runs without disk limits (writes go to plain host
+    /// directories and `disk_mb` is refused): the only way to start on a host that cannot enforce them.
+    #[arg(long, value_name = "SIZE|unlimited", default_value = "10GiB", value_parser = parse_sandbox_disk)]
+    pub sandbox_disk: SandboxDiskArg,
     /// Most vCPUs one sandbox may ask for [default: the host's CPUs, at least 2].
     #[arg(long, value_name = "N")]
     pub max_vcpus: Option<u32>,
@@ -260,6 +265,23 @@ fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
 pub fn parse_byte_size(text: &str) -> Result<u64, String> {
     parse_size::parse_size(text.trim())
         .map_err(|error| format!("{error}; write a size such as 512MiB, 10GiB or 2000000000"))
+}
+
+/// `--sandbox-disk`: a size, or no limit at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxDiskArg {
+    /// Bytes.
+    Size(u64),
+    /// `unlimited`.
+    Unlimited,
+}
+
+/// Parses `--sandbox-disk`: `unlimited`, or a size as [`parse_byte_size`] reads it.
+pub fn parse_sandbox_disk(text: &str) -> Result<SandboxDiskArg, String> {
+    if text.trim().eq_ignore_ascii_case("unlimited") {
+        return Ok(SandboxDiskArg::Unlimited);
+    }
+    parse_byte_size(text).map(SandboxDiskArg::Size).map_err(|error| format!("{error}, or `unlimited`"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -387,6 +409,9 @@ pub struct CreateArgs {
     /// Memory limit in MiB.
     #[arg(long)]
     pub memory_mb: Option<u32>,
+    /// Size limit of the sandbox's disk in MiB [default: the server's --sandbox-disk].
+    #[arg(long, value_name = "MIB")]
+    pub disk_mb: Option<u32>,
     /// Egress lists as JSON, e.g. '{"allow_out":["203.0.113.0/24"],"deny_out":["10.0.0.0/8"]}'.
     #[arg(long, value_name = "JSON")]
     pub network_json: Option<String>,
@@ -998,6 +1023,19 @@ mod tests {
         let cli = parse(&["volume", "create", "data", "--max-size", "1GiB"]).unwrap();
         let Command::Volume(VolumeCommand::Create { max_size, .. }) = cli.command else { panic!("wrong command") };
         assert_eq!(max_size, Some(1 << 30));
+    }
+
+    #[test]
+    fn the_sandbox_disk_is_a_size_or_unlimited_and_10gib_by_default() {
+        assert_eq!(parse_sandbox_disk("64MiB"), Ok(SandboxDiskArg::Size(64 << 20)));
+        assert_eq!(parse_sandbox_disk(" Unlimited "), Ok(SandboxDiskArg::Unlimited));
+        assert!(parse_sandbox_disk("big").unwrap_err().contains("or `unlimited`"));
+        let Command::Server(args) = parse(&["server"]).unwrap().command else { panic!("wrong command") };
+        assert_eq!(args.sandbox_disk, SandboxDiskArg::Size(10 << 30));
+        let Command::Server(args) = parse(&["server", "--sandbox-disk", "2GiB"]).unwrap().command else {
+            panic!("wrong command")
+        };
+        assert_eq!(args.sandbox_disk, SandboxDiskArg::Size(2 << 30));
     }
 
     #[test]

@@ -48,10 +48,41 @@ impl ApiError {
     }
 }
 
+/// Whether `error` comes from a full disk: `ENOSPC` anywhere in its chain, SQLite's `SQLITE_FULL`, or a
+/// host tool (`mkfs.ext4`, `mount`) that said so.
+pub fn is_storage_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull {
+                return true;
+            }
+        }
+        if let Some(sqlx::Error::Database(database)) = error.downcast_ref::<sqlx::Error>() {
+            // SQLITE_FULL (13), also in its extended forms (the low byte is the primary code).
+            if database.code().and_then(|code| code.parse::<i32>().ok()).is_some_and(|code| code & 0xff == 13) {
+                return true;
+            }
+        }
+        if error.to_string().contains("No space left on device") {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
 impl From<ControlError> for ApiError {
     fn from(error: ControlError) -> Self {
         if let ControlError::Quota(refusal) = &error {
             return Self::new(ErrorCode::QuotaExceeded, refusal.to_string()).with_details(refusal.details());
+        }
+        if is_storage_full(&error) {
+            tracing::error!(error = %crate::error_chain(&error), "a disk is full");
+            return Self::new(
+                ErrorCode::InsufficientStorage,
+                "the server's disk is full; try again once space is freed (operators: free space in the data dir)",
+            );
         }
         let code = match &error {
             ControlError::Quota(_) => ErrorCode::QuotaExceeded,

@@ -11,6 +11,7 @@ pub mod builtin_recipes;
 pub mod capacity;
 pub mod desktop;
 pub mod desktop_streams;
+pub mod disk_limits;
 mod error;
 mod events;
 mod guest_watch;

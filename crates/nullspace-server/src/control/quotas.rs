@@ -61,14 +61,15 @@ pub struct Ask {
 }
 
 impl Ask {
-    /// What sandbox `record` holds (a paused one reserves no CPU or memory).
+    /// What sandbox `record` holds (a paused one reserves no CPU or memory; one without a disk size no
+    /// disk).
     pub fn sandbox(record: &SandboxRecord) -> Self {
         let paused = record.state == SandboxState::Paused;
         Self {
             sandboxes: 1,
             vcpus: if paused { 0 } else { u64::from(record.vcpus) },
             memory_mb: if paused { 0 } else { u64::from(record.memory_mb) },
-            disk_mb: 0,
+            disk_mb: record.disk_mb.map_or(0, u64::from),
             volumes: 0,
         }
     }

@@ -53,6 +53,8 @@ pub struct Control {
     pub(super) default_volume_size: Option<u64>,
     /// Per-sandbox resource caps and the host's overcommit budget.
     pub(super) capacity: Arc<Capacity>,
+    /// How big sandbox disks are (`--sandbox-disk`).
+    pub(super) disk_limits: super::disk_limits::DiskLimits,
     /// Held from the capacity check until the new sandbox is recorded, so concurrent creates cannot
     /// both take the last room.
     pub(super) admission: Arc<tokio::sync::Mutex<()>>,
@@ -105,6 +107,7 @@ impl Control {
             capacity: Arc::new(
                 Capacity::detect(&super::capacity::CapacitySettings::default()).expect("defaults are valid"),
             ),
+            disk_limits: super::disk_limits::DiskLimits::Unlimited,
             admission: Arc::default(),
             webhook_targets: Arc::default(),
             templates: Arc::new(super::template_jobs::TemplateState::new(
@@ -127,6 +130,12 @@ impl Control {
     /// Applies per-sandbox resource caps and the host's overcommit budget.
     pub fn with_capacity(mut self, capacity: Capacity) -> Self {
         self.capacity = Arc::new(capacity);
+        self
+    }
+
+    /// Applies the disk limits of sandboxes.
+    pub fn with_disk_limits(mut self, limits: super::disk_limits::DiskLimits) -> Self {
+        self.disk_limits = limits;
         self
     }
 
@@ -295,6 +304,7 @@ impl Control {
             network: record.network.clone(),
             vcpus: record.vcpus,
             memory_mb: record.memory_mb,
+            disk_mb: record.disk_mb,
             restore_from,
             volumes: record.volumes.clone(),
             build: false,

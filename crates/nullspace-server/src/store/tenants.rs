@@ -60,7 +60,7 @@ pub struct TenantUsage {
     pub vcpus: u64,
     /// Memory of those not paused, MiB.
     pub memory_mb: u64,
-    /// Disk of all of them, MiB.
+    /// Disk of all of them, MiB (a sandbox without a disk size counts none).
     pub disk_mb: u64,
     /// Volumes.
     pub volumes: u64,
@@ -173,6 +173,7 @@ impl Store {
             "SELECT COUNT(*) AS sandboxes, \
              COALESCE(SUM(CASE WHEN state = $3 THEN 0 ELSE vcpus END), 0) AS vcpus, \
              COALESCE(SUM(CASE WHEN state = $3 THEN 0 ELSE memory_mb END), 0) AS memory_mb, \
+             COALESCE(SUM(COALESCE(disk_mb, 0)), 0) AS disk_mb, \
              (SELECT COUNT(*) FROM volumes WHERE tenant_id = $1) AS volumes \
              FROM sandboxes WHERE tenant_id = $1 AND state IN (SELECT value FROM json_each($2)) AND id <> $4",
         )
@@ -187,7 +188,7 @@ impl Store {
             sandboxes: count(&row, "sandboxes", tenant_id)?,
             vcpus: count(&row, "vcpus", tenant_id)?,
             memory_mb: count(&row, "memory_mb", tenant_id)?,
-            disk_mb: 0,
+            disk_mb: count(&row, "disk_mb", tenant_id)?,
             volumes: count(&row, "volumes", tenant_id)?,
         })
     }
@@ -253,6 +254,14 @@ mod tests {
         ] {
             sandbox(id, tenant_id, state, vcpus, memory).execute(&store.pool).await.unwrap();
         }
+        for (id, disk) in [("sb_run", 1024), ("sb_paused", 2048), ("sb_gone", 4096)] {
+            sqlx::query("UPDATE sandboxes SET disk_mb = $1 WHERE id = $2")
+                .bind(disk)
+                .bind(id)
+                .execute(&store.pool)
+                .await
+                .unwrap();
+        }
         let volume = VolumeRecord {
             id: "vol_1".into(),
             tenant_id: tenant.id.clone(),
@@ -262,7 +271,7 @@ mod tests {
         };
         store.insert_volume(&volume).await.unwrap();
         let usage = store.tenant_usage(&tenant.id, None).await.unwrap();
-        assert_eq!(usage, TenantUsage { sandboxes: 3, vcpus: 3, memory_mb: 768, disk_mb: 0, volumes: 1 });
+        assert_eq!(usage, TenantUsage { sandboxes: 3, vcpus: 3, memory_mb: 768, disk_mb: 3072, volumes: 1 });
         let without_paused = store.tenant_usage(&tenant.id, Some("sb_paused")).await.unwrap();
         assert_eq!(without_paused.sandboxes, 2);
         let empty = store.ensure_tenant("e").await.unwrap();

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 
 use nullspace_server::{CapacitySettings, HttpLimits, RegistryConfig, RequestSettings, ServerOptions, TargetPolicy};
 
-use crate::cli::{RuntimeArg, ServerArgs};
+use crate::cli::{RuntimeArg, SandboxDiskArg, ServerArgs};
 use crate::exit::ExitStatus;
 
 /// Runs the server in the foreground.
@@ -36,6 +36,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
         bridge: args.bridge,
         subnet: args.subnet,
         volume_size: args.volume_size,
+        sandbox_disk: match args.sandbox_disk {
+            SandboxDiskArg::Size(bytes) => Some(bytes),
+            SandboxDiskArg::Unlimited => None,
+        },
         capacity: CapacitySettings {
             max_vcpus: args.max_vcpus,
             max_memory_mb: args.max_memory_mb,
