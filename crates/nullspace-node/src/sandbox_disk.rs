@@ -27,6 +27,25 @@ pub const IMAGE_NAME: &str = "disk.img";
 /// zeroing of inode tables (the image is sparse; lazily initialized tables are valid as they are).
 const MOUNT_OPTIONS: &str = "loop,nodev,nosuid,noatime,noinit_itable";
 
+/// Free space the data dir's filesystem must have for a launch: room for a disk image's metadata, the
+/// sandbox's directories and the store's writes. Below it a launch fails at once with `ENOSPC` instead of
+/// half-way through (images are sparse: an almost full host disk would fail the sandbox's writes later).
+pub const LAUNCH_HEADROOM_BYTES: u64 = 32 << 20;
+
+/// Checks that the filesystem holding `dir` has at least `needed` bytes free for the server (`ENOSPC`
+/// otherwise, naming what is free).
+pub fn check_headroom(dir: &Path, needed: u64) -> std::io::Result<()> {
+    let stat = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
+    let free = stat.blocks_free().saturating_mul(stat.fragment_size());
+    if free >= needed {
+        return Ok(());
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::StorageFull,
+        format!("the data dir's filesystem has {} MiB free, a launch needs {} MiB", free >> 20, needed >> 20),
+    ))
+}
+
 /// Size in bytes of the filesystem holding `dir` (the largest disk a sandbox there could ever fill).
 pub fn filesystem_bytes(dir: &Path) -> std::io::Result<u64> {
     let stat = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
@@ -41,6 +60,8 @@ pub fn prepare(paths: &SandboxPaths, disk_mb: Option<u32>) -> Result<(), ImageEr
         let path = path.to_path_buf();
         move |source| ImageError::Io { operation, path, source }
     };
+    let sandboxes_dir = paths.root.parent().unwrap_or(&paths.root);
+    check_headroom(sandboxes_dir, LAUNCH_HEADROOM_BYTES).map_err(io("checking free space of", sandboxes_dir))?;
     std::fs::create_dir_all(&paths.disk).map_err(io("creating", &paths.disk))?;
     let Some(disk_mb) = disk_mb else { return Ok(()) };
     if volume_image::is_mount_point(&paths.disk).map_err(io("inspecting", &paths.disk))? {
@@ -147,6 +168,15 @@ mod tests {
         assert_eq!(of("/data/volumes/vol_1/data.img"), None);
         assert_eq!(of("/elsewhere/sandboxes/sb_abc1/disk.img"), None);
         assert_eq!(of("/data/sandboxes/tmp/disk.img"), None);
+    }
+
+    #[test]
+    fn headroom_is_checked_against_the_free_space() {
+        let dir = tempfile::tempdir().unwrap();
+        check_headroom(dir.path(), 1).unwrap();
+        let error = check_headroom(dir.path(), u64::MAX).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::StorageFull);
+        assert!(error.to_string().contains("MiB free"), "{error}");
     }
 
     #[test]
