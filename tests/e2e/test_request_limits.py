@@ -5,6 +5,7 @@ server keeps serving; `--max-execs-per-sandbox` caps execs and PTYs until one en
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -97,10 +98,10 @@ def exec_capped_server(server):
     srv.remove_network()
 
 
-def hold_exec(srv, sandbox_id: str, request_id: str):
+def hold_exec(stack: contextlib.ExitStack, srv, sandbox_id: str, request_id: str):
     """An exec stream running `sleep` (it holds one exec slot until the socket closes)."""
     url = ws_url(srv, f"/v1/sandboxes/{sandbox_id}/ws?channel=exec")
-    ws = ws_connect(url, additional_headers=auth(srv), open_timeout=10)
+    ws = stack.enter_context(ws_connect(url, additional_headers=auth(srv), open_timeout=10))
     ws.send(json.dumps({"type": "exec_start", "id": request_id, "command": "sleep", "args": ["600"]}))
     started = json.loads(ws.recv(timeout=30))
     assert started["type"] == "exec_started", started
@@ -111,28 +112,29 @@ def test_execs_and_ptys_past_the_cap_are_refused_until_one_ends(exec_capped_serv
     srv = exec_capped_server
     sb = Sandbox.create(api_key=srv.key, base_url=srv.url, timeout=600)
     try:
-        first = hold_exec(srv, sb.id, "hold-1")
-        second = hold_exec(srv, sb.id, "hold-2")
-        # A foreground exec over REST: the client's QuotaExceededError, code capacity_exceeded.
-        with pytest.raises(QuotaExceededError) as info:
-            sb.commands.run("true")
-        assert info.value.code == "capacity_exceeded" and "--max-execs-per-sandbox" in str(info.value)
-        # A streamed exec: the channel's error message, then the socket closes.
-        with pytest.raises(RuntimeError, match="max-execs-per-sandbox"):
-            sb.commands.run_streaming("true")
-        # A PTY: refused the same way, with the code.
-        url = ws_url(srv, f"/v1/sandboxes/{sb.id}/ws?channel=pty")
-        with ws_connect(url, additional_headers=auth(srv), open_timeout=10) as pty:
-            pty.send(json.dumps({"type": "pty_start", "id": "pty-1", "cols": 80, "rows": 24}))
-            refusal = json.loads(pty.recv(timeout=30))
-        assert refusal["type"] == "error" and refusal["code"] == "capacity_exceeded" and refusal["id"] == "pty-1"
-        # File watches and other routes are not execs.
-        assert sb.files.exists("/etc/hostname")
-        # A client that goes away frees its slot.
-        first.close()
-        result = wait_until(lambda: _try_run(sb), timeout=30, what="a freed exec slot")
-        assert result.stdout == "freed\n"
-        second.close()
+        with contextlib.ExitStack() as stack:
+            first = hold_exec(stack, srv, sb.id, "hold-1")
+            hold_exec(stack, srv, sb.id, "hold-2")
+            # A foreground exec over REST: the client's QuotaExceededError, code capacity_exceeded.
+            with pytest.raises(QuotaExceededError) as info:
+                sb.commands.run("true")
+            assert info.value.code == "capacity_exceeded" and "--max-execs-per-sandbox" in str(info.value)
+            # A streamed exec: the channel's error message, then the socket closes.
+            with pytest.raises(RuntimeError, match="max-execs-per-sandbox"):
+                sb.commands.run_streaming("true")
+            # A PTY: refused the same way, with the code, answering its request.
+            url = ws_url(srv, f"/v1/sandboxes/{sb.id}/ws?channel=pty")
+            with ws_connect(url, additional_headers=auth(srv), open_timeout=10) as pty:
+                pty.send(json.dumps({"type": "pty_start", "id": "pty-1", "cols": 80, "rows": 24}))
+                refusal = json.loads(pty.recv(timeout=30))
+            assert refusal["type"] == "error" and refusal["code"] == "capacity_exceeded", refusal
+            assert refusal["id"] == "pty-1", refusal
+            # File requests are not execs.
+            assert sb.files.exists("/etc/hostname")
+            # A client that goes away frees its slot.
+            first.close()
+            result = wait_until(lambda: _try_run(sb), timeout=30, what="a freed exec slot")
+            assert result.stdout == "freed\n"
     finally:
         sb.kill()
 
