@@ -193,6 +193,11 @@ impl ClientError {
             }
             "sandbox_not_ready" => "wait until the sandbox is running (`nullspace sandbox get <ID>`)",
             "capacity_exceeded" => "kill sandboxes you no longer need (`nullspace sandbox kill <ID>`)",
+            "quota_exceeded" => {
+                "kill sandboxes or delete volumes you no longer need, or ask the operator to raise the limit (`nullspace tenant set-limits`)"
+            }
+            "rate_limit_exceeded" => "slow down: this API key sent more requests than the server's --rate-limit allows",
+            "payload_too_large" => "send less per request: upload large files with `nullspace sandbox file upload`",
             "not_implemented" | "feature_unavailable" => "this server does not offer that feature",
             _ if self.status() == Some(401) => "check NULLSPACE_API_KEY or ~/.config/nullspace/config.json",
             _ => return None,

@@ -39,6 +39,15 @@ pub enum NodeError {
         #[source]
         source: crate::VolumeError,
     },
+    /// The sandbox's disk (the filesystem holding its writes) could not be made, mounted or unmounted.
+    #[error("the disk of sandbox {sandbox_id} failed")]
+    Disk {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// Cause.
+        #[source]
+        source: crate::volume_image::ImageError,
+    },
     /// A directory or file of the sandbox could not be prepared or removed.
     #[error("filesystem operation on {path} for sandbox {sandbox_id} failed")]
     Filesystem {

@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 pub struct SandboxPaths {
     /// `<data>/sandboxes/<id>`: everything below is owned by the sandbox.
     pub root: PathBuf,
+    /// Everything the sandbox can write: its disk (see `sandbox_disk`), a mounted filesystem of its size
+    /// when it has a limit.
+    pub disk: PathBuf,
+    /// The image file of a limited disk.
+    pub disk_image: PathBuf,
     /// Overlay upper dir (the sandbox's writes).
     pub upper: PathBuf,
     /// Overlay work dir.
@@ -16,6 +21,8 @@ pub struct SandboxPaths {
     pub rootfs: PathBuf,
     /// Guest control dir, bind-mounted at `/run/nullspace` (socket + boot config).
     pub control: PathBuf,
+    /// The sandbox's `/etc/resolv.conf` and `/etc/hosts` (bind-mounted writable).
+    pub net: PathBuf,
     /// OCI bundle dir (config.json, init log).
     pub bundle: PathBuf,
     /// Host-only mount points of the volume directories the sandbox mounts (see `pinned_mounts`).
@@ -26,15 +33,29 @@ impl SandboxPaths {
     /// Paths of sandbox `id` under `sandboxes_dir`.
     pub fn new(sandboxes_dir: &Path, id: &str) -> Self {
         let root = sandboxes_dir.join(id);
+        let disk = root.join("disk");
         Self {
-            upper: root.join("upper"),
-            work: root.join("work"),
+            upper: disk.join("upper"),
+            work: disk.join("work"),
+            control: disk.join("control"),
+            net: disk.join("net"),
+            disk_image: root.join(crate::sandbox_disk::IMAGE_NAME),
+            disk,
             rootfs: root.join("rootfs"),
-            control: root.join("control"),
             bundle: root.join("bundle"),
             pins: root.join("mounts"),
             root,
         }
+    }
+
+    /// The same sandbox as laid out before sandbox disks existed (writes, control dir and network files
+    /// directly in its root): how a sandbox launched by an older server and still running is found.
+    pub fn before_disks(mut self) -> Self {
+        self.upper = self.root.join("upper");
+        self.work = self.root.join("work");
+        self.control = self.root.join("control");
+        self.net = self.root.join("net");
+        self
     }
 
     /// The guest's unix socket on the host side.
@@ -78,7 +99,12 @@ mod tests {
         for path in [&paths.upper, &paths.work, &paths.rootfs, &paths.control, &paths.bundle, &paths.pins] {
             assert!(path.starts_with("/data/sandboxes/sb_abc"));
         }
-        assert_eq!(paths.guest_socket(), Path::new("/data/sandboxes/sb_abc/control/guest.sock"));
+        // Everything the sandbox writes is on its disk.
+        for path in [&paths.upper, &paths.work, &paths.control, &paths.net] {
+            assert!(path.starts_with(&paths.disk), "{}", path.display());
+        }
+        assert!(!paths.disk_image.starts_with(&paths.disk));
+        assert_eq!(paths.guest_socket(), Path::new("/data/sandboxes/sb_abc/disk/control/guest.sock"));
     }
 
     #[test]

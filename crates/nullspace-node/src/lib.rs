@@ -17,6 +17,7 @@ pub mod network;
 mod node;
 mod overlay;
 mod pinned_mounts;
+pub mod sandbox_disk;
 mod snapshot;
 pub mod template;
 mod tree_usage;

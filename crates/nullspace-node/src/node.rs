@@ -60,6 +60,8 @@ pub struct LaunchSpec {
     pub vcpus: u32,
     /// Memory limit in MiB.
     pub memory_mb: u32,
+    /// Size of the filesystem holding the sandbox's writes, MiB (`None`: a plain host directory).
+    pub disk_mb: Option<u32>,
     /// A memory image (`<data>/snapshots/<snap>.mem`) to restore instead of booting, on runtimes whose
     /// `checkpoints_memory()` is true: processes and memory continue where the checkpoint left them.
     pub restore_from: Option<PathBuf>,
@@ -184,6 +186,16 @@ impl Node {
         envs
     }
 
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    /// Whether this host can limit sandbox disks; the error says what is missing.
+    pub fn probe_sandbox_disks(&self) -> Result<(), crate::volume_image::ImageError> {
+        crate::sandbox_disk::probe(&self.sandboxes_dir)
+    }
+
     /// The template store.
     pub fn templates(&self) -> &TemplateStore {
         &self.templates
@@ -221,7 +233,12 @@ impl Node {
 
     /// Paths of sandbox `sandbox_id`.
     pub fn paths(&self, sandbox_id: &str) -> SandboxPaths {
-        SandboxPaths::new(&self.sandboxes_dir, sandbox_id)
+        let paths = SandboxPaths::new(&self.sandboxes_dir, sandbox_id);
+        // A sandbox an older server launched keeps its layout until it is destroyed.
+        if !paths.disk.exists() && paths.root.join("upper").is_dir() {
+            return paths.before_disks();
+        }
+        paths
     }
 
     /// The link to the guest of `sandbox_id`.
@@ -254,6 +271,9 @@ impl Node {
             let path = path.to_path_buf();
             move |source| NodeError::Filesystem { sandbox_id: id.to_owned(), path, source }
         };
+        // Everything the sandbox writes goes on its disk, limited by the kernel when it has a size.
+        crate::sandbox_disk::prepare(&paths, spec.disk_mb)
+            .map_err(|source| NodeError::Disk { sandbox_id: id.to_owned(), source })?;
         for dir in [&paths.upper, &paths.work, &paths.rootfs, &paths.bundle] {
             std::fs::create_dir_all(dir).map_err(fs_error(dir))?;
         }
@@ -292,10 +312,7 @@ impl Node {
         mounts.extend(self.config.sandbox_ca_bundle.as_deref().map(crate::ca_bundle::mount));
         let mut prepared = None;
         if let Some(network) = &self.network {
-            let net = network
-                .prepare(id, &hostname, &spec.network, &paths.root.join("net"))
-                .await
-                .map_err(NodeError::Network)?;
+            let net = network.prepare(id, &hostname, &spec.network, &paths.net).await.map_err(NodeError::Network)?;
             mounts.push(BindMount {
                 source: net.network.resolv_conf.clone(),
                 destination: "/etc/resolv.conf".into(),
@@ -396,6 +413,8 @@ impl Node {
             source,
         };
         pinned_mounts::unpin_all(&paths.pins).map_err(|source| fs_error(&paths.pins, source))?;
+        crate::sandbox_disk::release(&paths)
+            .map_err(|source| NodeError::Disk { sandbox_id: sandbox_id.to_owned(), source })?;
         // Never delete into a mount (a volume, the rootfs) that is somehow still there.
         if let Some(mounted) = pinned_mounts::mounted_below(&paths.root).map_err(|e| fs_error(&paths.root, e))? {
             let still = std::io::Error::other(format!("{} is still mounted", mounted.display()));
@@ -408,10 +427,12 @@ impl Node {
         }
     }
 
-    /// Usage of a running sandbox, from its cgroup and upper dir; the walk of the upper dir runs on a
-    /// blocking thread.
+    /// Usage of a running sandbox, from its cgroup and upper dir (the total is its disk's size: the
+    /// limit, or the data dir's filesystem); the walk of the upper dir runs on a blocking thread.
     pub async fn usage(&self, sandbox_id: &str, memory_mb: u32) -> SandboxUsage {
-        let (upper, data_dir) = (self.paths(sandbox_id).upper, self.config.data_dir.clone());
+        let paths = self.paths(sandbox_id);
+        let disk = if paths.disk.is_dir() { paths.disk } else { self.config.data_dir.clone() };
+        let (upper, data_dir) = (paths.upper, disk);
         let cgroup = format!("nullspace/{sandbox_id}");
         let limit = u64::from(memory_mb) << 20;
         tokio::task::spawn_blocking(move || read_usage(&cgroup, &upper, &data_dir, limit))
@@ -460,6 +481,10 @@ impl Node {
         }
         if let Some(network) = &self.network {
             report.network_lost = network.lost(&report.alive).await.map_err(NodeError::Network)?;
+        }
+        let released = crate::sandbox_disk::release_stale_loops(&self.sandboxes_dir, &report.alive);
+        if !released.is_empty() {
+            tracing::info!(devices = ?released, "detached the loop devices of sandbox disks left by a crash");
         }
         Ok(report)
     }

@@ -1,6 +1,6 @@
 //! Snapshot layers: a sandbox's upper dir frozen into a read-only directory that later sandboxes stack
-//! as an overlay lower layer. Hibernate moves the upper dir (O(1)); snapshot and fork of a running sandbox
-//! copy it while its processes are frozen. A layer appears under its final name only when complete.
+//! as an overlay lower layer. Hibernate moves the upper dir (O(1), or a copy from a sandbox disk, a
+//! filesystem of its own); snapshot and fork of a running sandbox copy it while its processes are frozen. A layer appears under its final name only when complete.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -100,7 +100,7 @@ impl Node {
             sandbox_id: id.to_owned(),
             source,
         })?;
-        std::fs::rename(&paths.upper, &target).map_err(Self::fs_error(id, &target))?;
+        move_upper(&paths.upper, &target).await.map_err(Self::fs_error(id, &target))?;
         sync_dir(&self.snapshots_dir());
         let _ = std::fs::remove_dir_all(&paths.work);
         let mut relaunch = parent.clone();
@@ -159,7 +159,7 @@ impl Node {
             source,
         })?;
         if !target.exists() {
-            std::fs::rename(&paths.upper, &target).map_err(Self::fs_error(sandbox_id, &target))?;
+            move_upper(&paths.upper, &target).await.map_err(Self::fs_error(sandbox_id, &target))?;
             sync_dir(&self.snapshots_dir());
         }
         self.destroy(sandbox_id).await?;
@@ -183,7 +183,7 @@ impl Node {
             sandbox_id: sandbox_id.to_owned(),
             source,
         })?;
-        std::fs::rename(&paths.upper, target).map_err(Self::fs_error(sandbox_id, target))?;
+        move_upper(&paths.upper, target).await.map_err(Self::fs_error(sandbox_id, target))?;
         self.destroy(sandbox_id).await
     }
 
@@ -210,6 +210,23 @@ fn layer_of(name: &str) -> &str {
     match name.strip_prefix('.').and_then(|rest| rest.strip_suffix(".partial")) {
         Some(staged) => staged.strip_suffix(".mem").unwrap_or(staged),
         None => name.strip_suffix(".mem").unwrap_or(name),
+    }
+}
+
+/// Moves the upper dir `upper` of a stopped sandbox to `target`: a rename (O(1)) when both are on one
+/// filesystem; from a sandbox disk (a filesystem of its own) a copy staged beside `target` and published
+/// complete, after which `upper` is removed.
+async fn move_upper(upper: &Path, target: &Path) -> std::io::Result<()> {
+    match std::fs::rename(upper, target) {
+        Err(error) if error.raw_os_error() == Some(nix::errno::Errno::EXDEV as i32) => {
+            let name = target.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+            let staging = target.with_file_name(format!(".{name}.partial"));
+            let _ = std::fs::remove_dir_all(&staging);
+            copy_tree(upper, &staging).await?;
+            publish(&staging, target)?;
+            std::fs::remove_dir_all(upper)
+        }
+        other => other,
     }
 }
 

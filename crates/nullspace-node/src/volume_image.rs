@@ -98,17 +98,16 @@ pub fn is_mount_point(path: &Path) -> std::io::Result<bool> {
 /// A fresh filesystem's `lost+found` is removed so the volume starts empty (e2fsck recreates it when it
 /// needs one).
 pub fn mount(image: &Path, target: &Path) -> Result<(), ImageError> {
+    mount_with(image, target, "loop,nodev,nosuid,noatime")
+}
+
+/// [`mount`] with mount options `options` (which must include `loop`).
+pub fn mount_with(image: &Path, target: &Path, options: &str) -> Result<(), ImageError> {
     if is_mount_point(target).map_err(io("inspecting", target))? {
         return Ok(());
     }
-    let args: [&std::ffi::OsStr; 6] = [
-        "-t".as_ref(),
-        "ext4".as_ref(),
-        "-o".as_ref(),
-        "loop,nodev,nosuid,noatime".as_ref(),
-        image.as_os_str(),
-        target.as_os_str(),
-    ];
+    let args: [&std::ffi::OsStr; 6] =
+        ["-t".as_ref(), "ext4".as_ref(), "-o".as_ref(), options.as_ref(), image.as_os_str(), target.as_os_str()];
     run("mount", &args)?;
     let lost_found = target.join("lost+found");
     if let Err(error) = std::fs::remove_dir(&lost_found) {
@@ -127,6 +126,11 @@ pub fn unmount(target: &Path) -> Result<(), ImageError> {
         path: target.to_path_buf(),
         source: std::io::Error::from(errno),
     })
+}
+
+/// Detaches loop device `device` (`losetup -d`); one still mounted goes with its last unmount.
+pub fn detach_loop(device: &Path) -> Result<(), ImageError> {
+    run("losetup", &["-d".as_ref(), device.as_os_str()])
 }
 
 #[cfg(test)]

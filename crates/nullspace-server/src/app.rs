@@ -9,11 +9,12 @@ use nullspace_node::{Node, NodeConfig};
 
 use crate::api::{router, AppState};
 use crate::control::capacity::Capacity;
+use crate::control::disk_limits::DiskLimits;
 use crate::control::preview_grants::{PreviewConfig, PreviewGrants};
 use crate::control::{spawn_reaper, spawn_warm_pool_refiller, spawn_webhook_worker, Control};
 use crate::preview::PreviewPorts;
 use crate::signing::Signer;
-use crate::store::Store;
+use crate::store::{LimitsUpdate, Store, TenantLimits, TenantUsage};
 use crate::ServerError;
 
 /// Name of the tenant that bootstrap and default keys belong to.
@@ -45,6 +46,8 @@ pub struct ServerOptions {
     pub subnet: Option<String>,
     /// Size limit of volumes created without one (`None`: unlimited).
     pub volume_size: Option<u64>,
+    /// Disk of sandboxes whose create names none, bytes (`None`: `--sandbox-disk unlimited`).
+    pub sandbox_disk: Option<u64>,
     /// Per-sandbox resource caps and overcommit ratios.
     pub capacity: crate::CapacitySettings,
     /// Which webhook destinations are allowed.
@@ -62,6 +65,35 @@ pub struct ServerOptions {
     pub http: crate::HttpLimits,
     /// Answer raw VNC addresses of desktops (`--desktop-raw-vnc`, operator-only).
     pub desktop_raw_vnc: bool,
+    /// The rate limit per API key and the exec cap per sandbox.
+    pub requests: crate::RequestSettings,
+}
+
+/// The disk limits of sandboxes under `--sandbox-disk` (`default_bytes`), bounded by the data dir's
+/// filesystem.
+fn sandbox_disk_limits(node: &Node, default_bytes: Option<u64>) -> Result<DiskLimits, ServerError> {
+    let setting = |reason: String| ServerError::Setting { reason };
+    let filesystem = nullspace_node::sandbox_disk::filesystem_bytes(node.data_dir())
+        .map_err(|error| setting(format!("--sandbox-disk: cannot measure the data dir's filesystem: {error}")))?;
+    let limits = DiskLimits::new(default_bytes, filesystem).map_err(setting)?;
+    if limits != DiskLimits::Unlimited {
+        node.probe_sandbox_disks().map_err(|error| {
+            setting(format!(
+                "--sandbox-disk: this host cannot limit sandbox disks ({}); install e2fsprogs and load the loop \
+                 module (`nullspace doctor` checks both), or start with --sandbox-disk unlimited to run without limits",
+                crate::error_chain(&error)
+            ))
+        })?;
+    }
+    match limits {
+        DiskLimits::Limited { default_mb, max_mb } => {
+            tracing::info!(default_mb, max_mb, "sandbox disks are limited")
+        }
+        DiskLimits::Unlimited => {
+            tracing::warn!("--sandbox-disk unlimited: sandboxes write to plain host directories without a limit")
+        }
+    }
+    Ok(limits)
 }
 
 async fn open_store(data_dir: &Path) -> Result<Store, ServerError> {
@@ -77,6 +109,37 @@ pub async fn create_api_key(data_dir: &Path, tenant: &str) -> Result<String, Ser
     let key = crate::ids::api_key();
     store.add_api_key(&tenant, &key).await?;
     Ok(key)
+}
+
+/// A tenant's limits and what it holds now (`nullspace tenant get`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantReport {
+    /// Tenant name.
+    pub name: String,
+    /// Tenant id.
+    pub id: String,
+    /// Its limits.
+    pub limits: TenantLimits,
+    /// What it holds.
+    pub usage: TenantUsage,
+}
+
+/// The limits and use of tenant `name` in the store under `data_dir`, after applying `update` when
+/// given; `None` when there is no such tenant. A running server applies changed limits to the next
+/// request.
+pub async fn tenant_limits(
+    data_dir: &Path,
+    name: &str,
+    update: Option<&LimitsUpdate>,
+) -> Result<Option<TenantReport>, ServerError> {
+    let store = open_store(data_dir).await?;
+    let Some(tenant) = store.tenant_by_name(name).await? else { return Ok(None) };
+    let limits = match update {
+        Some(update) => store.set_tenant_limits(&tenant.id, update).await?,
+        None => store.tenant_limits(&tenant.id).await?,
+    };
+    let usage = store.tenant_usage(&tenant.id, None).await?;
+    Ok(Some(TenantReport { name: tenant.name, id: tenant.id, limits, usage }))
 }
 
 /// Makes sure the bootstrap key exists, or that some key exists (creating and printing one).
@@ -150,10 +213,12 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
         memory_budget_mb = capacity.memory_budget_mb(),
         "sandbox resource limits"
     );
+    let disk_limits = sandbox_disk_limits(&node, options.sandbox_disk)?;
     let preview_ports = PreviewPorts::new(options.listen.ip(), options.http.max_connections);
     let control = Control::new(store, Arc::new(node), MAX_SANDBOXES, preview_ports)
         .with_default_volume_size(options.volume_size)
         .with_capacity(capacity)
+        .with_disk_limits(disk_limits)
         .with_webhook_targets(options.webhook_targets.clone())
         .with_template_dir(options.data_dir.join("template-blobs"));
     if let Some(size) = options.volume_size {
@@ -204,7 +269,9 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
         options.desktop_raw_vnc,
         crate::api::novnc_dir(),
     );
-    let app = router(AppState { control: control.clone(), signer, preview, upstreams: Arc::default(), desktop });
+    let limits = Arc::new(crate::api::limits::RequestLimits::from(&options.requests));
+    let app =
+        router(AppState { control: control.clone(), signer, preview, upstreams: Arc::default(), desktop, limits });
     crate::serve::serve(listener, app, &options.http, shutdown_signal())
         .await
         .map_err(|source| ServerError::Listen { address: options.listen, source })?;

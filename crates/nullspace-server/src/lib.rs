@@ -15,9 +15,13 @@ mod serve;
 mod signing;
 mod store;
 
-pub use app::{create_api_key, run, ServerOptions, BOOTSTRAP_KEY_ENV, DEFAULT_TENANT, GUESTD_ENV};
+pub use api::{parse_rate_limit, RateLimit, RequestSettings};
+pub use app::{
+    create_api_key, run, tenant_limits, ServerOptions, TenantReport, BOOTSTRAP_KEY_ENV, DEFAULT_TENANT, GUESTD_ENV,
+};
 pub use control::capacity::CapacitySettings;
 pub use control::webhook_targets::TargetPolicy;
 pub use error::{error_chain, ServerError};
 pub use nullspace_node::images::RegistryConfig;
 pub use serve::HttpLimits;
+pub use store::{LimitsUpdate, TenantLimits, TenantUsage};

@@ -47,6 +47,14 @@ pub enum ErrorCode {
     Internal,
     /// Raw VNC access to desktops is off on this server (`--desktop-raw-vnc` turns it on) (403).
     DesktopRawVncDisabled,
+    /// The request would take the tenant past one of its limits (`nullspace tenant set-limits`) (403).
+    QuotaExceeded,
+    /// The API key sent more requests than `--rate-limit` allows; retry after `Retry-After` seconds (429).
+    RateLimitExceeded,
+    /// The request body is larger than the route accepts (413).
+    PayloadTooLarge,
+    /// A disk is full: the server's data disk, or a sandbox's own (507).
+    InsufficientStorage,
 }
 
 impl ErrorCode {
@@ -73,6 +81,10 @@ impl ErrorCode {
             Self::NotImplemented => "not_implemented",
             Self::Internal => "internal_error",
             Self::DesktopRawVncDisabled => "desktop_raw_vnc_disabled",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::RateLimitExceeded => "rate_limit_exceeded",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::InsufficientStorage => "insufficient_storage",
         }
     }
 
@@ -88,10 +100,13 @@ impl ErrorCode {
             | Self::BuildNotFound
             | Self::FileNotFound => 404,
             Self::Conflict | Self::SandboxNotReady | Self::VolumeBusy => 409,
-            Self::VolumeReadOnly | Self::DesktopRawVncDisabled => 403,
+            Self::VolumeReadOnly | Self::DesktopRawVncDisabled | Self::QuotaExceeded => 403,
+            Self::RateLimitExceeded => 429,
+            Self::PayloadTooLarge => 413,
             Self::CapacityExceeded | Self::WarmPoolUnavailable => 503,
             Self::ExecFailed | Self::Internal => 500,
             Self::FeatureUnavailable | Self::NotImplemented => 501,
+            Self::InsufficientStorage => 507,
         }
     }
 }
@@ -109,12 +124,21 @@ pub struct ErrorBody {
     /// What the caller should do next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suggested_action: Option<String>,
+    /// Structured facts about the error (a quota error: which limit, the limit, current use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 impl ErrorBody {
     /// An envelope for `code` with `message`.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { error: message.into(), code: code.as_str().to_owned(), retryable: None, suggested_action: None }
+        Self {
+            error: message.into(),
+            code: code.as_str().to_owned(),
+            retryable: None,
+            suggested_action: None,
+            details: None,
+        }
     }
 }
 
@@ -134,5 +158,6 @@ mod tests {
         assert_eq!(ErrorCode::Unauthorized.http_status(), 401);
         assert_eq!(ErrorCode::SandboxNotFound.http_status(), 404);
         assert_eq!(ErrorCode::CapacityExceeded.http_status(), 503);
+        assert_eq!(ErrorCode::InsufficientStorage.http_status(), 507);
     }
 }

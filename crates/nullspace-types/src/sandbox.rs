@@ -152,6 +152,10 @@ pub struct CreateSandboxRequest {
     pub vcpus: Option<u32>,
     /// Memory in MiB.
     pub memory_mb: Option<u32>,
+    /// Size limit of the sandbox's writable disk in MiB (the server's `--sandbox-disk` when absent; left
+    /// out of the body when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_mb: Option<u32>,
     /// Lifetime in milliseconds from now.
     pub timeout_ms: Option<u64>,
     /// What happens at the deadline.

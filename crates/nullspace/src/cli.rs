@@ -45,6 +45,9 @@ pub enum Command {
     /// Manage API keys of a local server's store.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Show and set tenants' quotas in a local server's store.
+    #[command(subcommand)]
+    Tenant(crate::commands::tenant::TenantCommand),
     /// Show what this host supports (runtimes, KVM, cgroups, overlayfs, netns) and whether the API answers.
     Doctor,
     /// Create, inspect and use sandboxes.
@@ -171,6 +174,11 @@ pub struct ServerArgs {
     /// [default: unlimited, a plain directory on the host].
     #[arg(long, value_name = "SIZE", value_parser = parse_byte_size)]
     pub volume_size: Option<u64>,
+    /// Disk of sandboxes whose create names none (`disk_mb`), e.g. 10GiB: each sandbox's writes go to
+    /// a filesystem of that size. `unlimited` runs without disk limits (writes go to plain host
+    /// directories and `disk_mb` is refused): the only way to start on a host that cannot enforce them.
+    #[arg(long, value_name = "SIZE|unlimited", default_value = "10GiB", value_parser = parse_sandbox_disk)]
+    pub sandbox_disk: SandboxDiskArg,
     /// Most vCPUs one sandbox may ask for [default: the host's CPUs, at least 2].
     #[arg(long, value_name = "N")]
     pub max_vcpus: Option<u32>,
@@ -233,12 +241,48 @@ pub struct ServerArgs {
     /// many more. Connections over the cap are closed at once.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+    /// Requests each API key may send: `N/s`, `N/m` or `N/h`; `off` (or 0) for no limit. Past it: 429
+    /// `rate_limit_exceeded` with `Retry-After`.
+    #[arg(long, value_name = "RATE", default_value = "1000/s", value_parser = parse_rate_limit)]
+    pub rate_limit: RateLimitArg,
+    /// Requests a key may send at once after a quiet time [default: N of --rate-limit].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: Option<u32>,
+    /// Execs and PTYs one sandbox runs at once through the API (foreground execs, exec and PTY streams);
+    /// past it: `capacity_exceeded` until one ends.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_execs_per_sandbox: u64,
+}
+
+/// `--rate-limit`: a rate, or `None` for no limit.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitArg(pub Option<nullspace_server::RateLimit>);
+
+fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
+    nullspace_server::parse_rate_limit(text).map(RateLimitArg)
 }
 
 /// A size in bytes: a number with an optional unit (`KiB`, `MiB`, `GiB`, `TiB`, or decimal `KB`, `MB`…).
 pub fn parse_byte_size(text: &str) -> Result<u64, String> {
     parse_size::parse_size(text.trim())
         .map_err(|error| format!("{error}; write a size such as 512MiB, 10GiB or 2000000000"))
+}
+
+/// `--sandbox-disk`: a size, or no limit at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxDiskArg {
+    /// Bytes.
+    Size(u64),
+    /// `unlimited`.
+    Unlimited,
+}
+
+/// Parses `--sandbox-disk`: `unlimited`, or a size as [`parse_byte_size`] reads it.
+pub fn parse_sandbox_disk(text: &str) -> Result<SandboxDiskArg, String> {
+    if text.trim().eq_ignore_ascii_case("unlimited") {
+        return Ok(SandboxDiskArg::Unlimited);
+    }
+    parse_byte_size(text).map(SandboxDiskArg::Size).map_err(|error| format!("{error}, or `unlimited`"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -376,6 +420,9 @@ pub struct CreateArgs {
     /// Memory limit in MiB.
     #[arg(long)]
     pub memory_mb: Option<u32>,
+    /// Size limit of the sandbox's disk in MiB [default: the server's --sandbox-disk].
+    #[arg(long, value_name = "MIB")]
+    pub disk_mb: Option<u32>,
     /// Egress lists as JSON, e.g. '{"allow_out":["203.0.113.0/24"],"deny_out":["10.0.0.0/8"]}'.
     #[arg(long, value_name = "JSON")]
     pub network_json: Option<String>,
@@ -994,6 +1041,19 @@ mod tests {
         let cli = parse(&["volume", "create", "data", "--max-size", "1GiB"]).unwrap();
         let Command::Volume(VolumeCommand::Create { max_size, .. }) = cli.command else { panic!("wrong command") };
         assert_eq!(max_size, Some(1 << 30));
+    }
+
+    #[test]
+    fn the_sandbox_disk_is_a_size_or_unlimited_and_10gib_by_default() {
+        assert_eq!(parse_sandbox_disk("64MiB"), Ok(SandboxDiskArg::Size(64 << 20)));
+        assert_eq!(parse_sandbox_disk(" Unlimited "), Ok(SandboxDiskArg::Unlimited));
+        assert!(parse_sandbox_disk("big").unwrap_err().contains("or `unlimited`"));
+        let Command::Server(args) = parse(&["server"]).unwrap().command else { panic!("wrong command") };
+        assert_eq!(args.sandbox_disk, SandboxDiskArg::Size(10 << 30));
+        let Command::Server(args) = parse(&["server", "--sandbox-disk", "2GiB"]).unwrap().command else {
+            panic!("wrong command")
+        };
+        assert_eq!(args.sandbox_disk, SandboxDiskArg::Size(2 << 30));
     }
 
     #[test]

@@ -57,6 +57,28 @@ pub async fn upload(
     Ok(Json(run_as(target.user.as_ref(), move || file_info(&path, &users)).await?))
 }
 
+/// Largest `manifest` part of a batch write (the route takes bodies of any size: its file parts stream
+/// to disk, and only the manifest is held in memory).
+const MANIFEST_LIMIT: usize = 1 << 20;
+
+/// The `manifest` part, read whole up to [`MANIFEST_LIMIT`].
+async fn read_manifest(mut field: axum::extract::multipart::Field<'_>) -> GuestResult<Vec<u8>> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|error| GuestError::invalid(format!("invalid multipart body: {}", error.body_text())))?
+    {
+        if bytes.len() + chunk.len() > MANIFEST_LIMIT {
+            return Err(GuestError::invalid(format!(
+                "the manifest part is larger than {MANIFEST_LIMIT} bytes; send fewer files per batch"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
 /// `POST /files/batch-write`: part `manifest` first, then one part per file; results in manifest order,
 /// HTTP 200 even when some files fail.
 pub async fn batch_write(
@@ -71,7 +93,7 @@ pub async fn batch_write(
     while let Some(field) = multipart.next_field().await.map_err(bad_body)? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "manifest" {
-            let bytes = field.bytes().await.map_err(bad_body)?;
+            let bytes = read_manifest(field).await?;
             let parsed: BatchManifest = serde_json::from_slice(&bytes).map_err(|error| {
                 GuestError::invalid(format!("invalid manifest: {error}; send {{\"files\":[{{\"path\",\"field\"}}]}}"))
             })?;

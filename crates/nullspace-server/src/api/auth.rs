@@ -1,4 +1,5 @@
-//! Authentication: `Authorization: Bearer <key>` resolves to a tenant, or the request gets a 401.
+//! Authentication: `Authorization: Bearer <key>` resolves to a tenant, or the request gets a 401; a
+//! known key past its rate limit gets a 429.
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::AUTHORIZATION;
@@ -26,7 +27,11 @@ impl FromRequestParts<AppState> for Authenticated {
             .filter(|key| !key.is_empty())
             .ok_or_else(unauthorized)?;
         match state.control.store().tenant_for_key(key).await {
-            Ok(Some(tenant)) => Ok(Self(tenant)),
+            Ok(Some(tenant)) => {
+                // Counted per key once the key is known, so unknown keys never take room in the limiter.
+                state.limits.check_rate(&crate::store::hash_key(key))?;
+                Ok(Self(tenant))
+            }
             Ok(None) => Err(unauthorized()),
             Err(error) => {
                 tracing::error!(error = %crate::error_chain(&error), "api key lookup failed");

@@ -142,7 +142,7 @@ pub async fn websocket(
         }
     };
     let view_only = row.view_only;
-    Ok(upgrade.max_message_size(MAX_CLIENT_MESSAGE).on_upgrade(move |socket| async move {
+    Ok(super::websocket::bounded(upgrade, MAX_CLIENT_MESSAGE).on_upgrade(move |socket| async move {
         let ended = bridge(socket, tunnel, view_only, revoked_reason).await;
         match ended {
             Ended::Refused(why) => tracing::info!(sandbox = %id, %why, "view-only viewer stream refused"),

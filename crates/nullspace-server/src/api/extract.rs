@@ -1,7 +1,8 @@
 //! Extractors and body parsers that speak the protocol's error envelope. Handlers take `Path`, `Query`
 //! and `Body` from here, never axum's own (whose rejections are plain text): a bad path parameter or
 //! query, a body that cannot be read (too large, or too slow: the server's body timeout) and a body that
-//! is not one JSON object are each a 4xx `invalid_request` naming what was wrong.
+//! is not one JSON object are each a 4xx naming what was wrong (`payload_too_large` for an oversized body,
+//! `invalid_request` otherwise).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -69,8 +70,9 @@ where
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Bytes::from_request(request, state).await {
             Ok(bytes) => Ok(Self(bytes)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::invalid(
-                "the request body is larger than this route accepts; send less or use an upload route",
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "the request body is larger than this route accepts; send less, or write files with the upload routes",
             )),
             Err(_) => Err(ApiError::invalid(
                 "the request body could not be read (sent too slowly or cut off); send it again in one go",

@@ -137,7 +137,8 @@ pub async fn global_ws(
     Authenticated(tenant): Authenticated,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    upgrade.on_upgrade(move |socket| stream(socket, state, tenant, None))
+    super::websocket::bounded(upgrade, super::limits::WS_CONTROL_MESSAGE_LIMIT)
+        .on_upgrade(move |socket| stream(socket, state, tenant, None))
 }
 
 /// `GET /v1/sandboxes/{id}/lifecycle/ws` (upgrade): the stream with an implicit sandbox filter.
@@ -152,7 +153,8 @@ pub async fn sandbox_ws(
     if known.is_none_or(|record| record.is_idle_pool_member()) {
         return Err(ControlError::SandboxNotFound { sandbox_id: id }.into());
     }
-    Ok(upgrade.on_upgrade(move |socket| stream(socket, state, tenant, Some(id))))
+    Ok(super::websocket::bounded(upgrade, super::limits::WS_CONTROL_MESSAGE_LIMIT)
+        .on_upgrade(move |socket| stream(socket, state, tenant, Some(id))))
 }
 
 fn text(value: Value) -> Message {

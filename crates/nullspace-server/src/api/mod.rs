@@ -12,6 +12,7 @@ mod extract;
 mod guest_service;
 mod health;
 mod lifecycle;
+pub mod limits;
 mod monitor;
 mod ports;
 mod preview_urls;
@@ -34,6 +35,7 @@ mod websocket;
 
 pub use desktop_viewer::DesktopViewer;
 pub use error::ApiError;
+pub use limits::{parse_rate_limit, RateLimit, RequestSettings};
 pub use router::{router, AppState};
 pub use upstream::UpstreamPool;
 pub use viewer_assets::novnc_dir;

@@ -44,7 +44,8 @@ pub async fn monitor_ws(
     Authenticated(tenant): Authenticated,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    upgrade.on_upgrade(move |socket| stream(socket, state, tenant))
+    super::websocket::bounded(upgrade, super::limits::WS_CONTROL_MESSAGE_LIMIT)
+        .on_upgrade(move |socket| stream(socket, state, tenant))
 }
 
 /// The `interval_ms` asked for, clamped to what the server allows.

@@ -1,7 +1,7 @@
 //! Preview URL routes: issue direct (query/cookie token) and proxy (header token) grants for a sandbox
 //! port, list them with their usage counters, and revoke them. The proxy itself is in `proxy.rs`.
 
-use super::extract::{Path, Query};
+use super::extract::{Body, Path, Query};
 use axum::extract::State;
 use axum::Json;
 use nullspace_types::ErrorCode;
@@ -103,7 +103,7 @@ pub async fn signed_preview_url(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
     Path((id, port)): Path<(String, String)>,
-    bytes: axum::body::Bytes,
+    Body(bytes): Body,
 ) -> Result<Json<Value>, ApiError> {
     let port = parse_port(&port)?;
     let request: SignedPreviewRequest = body(&bytes, "signed-preview-url")?;
@@ -127,7 +127,7 @@ pub async fn preview_proxy_target(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
     Path((id, port)): Path<(String, String)>,
-    bytes: axum::body::Bytes,
+    Body(bytes): Body,
 ) -> Result<Json<Value>, ApiError> {
     let port = parse_port(&port)?;
     let request: ProxyTargetRequest = body(&bytes, "preview-proxy-target")?;

@@ -89,7 +89,13 @@ pub async fn dispatch(State(state): State<AppState>, request: Request, next: Nex
 }
 
 fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = ErrorBody { error: message.into(), code: code.to_owned(), retryable: None, suggested_action: None };
+    let body = ErrorBody {
+        error: message.into(),
+        code: code.to_owned(),
+        retryable: None,
+        suggested_action: None,
+        details: None,
+    };
     let mut response = (status, Json(body)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response

@@ -63,6 +63,10 @@ pub async fn relay(
         return Err(ApiError::new(ErrorCode::NotFound, format!("no route for /v1/sandboxes/{{id}}/{rest}")));
     }
     let (_record, guest) = state.control.guest(&tenant, &id).await?;
+    // A foreground exec answers when its process ends: the slot is held until then (or until the
+    // client goes away and this future is dropped). A background exec answers at once.
+    let _slot =
+        if first == "exec" && request.method() == Method::POST { Some(state.limits.execs.acquire(&id)?) } else { None };
     let (parts, body) = request.into_parts();
     let path_and_query = match parts.uri.query() {
         Some(query) => format!("/{rest}?{query}"),

@@ -28,6 +28,8 @@ pub struct AppState {
     pub upstreams: std::sync::Arc<super::UpstreamPool>,
     /// The managed desktop viewer (keys, raw VNC policy, noVNC files).
     pub desktop: super::DesktopViewer,
+    /// The rate limit per API key and the exec cap per sandbox.
+    pub limits: std::sync::Arc<super::limits::RequestLimits>,
 }
 
 /// The whole API as one router (tests build the same app in-process).
@@ -77,7 +79,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sandboxes/{id}/{*rest}", any(relay::relay))
         .route(
             "/v1/signed/{token}",
-            get(signed_files::signed_get).put(signed_files::signed_put).post(signed_files::signed_post),
+            get(signed_files::signed_get)
+                .put(signed_files::signed_put)
+                .post(signed_files::signed_post)
+                // Uploads stream to the sandbox's disk: no limit here (the multipart form would take one).
+                .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/v1/templates", get(templates::list).post(templates::legacy_create).layer(build_body_limit()))
         .route("/v1/templates/{id}", axum::routing::delete(templates::delete))
@@ -124,11 +130,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sandboxes/{id}/volumes/{att}/remount", post(volumes::sandbox_volume_remount))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(super::limits::JSON_BODY_LIMIT))
         .layer(CorsLayer::permissive())
         // Outermost: requests to preview hosts go to the preview proxy before any API routing or CORS.
         .layer(axum::middleware::from_fn_with_state(state.clone(), proxy::dispatch))
         .with_state(state)
 }
+
+// Every other body read whole (JSON) is limited to `limits::JSON_BODY_LIMIT` by the router-wide layer;
+// relayed bodies (file uploads, upload parts, blobs) are streams and take no limit.
 
 /// Body limit of template build requests, which may carry their build context inline (base64).
 fn build_body_limit() -> axum::extract::DefaultBodyLimit {

@@ -99,8 +99,7 @@ pub async fn ws(
         tracing::warn!(volume = %vid, error = %crate::error_chain(&error), "volume guest websocket failed");
         ApiError::new(ErrorCode::Internal, format!("volume {vid} did not accept the stream; retry"))
     })?;
-    Ok(upgrade
-        .max_message_size(16 << 20)
+    Ok(super::websocket::bounded(upgrade, super::limits::WS_MESSAGE_LIMIT)
         .on_upgrade(move |client| super::websocket::pump(client, guest_socket, is_file_watch)))
 }
 

@@ -94,6 +94,7 @@ pub(super) async fn run(
         network: spec.network.clone(),
         vcpus: spec.vcpus,
         memory_mb: spec.memory_mb,
+        disk_mb: None,
         restore_from: None,
         volumes: Vec::new(),
         build: true,

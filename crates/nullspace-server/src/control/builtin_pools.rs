@@ -136,7 +136,7 @@ impl Control {
                 return Ok(None);
             };
             self.warm.wake.notify_one();
-            if !self.store.adopt_pool_sandbox(&id, &pool.tenant_id, &tenant.id).await? {
+            if !self.adopt_within_quota(&id, &pool.tenant_id, &tenant.id).await? {
                 continue;
             }
             match self.finish_claim(tenant, &id, None, request, envs.clone(), idempotency_key).await {

@@ -67,6 +67,9 @@ pub enum ControlError {
         /// Why.
         reason: String,
     },
+    /// The request would take the tenant past one of its limits.
+    #[error(transparent)]
+    Quota(super::quotas::QuotaRefusal),
     /// The host has no room for the sandbox.
     #[error("the host has no capacity for another sandbox ({reason}); kill unused sandboxes or retry later")]
     Capacity {

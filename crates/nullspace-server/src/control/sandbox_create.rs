@@ -99,6 +99,7 @@ impl Control {
         self.capacity.check_size(vcpus, memory_mb).map_err(|refusal| match refusal {
             Refusal::TooLarge(message) | Refusal::NoRoom(message) => invalid(message),
         })?;
+        let disk_mb = self.disk_limits.for_create(request.disk_mb).map_err(invalid)?;
         let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         validate::timeout(timeout_ms)?;
         let envs = self.create_envs(&template_id, &request)?;
@@ -125,6 +126,7 @@ impl Control {
         record.network = network;
         record.volumes = volumes;
         record.auto_resume = request.auto_resume.unwrap_or(false);
+        record.disk_mb = disk_mb;
         if let Some((pool_id, deadline_ms)) = pool {
             record.warm_pool_id = Some(pool_id);
             record.deadline_ms = deadline_ms;
@@ -187,6 +189,7 @@ pub(super) fn new_record(
         template,
         vcpus,
         memory_mb,
+        disk_mb: None,
         envs,
         metadata,
         cwd,

@@ -53,6 +53,8 @@ pub struct Control {
     pub(super) default_volume_size: Option<u64>,
     /// Per-sandbox resource caps and the host's overcommit budget.
     pub(super) capacity: Arc<Capacity>,
+    /// How big sandbox disks are (`--sandbox-disk`).
+    pub(super) disk_limits: super::disk_limits::DiskLimits,
     /// Held from the capacity check until the new sandbox is recorded, so concurrent creates cannot
     /// both take the last room.
     pub(super) admission: Arc<tokio::sync::Mutex<()>>,
@@ -107,6 +109,7 @@ impl Control {
             capacity: Arc::new(
                 Capacity::detect(&super::capacity::CapacitySettings::default()).expect("defaults are valid"),
             ),
+            disk_limits: super::disk_limits::DiskLimits::Unlimited,
             admission: Arc::default(),
             resumes: Arc::default(),
             webhook_targets: Arc::default(),
@@ -130,6 +133,12 @@ impl Control {
     /// Applies per-sandbox resource caps and the host's overcommit budget.
     pub fn with_capacity(mut self, capacity: Capacity) -> Self {
         self.capacity = Arc::new(capacity);
+        self
+    }
+
+    /// Applies the disk limits of sandboxes.
+    pub fn with_disk_limits(mut self, limits: super::disk_limits::DiskLimits) -> Self {
+        self.disk_limits = limits;
         self
     }
 
@@ -200,10 +209,24 @@ impl Control {
         reason: &'static str,
         restore_from: Option<PathBuf>,
     ) -> ControlResult<SandboxRecord> {
+        self.insert_and_start_replacing(record, reason, restore_from, None).await
+    }
+
+    /// [`Self::insert_and_start`] for a sandbox that takes the place of paused sandbox `replaces` (a
+    /// resume), which then does not count against the tenant's limits.
+    pub(super) async fn insert_and_start_replacing(
+        &self,
+        record: SandboxRecord,
+        reason: &'static str,
+        restore_from: Option<PathBuf>,
+        replaces: Option<&str>,
+    ) -> ControlResult<SandboxRecord> {
         let record = self.prepare_volumes(record).await?;
         let admission = self.admission.lock().await;
         // Checked again under the lock: another create may have taken the room since the early check.
         self.admit(record.vcpus, record.memory_mb).await?;
+        // The tenant's limits, checked under the same lock until the row is written.
+        self.check_sandbox_quota(&record, replaces).await?;
         let inserted = self.store.insert_sandbox(&record).await?;
         drop(admission);
         if inserted {
@@ -289,6 +312,7 @@ impl Control {
             network: record.network.clone(),
             vcpus: record.vcpus,
             memory_mb: record.memory_mb,
+            disk_mb: record.disk_mb,
             restore_from,
             volumes: record.volumes.clone(),
             build: false,

@@ -32,6 +32,7 @@ impl Control {
             config: SnapshotConfig {
                 vcpus: record.vcpus,
                 memory_mb: record.memory_mb,
+                disk_mb: record.disk_mb,
                 envs: record.envs.clone(),
                 cwd: record.cwd.clone(),
                 timeout_ms: record.timeout_ms,
@@ -159,6 +160,7 @@ impl Control {
     }
 
     fn record_from_snapshot(
+        &self,
         tenant: &Tenant,
         snapshot: &SnapshotRecord,
         metadata: Option<serde_json::Map<String, serde_json::Value>>,
@@ -181,6 +183,7 @@ impl Control {
         record.network = config.network.clone();
         record.volumes = config.volumes.clone();
         record.auto_resume = config.auto_resume;
+        record.disk_mb = self.disk_limits.inherit(config.disk_mb);
         record
     }
 
@@ -189,10 +192,12 @@ impl Control {
     pub async fn resume(&self, tenant: &Tenant, snapshot_or_sandbox_id: &str) -> ControlResult<SandboxRecord> {
         let snapshot = self.resolve_snapshot(tenant, snapshot_or_sandbox_id).await?;
         self.admit(snapshot.config.vcpus, snapshot.config.memory_mb).await?;
-        let record = Self::record_from_snapshot(tenant, &snapshot, None, None, None);
+        let record = self.record_from_snapshot(tenant, &snapshot, None, None, None);
         let memory = self.memory_of(&snapshot);
         let from_files = memory.is_none();
-        let resumed = self.insert_and_start(record, "resume", memory).await?;
+        // The paused alias goes away once the resumed sandbox runs: it does not count beside it.
+        let alias = self.store.paused_sandbox_of_snapshot(&tenant.id, &snapshot.id).await?.map(|alias| alias.id);
+        let resumed = self.insert_and_start_replacing(record, "resume", memory, alias.as_deref()).await?;
         if from_files {
             self.restart_template(&resumed).await;
         }
@@ -237,8 +242,14 @@ impl Control {
         }
         super::create_fields::snapshot_create(&request, &snapshot.config)?;
         self.admit(snapshot.config.vcpus, snapshot.config.memory_mb).await?;
+        // A create from a snapshot may ask for another disk size; otherwise it keeps the snapshot's.
+        let disk_mb = match request.disk_mb {
+            Some(_) => self.disk_limits.for_create(request.disk_mb).map_err(validate::invalid)?,
+            None => self.disk_limits.inherit(snapshot.config.disk_mb),
+        };
         let mut record =
-            Self::record_from_snapshot(tenant, &snapshot, request.metadata, request.timeout_ms, idempotency_key);
+            self.record_from_snapshot(tenant, &snapshot, request.metadata, request.timeout_ms, idempotency_key);
+        record.disk_mb = disk_mb;
         // The caller's to set (the request was normalized: `lifecycle.on_timeout` is in `timeout_action`).
         if let Some(action) = request.timeout_action {
             record.timeout_action = action.as_str().to_owned();
@@ -278,7 +289,7 @@ impl Control {
         } else {
             (self.capture(&parent, "fork").await?, None)
         };
-        let mut record = Self::record_from_snapshot(tenant, &layer, None, None, None);
+        let mut record = self.record_from_snapshot(tenant, &layer, None, None, None);
         record.metadata = parent.metadata.clone();
         let child = self.insert_and_start(record, "fork", restore_from).await;
         // The fork layer is kept alive by the child's layer list, not by a visible snapshot; nothing

@@ -87,11 +87,15 @@ impl Control {
             created_at: clock::now_rfc3339(),
             max_size_bytes: max_size,
         };
+        // Checked early to refuse before any work, and again (under a lock) where the row is written.
+        self.check_volume_quota(&tenant.id).await?;
         let id = record.id.clone();
         self.on_host_volumes(move |volumes| volumes.create(&id, max_size)).await?;
-        if !self.store.insert_volume(&record).await? {
+        let inserted = self.insert_volume_within_quota(&record).await;
+        if !matches!(inserted, Ok(true)) {
             let id = record.id.clone();
             let _ = self.on_host_volumes(move |volumes| volumes.remove(&id)).await;
+            inserted?;
             return Err(ControlError::VolumeConflict { name: name.to_owned() });
         }
         tracing::info!(volume = %record.id, max_size_bytes = ?max_size, "volume created");

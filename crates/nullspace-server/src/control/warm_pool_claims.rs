@@ -89,6 +89,9 @@ pub fn mismatch(
             pool.vcpus, pool.memory_mb
         ));
     }
+    if request.disk_mb != pool.disk_mb {
+        return Some("the pool's sandboxes have another disk size than the request asks for".into());
+    }
     let network = request.network.as_ref();
     let custom_network = request.internet_access == Some(false)
         || network.and_then(|n| n.allow_out.as_ref()).is_some_and(|list| !list.is_empty())
@@ -216,6 +219,7 @@ impl Control {
             template: Some(pool.template_id.clone()),
             vcpus: Some(pool.vcpus),
             memory_mb: Some(pool.memory_mb),
+            disk_mb: pool.disk_mb,
             ..CreateSandboxRequest::default()
         };
         let idle_ms = pool

@@ -80,6 +80,10 @@ fn a_create_misses_the_pool_when_its_settings_are_not_poolable() {
     assert_eq!(mismatch(&p, &plain, "base", 512), None);
     assert!(mismatch(&p, &plain, "tmpl_other", 512).is_some());
     assert!(mismatch(&p, &CreateSandboxRequest { memory_mb: Some(1024), ..plain.clone() }, "base", 512).is_some());
+    // Another disk size than the pool's members have is a cold create.
+    assert!(mismatch(&p, &CreateSandboxRequest { disk_mb: Some(64), ..plain.clone() }, "base", 512).is_some());
+    let sized = WarmPoolRecord { disk_mb: Some(64), ..pool() };
+    assert_eq!(mismatch(&sized, &CreateSandboxRequest { disk_mb: Some(64), ..plain.clone() }, "base", 512), None);
     assert!(
         mismatch(&p, &CreateSandboxRequest { internet_access: Some(false), ..plain.clone() }, "base", 512).is_some()
     );

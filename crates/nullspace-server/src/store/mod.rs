@@ -1,4 +1,4 @@
-//! The store: the durable record of tenants, API keys and sandboxes. Queries are plain SQL with `$n`
+//! The store: the durable record of tenants (their keys and limits) and sandboxes. Queries are plain SQL with `$n`
 //! placeholders so the same statements run on SQLite (embedded) and PostgreSQL.
 
 pub mod desktop_streams;
@@ -11,15 +11,17 @@ mod snapshots;
 pub mod template_blobs;
 pub mod template_builds;
 pub mod templates;
+pub mod tenants;
 mod volumes;
 pub mod warm_pools;
 pub mod webhooks;
 
 pub use error::StoreError;
 pub use events::EventFilter;
-pub use keys::Tenant;
+pub use keys::{hash_key, Tenant};
 pub use sandboxes::{ListFilter, SandboxRecord};
 pub use snapshots::{SnapshotConfig, SnapshotRecord};
+pub use tenants::{LimitsUpdate, TenantLimits, TenantUsage};
 pub use volumes::VolumeRecord;
 
 use std::path::Path;

@@ -25,6 +25,8 @@ pub struct SandboxRecord {
     pub vcpus: u32,
     /// Memory in MiB.
     pub memory_mb: u32,
+    /// Size of its writable disk in MiB (`None`: unlimited, its writes go to a plain host directory).
+    pub disk_mb: Option<u32>,
     /// Create-time environment.
     pub envs: BTreeMap<String, String>,
     /// Metadata (JSON object).
@@ -82,7 +84,7 @@ pub struct ListFilter {
 
 const COLUMNS: &str = "id, tenant_id, state, template, vcpus, memory_mb, envs, metadata, cwd, created_at, started_at, \
                        timeout_ms, deadline_ms, timeout_action, idempotency_key, error, layers, snapshot_id, network, volumes, \
-                       warm_pool_id, pool_claimed, auto_resume";
+                       warm_pool_id, pool_claimed, auto_resume, disk_mb";
 
 fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
     let id: String = column(row, "id", "?")?;
@@ -96,6 +98,10 @@ fn decode(row: &SqliteRow) -> StoreResult<SandboxRecord> {
         template: text("template")?,
         vcpus: u32::try_from(number("vcpus")?).map_err(|e| corrupt(e.to_string()))?,
         memory_mb: u32::try_from(number("memory_mb")?).map_err(|e| corrupt(e.to_string()))?,
+        disk_mb: column::<Option<i64>>(row, "disk_mb", &id)?
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|e| corrupt(format!("disk_mb: {e}")))?,
         envs: serde_json::from_str(&text("envs")?).map_err(|e| corrupt(e.to_string()))?,
         metadata: serde_json::from_str(&text("metadata")?).map_err(|e| corrupt(e.to_string()))?,
         cwd: column(row, "cwd", &id)?,
@@ -122,7 +128,7 @@ impl Store {
     /// idempotency key (nothing is inserted then).
     pub async fn insert_sandbox(&self, record: &SandboxRecord) -> StoreResult<bool> {
         let result = sqlx::query(&format!(
-            "INSERT INTO sandboxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
+            "INSERT INTO sandboxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
              ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
         ))
         .bind(&record.id)
@@ -148,6 +154,7 @@ impl Store {
         .bind(&record.warm_pool_id)
         .bind(record.pool_claimed)
         .bind(record.auto_resume)
+        .bind(record.disk_mb.map(i64::from))
         .execute(&self.pool)
         .await
         .map_err(query("insert sandbox"))?;

@@ -15,6 +15,9 @@ pub struct SnapshotConfig {
     pub vcpus: u32,
     /// Memory in MiB.
     pub memory_mb: u32,
+    /// Disk limit in MiB of the source (`None`: unlimited, also for snapshots taken before limits existed).
+    #[serde(default)]
+    pub disk_mb: Option<u32>,
     /// Create-time environment.
     pub envs: BTreeMap<String, String>,
     /// Default working directory.

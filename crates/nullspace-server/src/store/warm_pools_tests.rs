@@ -46,6 +46,7 @@ fn member(tenant: &str, id: &str, pool: Option<&str>, state: SandboxState) -> Sa
         template: "base".into(),
         vcpus: 2,
         memory_mb: 512,
+        disk_mb: None,
         envs: BTreeMap::new(),
         metadata: serde_json::Map::new(),
         cwd: "/workspace".into(),

@@ -54,6 +54,7 @@ pub async fn run(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     checks.push(netns_check().await);
     checks.push(mmdebstrap_check());
     checks.push(volume_size_check());
+    checks.push(sandbox_disk_check());
     checks.push(api_check(global).await);
 
     let failed = checks.iter().any(|c| c.status == Status::Fail);
@@ -141,10 +142,7 @@ fn mmdebstrap_check() -> Check {
 
 /// Size-limited volumes are ext4 images made by `mkfs.ext4` and loop-mounted.
 fn volume_size_check() -> Check {
-    let mkfs = find_in_path("mkfs.ext4").or_else(|| {
-        ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].map(std::path::PathBuf::from).into_iter().find(|p| p.is_file())
-    });
-    match (mkfs, Path::new("/dev/loop-control").exists()) {
+    match (find_mkfs_ext4(), Path::new("/dev/loop-control").exists()) {
         (Some(_), true) => {
             Check::new("volume-size", Status::Pass, "mkfs.ext4 and loop devices: volumes can have size limits")
         }
@@ -159,6 +157,36 @@ fn volume_size_check() -> Check {
             "no /dev/loop-control: volumes with a size limit cannot be mounted (modprobe loop)",
         ),
     }
+}
+
+/// Sandbox disk limits are ext4 images made by `mkfs.ext4` and loop-mounted, like size-limited volumes;
+/// without them the server starts only with `--sandbox-disk unlimited`.
+fn sandbox_disk_check() -> Check {
+    let unlimited =
+        "the server refuses to start unless given --sandbox-disk unlimited (sandboxes can then fill the host's disk)";
+    match (find_mkfs_ext4(), Path::new("/dev/loop-control").exists()) {
+        (Some(_), true) => Check::new(
+            "sandbox-disk",
+            Status::Pass,
+            "mkfs.ext4 and loop devices: each sandbox's writes are limited to its disk_mb (--sandbox-disk)",
+        ),
+        (None, _) => Check::new(
+            "sandbox-disk",
+            Status::Warn,
+            format!("mkfs.ext4 not found (apt-get install e2fsprogs): sandbox disks cannot be limited; {unlimited}"),
+        ),
+        (Some(_), false) => Check::new(
+            "sandbox-disk",
+            Status::Warn,
+            format!("no /dev/loop-control (modprobe loop): sandbox disks cannot be limited; {unlimited}"),
+        ),
+    }
+}
+
+fn find_mkfs_ext4() -> Option<std::path::PathBuf> {
+    find_in_path("mkfs.ext4").or_else(|| {
+        ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].map(std::path::PathBuf::from).into_iter().find(|p| p.is_file())
+    })
 }
 
 async fn api_check(global: &GlobalArgs) -> Check {

@@ -15,6 +15,7 @@ mod progress;
 pub(crate) mod sandbox;
 pub(crate) mod server;
 pub(crate) mod template;
+pub(crate) mod tenant;
 mod volume;
 
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Server(args) => server::run(args).await,
         Command::ApiKey(command) => api_key::run(command, &global).await,
+        Command::Tenant(command) => tenant::run(command, &global).await,
         Command::Doctor => doctor::run(&global).await,
         Command::Sandbox(command) => sandbox::run(command, &global).await,
         Command::Template(command) => template::run(command, &global).await,

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use nullspace_server::{CapacitySettings, HttpLimits, RegistryConfig, ServerOptions, TargetPolicy};
+use nullspace_server::{CapacitySettings, HttpLimits, RegistryConfig, RequestSettings, ServerOptions, TargetPolicy};
 
-use crate::cli::{RuntimeArg, ServerArgs};
+use crate::cli::{RuntimeArg, SandboxDiskArg, ServerArgs};
 use crate::exit::ExitStatus;
 
 /// Runs the server in the foreground.
@@ -36,6 +36,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
         bridge: args.bridge,
         subnet: args.subnet,
         volume_size: args.volume_size,
+        sandbox_disk: match args.sandbox_disk {
+            SandboxDiskArg::Size(bytes) => Some(bytes),
+            SandboxDiskArg::Unlimited => None,
+        },
         capacity: CapacitySettings {
             max_vcpus: args.max_vcpus,
             max_memory_mb: args.max_memory_mb,
@@ -52,6 +56,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
             header_timeout: Duration::from_secs(args.header_timeout_secs),
             body_timeout: Duration::from_secs(args.body_timeout_secs),
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        },
+        requests: RequestSettings {
+            rate_limit: args.rate_limit.0.map(|mut rate| {
+                rate.burst = args.rate_limit_burst.and_then(std::num::NonZeroU32::new).unwrap_or(rate.burst);
+                rate
+            }),
+            max_execs_per_sandbox: usize::try_from(args.max_execs_per_sandbox).unwrap_or(usize::MAX),
         },
     };
     nullspace_server::run(options).await?;

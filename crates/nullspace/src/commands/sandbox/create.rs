@@ -153,6 +153,7 @@ fn request(args: CreateArgs) -> anyhow::Result<CreateSandboxRequest> {
         template: Some(args.template),
         vcpus: args.vcpus,
         memory_mb: args.memory_mb,
+        disk_mb: args.disk_mb,
         timeout_ms: args.timeout.map(|secs| secs.saturating_mul(1000)),
         timeout_action: args.timeout_action.map(Into::into),
         envs: Some(envs),
