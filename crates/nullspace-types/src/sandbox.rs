@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Lifecycle status of a sandbox as reported to clients.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SandboxStatus {
@@ -46,6 +47,7 @@ impl SandboxStatus {
 }
 
 /// Resources of a sandbox.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxConfig {
     /// Virtual CPUs (CPU quota in whole cores).
@@ -55,6 +57,7 @@ pub struct SandboxConfig {
 }
 
 /// What a sandbox does when its deadline passes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TimeoutAction {
@@ -77,6 +80,7 @@ impl TimeoutAction {
 
 /// Body of `POST /v1/sandboxes`. Unknown fields are ignored and `null` means absent, as the client sends
 /// explicit nulls for unset optionals.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CreateSandboxRequest {
@@ -115,6 +119,7 @@ pub struct CreateSandboxRequest {
 
 /// The `desktop` object of a create request: how the desktop template's X server runs. Absent settings
 /// take the server's defaults (display `:1`, 1920×1080, 96 dpi).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DesktopSettings {
@@ -130,6 +135,7 @@ pub struct DesktopSettings {
 }
 
 /// A screen size: `{"width": 1280, "height": 800}` on the wire (the text `"1280x800"` is read too).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "ResolutionWire")]
 pub struct Resolution {
@@ -177,6 +183,7 @@ impl std::fmt::Display for Resolution {
 }
 
 /// The `warm_pool` object of a create request: which pool, and what to do on a miss.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WarmPoolCheckoutRequest {
@@ -193,6 +200,7 @@ pub struct WarmPoolCheckoutRequest {
 }
 
 /// The `network` object of a create request: CIDRs or addresses the sandbox may or may not reach.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NetworkRequest {
@@ -203,6 +211,7 @@ pub struct NetworkRequest {
 }
 
 /// `SandboxInfo`, the object every sandbox route answers with.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SandboxInfo {
     /// `sb_…` id.
@@ -236,6 +245,7 @@ pub struct SandboxInfo {
 }
 
 /// A page of `GET /v1/sandboxes`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SandboxPage {
     /// Sandboxes on this page.
@@ -247,6 +257,7 @@ pub struct SandboxPage {
 }
 
 /// Body of `POST /v1/sandboxes/{id}/timeout`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SetTimeoutRequest {

@@ -2,7 +2,7 @@
 //! guest's `/ws`, message for message.
 
 use super::extract::Path;
-use axum::extract::ws::{Message as ClientMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message as ClientMessage, WebSocket};
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
@@ -18,7 +18,7 @@ pub async fn sandbox_ws(
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-    upgrade: WebSocketUpgrade,
+    super::extract::WsUpgrade(upgrade): super::extract::WsUpgrade,
 ) -> Result<Response, ApiError> {
     let (_record, guest) = state.control.guest(&tenant, &id).await?;
     let path = match query {
