@@ -21,6 +21,14 @@ if ! "$venv/bin/python" -c 'import nullspace, pytest, pytest_timeout, pytest_asy
   "$venv/bin/pip" install -q 'nullspace-sdk==0.1.9' 'pytest>=8' 'pytest-timeout' 'pytest-asyncio' 'httpx' 'mcp>=1.2,<2'
 fi
 
+# The HTTP fuzzer (tests/e2e/test_http_fuzz.py) runs schemathesis from a venv of its own, so its
+# dependencies (hypothesis, its own pytest plugin) never meet the e2e venv's.
+fuzz_venv="$root/target/fuzz-venv"
+if ! "$fuzz_venv/bin/schemathesis" --version >/dev/null 2>&1; then
+  python3 -m venv "$fuzz_venv"
+  "$fuzz_venv/bin/pip" install -q 'schemathesis==4.32.5'
+fi
+
 export NULLSPACE_BIN="$root/target/release/nullspace"
 export NULLSPACE_E2E_DATA_DIR="${NULLSPACE_E2E_DATA_DIR:-$root/target/e2e-data}"
 "$venv/bin/pytest" -q -p no:cacheprovider --timeout 900 tests/e2e "$@"

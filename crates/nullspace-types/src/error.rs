@@ -112,6 +112,7 @@ impl ErrorCode {
 }
 
 /// The flat error envelope every non-2xx response carries.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// Human-readable message, lowercase, saying what failed and what to do next.

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One lifecycle event (`evt_…`), as listed and streamed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LifecycleEvent {
     /// Event id.
@@ -44,6 +45,7 @@ pub struct LifecycleEvent {
 }
 
 /// A page of lifecycle events.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LifecycleEventList {
     /// Events on this page.
@@ -57,6 +59,7 @@ pub struct LifecycleEventList {
 }
 
 /// `SnapshotInfo` (strict: exactly these keys).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotInfo {
     /// `snap_…` id.

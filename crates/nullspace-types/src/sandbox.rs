@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Lifecycle status of a sandbox as reported to clients.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SandboxStatus {
@@ -46,6 +47,7 @@ impl SandboxStatus {
 }
 
 /// Resources of a sandbox.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxConfig {
     /// Virtual CPUs (CPU quota in whole cores).
@@ -55,6 +57,7 @@ pub struct SandboxConfig {
 }
 
 /// What a sandbox does when its deadline passes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TimeoutAction {
@@ -93,6 +96,7 @@ impl TimeoutAction {
 }
 
 /// `lifecycle.on_timeout`: the client's preferred spelling of [`TimeoutAction`] (`pause` = `hibernate`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum OnTimeout {
@@ -122,6 +126,7 @@ impl OnTimeout {
 }
 
 /// The `lifecycle` object of a create request (and of the timeout route).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LifecycleRequest {
@@ -132,6 +137,7 @@ pub struct LifecycleRequest {
 
 /// The `lifecycle` object of `SandboxInfo`: what happens at the deadline and whether the sandbox wakes
 /// when it is used while paused.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LifecycleInfo {
@@ -143,6 +149,7 @@ pub struct LifecycleInfo {
 
 /// Body of `POST /v1/sandboxes`. Unknown fields are ignored and `null` means absent, as the client sends
 /// explicit nulls for unset optionals.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CreateSandboxRequest {
@@ -192,6 +199,7 @@ pub struct CreateSandboxRequest {
 
 /// The `desktop` object of a create request: how the desktop template's X server runs. Absent settings
 /// take the server's defaults (display `:1`, 1920×1080, 96 dpi).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DesktopSettings {
@@ -207,6 +215,7 @@ pub struct DesktopSettings {
 }
 
 /// A screen size: `{"width": 1280, "height": 800}` on the wire (the text `"1280x800"` is read too).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "ResolutionWire")]
 pub struct Resolution {
@@ -254,6 +263,7 @@ impl std::fmt::Display for Resolution {
 }
 
 /// The `warm_pool` object of a create request: which pool, and what to do on a miss.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WarmPoolCheckoutRequest {
@@ -270,6 +280,7 @@ pub struct WarmPoolCheckoutRequest {
 }
 
 /// The `network` object of a create request: CIDRs or addresses the sandbox may or may not reach.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NetworkRequest {
@@ -280,6 +291,7 @@ pub struct NetworkRequest {
 }
 
 /// `SandboxInfo`, the object every sandbox route answers with.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SandboxInfo {
     /// `sb_…` id.
@@ -319,6 +331,7 @@ pub struct SandboxInfo {
 }
 
 /// A page of `GET /v1/sandboxes`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SandboxPage {
     /// Sandboxes on this page.
@@ -330,6 +343,7 @@ pub struct SandboxPage {
 }
 
 /// Body of `POST /v1/sandboxes/{id}/timeout`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SetTimeoutRequest {

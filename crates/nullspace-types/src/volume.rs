@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One entry of `volumes` in `POST /v1/sandboxes` (and the body of a runtime attach).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct VolumeMountRequest {
@@ -19,6 +20,7 @@ pub struct VolumeMountRequest {
 }
 
 /// Body of `POST /v1/volumes`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CreateVolumeRequest {
@@ -31,6 +33,7 @@ pub struct CreateVolumeRequest {
 }
 
 /// `VolumeInfo`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeInfo {
     /// `vol_…` id.
@@ -60,6 +63,7 @@ pub struct VolumeInfo {
 }
 
 /// `VolumeAttachment`: one volume mounted into one sandbox.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeAttachment {
     /// `att_…` id.

@@ -53,6 +53,8 @@ fn request_hostname(headers: &HeaderMap) -> String {
 
 /// The raw VNC address of sandbox `id` (a host port forwarded to its VNC server), when allowed.
 async fn raw_vnc(state: &AppState, tenant: &Tenant, id: &str, headers: &HeaderMap) -> Result<(String, u16), ApiError> {
+    // Another tenant's (or an unknown) sandbox is a 404 first, whatever this server's VNC policy.
+    state.control.get(tenant, id).await?;
     if !state.desktop.raw_vnc {
         return Err(ApiError::new(
             ErrorCode::DesktopRawVncDisabled,

@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -50,6 +49,8 @@ impl DesktopViewer {
 }
 
 /// Query of the viewer routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Deserialize)]
 pub struct ViewerQuery {
     auth: Option<String>,
@@ -105,7 +106,7 @@ pub async fn websocket(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<ViewerQuery>,
-    upgrade: WebSocketUpgrade,
+    super::extract::WsUpgrade(upgrade): super::extract::WsUpgrade,
 ) -> Result<Response, ApiError> {
     let key = query.auth.unwrap_or_default();
     let streams = &state.desktop.streams;

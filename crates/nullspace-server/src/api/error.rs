@@ -101,7 +101,7 @@ impl From<ControlError> for ApiError {
             ControlError::Busy { .. } => ErrorCode::Conflict,
             ControlError::BuildNotFound { .. } => ErrorCode::BuildNotFound,
             ControlError::TemplateConflict { .. } => ErrorCode::Conflict,
-            ControlError::WarmPoolNotFound { .. } => ErrorCode::NotFound,
+            ControlError::WarmPoolNotFound { .. } | ControlError::ClaimNotFound { .. } => ErrorCode::NotFound,
             ControlError::WarmPoolUnavailable { .. } => ErrorCode::WarmPoolUnavailable,
             ControlError::Node(nullspace_node::NodeError::LiveMountsUnsupported { .. }) => {
                 ErrorCode::FeatureUnavailable

@@ -2,9 +2,11 @@
 //! and `Body` from here, never axum's own (whose rejections are plain text): a bad path parameter or
 //! query, a body that cannot be read (too large, or too slow: the server's body timeout) and a body that
 //! is not one JSON object are each a 4xx naming what was wrong (`payload_too_large` for an oversized body,
-//! `invalid_request` otherwise).
+//! `invalid_request` otherwise), and so is a plain request to a WebSocket route (`WsUpgrade`) or a body that
+//! is not the multipart form a route wants (`Multipart`).
 
 use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -55,6 +57,46 @@ where
             .await
             .map(|axum::extract::Query(value)| Self(value))
             .map_err(|rejection| ApiError::invalid(rejection.body_text()))
+    }
+}
+
+/// A WebSocket upgrade (axum's `WebSocketUpgrade`, rejected in the envelope): a request to a socket route
+/// that is not an upgrade is a 400 `invalid_request` saying so.
+pub struct WsUpgrade(pub WebSocketUpgrade);
+
+impl<S> FromRequestParts<S> for WsUpgrade
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        WebSocketUpgrade::from_request_parts(parts, state).await.map(Self).map_err(|rejection| {
+            ApiError::invalid(format!(
+                "this route is a WebSocket; open it with an HTTP/1.1 upgrade request ({})",
+                rejection.body_text().to_lowercase()
+            ))
+        })
+    }
+}
+
+/// A multipart form (axum's `Multipart`, rejected in the envelope: a body that is not a multipart form
+/// with a boundary is a 400).
+pub struct Multipart(pub axum::extract::Multipart);
+
+impl<S> FromRequest<S> for Multipart
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Multipart::from_request(request, state).await.map(Self).map_err(|rejection| {
+            ApiError::invalid(format!(
+                "expected a multipart/form-data body with a `file` field ({})",
+                rejection.body_text().to_lowercase()
+            ))
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! streams with replay.
 
 use super::extract::{Path, Query};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket};
 use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
@@ -17,6 +17,8 @@ use crate::control::ControlError;
 use crate::store::{EventFilter, Tenant};
 
 /// Query of the event lists.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Default, Deserialize)]
 pub struct EventsQuery {
     offset: Option<u64>,
@@ -100,8 +102,17 @@ pub async fn sandbox(
     Path(id): Path<String>,
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<LifecycleEventList>, ApiError> {
-    let filter = EventFilter { any_sandbox_id: Some(id), ..query.common_filter() };
-    list_events(&state, &tenant, query, filter).await
+    let filter = EventFilter { any_sandbox_id: Some(id.clone()), ..query.common_filter() };
+    let events = list_events(&state, &tenant, query, filter).await?;
+    // Another tenant's (or an unknown) sandbox is a 404, as on every route; the tenant's own destroyed
+    // sandboxes keep their history.
+    if events.0.events.is_empty() {
+        let known = state.control.store().get_sandbox(&tenant.id, &id).await.map_err(ControlError::from)?;
+        if known.is_none_or(|record| record.is_idle_pool_member()) {
+            return Err(ControlError::SandboxNotFound { sandbox_id: id }.into());
+        }
+    }
+    Ok(events)
 }
 
 /// `GET /v1/snapshots/{id}/lifecycle`.
@@ -111,8 +122,15 @@ pub async fn snapshot(
     Path(id): Path<String>,
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<LifecycleEventList>, ApiError> {
-    let filter = EventFilter { snapshot_id: Some(id), ..query.common_filter() };
-    list_events(&state, &tenant, query, filter).await
+    let filter = EventFilter { snapshot_id: Some(id.clone()), ..query.common_filter() };
+    let events = list_events(&state, &tenant, query, filter).await?;
+    // As for sandboxes: no events and no snapshot of this tenant is a 404 (a deleted one keeps its events).
+    if events.0.events.is_empty()
+        && state.control.store().get_snapshot(&tenant.id, &id).await.map_err(ControlError::from)?.is_none()
+    {
+        return Err(ControlError::SnapshotNotFound { snapshot_id: id }.into());
+    }
+    Ok(events)
 }
 
 /// The `subscribe` message of the lifecycle stream.
@@ -135,7 +153,7 @@ struct Subscribe {
 pub async fn global_ws(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
-    upgrade: WebSocketUpgrade,
+    super::extract::WsUpgrade(upgrade): super::extract::WsUpgrade,
 ) -> Response {
     super::websocket::bounded(upgrade, super::limits::WS_CONTROL_MESSAGE_LIMIT)
         .on_upgrade(move |socket| stream(socket, state, tenant, None))
@@ -146,7 +164,7 @@ pub async fn sandbox_ws(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
-    upgrade: WebSocketUpgrade,
+    super::extract::WsUpgrade(upgrade): super::extract::WsUpgrade,
 ) -> Result<Response, ApiError> {
     // Answered before the upgrade: another tenant's (or an unknown) sandbox is 404, as on every route.
     let known = state.control.store().get_sandbox(&tenant.id, &id).await.map_err(ControlError::from)?;

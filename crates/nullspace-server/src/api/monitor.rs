@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket};
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
@@ -42,7 +42,7 @@ struct ClientMessage {
 pub async fn monitor_ws(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
-    upgrade: WebSocketUpgrade,
+    super::extract::WsUpgrade(upgrade): super::extract::WsUpgrade,
 ) -> Response {
     super::websocket::bounded(upgrade, super::limits::WS_CONTROL_MESSAGE_LIMIT)
         .on_upgrade(move |socket| stream(socket, state, tenant))

@@ -168,6 +168,8 @@ pub async fn preview_proxy_target(
 }
 
 /// Query of `GET /v1/sandboxes/{id}/preview-urls`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
     port: Option<String>,

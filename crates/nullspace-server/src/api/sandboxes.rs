@@ -114,6 +114,8 @@ pub async fn create(
 }
 
 /// Query of `GET /v1/sandboxes/{id}`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Deserialize)]
 pub struct FieldsQuery {
     fields: Option<String>,
@@ -138,6 +140,8 @@ pub async fn get(
 }
 
 /// Query of `GET /v1/sandboxes`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     state: Option<String>,

@@ -1,9 +1,9 @@
 //! Signed file URLs: `POST …/files/download-url` and `…/files/upload-url` mint them (authenticated);
 //! `GET|PUT|POST /v1/signed/{token}` use them without the API key, relayed to the guest's raw file routes.
 
-use super::extract::Path;
+use super::extract::{Multipart, Path};
 use axum::body::Body;
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::Json;
@@ -184,7 +184,7 @@ pub async fn signed_put(
 pub async fn signed_post(
     State(state): State<AppState>,
     Path(token): Path<String>,
-    mut multipart: Multipart,
+    Multipart(mut multipart): Multipart,
 ) -> Result<Response, ApiError> {
     let claim = verify(&state, &token, FileOperation::Upload)?;
     let (guest, target_id) = claim_guest(&state, &claim).await?;

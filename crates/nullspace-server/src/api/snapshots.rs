@@ -66,6 +66,8 @@ pub async fn fork(
 }
 
 /// Query of `GET /v1/snapshots`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     sandbox_id: Option<String>,

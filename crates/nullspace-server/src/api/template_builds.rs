@@ -57,6 +57,8 @@ pub async fn build(
 }
 
 /// Query of the status and log routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct OffsetQuery {

@@ -3,7 +3,6 @@
 //! the volume), exactly like the sandbox routes; signed URLs name the volume in their claim.
 
 use super::extract::Path;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -88,7 +87,7 @@ pub async fn ws(
     Authenticated(tenant): Authenticated,
     Path(vid): Path<String>,
     RawQuery(query): RawQuery,
-    upgrade: WebSocketUpgrade,
+    super::extract::WsUpgrade(upgrade): super::extract::WsUpgrade,
 ) -> Result<Response, ApiError> {
     let guest = state.control.volume_guest(&tenant, &vid).await?;
     let path = match query {

@@ -159,6 +159,8 @@ pub async fn delete(
 }
 
 /// Query of the delivery list.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
     offset: Option<u64>,

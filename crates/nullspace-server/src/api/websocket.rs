@@ -24,7 +24,7 @@ pub async fn sandbox_ws(
     Authenticated(tenant): Authenticated,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-    upgrade: WebSocketUpgrade,
+    super::extract::WsUpgrade(upgrade): super::extract::WsUpgrade,
 ) -> Result<Response, ApiError> {
     let (_record, guest) = state.control.guest(&tenant, &id).await?;
     let upgrade = bounded(upgrade, limits::WS_MESSAGE_LIMIT);

@@ -37,6 +37,12 @@ pub enum ControlError {
         /// What is wrong and how to fix it.
         message: String,
     },
+    /// No template name claim of that token for the tenant (expired, released, or another tenant's).
+    #[error("no name claim {token:?}; claim a name with POST /v1/templates/claims")]
+    ClaimNotFound {
+        /// Requested token.
+        token: String,
+    },
     /// No warm pool of that id for the tenant.
     #[error("warm pool {pool_id} not found; list yours with `GET /v1/template-warm-pools`")]
     WarmPoolNotFound {

@@ -17,6 +17,8 @@ use crate::store::Tenant;
 const CLAIM_HOURS: i64 = 24;
 
 /// Which builds of a template to list.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct BuildQuery {
@@ -254,7 +256,7 @@ impl Control {
     /// Releases claim `token`.
     pub async fn release_template_claim(&self, tenant: &Tenant, token: &str) -> ControlResult<()> {
         if !self.store.delete_claim(&tenant.id, token).await? {
-            return Err(ControlError::InvalidRequest { message: format!("no name claim {token:?}") });
+            return Err(ControlError::ClaimNotFound { token: token.to_owned() });
         }
         Ok(())
     }

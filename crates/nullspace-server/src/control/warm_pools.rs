@@ -86,6 +86,8 @@ pub struct PoolRequest {
 }
 
 /// Filters of `GET /v1/template-warm-pools`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PoolFilter {
     /// Template reference as given, or the template id it resolved to.
