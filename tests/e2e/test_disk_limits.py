@@ -132,6 +132,42 @@ def test_destroy_leaves_no_mount_loop_device_or_image(server, sandboxes):
     assert not image.exists()
 
 
+def test_a_crashed_server_keeps_live_disks_and_releases_stale_ones_at_start(server):
+    srv = sibling_server(server, "diskcrash", [])
+    try:
+        sb = srv.create(disk_mb=32)
+        disk, image = _disk_of(srv, sb.id)
+        # What a crash between attaching a loop device and mounting it leaves: an orphan's image on a loop.
+        stale_root = srv.data_dir / "sandboxes" / "sb_e2estale0"
+        stale_root.mkdir(parents=True, exist_ok=True)
+        stale_image = stale_root / "disk.img"
+        subprocess.run(["truncate", "-s", "32M", str(stale_image)], check=True)
+        subprocess.run(["losetup", "-f", str(stale_image)], check=True)
+        assert _loop_devices_of(stale_image)
+
+        srv.stop(kill9=True)
+        srv.start(timeout=120)
+
+        assert not _loop_devices_of(stale_image), "the orphan's loop device is released"
+        assert not stale_root.exists(), "the orphan's directory is removed"
+        again = srv.connect(sb.id)
+        assert again.commands.run("echo", ["alive"]).stdout.strip() == "alive"
+        assert str(disk) in _mount_points_below(disk), "a live sandbox keeps its disk across the restart"
+        assert _df_total_mib(again) <= 32
+        again.kill()
+        wait_until(lambda: not image.exists(), timeout=30, what="the image to go")
+        assert not _loop_devices_of(image)
+        assert not _mount_points_below(disk.parent)
+    finally:
+        for leftover in (srv.data_dir / "sandboxes").glob("sb_e2estale0/disk.img"):
+            for line in _loop_devices_of(leftover).splitlines():
+                subprocess.run(["losetup", "-d", line.split(":")[0]], capture_output=True)
+        if srv.running:
+            srv.kill_all(srv.key)
+            srv.stop()
+        srv.remove_network()
+
+
 def _make_small_filesystem(mount_point: Path, mib: int) -> Path:
     image = Path(f"{mount_point}.img")
     subprocess.run(["umount", str(mount_point)], capture_output=True)

@@ -109,7 +109,8 @@ def test_kill_and_kill_by_id(server, sandboxes):
     owned = snapshot_mentions(host_snapshot(server.data_dir), sandbox_id)
     assert set(owned) == {"mounts", "runc", "cgroups", "dirs", "processes"}, owned
     layout = server.data_dir / "sandboxes" / sandbox_id
-    assert {"upper", "work", "rootfs", "control", "bundle"} <= {p.name for p in layout.iterdir()}
+    assert {"disk", "disk.img", "rootfs", "bundle"} <= {p.name for p in layout.iterdir()}
+    assert {"upper", "work", "control", "net"} <= {p.name for p in (layout / "disk").iterdir()}
     assert any(m.endswith(f"/sandboxes/{sandbox_id}/rootfs") for m in owned["mounts"]), owned["mounts"]
     assert sb.commands.run("true").exit_code == 0
     sb.kill()

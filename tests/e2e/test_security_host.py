@@ -54,7 +54,7 @@ def test_a_setuid_file_written_in_a_sandbox_gives_no_host_user_root(server, sand
     made = sb.commands.run("cp /bin/sh /x && chmod u+s /x && stat -c %a:%u /x", shell=True)
     assert made.exit_code == 0 and made.stdout.strip() == "4755:0", made
     root = server.data_dir / "sandboxes" / sb.id
-    upper_x, merged_x = root / "upper" / "x", root / "rootfs" / "x"
+    upper_x, merged_x = root / "disk" / "upper" / "x", root / "rootfs" / "x"
     assert upper_x.stat().st_mode & stat.S_ISUID, "premise: the setuid root file is a host inode"
 
     # The attack of a local user: run it (`-p`: the shell keeps a setuid euid).
@@ -112,7 +112,7 @@ def test_a_sandbox_cannot_give_a_file_capabilities(server, sandbox):
     )
     result = _py(sandbox, script)
     assert result.exit_code == 0 and result.stdout.strip() == "EPERM", result
-    upper = server.data_dir / "sandboxes" / sandbox.id / "upper" / "workspace" / "capped"
+    upper = server.data_dir / "sandboxes" / sandbox.id / "disk" / "upper" / "workspace" / "capped"
     with pytest.raises(OSError):
         os.getxattr(upper, "security.capability")
 

@@ -36,7 +36,7 @@ def test_a_sandbox_cannot_redirect_its_guest_link_to_another_tenants_sandbox(ser
     victim = sandboxes.create(key=second_key)
     victim.files.write("/workspace/secret.txt", "victim-secret-" + uuid.uuid4().hex)
     attacker = sandboxes.create()
-    victim_socket = Path(server.data_dir) / "sandboxes" / victim.id / "control" / "guest.sock"
+    victim_socket = Path(server.data_dir) / "sandboxes" / victim.id / "disk" / "control" / "guest.sock"
     assert victim_socket.exists(), "the victim's guest socket is where the attack aims"
 
     planted = attacker.commands.run(
@@ -166,7 +166,7 @@ def test_a_fork_with_memory_never_writes_through_a_planted_config_symlink(runsc_
             "sh", ["-c", f"rm -f /run/nullspace/config.json && ln -s {victim} /run/nullspace/config.json && echo ok"]
         )
         assert planted.stdout.strip() == "ok"
-        host_entry = Path(runsc_server.data_dir) / "sandboxes" / sb.id / "control" / "config.json"
+        host_entry = Path(runsc_server.data_dir) / "sandboxes" / sb.id / "disk" / "control" / "config.json"
         assert host_entry.is_symlink(), "gVisor creates the sandbox's symlink on the host"
         child = sb.fork()
         assert victim.read_text() == "host content"

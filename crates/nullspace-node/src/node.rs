@@ -272,7 +272,8 @@ impl Node {
             move |source| NodeError::Filesystem { sandbox_id: id.to_owned(), path, source }
         };
         // Everything the sandbox writes goes on its disk, limited by the kernel when it has a size.
-        crate::sandbox_disk::prepare(&paths, spec.disk_mb)
+        crate::sandbox_disk::prepare_off_thread(&paths, spec.disk_mb)
+            .await
             .map_err(|source| NodeError::Disk { sandbox_id: id.to_owned(), source })?;
         for dir in [&paths.upper, &paths.work, &paths.rootfs, &paths.bundle] {
             std::fs::create_dir_all(dir).map_err(fs_error(dir))?;
@@ -413,7 +414,8 @@ impl Node {
             source,
         };
         pinned_mounts::unpin_all(&paths.pins).map_err(|source| fs_error(&paths.pins, source))?;
-        crate::sandbox_disk::release(&paths)
+        crate::sandbox_disk::release_off_thread(&paths)
+            .await
             .map_err(|source| NodeError::Disk { sandbox_id: sandbox_id.to_owned(), source })?;
         // Never delete into a mount (a volume, the rootfs) that is somehow still there.
         if let Some(mounted) = pinned_mounts::mounted_below(&paths.root).map_err(|e| fs_error(&paths.root, e))? {

@@ -77,6 +77,22 @@ pub fn prepare(paths: &SandboxPaths, disk_mb: Option<u32>) -> Result<(), ImageEr
     volume_image::mount_with(&paths.disk_image, &paths.disk, MOUNT_OPTIONS)
 }
 
+/// [`prepare`] on a blocking thread (`mkfs.ext4` and `mount` take tens of milliseconds).
+pub async fn prepare_off_thread(paths: &SandboxPaths, disk_mb: Option<u32>) -> Result<(), ImageError> {
+    let paths = paths.clone();
+    tokio::task::spawn_blocking(move || prepare(&paths, disk_mb)).await.unwrap_or_else(|error| {
+        Err(ImageError::Tool { tool: "preparing a sandbox disk".into(), stderr: error.to_string() })
+    })
+}
+
+/// [`release`] on a blocking thread (unmounting flushes the filesystem's journal).
+pub async fn release_off_thread(paths: &SandboxPaths) -> Result<(), ImageError> {
+    let paths = paths.clone();
+    tokio::task::spawn_blocking(move || release(&paths)).await.unwrap_or_else(|error| {
+        Err(ImageError::Tool { tool: "releasing a sandbox disk".into(), stderr: error.to_string() })
+    })
+}
+
 /// Unmounts the disk of a sandbox at `paths` (nothing mounted is success); the loop device goes with
 /// the unmount. The image itself goes with the sandbox's directory.
 pub fn release(paths: &SandboxPaths) -> Result<(), ImageError> {

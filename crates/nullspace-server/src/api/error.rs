@@ -138,3 +138,29 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("launching failed")]
+    struct Wrapper(#[source] std::io::Error);
+
+    #[test]
+    fn a_full_disk_anywhere_in_the_chain_is_insufficient_storage() {
+        let full = Wrapper(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert!(is_storage_full(&full));
+        let other = Wrapper(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert!(!is_storage_full(&other));
+        let tool = std::io::Error::other("`mkfs.ext4 -q` failed: No space left on device while writing");
+        assert!(is_storage_full(&tool));
+        let answer = ApiError::from(ControlError::Node(nullspace_node::NodeError::Filesystem {
+            sandbox_id: "sb_x".into(),
+            path: "/data/sandboxes/sb_x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        }));
+        assert_eq!(answer.code, ErrorCode::InsufficientStorage);
+        assert!(!answer.message.contains("os error"), "{}", answer.message);
+    }
+}
