@@ -13,7 +13,7 @@ mod spec;
 pub use error::RuntimeError;
 pub use oci::{ContainerInfo, OciRuntime, CGROUP_PARENT};
 pub use probe::{probe, probe_all, select, Probe, RuntimeChoice};
-pub use spec::{BindMount, Limits, RuntimeKind, SandboxSpec};
+pub use spec::{BindMount, Limits, RuntimeKind, SandboxSpec, UserNamespace};
 
 /// Result alias of this crate.
 pub type RuntimeResult<T> = Result<T, RuntimeError>;

@@ -359,14 +359,33 @@ impl OciRuntime {
         Ok((ns, root))
     }
 
+    /// The user namespace of running sandbox `id`'s init when it is not the node's own (`None` for a
+    /// sandbox whose root is the host's root).
+    async fn own_user_namespace(&self, id: &str) -> RuntimeResult<Option<OwnedFd>> {
+        use std::os::unix::fs::MetadataExt;
+        let pid = self.init_pid(id).await?;
+        let not_running = |_| RuntimeError::NotRunning { id: id.to_string() };
+        let theirs = std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(not_running)?;
+        let (their_meta, own_meta) =
+            (theirs.metadata().map_err(not_running)?, std::fs::metadata("/proc/self/ns/user").map_err(not_running)?);
+        if self.init_pid(id).await? != pid {
+            return Err(RuntimeError::NotRunning { id: id.to_string() });
+        }
+        let same = their_meta.dev() == own_meta.dev() && their_meta.ino() == own_meta.ino();
+        Ok((!same).then(|| OwnedFd::from(theirs)))
+    }
+
     /// Bind-mounts the directory open as `source` at `target` inside running sandbox `id` (directories on
     /// the way are created, no symlink is followed), `nosuid,nodev`, read-only when `read_only`. The mount
     /// exists only in the sandbox's mount namespace and goes with it.
     pub async fn mount_live(&self, id: &str, source: OwnedFd, target: &str, read_only: bool) -> RuntimeResult<()> {
         let (ns, _root) = self.open_namespace(id).await?;
+        // A sandbox in a user namespace of its own sees the volume through an idmapped clone (0-based on
+        // disk, its own ids inside), as at launch.
+        let userns = self.own_user_namespace(id).await?;
         let target_owned = target.to_string();
         let result = tokio::task::spawn_blocking(move || {
-            let tree = live_mounts::clone_tree(&source, read_only)?;
+            let tree = live_mounts::clone_tree(&source, read_only, userns.as_ref())?;
             live_mounts::attach(&ns, &tree, &target_owned)
         })
         .await;

@@ -92,8 +92,9 @@ fn target_components(target: &str) -> Result<Vec<CString>, StepError> {
     Ok(components)
 }
 
-/// A detached clone of the directory open as `source`, `nosuid,nodev` and read-only when asked.
-pub(crate) fn clone_tree(source: &OwnedFd, read_only: bool) -> Result<OwnedFd, StepError> {
+/// A detached clone of the directory open as `source`, `nosuid,nodev` and read-only when asked, idmapped
+/// through `userns` when given (a sandbox's own user namespace: its ids see the 0-based tree as theirs).
+pub(crate) fn clone_tree(source: &OwnedFd, read_only: bool, userns: Option<&OwnedFd>) -> Result<OwnedFd, StepError> {
     let flags = libc::OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
     // SAFETY: open_tree(2) with a valid descriptor and an empty NUL-terminated path.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, source.as_raw_fd(), c"".as_ptr(), flags) };
@@ -106,7 +107,12 @@ pub(crate) fn clone_tree(source: &OwnedFd, read_only: bool) -> Result<OwnedFd, S
     if read_only {
         attr_set |= libc::MOUNT_ATTR_RDONLY;
     }
-    let attr = libc::mount_attr { attr_set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let mut userns_fd = 0;
+    if let Some(userns) = userns {
+        attr_set |= libc::MOUNT_ATTR_IDMAP;
+        userns_fd = userns.as_raw_fd() as u64;
+    }
+    let attr = libc::mount_attr { attr_set, attr_clr: 0, propagation: 0, userns_fd };
     // SAFETY: mount_setattr(2) on the descriptor above with a properly sized `struct mount_attr`.
     let result = unsafe {
         libc::syscall(
