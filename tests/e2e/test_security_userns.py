@@ -160,26 +160,27 @@ def test_what_a_sandbox_writes_is_zero_based_on_disk_and_an_escaped_root_owns_no
     base = _range_of(server, sb.id)
     assert base is not None
     sb.files.write("/workspace/root.txt", "root")
-    sb.files.write("/workspace/user.txt", "user", user="user")
-    made = _sh(sb, "touch /workspace/ran.txt && mkdir -p /workspace/d && stat -c %u:%g /workspace/ran.txt", as_user=True)
+    sb.files.write("/home/user/user.txt", "user", user="user")
+    made = _sh(sb, "touch /home/user/ran.txt && mkdir -p /home/user/d && stat -c %u:%g /home/user/ran.txt", as_user=True)
     assert made.exit_code == 0 and made.stdout.strip() == "1000:1000", made
-    inside = sb.commands.run("stat", ["-c", "%u:%g", "/workspace/root.txt", "/workspace/user.txt"])
+    inside = sb.commands.run("stat", ["-c", "%u:%g", "/workspace/root.txt", "/home/user/user.txt"])
     assert inside.stdout.split() == ["0:0", "1000:1000"], inside
 
-    upper = server.data_dir / "sandboxes" / sb.id / "upper" / "workspace"
-    owners = {name: (upper / name).stat() for name in ["root.txt", "user.txt", "ran.txt", "d"]}
-    assert (owners["root.txt"].st_uid, owners["root.txt"].st_gid) == (0, 0)
+    upper = server.data_dir / "sandboxes" / sb.id / "upper"
+    root_file = (upper / "workspace" / "root.txt").stat()
+    assert (root_file.st_uid, root_file.st_gid) == (0, 0)
     for name in ["user.txt", "ran.txt", "d"]:
-        assert (owners[name].st_uid, owners[name].st_gid) == (1000, 1000), name
+        owned = (upper / "home" / "user" / name).stat()
+        assert (owned.st_uid, owned.st_gid) == (1000, 1000), name
     # No file on disk carries a range id, so a process that escaped as the sandbox's root (host uid
     # `base`) owns nothing: it can neither reach the data dir nor write the sandbox's own files.
-    escaped = _as_host_uid(base, ["sh", "-c", f"cat {upper / 'root.txt'}; echo x >> {upper / 'user.txt'}"])
+    escaped = _as_host_uid(
+        base, ["sh", "-c", f"cat {upper / 'workspace' / 'root.txt'}; echo x >> {upper / 'home' / 'user' / 'user.txt'}"]
+    )
     assert escaped.returncode != 0 and "Permission denied" in escaped.stderr, escaped
-    # The template's layers are shared, 0-based, and untouched: nothing was chowned for this sandbox.
+    # Nothing was chowned into the range for this sandbox.
     assert all(
-        not (base <= path.stat().st_uid < base + RANGE)
-        for path in (server.data_dir / "sandboxes" / sb.id / "upper").rglob("*")
-        if not path.is_symlink()
+        not (base <= path.lstat().st_uid < base + RANGE) for path in upper.rglob("*")
     )
 
 
@@ -189,6 +190,7 @@ def test_two_sandboxes_of_a_tenant_share_a_volume_with_ownership_both_ways(serve
         a = sandboxes.create(volumes=[volume.mount("/data")])
         b = sandboxes.create(volumes=[volume.mount("/data")])
         assert _range_of(server, a.id) != _range_of(server, b.id)
+        assert _sh(a, "chmod 777 /data").exit_code == 0
         a.files.write("/data/from-a-user.txt", "a", user="user")
         b.files.write("/data/from-b-root.txt", "b")
         for sb in (a, b):
@@ -211,17 +213,17 @@ def test_two_sandboxes_of_a_tenant_share_a_volume_with_ownership_both_ways(serve
 
 def test_hibernate_resume_and_fork_keep_files_and_ownership(server, sandboxes):
     sb = sandboxes.create()
-    sb.files.write("/workspace/mine.txt", "kept", user="user")
-    made = _sh(sb, "cp -p /workspace/mine.txt /workspace/odd.txt && chown 1234:2345 /workspace/odd.txt && stat -c %u /workspace/mine.txt")
+    sb.files.write("/home/user/mine.txt", "kept", user="user")
+    made = _sh(sb, "cp -p /home/user/mine.txt /home/user/odd.txt && chown 1234:2345 /home/user/odd.txt && stat -c %u /home/user/mine.txt")
     assert made.exit_code == 0 and made.stdout.strip() == "1000", made
 
     child = sb.fork()
     sandboxes.created.append((child.id, server.key))
     assert _range_of(server, child.id) not in (None, _range_of(server, sb.id))
-    owners = child.commands.run("stat", ["-c", "%u:%g", "/workspace/mine.txt", "/workspace/odd.txt"])
+    owners = child.commands.run("stat", ["-c", "%u:%g", "/home/user/mine.txt", "/home/user/odd.txt"])
     assert owners.stdout.split() == ["1000:1000", "1234:2345"], owners
-    assert child.files.read("/workspace/mine.txt") == "kept"
-    assert _sh(child, "echo child >> /workspace/mine.txt", as_user=True).exit_code == 0
+    assert child.files.read("/home/user/mine.txt") == "kept"
+    assert _sh(child, "echo child >> /home/user/mine.txt", as_user=True).exit_code == 0
 
     snap = sb.hibernate()
     # A hibernated sandbox holds no range (nothing of it runs); resume gets one again.
@@ -230,10 +232,10 @@ def test_hibernate_resume_and_fork_keep_files_and_ownership(server, sandboxes):
     sandboxes.created.append((resumed.id, server.key))
     base = _range_of(server, resumed.id)
     assert base is not None and _id_map(resumed, "uid_map") == [0, base, RANGE]
-    owners = resumed.commands.run("stat", ["-c", "%u:%g", "/workspace/mine.txt", "/workspace/odd.txt"])
+    owners = resumed.commands.run("stat", ["-c", "%u:%g", "/home/user/mine.txt", "/home/user/odd.txt"])
     assert owners.stdout.split() == ["1000:1000", "1234:2345"], owners
-    assert resumed.files.read("/workspace/mine.txt") == "kept"
-    assert _sh(resumed, "echo again >> /workspace/mine.txt", as_user=True).exit_code == 0
+    assert resumed.files.read("/home/user/mine.txt") == "kept"
+    assert _sh(resumed, "echo again >> /home/user/mine.txt", as_user=True).exit_code == 0
 
 
 def test_a_restart_keeps_live_ranges_and_frees_none_twice(server, sandboxes):
