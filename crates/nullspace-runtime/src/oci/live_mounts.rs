@@ -133,18 +133,21 @@ pub(crate) fn clone_tree(source: &OwnedFd, read_only: bool, userns: Option<&Owne
 /// What the child does inside the namespace.
 enum NsWork<'a> {
     /// Walks `components` from `/` (creating missing directories, following no symlink) and attaches
-    /// `tree` to the last one.
-    Attach { tree: &'a OwnedFd, components: &'a [CString] },
+    /// `tree` to the last one. With `fs_id`, directories are created with that host uid and gid as the
+    /// filesystem ids (a sandbox's root in its own user namespace: through its idmapped layers the host's
+    /// root maps to nothing, and what it creates is 0-based on disk).
+    Attach { tree: &'a OwnedFd, components: &'a [CString], fs_id: Option<u32> },
     /// Walks to the parent of the last of `components` from `/` (following no symlink), checks that the
     /// mount there has the root `expect` (device, inode) when given, and lazily unmounts it by its name in
     /// that parent (not following a symlink there either).
     Detach { components: &'a [CString], expect: Option<(libc::dev_t, libc::ino_t)> },
 }
 
-/// Attaches `tree` (from [`clone_tree`]) at `target` inside the mount namespace open as `mnt_ns`.
-pub(crate) fn attach(mnt_ns: &OwnedFd, tree: &OwnedFd, target: &str) -> Result<(), StepError> {
+/// Attaches `tree` (from [`clone_tree`]) at `target` inside the mount namespace open as `mnt_ns`, creating
+/// missing directories as host uid/gid `fs_id` when given (see [`NsWork::Attach`]).
+pub(crate) fn attach(mnt_ns: &OwnedFd, tree: &OwnedFd, target: &str, fs_id: Option<u32>) -> Result<(), StepError> {
     let components = target_components(target)?;
-    in_namespace(mnt_ns, &NsWork::Attach { tree, components: &components })
+    in_namespace(mnt_ns, &NsWork::Attach { tree, components: &components, fs_id })
 }
 
 /// Unmounts `target` inside the mount namespace open as `mnt_ns`; `Ok(false)` when nothing was mounted
@@ -275,7 +278,23 @@ unsafe fn child(mnt_ns: libc::c_int, work: &NsWork<'_>, report: libc::c_int) -> 
         fail(STEP_SETNS);
     }
     match work {
-        NsWork::Attach { tree, components } => {
+        NsWork::Attach { tree, components, fs_id } => {
+            if let Some(id) = *fs_id {
+                // Keep the capabilities when the filesystem uid leaves 0; this process only.
+                let keep = libc::SECBIT_NO_SETUID_FIXUP as libc::c_ulong;
+                if libc::prctl(
+                    libc::PR_SET_SECUREBITS,
+                    keep,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                ) < 0
+                {
+                    fail(STEP_MKDIR);
+                }
+                libc::setfsuid(id);
+                libc::setfsgid(id);
+            }
             let how = open_how(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, libc::RESOLVE_NO_SYMLINKS);
             let mut dir = libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
             if dir < 0 {
