@@ -344,10 +344,45 @@ impl UsernsLaunch {
         mounts: &mut [BindMount],
         keep_plain: impl Fn(&BindMount) -> bool,
     ) -> io::Result<()> {
+        let table = nullspace_runtime::mountinfo::read_own()?;
         for bind in mounts.iter_mut().filter(|m| !keep_plain(m)) {
-            bind.source = self.map(&bind.source, true)?;
+            // overlayfs cannot be idmapped itself: a read-only view of layers (a build stage a `COPY
+            // --from` reads) is mounted again over idmapped clones of its layers.
+            // The innermost mount holding the source decides (the last listed of the longest mount point).
+            let holder = table
+                .iter()
+                .filter(|e| bind.source.starts_with(&e.mount_point))
+                .max_by_key(|e| e.mount_point.as_os_str().len());
+            bind.source = match holder.filter(|e| e.fs_type == "overlay") {
+                Some(view) => {
+                    let layers = lower_dirs(&view.super_options).ok_or_else(|| {
+                        io::Error::other(format!("{} is an overlay with no lowerdir", view.mount_point.display()))
+                    })?;
+                    let inside = bind.source.strip_prefix(&view.mount_point).map_err(io::Error::other)?.to_path_buf();
+                    self.map_view(&layers)?.join(inside)
+                }
+                None => self.map(&bind.source, true)?,
+            };
         }
         Ok(())
+    }
+
+    /// A read-only overlay of idmapped clones of `layers` (top first), attached below `<sandbox>/idmap`.
+    fn map_view(&mut self, layers: &[PathBuf]) -> io::Result<PathBuf> {
+        let mut mapped = Vec::with_capacity(layers.len());
+        for layer in layers {
+            mapped.push(self.map(layer, false)?);
+        }
+        let target = self.attach_point(Path::new("/"))?;
+        let base = self.base;
+        let view = target.clone();
+        as_range_root(base, move || {
+            let lower: Vec<String> = mapped.iter().map(|p| p.display().to_string()).collect();
+            let options = format!("lowerdir={}", lower.join(":"));
+            let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+            mount(Some("overlay"), &view, Some("overlay"), flags, Some(options.as_str())).map_err(io::Error::from)
+        })?;
+        Ok(target)
     }
 
     /// A copy of the network namespace's descriptor (owned by the sandbox's user namespace).
@@ -369,6 +404,21 @@ impl UsernsLaunch {
     pub(crate) fn finish(self) -> io::Result<()> {
         detach_all(&self.attach_dir)
     }
+}
+
+/// The `lowerdir=` layers of an overlay's superblock options (`a:b:c`, top first; a backslash escapes a colon).
+fn lower_dirs(super_options: &str) -> Option<Vec<PathBuf>> {
+    let value = super_options.split(',').find_map(|option| option.strip_prefix("lowerdir="))?;
+    let mut layers = vec![String::new()];
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => layers.last_mut()?.extend(chars.next()),
+            ':' => layers.push(String::new()),
+            other => layers.last_mut()?.push(other),
+        }
+    }
+    Some(layers.into_iter().map(PathBuf::from).collect())
 }
 
 /// Detaches and removes every attach point below `dir` (nothing when it does not exist).
@@ -515,6 +565,14 @@ mod tests {
         assert_eq!(policy.pick(&BTreeSet::new()), Some(FIRST_BASE + 2 * RANGE_SIZE));
         let taken: BTreeSet<u32> = [FIRST_BASE + 2 * RANGE_SIZE].into();
         assert_eq!(policy.pick(&taken), Some(FIRST_BASE + 4 * RANGE_SIZE));
+    }
+
+    #[test]
+    fn lower_dirs_of_an_overlay_are_read_in_order() {
+        let options = "rw,lowerdir=/d/l1:/d/l\\:2:/d/empty,redirect_dir=nofollow,uuid=on";
+        let layers = lower_dirs(options).unwrap();
+        assert_eq!(layers, [PathBuf::from("/d/l1"), PathBuf::from("/d/l:2"), PathBuf::from("/d/empty")]);
+        assert_eq!(lower_dirs("rw,upperdir=/u"), None);
     }
 
     #[test]
