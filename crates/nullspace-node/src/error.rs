@@ -59,6 +59,34 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The host cannot run sandboxes with their own user namespace (`nullspace doctor` says why).
+    #[error(
+        "this host cannot give sandboxes their own user namespace ({reason}); sandboxes would run as the \
+         host's root. Fix the host (see `nullspace doctor`) or start the server with --allow-host-root"
+    )]
+    UsernsUnavailable {
+        /// What the probe found.
+        reason: String,
+    },
+    /// Preparing a sandbox's user namespace or its idmapped mounts failed.
+    #[error("preparing the user namespace of sandbox {sandbox_id} failed: {operation}")]
+    Userns {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// What was being done.
+        operation: &'static str,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store of id ranges failed or has no free range.
+    #[error("sandbox {sandbox_id}: {message}")]
+    IdRange {
+        /// Sandbox id.
+        sandbox_id: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Mounting or unmounting the overlay root failed.
     #[error("overlay {operation} for sandbox {sandbox_id} failed")]
     Overlay {

@@ -39,6 +39,9 @@ pub struct NodeConfig {
     /// A PEM bundle of the certificate authorities sandboxes trust (see `ca_bundle`); `None` leaves
     /// each sandbox with its image's own.
     pub sandbox_ca_bundle: Option<PathBuf>,
+    /// Run runc/crun sandboxes' root as the host's root (no user namespace), as before user namespaces;
+    /// only for hosts that cannot do them (`--allow-host-root`).
+    pub allow_host_root: bool,
 }
 
 /// What a sandbox is launched with.
@@ -124,6 +127,11 @@ pub struct Node {
     volume_guests: crate::VolumeGuests,
     /// Content-addressed read-only layers of built templates (`<data>/layers`).
     layers: nullspace_image::layers::LayerStore,
+    /// Whether sandboxes get their own user namespace (runc/crun unless `allow_host_root`).
+    userns: bool,
+    /// Which id ranges sandboxes may get, and the store's record of who holds which.
+    range_policy: crate::idmap::RangePolicy,
+    id_ranges: Option<std::sync::Arc<dyn crate::idmap::IdRangeBook>>,
 }
 
 impl Node {
@@ -165,7 +173,64 @@ impl Node {
         if leftovers > 0 {
             tracing::info!(leftovers, "removed the staging dirs of interrupted layer writes");
         }
-        Ok(Self { config, templates, runtime, sandboxes_dir, network, volumes, volume_guests, layers })
+        let userns = choice.kind != nullspace_runtime::RuntimeKind::Runsc && !config.allow_host_root;
+        if userns {
+            let data_dir = config.data_dir.clone();
+            tokio::task::spawn_blocking(move || crate::idmap::probe(&data_dir))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+                .map_err(|reason| NodeError::UsernsUnavailable { reason })?;
+        } else if choice.kind != nullspace_runtime::RuntimeKind::Runsc {
+            tracing::warn!("--allow-host-root: every sandbox's root is the host's root (no user namespace)");
+        }
+        let range_policy = crate::idmap::RangePolicy::host();
+        Ok(Self {
+            config,
+            templates,
+            runtime,
+            sandboxes_dir,
+            network,
+            volumes,
+            volume_guests,
+            layers,
+            userns,
+            range_policy,
+            id_ranges: None,
+        })
+    }
+
+    /// The record of id ranges (the server's store); required when sandboxes get user namespaces.
+    pub fn with_id_ranges(mut self, book: std::sync::Arc<dyn crate::idmap::IdRangeBook>) -> Self {
+        self.id_ranges = Some(book);
+        self
+    }
+
+    /// Whether sandboxes run in user namespaces of their own.
+    pub fn uses_userns(&self) -> bool {
+        self.userns
+    }
+
+    /// Makes the user namespace of a launch: its range from the store, its namespaces and gate.
+    async fn userns_launch(&self, id: &str, paths: &SandboxPaths) -> NodeResult<Option<crate::idmap::UsernsLaunch>> {
+        if !self.userns {
+            return Ok(None);
+        }
+        let range_error = |message: String| NodeError::IdRange { sandbox_id: id.to_owned(), message };
+        let book = self.id_ranges.as_ref().ok_or_else(|| range_error("no record of id ranges".into()))?;
+        let base = book
+            .allocate(id, &self.range_policy)
+            .await
+            .map_err(|e| range_error(format!("cannot allocate a host id range: {e}")))?;
+        let (data_dir, root, owned) = (self.config.data_dir.clone(), paths.root.clone(), id.to_owned());
+        let launch =
+            tokio::task::spawn_blocking(move || crate::idmap::UsernsLaunch::new(base, &data_dir, &root, &owned))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        launch.map(Some).map_err(|source| NodeError::Userns {
+            sandbox_id: id.to_owned(),
+            operation: "namespaces",
+            source,
+        })
     }
 
     /// The node's static configuration.
@@ -297,8 +362,18 @@ impl Node {
         if let Some(missing) = lower.iter().find(|layer| !layer.is_dir()) {
             return Err(NodeError::LayerMissing { sandbox_id: id.to_owned(), layer: missing.to_path_buf() });
         }
-        overlay::mount_overlay(&lower, &paths.upper, &paths.work, &paths.rootfs)
-            .map_err(|source| NodeError::Overlay { operation: "mount", sandbox_id: id.to_owned(), source })?;
+        let mut userns = self.userns_launch(id, &paths).await?;
+        let userns_error = |operation| move |source| NodeError::Userns { sandbox_id: id.to_owned(), operation, source };
+        let rootfs = match userns.as_mut() {
+            Some(userns) => userns
+                .mount_root(&lower, &paths.upper, &paths.work, &paths.rootfs)
+                .map_err(userns_error("idmapped overlay root"))?,
+            None => {
+                overlay::mount_overlay(&lower, &paths.upper, &paths.work, &paths.rootfs)
+                    .map_err(|source| NodeError::Overlay { operation: "mount", sandbox_id: id.to_owned(), source })?;
+                paths.rootfs.clone()
+            }
+        };
 
         let overlay_done = started.elapsed();
         let hostname = id.replace('_', "-");
@@ -313,7 +388,12 @@ impl Node {
         mounts.extend(self.config.sandbox_ca_bundle.as_deref().map(crate::ca_bundle::mount));
         let mut prepared = None;
         if let Some(network) = &self.network {
-            let net = network.prepare(id, &hostname, &spec.network, &paths.net).await.map_err(NodeError::Network)?;
+            // Under a user namespace the network namespace is the one it owns (sysfs needs that).
+            let netns = userns.as_ref().map(|u| u.netns()).transpose().map_err(userns_error("network namespace"))?;
+            let net = network
+                .prepare_in(id, &hostname, &spec.network, &paths.net, netns)
+                .await
+                .map_err(NodeError::Network)?;
             mounts.push(BindMount {
                 source: net.network.resolv_conf.clone(),
                 destination: "/etc/resolv.conf".into(),
@@ -340,10 +420,17 @@ impl Node {
                 pinned_mounts::pin(&paths.pins, index, &opened, volume.read_only).map_err(fs_error(&paths.pins))?;
             mounts.push(BindMount { source, destination: volume.mount_path.clone(), read_only: volume.read_only });
         }
+        if let Some(userns) = userns.as_mut() {
+            // The guest binary and the CA bundle are host files every user may read; everything else
+            // (control dir, network files, build inputs, volume pins) is seen through an idmapped clone.
+            let (guestd, ca) = (&self.config.guestd_path, self.config.sandbox_ca_bundle.as_deref());
+            let plain = |m: &BindMount| m.read_only && (&m.source == guestd || Some(m.source.as_path()) == ca);
+            userns.map_mounts(&mut mounts, plain).map_err(userns_error("idmapped bind mounts"))?;
+        }
         let runtime_spec = SandboxSpec {
             id: id.to_owned(),
             bundle_dir: paths.bundle.clone(),
-            rootfs: paths.rootfs.clone(),
+            rootfs,
             hostname,
             args: if spec.build {
                 vec![GUEST_BINARY_PATH.to_owned(), "--no-write-profile".to_owned()]
@@ -355,6 +442,7 @@ impl Node {
             limits: Limits { vcpus: spec.vcpus, memory_mb: spec.memory_mb, pids: PIDS_LIMIT },
             no_new_privileges: true,
             netns: prepared.as_ref().map(|net| net.network.netns_path.clone()),
+            userns: userns.as_ref().map(|u| u.runtime_userns()),
         };
         // The runtime starts inside the prepared namespace while the network is wired: nothing of the
         // sandbox runs before the guest answers, and the guest is ready only once both are done. A
@@ -378,6 +466,10 @@ impl Node {
         let (started_runtime, connected) = tokio::join!(start, connect);
         started_runtime?;
         connected?;
+        if let Some(userns) = userns {
+            // The container holds its own mounts and namespaces now.
+            userns.finish().map_err(userns_error("detaching the idmapped attach points"))?;
+        }
         let runtime_done = started.elapsed();
         self.guest(id).wait_ready(GUEST_READY_TIMEOUT, paths.init_log()).await?;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -403,17 +495,19 @@ impl Node {
         if let Some(network) = &self.network {
             network.teardown(sandbox_id).await.map_err(NodeError::Network)?;
         }
-        overlay::unmount(&paths.rootfs).map_err(|source| NodeError::Overlay {
-            operation: "unmount",
-            sandbox_id: sandbox_id.to_owned(),
-            source,
-        })?;
+        self.unmount_root(sandbox_id)?;
         let fs_error = |path: &Path, source| NodeError::Filesystem {
             sandbox_id: sandbox_id.to_owned(),
             path: path.to_path_buf(),
             source,
         };
         pinned_mounts::unpin_all(&paths.pins).map_err(|source| fs_error(&paths.pins, source))?;
+        // The idmapped clones first: one of them is a clone of the sandbox's disk mount.
+        crate::idmap::release(&self.config.data_dir, &paths.root, sandbox_id).map_err(|source| NodeError::Userns {
+            sandbox_id: sandbox_id.to_owned(),
+            operation: "releasing the idmapped mounts",
+            source,
+        })?;
         crate::sandbox_disk::release_off_thread(&paths)
             .await
             .map_err(|source| NodeError::Disk { sandbox_id: sandbox_id.to_owned(), source })?;
@@ -423,10 +517,36 @@ impl Node {
             return Err(fs_error(&paths.root, still));
         }
         match std::fs::remove_dir_all(&paths.root) {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(NodeError::Filesystem { sandbox_id: sandbox_id.to_owned(), path: paths.root, source }),
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(NodeError::Filesystem { sandbox_id: sandbox_id.to_owned(), path: paths.root, source })
+            }
         }
+        // Last: the range is free only once nothing of the sandbox is left.
+        if let Some(book) = &self.id_ranges {
+            book.release(sandbox_id).await.map_err(|e| NodeError::IdRange {
+                sandbox_id: sandbox_id.to_owned(),
+                message: format!("cannot release its host id range: {e}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Unmounts sandbox `sandbox_id`'s root: the runtime's view of it below the gate (under a user
+    /// namespace), then the overlay. Succeeds when nothing is mounted.
+    pub(crate) fn unmount_root(&self, sandbox_id: &str) -> NodeResult<()> {
+        let paths = self.paths(sandbox_id);
+        crate::idmap::unmount_gate(&self.config.data_dir, sandbox_id).map_err(|source| NodeError::Userns {
+            sandbox_id: sandbox_id.to_owned(),
+            operation: "unmounting the runtime's root",
+            source,
+        })?;
+        overlay::unmount(&paths.rootfs).map_err(|source| NodeError::Overlay {
+            operation: "unmount",
+            sandbox_id: sandbox_id.to_owned(),
+            source,
+        })
     }
 
     /// Usage of a running sandbox, from its cgroup and upper dir (the total is its disk's size: the
@@ -458,6 +578,7 @@ impl Node {
                 tracing::warn!(%error, "listing runtime containers failed; reconciling directories only")
             }
         }
+        found.extend(crate::idmap::gated_ids(&self.config.data_dir).into_iter().filter(|id| is_sandbox_id(id)));
         let mut report = ReconcileReport::default();
         for id in &found {
             if !expected.contains(id) {
@@ -487,6 +608,13 @@ impl Node {
         let released = crate::sandbox_disk::release_stale_loops(&self.sandboxes_dir, &report.alive);
         if !released.is_empty() {
             tracing::info!(devices = ?released, "detached the loop devices of sandbox disks left by a crash");
+        }
+        // Ranges of sandboxes that are gone (a crash between a destroy and its release) are free again.
+        if let Some(book) = &self.id_ranges {
+            book.retain(&report.alive).await.map_err(|e| NodeError::IdRange {
+                sandbox_id: String::new(),
+                message: format!("cannot release the id ranges of gone sandboxes: {e}"),
+            })?;
         }
         Ok(report)
     }

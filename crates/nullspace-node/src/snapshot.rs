@@ -95,11 +95,7 @@ impl Node {
         let target = self.layer_dir(snapshot_id);
         let image = self.checkpoint_memory(id, snapshot_id).await?;
         self.runtime().destroy(id).await.map_err(|source| NodeError::Runtime { sandbox_id: id.to_owned(), source })?;
-        crate::overlay::unmount(&paths.rootfs).map_err(|source| NodeError::Overlay {
-            operation: "unmount",
-            sandbox_id: id.to_owned(),
-            source,
-        })?;
+        self.unmount_root(id)?;
         move_upper(&paths.upper, &target).await.map_err(Self::fs_error(id, &target))?;
         sync_dir(&self.snapshots_dir());
         let _ = std::fs::remove_dir_all(&paths.work);
@@ -153,11 +149,7 @@ impl Node {
             .destroy(sandbox_id)
             .await
             .map_err(|source| NodeError::Runtime { sandbox_id: sandbox_id.to_owned(), source })?;
-        crate::overlay::unmount(&paths.rootfs).map_err(|source| NodeError::Overlay {
-            operation: "unmount",
-            sandbox_id: sandbox_id.to_owned(),
-            source,
-        })?;
+        self.unmount_root(sandbox_id)?;
         if !target.exists() {
             move_upper(&paths.upper, &target).await.map_err(Self::fs_error(sandbox_id, &target))?;
             sync_dir(&self.snapshots_dir());
@@ -178,11 +170,7 @@ impl Node {
             .destroy(sandbox_id)
             .await
             .map_err(|source| NodeError::Runtime { sandbox_id: sandbox_id.to_owned(), source })?;
-        crate::overlay::unmount(&paths.rootfs).map_err(|source| NodeError::Overlay {
-            operation: "unmount",
-            sandbox_id: sandbox_id.to_owned(),
-            source,
-        })?;
+        self.unmount_root(sandbox_id)?;
         move_upper(&paths.upper, target).await.map_err(Self::fs_error(sandbox_id, target))?;
         self.destroy(sandbox_id).await
     }

@@ -15,7 +15,7 @@ pub use error::RuntimeError;
 pub use features::Feature;
 pub use oci::{ContainerInfo, OciRuntime, CGROUP_PARENT};
 pub use probe::{choose_auto, probe, probe_all, select, Probe, RuntimeChoice};
-pub use spec::{BindMount, Limits, RuntimeKind, SandboxSpec};
+pub use spec::{BindMount, Limits, RuntimeKind, SandboxSpec, UserNamespace};
 
 /// Result alias of this crate.
 pub type RuntimeResult<T> = Result<T, RuntimeError>;

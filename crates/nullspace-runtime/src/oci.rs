@@ -359,15 +359,47 @@ impl OciRuntime {
         Ok((ns, root))
     }
 
+    /// The user namespace of running sandbox `id`'s init when it is not the node's own, with the host uid
+    /// its root maps to (`None` for a sandbox whose root is the host's root).
+    async fn own_user_namespace(&self, id: &str) -> RuntimeResult<Option<(OwnedFd, u32)>> {
+        use std::os::unix::fs::MetadataExt;
+        let pid = self.init_pid(id).await?;
+        let not_running = |_| RuntimeError::NotRunning { id: id.to_string() };
+        let theirs = std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(not_running)?;
+        let (their_meta, own_meta) =
+            (theirs.metadata().map_err(not_running)?, std::fs::metadata("/proc/self/ns/user").map_err(not_running)?);
+        if self.init_pid(id).await? != pid {
+            return Err(RuntimeError::NotRunning { id: id.to_string() });
+        }
+        if their_meta.dev() == own_meta.dev() && their_meta.ino() == own_meta.ino() {
+            return Ok(None);
+        }
+        // `0 <host id> <count>`: the first line of the map names where its root lives.
+        let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).map_err(not_running)?;
+        let root = map.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.first() == Some(&"0")).then(|| fields.get(1)?.parse::<u32>().ok()).flatten()
+        });
+        let root = root.ok_or_else(|| RuntimeError::NotRunning { id: id.to_string() })?;
+        if self.init_pid(id).await? != pid {
+            return Err(RuntimeError::NotRunning { id: id.to_string() });
+        }
+        Ok(Some((OwnedFd::from(theirs), root)))
+    }
+
     /// Bind-mounts the directory open as `source` at `target` inside running sandbox `id` (directories on
     /// the way are created, no symlink is followed), `nosuid,nodev`, read-only when `read_only`. The mount
     /// exists only in the sandbox's mount namespace and goes with it.
     pub async fn mount_live(&self, id: &str, source: OwnedFd, target: &str, read_only: bool) -> RuntimeResult<()> {
         let (ns, _root) = self.open_namespace(id).await?;
+        // A sandbox in a user namespace of its own sees the volume through an idmapped clone (0-based on
+        // disk, its own ids inside), as at launch.
+        let userns = self.own_user_namespace(id).await?;
         let target_owned = target.to_string();
         let result = tokio::task::spawn_blocking(move || {
-            let tree = live_mounts::clone_tree(&source, read_only)?;
-            live_mounts::attach(&ns, &tree, &target_owned)
+            let (userns, fs_id) = userns.map_or((None, None), |(ns, base)| (Some(ns), Some(base)));
+            let tree = live_mounts::clone_tree(&source, read_only, userns.as_ref())?;
+            live_mounts::attach(&ns, &tree, &target_owned, fs_id)
         })
         .await;
         self.live_result(id, "mount", target, result)

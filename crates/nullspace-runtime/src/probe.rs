@@ -179,6 +179,7 @@ async fn run_probe(kind: RuntimeKind, binary: &Path) -> Result<u64, String> {
         limits: Limits { vcpus: 1, memory_mb: 128, pids: 64 },
         no_new_privileges: true,
         netns: None,
+        userns: None,
     };
     let runtime = OciRuntime::new(kind, tmp.path().join("state")).with_binary(binary.to_path_buf());
 

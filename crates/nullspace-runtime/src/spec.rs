@@ -92,6 +92,19 @@ pub struct BindMount {
     pub read_only: bool,
 }
 
+/// The user namespace a sandbox joins: made by the node (see `nullspace-node::idmap`), mapping
+/// container uids and gids `0..size` to host ids `host_id..host_id + size`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserNamespace {
+    /// An absolute path opening the namespace (a `/proc/<pid>/fd/<n>` of the node, valid while it starts
+    /// the runtime).
+    pub path: PathBuf,
+    /// The host id container id 0 maps to (uids and gids alike).
+    pub host_id: u32,
+    /// How many ids are mapped.
+    pub size: u32,
+}
+
 /// Everything a runtime needs to start one sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxSpec {
@@ -119,6 +132,10 @@ pub struct SandboxSpec {
     /// loopback (brought up by the runtime).
     #[serde(default)]
     pub netns: Option<PathBuf>,
+    /// The user namespace to join (runc/crun under the node's idmapped mounts); `None` runs the
+    /// sandbox's root as the host's root (runsc, or a server started with `--allow-host-root`).
+    #[serde(default)]
+    pub userns: Option<UserNamespace>,
 }
 
 impl SandboxSpec {
@@ -138,6 +155,14 @@ impl SandboxSpec {
         if let Some(netns) = &self.netns {
             if !netns.is_absolute() {
                 return Err(invalid(format!("network namespace {} is not absolute", netns.display())));
+            }
+        }
+        if let Some(userns) = &self.userns {
+            if !userns.path.is_absolute() {
+                return Err(invalid(format!("user namespace {} is not absolute", userns.path.display())));
+            }
+            if userns.host_id == 0 || userns.size == 0 || userns.host_id.checked_add(userns.size - 1).is_none() {
+                return Err(invalid(format!("user namespace range {}+{} is not valid", userns.host_id, userns.size)));
             }
         }
         if self.hostname.is_empty() || self.hostname.len() > 64 {
@@ -189,6 +214,7 @@ mod tests {
             limits: Limits { vcpus: 2, memory_mb: 512, pids: 256 },
             no_new_privileges: true,
             netns: None,
+            userns: None,
         }
     }
 
@@ -220,6 +246,9 @@ mod tests {
             |s| s.mounts[0].destination = "run/x".into(),
             |s| s.mounts[0].source = "x".into(),
             |s| s.netns = Some("run/netns/x".into()),
+            |s| s.userns = Some(UserNamespace { path: "proc/1/ns/user".into(), host_id: 1 << 28, size: 65536 }),
+            |s| s.userns = Some(UserNamespace { path: "/proc/1/ns/user".into(), host_id: 0, size: 65536 }),
+            |s| s.userns = Some(UserNamespace { path: "/proc/1/ns/user".into(), host_id: u32::MAX, size: 2 }),
         ];
         for f in bad {
             let mut s = sample();

@@ -58,6 +58,7 @@ fn sandbox(name: &str, args: &[&str]) -> Sandbox {
         limits: Limits { vcpus: 1, memory_mb: 256, pids: 128 },
         no_new_privileges: true,
         netns: None,
+        userns: None,
     };
     let runtime = OciRuntime::new(RuntimeKind::Runc, tmp.path().join("state"));
     Sandbox { _tmp: tmp, runtime, spec }

@@ -61,6 +61,8 @@ pub struct ServerOptions {
     pub builtin_pools: std::collections::BTreeMap<String, u32>,
     /// The CA bundle sandboxes trust instead of their image's (`--sandbox-ca-bundle`).
     pub sandbox_ca_bundle: Option<PathBuf>,
+    /// Run runc/crun sandboxes' root as the host's root (`--allow-host-root`).
+    pub allow_host_root: bool,
     /// Timeouts and connection caps of the listeners.
     pub http: crate::HttpLimits,
     /// Answer raw VNC addresses of desktops (`--desktop-raw-vnc`, operator-only).
@@ -193,6 +195,7 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
     let node = Node::new(NodeConfig {
         registry: options.registry.clone(),
         sandbox_ca_bundle: options.sandbox_ca_bundle.clone(),
+        allow_host_root: options.allow_host_root,
         data_dir: options.data_dir.clone(),
         guestd_path: guestd_path(),
         runtime: options.runtime.clone(),
@@ -202,7 +205,8 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
             Some(text) => Some(text.parse().map_err(|_| ServerError::Subnet { subnet: text.clone() })?),
         },
     })
-    .await?;
+    .await?
+    .with_id_ranges(std::sync::Arc::new(store.clone()));
     let capacity = Capacity::detect(&options.capacity).map_err(|reason| ServerError::Setting { reason })?;
     tracing::info!(
         host_cpus = capacity.host_cpus,

@@ -48,8 +48,9 @@ pub enum Command {
     /// Show and set tenants' quotas in a local server's store.
     #[command(subcommand)]
     Tenant(crate::commands::tenant::TenantCommand),
-    /// Show what this host supports (runtimes, KVM, cgroups, overlayfs, netns) and whether the API answers.
-    Doctor,
+    /// Show what this host supports (runtimes, KVM, cgroups, overlayfs, netns, user namespaces with
+    /// idmapped mounts) and whether the API answers.
+    Doctor(DoctorArgs),
     /// Create, inspect and use sandboxes.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
@@ -215,6 +216,11 @@ pub struct ServerArgs {
     /// CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, PIP_CERT, GIT_SSL_CAINFO and NODE_EXTRA_CA_CERTS pointing at it.
     #[arg(long, value_name = "PEM")]
     pub sandbox_ca_bundle: Option<std::path::PathBuf>,
+    /// Run runc/crun sandboxes without a user namespace of their own, their root being the host's root (as
+    /// before user namespaces), on a host that cannot do them (`nullspace doctor` says whether it can).
+    /// Without it such a host refuses to start. Logs a warning.
+    #[arg(long)]
+    pub allow_host_root: bool,
     /// Do not build built-in template NAME (repeatable): `code-interpreter` (its first build takes minutes
     /// and about 1.5 GiB, which a server where no one runs notebook code can skip) or `desktop` (about
     /// 1 GiB and a minute or two).
@@ -1178,4 +1184,12 @@ mod tests {
         assert_eq!(cli.global.api_url.as_deref(), Some("http://x:1"));
         assert_eq!(cli.global.verbose, 2);
     }
+}
+
+/// `nullspace doctor`.
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// The server's data dir, whose filesystem must support idmapped mounts (default: the server's default).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
 }

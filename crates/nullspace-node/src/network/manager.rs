@@ -126,6 +126,19 @@ impl Network {
         policy: &NetworkPolicy,
         files_dir: &Path,
     ) -> Result<PreparedNetwork, NetworkError> {
+        self.prepare_in(sandbox_id, hostname, policy, files_dir, None).await
+    }
+
+    /// [`Network::prepare`] with the network namespace `netns` (a descriptor of one made elsewhere, e.g.
+    /// owned by the sandbox's user namespace) named and set up instead of a new one.
+    pub async fn prepare_in(
+        &self,
+        sandbox_id: &str,
+        hostname: &str,
+        policy: &NetworkPolicy,
+        files_dir: &Path,
+        netns: Option<std::fs::File>,
+    ) -> Result<PreparedNetwork, NetworkError> {
         validate_sandbox_id(sandbox_id)?;
         validate_hostname(hostname)?;
         policy::validate(policy)?;
@@ -137,7 +150,7 @@ impl Network {
                 self.teardown_inner(sandbox_id).await?;
             }
             let address = self.pool.allocate(sandbox_id)?;
-            match self.build_namespace(sandbox_id, hostname, policy, files_dir, address).await {
+            match self.build_namespace(sandbox_id, hostname, policy, files_dir, address, netns).await {
                 Ok(prepared) => Ok(prepared),
                 Err(e) => {
                     if let Err(undo) = self.teardown_inner(sandbox_id).await {
@@ -158,10 +171,11 @@ impl Network {
         policy: &NetworkPolicy,
         files_dir: &Path,
         address: Ipv4Addr,
+        existing: Option<std::fs::File>,
     ) -> Result<PreparedNetwork, NetworkError> {
         let names = self.names(sandbox_id);
         let netns = names.netns.clone();
-        let netns_path = tokio::task::spawn_blocking(move || namespace::create(&netns, SANDBOX_SYSCTLS))
+        let netns_path = tokio::task::spawn_blocking(move || namespace::create(&netns, SANDBOX_SYSCTLS, existing))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
         let (resolv_conf, hosts) = files::write_all(files_dir, hostname, address, &self.config.dns)?;

@@ -22,8 +22,13 @@ pub(crate) fn path(name: &str) -> PathBuf {
 /// Creates the named namespace `name` as `ip netns add` does (a new network namespace kept alive by a
 /// bind mount at `/run/netns/<name>`, under a shared mount of that directory so that it shows in mount
 /// namespaces made later) and writes `sysctls` inside it before any interface exists. Blocking: one
-/// short-lived thread and a few syscalls instead of a process.
-pub(crate) fn create(name: &str, sysctls: &'static [(&'static str, &'static str)]) -> Result<PathBuf, NetworkError> {
+/// short-lived thread and a few syscalls instead of a process. With `existing` (a network namespace made
+/// elsewhere, e.g. owned by a sandbox's user namespace) that one is named and set up instead.
+pub(crate) fn create(
+    name: &str,
+    sysctls: &'static [(&'static str, &'static str)],
+    existing: Option<std::fs::File>,
+) -> Result<PathBuf, NetworkError> {
     ensure_shared_dir()?;
     let target = path(name);
     std::fs::OpenOptions::new()
@@ -38,7 +43,12 @@ pub(crate) fn create(name: &str, sysctls: &'static [(&'static str, &'static str)
             let path = path.to_path_buf();
             move |e: nix::Error| NetworkError::Io { operation, path, source: std::io::Error::from(e) }
         };
-        nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(errno("unsharing the network namespace for", &pin))?;
+        match existing {
+            Some(netns) => nix::sched::setns(netns, CloneFlags::CLONE_NEWNET)
+                .map_err(errno("joining the network namespace for", &pin))?,
+            None => nix::sched::unshare(CloneFlags::CLONE_NEWNET)
+                .map_err(errno("unsharing the network namespace for", &pin))?,
+        }
         write_sysctls(sysctls)?;
         let own = Path::new("/proc/thread-self/ns/net");
         mount(Some(own), &pin, None::<&str>, MsFlags::MS_BIND, None::<&str>)

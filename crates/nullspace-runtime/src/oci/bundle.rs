@@ -8,9 +8,10 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder,
-    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
-    PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
+    LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder,
 };
 use oci_spec::OciSpecError;
 
@@ -205,6 +206,17 @@ pub fn oci_spec(spec: &SandboxSpec, nofile: u64) -> Result<Spec, OciSpecError> {
         }
     })
     .collect::<Result<Vec<_>, _>>()?;
+    let mut namespaces = namespaces;
+    let mut id_mappings = Vec::new();
+    if let Some(userns) = &spec.userns {
+        // Joined, not created: the node made it (and the network namespace, which it owns, so that the
+        // runtime may mount sysfs). The mappings repeat what its uid_map/gid_map say; the runtime uses
+        // them to find the host ids of the container's root (ownership of /dev, the console, …).
+        namespaces.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).path(&userns.path).build()?);
+        id_mappings.push(
+            LinuxIdMappingBuilder::default().container_id(0u32).host_id(userns.host_id).size(userns.size).build()?,
+        );
+    }
 
     let limits = spec.limits;
     let mut resources = LinuxResourcesBuilder::default()
@@ -223,7 +235,11 @@ pub fn oci_spec(spec: &SandboxSpec, nofile: u64) -> Result<Spec, OciSpecError> {
         resources = resources.pids(LinuxPidsBuilder::default().limit(i64::from(limits.pids)).build()?);
     }
 
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if !id_mappings.is_empty() {
+        linux = linux.uid_mappings(id_mappings.clone()).gid_mappings(id_mappings);
+    }
+    let linux = linux
         .namespaces(namespaces)
         .resources(resources.build()?)
         .cgroups_path(cgroups_path(&spec.id))
@@ -259,6 +275,7 @@ mod netns_tests {
             limits: Limits { vcpus: 1, memory_mb: 64, pids: 16 },
             no_new_privileges: true,
             netns: netns.map(PathBuf::from),
+            userns: None,
         }
     }
 
@@ -272,6 +289,30 @@ mod netns_tests {
     fn a_prepared_network_namespace_is_joined_by_path() {
         let ns = network_namespace(&spec(Some("/run/netns/nsbr0-sb_net")));
         assert_eq!(ns["path"], "/run/netns/nsbr0-sb_net");
+    }
+
+    #[test]
+    fn a_user_namespace_is_joined_with_its_range_as_uid_and_gid_mappings() {
+        let mut with = spec(Some("/run/netns/nsbr0-sb_net"));
+        with.userns =
+            Some(crate::spec::UserNamespace { path: "/proc/42/fd/7".into(), host_id: 0x1000_0000, size: 65536 });
+        let config = serde_json::to_value(oci_spec(&with, NOFILE).unwrap()).unwrap();
+        let namespaces = config["linux"]["namespaces"].as_array().unwrap();
+        let user = namespaces.iter().find(|ns| ns["type"] == "user").expect("a user namespace");
+        assert_eq!(user["path"], "/proc/42/fd/7");
+        let expected = serde_json::json!([{"containerID": 0, "hostID": 0x1000_0000u32, "size": 65536}]);
+        assert_eq!(config["linux"]["uidMappings"], expected);
+        assert_eq!(config["linux"]["gidMappings"], expected);
+        // Root inside is still uid 0 of its own namespace.
+        assert_eq!(config["process"]["user"]["uid"], 0);
+    }
+
+    #[test]
+    fn without_a_user_namespace_there_is_no_mapping() {
+        let config = serde_json::to_value(oci_spec(&spec(None), NOFILE).unwrap()).unwrap();
+        let namespaces = config["linux"]["namespaces"].as_array().unwrap();
+        assert!(namespaces.iter().all(|ns| ns["type"] != "user"), "{namespaces:?}");
+        assert!(config["linux"]["uidMappings"].as_array().is_none_or(|m| m.is_empty()));
     }
 
     #[test]

@@ -92,8 +92,9 @@ fn target_components(target: &str) -> Result<Vec<CString>, StepError> {
     Ok(components)
 }
 
-/// A detached clone of the directory open as `source`, `nosuid,nodev` and read-only when asked.
-pub(crate) fn clone_tree(source: &OwnedFd, read_only: bool) -> Result<OwnedFd, StepError> {
+/// A detached clone of the directory open as `source`, `nosuid,nodev` and read-only when asked, idmapped
+/// through `userns` when given (a sandbox's own user namespace: its ids see the 0-based tree as theirs).
+pub(crate) fn clone_tree(source: &OwnedFd, read_only: bool, userns: Option<&OwnedFd>) -> Result<OwnedFd, StepError> {
     let flags = libc::OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
     // SAFETY: open_tree(2) with a valid descriptor and an empty NUL-terminated path.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, source.as_raw_fd(), c"".as_ptr(), flags) };
@@ -106,7 +107,12 @@ pub(crate) fn clone_tree(source: &OwnedFd, read_only: bool) -> Result<OwnedFd, S
     if read_only {
         attr_set |= libc::MOUNT_ATTR_RDONLY;
     }
-    let attr = libc::mount_attr { attr_set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let mut userns_fd = 0;
+    if let Some(userns) = userns {
+        attr_set |= libc::MOUNT_ATTR_IDMAP;
+        userns_fd = userns.as_raw_fd() as u64;
+    }
+    let attr = libc::mount_attr { attr_set, attr_clr: 0, propagation: 0, userns_fd };
     // SAFETY: mount_setattr(2) on the descriptor above with a properly sized `struct mount_attr`.
     let result = unsafe {
         libc::syscall(
@@ -127,18 +133,21 @@ pub(crate) fn clone_tree(source: &OwnedFd, read_only: bool) -> Result<OwnedFd, S
 /// What the child does inside the namespace.
 enum NsWork<'a> {
     /// Walks `components` from `/` (creating missing directories, following no symlink) and attaches
-    /// `tree` to the last one.
-    Attach { tree: &'a OwnedFd, components: &'a [CString] },
+    /// `tree` to the last one. With `fs_id`, directories are created with that host uid and gid as the
+    /// filesystem ids (a sandbox's root in its own user namespace: through its idmapped layers the host's
+    /// root maps to nothing, and what it creates is 0-based on disk).
+    Attach { tree: &'a OwnedFd, components: &'a [CString], fs_id: Option<u32> },
     /// Walks to the parent of the last of `components` from `/` (following no symlink), checks that the
     /// mount there has the root `expect` (device, inode) when given, and lazily unmounts it by its name in
     /// that parent (not following a symlink there either).
     Detach { components: &'a [CString], expect: Option<(libc::dev_t, libc::ino_t)> },
 }
 
-/// Attaches `tree` (from [`clone_tree`]) at `target` inside the mount namespace open as `mnt_ns`.
-pub(crate) fn attach(mnt_ns: &OwnedFd, tree: &OwnedFd, target: &str) -> Result<(), StepError> {
+/// Attaches `tree` (from [`clone_tree`]) at `target` inside the mount namespace open as `mnt_ns`, creating
+/// missing directories as host uid/gid `fs_id` when given (see [`NsWork::Attach`]).
+pub(crate) fn attach(mnt_ns: &OwnedFd, tree: &OwnedFd, target: &str, fs_id: Option<u32>) -> Result<(), StepError> {
     let components = target_components(target)?;
-    in_namespace(mnt_ns, &NsWork::Attach { tree, components: &components })
+    in_namespace(mnt_ns, &NsWork::Attach { tree, components: &components, fs_id })
 }
 
 /// Unmounts `target` inside the mount namespace open as `mnt_ns`; `Ok(false)` when nothing was mounted
@@ -269,7 +278,23 @@ unsafe fn child(mnt_ns: libc::c_int, work: &NsWork<'_>, report: libc::c_int) -> 
         fail(STEP_SETNS);
     }
     match work {
-        NsWork::Attach { tree, components } => {
+        NsWork::Attach { tree, components, fs_id } => {
+            if let Some(id) = *fs_id {
+                // Keep the capabilities when the filesystem uid leaves 0; this process only.
+                let keep = libc::SECBIT_NO_SETUID_FIXUP as libc::c_ulong;
+                if libc::prctl(
+                    libc::PR_SET_SECUREBITS,
+                    keep,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                ) < 0
+                {
+                    fail(STEP_MKDIR);
+                }
+                libc::setfsuid(id);
+                libc::setfsgid(id);
+            }
             let how = open_how(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, libc::RESOLVE_NO_SYMLINKS);
             let mut dir = libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
             if dir < 0 {

@@ -24,6 +24,7 @@ fn sample() -> SandboxSpec {
         limits: Limits { vcpus: 2, memory_mb: 512, pids: 256 },
         no_new_privileges: true,
         netns: None,
+        userns: None,
     }
 }
 

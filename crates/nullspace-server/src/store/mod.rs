@@ -4,6 +4,7 @@
 pub mod desktop_streams;
 mod error;
 mod events;
+mod id_ranges;
 mod keys;
 pub mod preview_grants;
 mod sandboxes;

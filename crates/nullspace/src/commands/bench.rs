@@ -336,6 +336,7 @@ async fn measure_bare_runc(rootfs: &Path, count: usize) -> anyhow::Result<Summar
             limits: Limits { vcpus: 2, memory_mb: 512, pids: 1024 },
             no_new_privileges: true,
             netns: None,
+            userns: None,
         };
         runtime.write_bundle(&spec)?;
         let status = tokio::process::Command::new(&binary)

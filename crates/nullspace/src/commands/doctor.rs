@@ -1,13 +1,14 @@
 //! `nullspace doctor`: what this host supports and why — isolation runtimes (each probed by starting a
 //! real throw-away container), cgroup mode, overlayfs, `/dev/kvm`, network namespaces, mmdebstrap,
-//! mkfs.ext4 and loop devices (size-limited volumes) — and whether the API server at the configured URL
-//! answers.
+//! mkfs.ext4 and loop devices (size-limited volumes), user namespaces with idmapped mounts of the data
+//! dir's filesystem below overlayfs (what runc/crun sandboxes need unless `--allow-host-root`) — and whether
+//! the API server at the configured URL answers.
 
 use std::path::Path;
 
 use serde::Serialize;
 
-use crate::cli::GlobalArgs;
+use crate::cli::{DoctorArgs, GlobalArgs};
 use crate::exit::ExitStatus;
 use crate::output::print_json;
 
@@ -35,7 +36,7 @@ impl Check {
 }
 
 /// Runs every check and prints the report; exits 1 when a required capability is missing.
-pub async fn run(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+pub async fn run(args: DoctorArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let probes = nullspace_runtime::probe_all().await;
     let choice = nullspace_runtime::choose_auto(probes.clone());
     let selected = choice.as_ref().ok().map(|choice| choice.kind.to_string());
@@ -50,6 +51,7 @@ pub async fn run(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     });
     checks.push(cgroup_check(Path::new("/sys/fs/cgroup")));
     checks.push(overlay_check(&std::fs::read_to_string("/proc/filesystems").unwrap_or_default()));
+    checks.push(userns_check(&super::data_dir(args.data_dir)?).await);
     checks.push(kvm_check());
     checks.push(netns_check().await);
     checks.push(mmdebstrap_check());
@@ -102,6 +104,32 @@ fn overlay_check(filesystems: &str) -> Check {
         Check::new("overlayfs", Status::Pass, "overlay is in /proc/filesystems")
     } else {
         Check::new("overlayfs", Status::Fail, "overlay is not in /proc/filesystems (try `modprobe overlay`)")
+    }
+}
+
+/// Whether runc/crun sandboxes can get their own user namespace: the probe makes one, idmaps two
+/// directories on the data dir's filesystem (the nearest existing ancestor when it does not exist yet),
+/// mounts an overlay over them and checks ownership both ways.
+async fn userns_check(data_dir: &Path) -> Check {
+    let Some(dir) = data_dir.ancestors().find(|dir| dir.is_dir()).map(Path::to_path_buf) else {
+        return Check::new("userns", Status::Fail, format!("no directory of {} exists", data_dir.display()));
+    };
+    let probed = tokio::task::spawn_blocking(move || nullspace_node::idmap::probe(&dir)).await;
+    match probed {
+        Ok(Ok(())) => Check::new(
+            "userns",
+            Status::Pass,
+            format!("user namespaces and idmapped overlay layers work on {}", data_dir.display()),
+        ),
+        Ok(Err(reason)) => Check::new(
+            "userns",
+            Status::Fail,
+            format!(
+                "{reason}: `nullspace server` refuses to start (runc/crun sandboxes would run as the host's \
+                 root) unless given --allow-host-root"
+            ),
+        ),
+        Err(error) => Check::new("userns", Status::Fail, format!("the probe failed: {error}")),
     }
 }
 

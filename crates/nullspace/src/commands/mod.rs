@@ -33,7 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Server(args) => server::run(args).await,
         Command::ApiKey(command) => api_key::run(command, &global).await,
         Command::Tenant(command) => tenant::run(command, &global).await,
-        Command::Doctor => doctor::run(&global).await,
+        Command::Doctor(args) => doctor::run(args, &global).await,
         Command::Sandbox(command) => sandbox::run(command, &global).await,
         Command::Template(command) => template::run(command, &global).await,
         Command::Volume(command) => volume::run(command, &global).await,

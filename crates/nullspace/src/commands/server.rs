@@ -48,6 +48,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
         },
         registry,
         sandbox_ca_bundle,
+        allow_host_root: args.allow_host_root,
         without_templates: args.without_template,
         builtin_pools: args.builtin_warm_pool.into_iter().collect(),
         desktop_raw_vnc: args.desktop_raw_vnc,
