@@ -15,6 +15,9 @@ mod serve;
 mod signing;
 mod store;
 
+/// The parsers of untrusted input, for the fuzz targets in `fuzz/` (feature `fuzzing` only).
+#[cfg(feature = "fuzzing")]
+pub use api::fuzzing;
 pub use app::{create_api_key, run, ServerOptions, BOOTSTRAP_KEY_ENV, DEFAULT_TENANT, GUESTD_ENV};
 pub use control::capacity::CapacitySettings;
 pub use control::webhook_targets::TargetPolicy;
