@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: unit and host tests (cargo), then end-to-end tests that start the real server and
+# The whole test suite: unit and host tests (cargo), a short fuzzing run, then end-to-end tests that start the real server and
 # drive real sandboxes with the official Python client (nullspace-sdk==0.1.9) and with our CLI, then the
 # official client's own integration tests for sandboxes, commands and files.
 set -euo pipefail
@@ -9,6 +9,9 @@ root=$(pwd)
 # Tests first: `cargo test --workspace` also builds a (dynamically linked) nullspace-guestd into
 # target/release, and build.sh must come after it to put the static guest there.
 cargo test --release --locked --workspace
+# Coverage-guided fuzzing of every parser of untrusted input, 20 s per target (docs/security.md, "Fuzzing");
+# its own workspace and target dir (fuzz/), so it never slows the cargo tests above.
+./scripts/fuzz.sh
 ./scripts/build.sh
 
 venv="$root/target/e2e-venv"

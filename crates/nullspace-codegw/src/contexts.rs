@@ -2,12 +2,13 @@
 //! persists between executions. Executions in a context run one at a time in arrival order; a kernel
 //! that dies or is restarted is replaced by a fresh one; removal stops it.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use jupyter_zmq_client::KernelspecDir;
 use nullspace_types::code_api::{CodeContext, ExecutionError, ExecutionEvent};
+use nullspace_types::rel_path::resolve_under;
 use tokio::sync::{mpsc, watch, Mutex};
 
 use crate::artifacts::ArtifactStore;
@@ -228,11 +229,8 @@ fn with_private_history(spec: &KernelspecDir) -> KernelspecDir {
 /// inside [`RESERVED_DIR`] (also through symlinks) or when it cannot be a directory.
 pub fn prepare_cwd(requested: Option<&str>, default: &Path) -> GatewayResult<PathBuf> {
     let requested = requested.map(str::trim).filter(|cwd| !cwd.is_empty());
-    let path = match requested {
-        Some(cwd) => default.join(cwd),
-        None => default.to_owned(),
-    };
-    let path = normalize(&path);
+    let default = default.to_string_lossy();
+    let path = PathBuf::from(resolve_under(&default, requested.unwrap_or(".")));
     if is_reserved(&path) {
         return Err(GatewayError::CwdReserved { cwd: path.display().to_string() });
     }
@@ -249,21 +247,6 @@ pub fn prepare_cwd(requested: Option<&str>, default: &Path) -> GatewayResult<Pat
         }
     }
     Ok(path)
-}
-
-/// `path` with `.` and `..` resolved lexically (`..` at the root stays at the root).
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => out.push(part),
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    out
 }
 
 fn is_reserved(path: &Path) -> bool {
@@ -293,7 +276,7 @@ mod tests {
         assert!(made.is_dir());
         assert_eq!(prepare_cwd(None, dir.path()).unwrap(), dir.path());
         assert_eq!(prepare_cwd(Some("/tmp"), dir.path()).unwrap(), Path::new("/tmp"));
-        assert_eq!(normalize(Path::new("/../..")), Path::new("/"));
+        assert_eq!(prepare_cwd(Some("../../.."), dir.path()).unwrap(), Path::new("/"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use nullspace_types::exec_api::ExecServerMessage;
+use nullspace_types::watch_api::FileWatchRequest;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
@@ -29,20 +30,20 @@ pub type Outbox = mpsc::Sender<String>;
 /// `exec_start` as guestd reads it (the public fields plus `user`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct ExecStart {
-    id: String,
-    command: String,
-    args: Option<Vec<String>>,
-    timeout_secs: Option<u64>,
-    cwd: Option<String>,
-    envs: Option<BTreeMap<String, String>>,
-    shell: Option<bool>,
-    user: Option<String>,
+pub(crate) struct ExecStart {
+    pub(crate) id: String,
+    pub(crate) command: String,
+    pub(crate) args: Option<Vec<String>>,
+    pub(crate) timeout_secs: Option<u64>,
+    pub(crate) cwd: Option<String>,
+    pub(crate) envs: Option<BTreeMap<String, String>>,
+    pub(crate) shell: Option<bool>,
+    pub(crate) user: Option<String>,
 }
 
 /// `exec_connect`.
 #[derive(Debug, Deserialize)]
-struct ExecConnect {
+pub(crate) struct ExecConnect {
     id: String,
     pid: u32,
 }
@@ -78,34 +79,43 @@ async fn session(sandbox: Sandbox, socket: WebSocket) {
     let _ = writer.await;
 }
 
-async fn handle(sandbox: &Sandbox, text: &str, outbox: &Outbox, tasks: &mut JoinSet<()>) {
+/// One message of the socket, parsed (a PTY message is parsed further by [`crate::pty::channel`]).
+#[derive(Debug)]
+pub(crate) enum Request {
+    ExecStart(ExecStart),
+    ExecConnect(ExecConnect),
+    FileWatch(FileWatchRequest),
+    Pty(String, Value),
+}
+
+/// Parses one message; a malformed or unknown one is the error message to answer with.
+pub(crate) fn parse(text: &str) -> Result<Request, ExecServerMessage> {
     let value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
-        Err(error) => return send(outbox, &error_message(None, format!("invalid message: {error}"))).await,
+        Err(error) => return Err(error_message(None, format!("invalid message: {error}"))),
     };
     let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
     let kind = value.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
     let invalid = |error: serde_json::Error| error_message(id.clone(), format!("invalid message: {error}"));
     match kind.as_str() {
-        "exec_start" => match serde_json::from_value::<ExecStart>(value) {
-            Ok(request) => exec_start(sandbox, request, outbox, tasks).await,
-            Err(error) => send(outbox, &invalid(error)).await,
-        },
-        "exec_connect" => match serde_json::from_value::<ExecConnect>(value) {
-            Ok(request) => exec_connect(sandbox, request, outbox, tasks).await,
-            Err(error) => send(outbox, &invalid(error)).await,
-        },
-        "file_watch" => match serde_json::from_value(value) {
-            Ok(request) => watch::start(sandbox, request, outbox.clone(), tasks).await,
-            Err(error) => send(outbox, &invalid(error)).await,
-        },
-        pty if crate::pty::channel::handles(pty) => {
-            crate::pty::channel::handle(sandbox, pty, value, outbox, tasks).await
-        }
+        "exec_start" => serde_json::from_value(value).map(Request::ExecStart).map_err(invalid),
+        "exec_connect" => serde_json::from_value(value).map(Request::ExecConnect).map_err(invalid),
+        "file_watch" => serde_json::from_value(value).map(Request::FileWatch).map_err(invalid),
+        pty if crate::pty::channel::handles(pty) => Ok(Request::Pty(kind, value)),
         other => {
             let message = format!("invalid message: unknown type {other:?}; send exec_start, exec_connect, pty_start, pty_connect, pty_input, pty_resize, pty_kill or file_watch");
-            send(outbox, &error_message(id, message)).await
+            Err(error_message(id, message))
         }
+    }
+}
+
+async fn handle(sandbox: &Sandbox, text: &str, outbox: &Outbox, tasks: &mut JoinSet<()>) {
+    match parse(text) {
+        Ok(Request::ExecStart(request)) => exec_start(sandbox, request, outbox, tasks).await,
+        Ok(Request::ExecConnect(request)) => exec_connect(sandbox, request, outbox, tasks).await,
+        Ok(Request::FileWatch(request)) => watch::start(sandbox, request, outbox.clone(), tasks).await,
+        Ok(Request::Pty(kind, value)) => crate::pty::channel::handle(sandbox, &kind, value, outbox, tasks).await,
+        Err(message) => send(outbox, &message).await,
     }
 }
 

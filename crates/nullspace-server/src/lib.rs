@@ -15,6 +15,9 @@ mod serve;
 mod signing;
 mod store;
 
+/// The parsers of untrusted input, for the fuzz targets in `fuzz/` (feature `fuzzing` only).
+#[cfg(feature = "fuzzing")]
+pub use api::fuzzing;
 pub use api::{parse_rate_limit, RateLimit, RequestSettings};
 pub use app::{
     create_api_key, run, tenant_limits, ServerOptions, TenantReport, BOOTSTRAP_KEY_ENV, DEFAULT_TENANT, GUESTD_ENV,

@@ -80,8 +80,8 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// A signer with `key` (tests).
-    #[cfg(test)]
+    /// A signer with `key` (tests and fuzzing).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn from_key(key: [u8; 32]) -> Self {
         Self { key }
     }

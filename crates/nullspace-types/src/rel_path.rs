@@ -1,5 +1,7 @@
 //! Cleaning paths that name something inside a tree (a volume, an archive, a build context) so that they
-//! can never leave it: one implementation for every crate that takes such paths from the outside.
+//! can never leave it, and lexical normalization of absolute paths (the guest's files and exec paths, the
+//! code gateway's cwd, a Dockerfile's `WORKDIR` and `COPY` destinations): one implementation for every
+//! crate that takes such paths from the outside.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -58,6 +60,42 @@ pub fn clean_relative(path: &Path) -> Result<PathBuf, RelPathError> {
     clean(path, false)
 }
 
+/// `path` lexically normalized as an absolute path: no `.`, `..` or empty components and no trailing
+/// slash (`/` for the root). `..` removes the previous component and never climbs above `/`
+/// (`/../etc` is `/etc`); a relative `path` is taken from `/`. Symlinks are not looked at: this names a
+/// place, the kernel still decides what is there.
+pub fn normalize_absolute(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    let mut out = String::with_capacity(path.len() + 1);
+    for part in &parts {
+        out.push('/');
+        out.push_str(part);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// `path` resolved against the absolute directory `base` (an absolute `path` ignores it), then
+/// [`normalize_absolute`]d.
+pub fn resolve_under(base: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        normalize_absolute(path)
+    } else {
+        normalize_absolute(&format!("{base}/{path}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +109,19 @@ mod tests {
         assert_eq!(clean(Path::new("/data/x"), true).unwrap(), Path::new("data/x"));
         assert_eq!(clean(Path::new("/../x"), true), Err(RelPathError::ParentDir));
         assert_eq!(clean_relative(Path::new("a\0b")), Err(RelPathError::Nul));
+    }
+
+    #[test]
+    fn absolute_paths_are_normalized_and_never_climb_above_the_root() {
+        assert_eq!(normalize_absolute("/a//b/./c/"), "/a/b/c");
+        assert_eq!(normalize_absolute("/a/b/../c"), "/a/c");
+        assert_eq!(normalize_absolute("/../../etc"), "/etc");
+        assert_eq!(normalize_absolute("/"), "/");
+        assert_eq!(normalize_absolute(""), "/");
+        assert_eq!(normalize_absolute("a/.."), "/");
+        assert_eq!(resolve_under("/app", "src/../lib/"), "/app/lib");
+        assert_eq!(resolve_under("/app", "/../../etc"), "/etc");
+        assert_eq!(resolve_under("/workspace", "../etc/passwd"), "/etc/passwd");
+        assert_eq!(resolve_under("/", "."), "/");
     }
 }

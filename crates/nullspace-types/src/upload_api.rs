@@ -301,21 +301,28 @@ mod tests {
 }
 
 /// Whether a symlink in a directory archive, at relative path `entry` and pointing to `link`, resolves
-/// inside the archive's root: `link` is relative and never climbs above the root. Both the guest
-/// (extracting uploads, building downloads) and the client (extracting downloads) refuse other links.
+/// inside the archive's root: `link` is relative, never climbs above the root, and climbs (`..`) only
+/// before its first name. A `..` after a name is resolved by the kernel from wherever that name leads,
+/// which may be another link of the archive (`d -> .` makes `d/..` the root's parent), so it is refused
+/// rather than resolved lexically. Both the guest (extracting uploads, building downloads) and the
+/// client (extracting downloads) refuse other links.
 pub fn link_stays_inside(entry: &std::path::Path, link: &std::path::Path) -> bool {
     use std::path::Component;
     if link.as_os_str().is_empty() || link.is_absolute() {
         return false;
     }
     let mut depth = entry.parent().map_or(0, |parent| parent.components().count()) as i64;
+    let mut named = false;
     for component in link.components() {
         match component {
-            Component::Normal(_) => depth += 1,
+            Component::Normal(_) => {
+                depth += 1;
+                named = true;
+            }
             Component::CurDir => {}
             Component::ParentDir => {
                 depth -= 1;
-                if depth < 0 {
+                if depth < 0 || named {
                     return false;
                 }
             }
@@ -338,6 +345,12 @@ mod link_tests {
         assert!(!link_stays_inside(Path::new("a/l"), Path::new("../../x")));
         assert!(!link_stays_inside(Path::new("l"), Path::new("../x")));
         assert!(!link_stays_inside(Path::new("l"), Path::new("/etc/passwd")));
+        // Found by the `paths` and `tar_extract` fuzz targets: with `d -> .` in the same archive,
+        // `e -> d/..` resolved to the parent of the extraction root.
+        assert!(link_stays_inside(Path::new("d"), Path::new(".")));
+        assert!(!link_stays_inside(Path::new("e"), Path::new("d/..")));
+        assert!(!link_stays_inside(Path::new("a/b/l"), Path::new("c/../../x")));
+        assert!(link_stays_inside(Path::new("a/b/l"), Path::new("./../c/d")));
         assert!(!link_stays_inside(Path::new("l"), Path::new("")));
     }
 }

@@ -2,22 +2,13 @@
 //! (or the user's home when a user is named and the sandbox has no explicit cwd), `~` as the home,
 //! always normalized lexically (`.`/`..`/`//` removed, never above `/`).
 
+use nullspace_types::rel_path::resolve_under;
+
 use crate::error::{GuestError, GuestResult};
 
-/// Lexically normalizes an absolute path: no `.`, `..`, empty segments or trailing slash.
-pub fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
+/// Lexically normalizes an absolute path: no `.`, `..`, empty segments or trailing slash (the shared
+/// implementation of `nullspace_types::rel_path`).
+pub use nullspace_types::rel_path::normalize_absolute as normalize;
 
 /// Resolves `path` against `base` (absolute) with `home` for `~`.
 pub fn resolve_against(path: &str, base: &str, home: &str) -> GuestResult<String> {
@@ -27,16 +18,13 @@ pub fn resolve_against(path: &str, base: &str, home: &str) -> GuestResult<String
     if path.contains('\0') {
         return Err(GuestError::invalid("path must not contain NUL bytes"));
     }
-    let joined = if path.starts_with('/') {
-        path.to_owned()
-    } else if path == "~" {
-        home.to_owned()
+    Ok(if path == "~" {
+        normalize(home)
     } else if let Some(rest) = path.strip_prefix("~/") {
-        format!("{home}/{rest}")
+        resolve_under(home, rest)
     } else {
-        format!("{base}/{path}")
-    };
-    Ok(normalize(&joined))
+        resolve_under(base, path)
+    })
 }
 
 /// Base directory of relative paths: the sandbox cwd, unless a user is named and the cwd is only the

@@ -29,24 +29,59 @@ pub fn handles(kind: &str) -> bool {
     matches!(kind, "pty_start" | "pty_connect" | "pty_input" | "pty_resize" | "pty_kill")
 }
 
+/// One PTY message, parsed and checked (terminal sizes, `pty_input`'s bytes decoded).
+#[derive(Debug)]
+pub(crate) enum PtyRequest {
+    Start(PtyStart),
+    Connect(PtyConnect),
+    /// Session id and the bytes to write.
+    Input(String, Vec<u8>),
+    Resize(PtyResize),
+    Kill(PtyKill),
+}
+
+/// Parses a message of type `kind` (one [`handles`] accepts).
+pub(crate) fn parse_request(kind: &str, value: Value) -> GuestResult<PtyRequest> {
+    match kind {
+        "pty_start" => {
+            let request: PtyStart = parse(value)?;
+            check_size(request.cols.unwrap_or(DEFAULT_COLS), request.rows.unwrap_or(DEFAULT_ROWS))?;
+            Ok(PtyRequest::Start(request))
+        }
+        "pty_connect" => parse(value).map(PtyRequest::Connect),
+        "pty_input" => {
+            let request: PtyInput = parse(value)?;
+            let bytes = match (request.data, request.data_base64) {
+                (_, Some(encoded)) => base64::engine::general_purpose::STANDARD
+                    .decode(encoded.as_bytes())
+                    .map_err(|error| GuestError::invalid(format!("invalid data_base64: {error}")))?,
+                (Some(text), None) => text.into_bytes(),
+                (None, None) => return Err(GuestError::invalid("pty_input needs data or data_base64")),
+            };
+            Ok(PtyRequest::Input(request.session_id, bytes))
+        }
+        "pty_resize" => {
+            let request: PtyResize = parse(value)?;
+            check_size(request.cols, request.rows)?;
+            Ok(PtyRequest::Resize(request))
+        }
+        _ => parse(value).map(PtyRequest::Kill),
+    }
+}
+
 /// Handles one PTY message (already known to be one by [`handles`]).
 pub async fn handle(sandbox: &Sandbox, kind: &str, value: Value, outbox: &Outbox, tasks: &mut JoinSet<()>) {
     let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
-    let result = match kind {
-        "pty_start" => parse(value).and_then(|request| start(sandbox, request, outbox, tasks)),
-        "pty_connect" => parse(value).and_then(|request| connect(sandbox, request, outbox, tasks)),
-        "pty_input" => match parse::<PtyInput>(value) {
-            Ok(request) => input(sandbox, request).await,
-            Err(error) => Err(error),
-        },
-        "pty_resize" => parse(value).and_then(|request: PtyResize| {
-            check_size(request.cols, request.rows)?;
-            resized(sandbox.ptys().get(&request.session_id)?.resize(request.cols, request.rows))
-        }),
-        _ => parse(value).and_then(|request: PtyKill| {
-            sandbox.ptys().get(&request.session_id)?.kill();
-            Ok(())
-        }),
+    let result = match parse_request(kind, value) {
+        Ok(PtyRequest::Start(request)) => start(sandbox, request, outbox, tasks),
+        Ok(PtyRequest::Connect(request)) => connect(sandbox, request, outbox, tasks),
+        Ok(PtyRequest::Input(session_id, bytes)) => input(sandbox, &session_id, &bytes).await,
+        Ok(PtyRequest::Resize(request)) => sandbox
+            .ptys()
+            .get(&request.session_id)
+            .and_then(|session| resized(session.resize(request.cols, request.rows))),
+        Ok(PtyRequest::Kill(request)) => sandbox.ptys().get(&request.session_id).map(|session| session.kill()),
+        Err(error) => Err(error),
     };
     if let Err(error) = result {
         let (_, body) = error.envelope();
@@ -85,17 +120,10 @@ fn connect(sandbox: &Sandbox, request: PtyConnect, outbox: &Outbox, tasks: &mut 
     Ok(())
 }
 
-async fn input(sandbox: &Sandbox, request: PtyInput) -> GuestResult<()> {
-    let bytes = match (request.data, request.data_base64) {
-        (_, Some(encoded)) => base64::engine::general_purpose::STANDARD
-            .decode(encoded.as_bytes())
-            .map_err(|error| GuestError::invalid(format!("invalid data_base64: {error}")))?,
-        (Some(text), None) => text.into_bytes(),
-        (None, None) => return Err(GuestError::invalid("pty_input needs data or data_base64")),
-    };
-    let session = sandbox.ptys().get(&request.session_id)?;
+async fn input(sandbox: &Sandbox, session_id: &str, bytes: &[u8]) -> GuestResult<()> {
+    let session = sandbox.ptys().get(session_id)?;
     session
-        .write(&bytes)
+        .write(bytes)
         .await
         .map_err(|error| GuestError::Internal { context: format!("cannot write to session {}: {error}", session.id) })
 }

@@ -17,7 +17,7 @@ use crate::state::Sandbox;
 #[derive(Debug, Deserialize)]
 pub struct GuestExecRequest {
     #[serde(flatten)]
-    request: ExecRequest,
+    pub(crate) request: ExecRequest,
     /// Run as this sandbox user (default user when absent).
     #[serde(default)]
     user: Option<String>,

@@ -294,4 +294,35 @@ mod tests {
         assert!(relative(Path::new("a/../../b")).is_err());
         assert!(relative(Path::new("/etc/passwd")).is_err());
     }
+
+    #[test]
+    fn a_symlink_through_another_symlink_cannot_point_outside_the_target() {
+        // Found by the `tar_extract` fuzz target: `d -> .` then `e -> d/..` made `e` the target's parent.
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, link) in [("d", "."), ("e", "d/..")] {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(EntryType::Symlink);
+            header.set_size(0);
+            header.set_mode(0o777);
+            builder.append_link(&mut header, name, link).unwrap();
+        }
+        let archive = builder.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("part-0");
+        fs::write(&part, &archive).unwrap();
+        let target = dir.path().join("target").display().to_string();
+        let record = Record::new(
+            "up_1".into(),
+            nullspace_types::upload_api::UploadKind::DirectoryTar,
+            nullspace_types::upload_api::UploadSourceKind::DirectoryArchive,
+            target.clone(),
+            archive.len() as u64,
+            UploadConflict::Merge,
+        );
+        let error = publish_tar(&record, vec![File::open(&part).unwrap()], None).unwrap_err();
+        let (status, body) = error.envelope();
+        assert_eq!(status, 400);
+        assert!(body.error.contains("points outside the target"), "{}", body.error);
+        assert!(!Path::new(&target).exists());
+    }
 }

@@ -30,6 +30,12 @@ pub fn part_size_for(content_length: u64) -> u64 {
     wanted.clamp(MIN_PART_BYTES, MAX_PART_BYTES)
 }
 
+/// The part plan of `content_length` bytes: (part size, number of parts).
+pub fn plan(content_length: u64) -> (u64, u64) {
+    let part_size = part_size_for(content_length);
+    (part_size, content_length.div_ceil(part_size))
+}
+
 /// One session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
@@ -74,6 +80,53 @@ pub struct Record {
 }
 
 impl Record {
+    /// A new `created` session: `content_length` bytes planned by [`plan`], published to the resolved
+    /// `target_path` (`archive_format` is `tar` for directories), expiring [`SESSION_TTL_HOURS`] from now.
+    pub fn new(
+        upload_id: String,
+        kind: UploadKind,
+        source_kind: UploadSourceKind,
+        target_path: String,
+        content_length: u64,
+        conflict: UploadConflict,
+    ) -> Self {
+        let (part_size, part_count) = plan(content_length);
+        let now = Utc::now();
+        Record {
+            upload_id,
+            kind,
+            source_kind,
+            target_path,
+            content_length,
+            part_size,
+            part_count,
+            conflict,
+            archive_format: match kind {
+                UploadKind::DirectoryTar => Some("tar".into()),
+                UploadKind::File => None,
+            },
+            whole_checksum_sha256: None,
+            user: None,
+            status: UploadStatus::Created,
+            received: BTreeSet::new(),
+            created_at: now,
+            updated_at: now,
+            expires_at: now + Duration::hours(SESSION_TTL_HOURS),
+            idempotency_key: None,
+            published_bytes: 0,
+            published_file_count: 0,
+        }
+    }
+
+    /// Whether the session's plan is the one guestd makes for its length, with received parts inside it.
+    /// A `session.json` read back from the staging directory, which root in the sandbox can rewrite, is
+    /// used only when it is.
+    pub fn is_consistent(&self) -> bool {
+        self.content_length <= MAX_UPLOAD_BYTES
+            && (self.part_size, self.part_count) == plan(self.content_length)
+            && self.received.iter().all(|n| *n < self.part_count)
+    }
+
     /// Size of part `n` (the last one may be shorter).
     pub fn part_len(&self, n: u64) -> u64 {
         if n + 1 < self.part_count {
@@ -153,29 +206,29 @@ mod tests {
     use super::*;
 
     fn record(content_length: u64) -> Record {
-        let part_size = part_size_for(content_length);
-        let now = Utc::now();
-        Record {
-            upload_id: "up_1".into(),
-            kind: UploadKind::File,
-            source_kind: UploadSourceKind::RestartableFile,
-            target_path: "/t".into(),
+        let kind = UploadKind::File;
+        Record::new(
+            "up_1".into(),
+            kind,
+            UploadSourceKind::RestartableFile,
+            "/t".into(),
             content_length,
-            part_size,
-            part_count: content_length.div_ceil(part_size),
-            conflict: UploadConflict::Merge,
-            archive_format: None,
-            whole_checksum_sha256: None,
-            user: None,
-            status: UploadStatus::Created,
-            received: BTreeSet::new(),
-            created_at: now,
-            updated_at: now,
-            expires_at: now,
-            idempotency_key: None,
-            published_bytes: 0,
-            published_file_count: 0,
-        }
+            UploadConflict::Merge,
+        )
+    }
+
+    #[test]
+    fn only_sessions_planned_as_guestd_plans_them_are_consistent() {
+        assert!(record(20_000_000).is_consistent());
+        assert!(record(0).is_consistent());
+        // Found by the `upload_ranges` fuzz target: a planted `session.json` with more parts than its
+        // length needs made `part_len` subtract past zero (a panic, or a wrapped size in release).
+        let planted = Record { content_length: 1, part_count: 5, received: BTreeSet::from([4]), ..record(1) };
+        assert!(!planted.is_consistent());
+        assert!(!Record { part_size: 0, part_count: 0, ..record(5) }.is_consistent());
+        assert!(!Record { part_count: 1_000_000_000_000, ..record(5) }.is_consistent());
+        assert!(!Record { received: BTreeSet::from([1]), ..record(5) }.is_consistent());
+        assert!(!Record { content_length: MAX_UPLOAD_BYTES + 1, ..record(MAX_UPLOAD_BYTES + 1) }.is_consistent());
     }
 
     #[test]

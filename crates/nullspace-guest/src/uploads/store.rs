@@ -14,7 +14,7 @@ use nullspace_types::upload_api::{
 use serde_json::json;
 
 use super::error::UploadError;
-use super::record::{part_size_for, Record, MAX_CONCURRENCY, MAX_PART_BYTES, MAX_UPLOAD_BYTES, SESSION_TTL_HOURS};
+use super::record::{Record, MAX_CONCURRENCY, MAX_PART_BYTES, MAX_UPLOAD_BYTES, SESSION_TTL_HOURS};
 use crate::error::{GuestError, GuestResult};
 use crate::ids::new_id;
 
@@ -70,8 +70,10 @@ impl Uploads {
         let mut state = self.lock();
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path().join("session.json");
-            let Some(mut record) =
-                std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
+            let Some(mut record) = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
+                .filter(Record::is_consistent)
             else {
                 let _ = std::fs::remove_dir_all(entry.path());
                 continue;
@@ -141,31 +143,11 @@ impl Uploads {
             .details(json!({"content_length": length, "available_bytes": free}))
             .into());
         }
-        let part_size = part_size_for(length);
-        let now = Utc::now();
         let record = Record {
-            upload_id: new_id("up_"),
-            kind: request.kind,
-            source_kind: request.source_kind,
-            target_path: target,
-            content_length: length,
-            part_size,
-            part_count: length.div_ceil(part_size),
-            conflict: request.conflict,
-            archive_format: match request.kind {
-                UploadKind::DirectoryTar => Some("tar".into()),
-                UploadKind::File => None,
-            },
             whole_checksum_sha256: request.whole_checksum_sha256.as_ref().map(|sum| sum.to_ascii_lowercase()),
             user: request.user.clone().filter(|user| !user.trim().is_empty()),
-            status: UploadStatus::Created,
-            received: BTreeSet::new(),
-            created_at: now,
-            updated_at: now,
-            expires_at: now + chrono::Duration::hours(SESSION_TTL_HOURS),
             idempotency_key: key.clone(),
-            published_bytes: 0,
-            published_file_count: 0,
+            ..Record::new(new_id("up_"), request.kind, request.source_kind, target, length, request.conflict)
         };
         let dir = self.dir(&record.upload_id);
         std::fs::create_dir_all(&dir)
@@ -183,6 +165,12 @@ impl Uploads {
         }
         state.records.insert(record.upload_id.clone(), record.clone());
         Ok(record)
+    }
+
+    /// The ids of every session known (the fuzz targets list what a reload found).
+    #[cfg(feature = "fuzzing")]
+    pub fn ids(&self) -> Vec<String> {
+        self.lock().records.keys().cloned().collect()
     }
 
     /// The session `id` (expiring it first if it is past its time).
@@ -305,4 +293,35 @@ pub fn free_space(path: &Path) -> u64 {
         probe = candidate.parent();
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nullspace_types::upload_api::{UploadConflict, UploadSourceKind};
+
+    #[test]
+    fn a_session_file_with_another_plan_is_dropped_at_reload() {
+        let staging = tempfile::tempdir().unwrap();
+        let good = Record::new(
+            "up_good".into(),
+            UploadKind::File,
+            UploadSourceKind::RestartableFile,
+            "/t".into(),
+            5,
+            UploadConflict::Merge,
+        );
+        // Found by the `upload_ranges` fuzz target: 5 parts for 1 byte made the reload's part sizes
+        // subtract past zero; a billion parts made it probe part files for hours.
+        let planted = Record { content_length: 1, part_count: 5, upload_id: "up_bad".into(), ..good.clone() };
+        for record in [&good, &planted] {
+            let dir = staging.path().join(&record.upload_id);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("session.json"), serde_json::to_vec(record).unwrap()).unwrap();
+        }
+        let uploads = Uploads::open(staging.path().to_path_buf());
+        assert_eq!(uploads.get("up_good").unwrap().part_count, 1);
+        assert!(uploads.get("up_bad").is_err());
+        assert!(!staging.path().join("up_bad").exists());
+    }
 }

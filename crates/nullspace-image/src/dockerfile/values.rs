@@ -90,20 +90,7 @@ pub(super) fn check_signal(text: &str) -> Result<(), String> {
 
 /// Lexically cleans `path` against `base` (an absolute directory): `.` and `..` resolved, repeated
 /// slashes removed, never above `/`. Returns an absolute path without a trailing slash (except `/`).
-pub(super) fn clean_under(base: &str, path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    let joined = if path.starts_with('/') { path.to_string() } else { format!("{base}/{path}") };
-    for part in joined.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
+pub(super) use nullspace_types::rel_path::resolve_under as clean_under;
 
 /// A build-context source: relative to the context root, cleaned; `None` if it climbs out of it.
 pub(super) fn context_source(path: &str) -> Option<String> {

@@ -9,6 +9,8 @@ mod desktop_stream;
 mod desktop_viewer;
 mod error;
 mod extract;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod guest_service;
 mod health;
 mod lifecycle;

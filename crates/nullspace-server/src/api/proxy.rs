@@ -111,7 +111,7 @@ fn internal(error: &dyn std::error::Error) -> Response {
 }
 
 /// The token a request presents, if any.
-fn credential<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<Credential<'a>> {
+pub(super) fn credential<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<Credential<'a>> {
     if let Some(value) = headers.get(PROXY_TOKEN_HEADER) {
         return Some(Credential::Header(value.to_str().unwrap_or("").trim()));
     }
@@ -121,7 +121,7 @@ fn credential<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<Credential<'a>
     cookie(headers, EDGE_TOKEN_COOKIE).map(Credential::Cookie)
 }
 
-fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+pub(super) fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         (key == name).then_some(value)
@@ -129,7 +129,7 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// `query` without `name` parameters (`None` when nothing is left).
-fn strip_query_param(query: &str, name: &str) -> Option<String> {
+pub(super) fn strip_query_param(query: &str, name: &str) -> Option<String> {
     let kept: Vec<&str> = query
         .split('&')
         .filter(|pair| !pair.is_empty() && pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
@@ -137,7 +137,7 @@ fn strip_query_param(query: &str, name: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("&"))
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get_all(header::COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(|line| {
         line.split(';').find_map(|pair| {
             let (key, value) = pair.trim().split_once('=')?;
@@ -147,7 +147,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The `Cookie` header without cookie `name` (`None` when nothing is left).
-fn strip_cookie(headers: &HeaderMap, name: &str) -> Option<HeaderValue> {
+pub(super) fn strip_cookie(headers: &HeaderMap, name: &str) -> Option<HeaderValue> {
     let kept: Vec<&str> = headers
         .get_all(header::COOKIE)
         .iter()

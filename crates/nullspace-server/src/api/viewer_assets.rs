@@ -54,7 +54,7 @@ fn content_type(path: &FsPath) -> Option<&'static str> {
 }
 
 /// `path` as a relative path of plain components (no `..`, no root, no hidden names), or `None`.
-fn safe_relative(path: &str) -> Option<PathBuf> {
+pub(super) fn safe_relative(path: &str) -> Option<PathBuf> {
     if path.is_empty() || path.contains('\\') || path.contains('\0') {
         return None;
     }

@@ -43,7 +43,11 @@ pub mod webhooks;
 
 pub use error::ControlError;
 pub use reaper::spawn_reaper;
+#[cfg(feature = "fuzzing")]
+pub(crate) use sandbox_create::network_policy;
 pub use service::{Control, CreateParams};
 pub use state::SandboxState;
+#[cfg(feature = "fuzzing")]
+pub(crate) use volumes::validate_name as validate_volume_name;
 pub use warm_pool_claims::spawn_warm_pool_refiller;
 pub use webhooks::spawn_webhook_worker;

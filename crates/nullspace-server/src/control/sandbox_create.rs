@@ -149,7 +149,10 @@ impl Control {
 }
 
 /// The egress policy of a create request; bad entries are a 400.
-fn network_policy(internet_access: Option<bool>, request: Option<&NetworkRequest>) -> ControlResult<NetworkPolicy> {
+pub(crate) fn network_policy(
+    internet_access: Option<bool>,
+    request: Option<&NetworkRequest>,
+) -> ControlResult<NetworkPolicy> {
     let parse = |entries: Option<&Vec<String>>| -> ControlResult<Vec<_>> {
         entries
             .map(Vec::as_slice)

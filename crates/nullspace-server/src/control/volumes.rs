@@ -61,7 +61,7 @@ pub fn attachment(record: &SandboxRecord, mount: &VolumeMount) -> VolumeAttachme
     }
 }
 
-fn validate_name(name: &str) -> ControlResult<()> {
+pub(crate) fn validate_name(name: &str) -> ControlResult<()> {
     let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if name.is_empty() || name.len() > MAX_NAME_LEN || !ok_chars || name.starts_with('.') {
         return Err(super::validate::invalid(format!(
