@@ -129,9 +129,9 @@ def host_snapshot(data_dir: str | os.PathLike[str]) -> dict[str, set[str]]:
 def host_counts(data_dir: str | os.PathLike[str], bridge: str) -> dict[str, int]:
     """How many of each host resource a server (data dir + bridge) holds right now: the categories of
     `host_snapshot` plus network namespaces (`/run/netns/<bridge>-*`), veths enslaved to the bridge, nftables
-    rules and chains in the server's two tables, loop devices backed by files in the data dir, sandbox-owned
-    uids (host processes whose uid is not 0 in a sandbox cgroup are counted by `processes` already) and the
-    store's rows of sandboxes that are not destroyed. A long create/kill campaign must end where it began."""
+    rules and chains in the server's two tables, loop devices backed by files in the data dir (sandbox disks),
+    the host uid ranges the store holds for sandboxes' user namespaces, and the store's rows of sandboxes
+    that are not destroyed. A long create/kill campaign must end where it began."""
     data = str(Path(data_dir).resolve())
     counts = {key: len(items) for key, items in host_snapshot(data_dir).items()}
     run_netns = Path("/run/netns")
@@ -154,6 +154,7 @@ def host_counts(data_dir: str | os.PathLike[str], bridge: str) -> dict[str, int]
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
             counts["store_live_sandboxes"] = conn.execute(
                 "SELECT COUNT(*) FROM sandboxes WHERE state NOT IN ('destroyed', 'error')").fetchone()[0]
+            counts["uid_ranges"] = conn.execute("SELECT COUNT(*) FROM sandbox_id_ranges").fetchone()[0]
     return counts
 
 
