@@ -166,7 +166,7 @@ def test_what_a_sandbox_writes_is_zero_based_on_disk_and_an_escaped_root_owns_no
     inside = sb.commands.run("stat", ["-c", "%u:%g", "/workspace/root.txt", "/home/user/user.txt"])
     assert inside.stdout.split() == ["0:0", "1000:1000"], inside
 
-    upper = server.data_dir / "sandboxes" / sb.id / "upper"
+    upper = server.data_dir / "sandboxes" / sb.id / "disk" / "upper"  # on the sandbox's own disk image
     root_file = (upper / "workspace" / "root.txt").stat()
     assert (root_file.st_uid, root_file.st_gid) == (0, 0)
     for name in ["user.txt", "ran.txt", "d"]:
