@@ -93,17 +93,52 @@ pub enum McpTransport {
     Stdio,
 }
 
+/// One group of `nullspace bench` figures, each measured beside its baseline in the same run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BenchMode {
+    /// File upload and download through the API (sandbox and volume) vs `cp` on the same disk.
+    Files,
+    /// Exec round trip (`true`) vs a raw request to the guest's socket and vs `GET /healthz`.
+    Exec,
+    /// Create→first exec, cold and from a warm pool, vs bare `runc run` of the same rootfs.
+    Create,
+    /// Fork of a running sandbox vs a copy of its change set.
+    Fork,
+    /// Hibernate and resume vs a cold create.
+    Resume,
+    /// Template pull + unpack and disk use (needs `--registry-image`).
+    Templates,
+    /// Code-interpreter figures (when the server has the `code-interpreter` template).
+    Code,
+    /// Desktop figures (when the server has the `desktop` template).
+    Desktop,
+}
+
+impl BenchMode {
+    /// The mode's name on the command line.
+    pub fn name(self) -> String {
+        self.to_possible_value().map(|value| value.get_name().to_owned()).unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Sandboxes to create for the create→first-exec figure (and bare runc runs).
-    #[arg(long, default_value_t = 20)]
-    pub sandboxes: usize,
-    /// Exec round trips to time in one sandbox.
-    #[arg(long, default_value_t = 50)]
-    pub execs: usize,
-    /// Size of the file written and read back, in MiB.
-    #[arg(long, default_value_t = 64)]
-    pub file_mb: usize,
+    /// Figures to measure (repeat or comma-separate); all of them when omitted.
+    #[arg(long = "mode", value_name = "MODE", value_delimiter = ',')]
+    pub modes: Vec<BenchMode>,
+    /// A short run with small samples and sizes (what CI runs): the figures are noisier, the rows the same.
+    #[arg(long)]
+    pub quick: bool,
+    /// Sandboxes to create for the create→first-exec figure (and bare runc runs) [default: 20, quick: 3].
+    #[arg(long)]
+    pub sandboxes: Option<usize>,
+    /// Exec round trips to time in one sandbox [default: 200, quick: 20].
+    #[arg(long)]
+    pub execs: Option<usize>,
+    /// Size of the file written and read back, in MiB [default: 1024, quick: 16].
+    #[arg(long)]
+    pub file_mb: Option<usize>,
     /// The server's data directory (to find the base template rootfs for the runc baseline, and the
     /// layer store for the template disk figure, which is skipped without this flag).
     #[arg(long, value_name = "DIR")]

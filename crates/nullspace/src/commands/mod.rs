@@ -4,10 +4,6 @@
 mod api_key;
 mod attachments;
 mod bench;
-mod bench_code;
-mod bench_desktop;
-mod bench_rfb;
-mod bench_templates;
 mod doctor;
 mod files;
 mod mcp;

@@ -15,7 +15,7 @@ use nullspace_types::exec_api::ExecRequest;
 use nullspace_types::sandbox::CreateSandboxRequest;
 use serde::Deserialize;
 
-use super::bench::{summarize, Summary};
+use super::report::{summarize, Summary};
 
 /// The built-in template the figures need.
 pub(super) const TEMPLATE: &str = "code-interpreter";

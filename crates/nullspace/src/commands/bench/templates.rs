@@ -15,7 +15,7 @@ use nullspace_client::{BuildLogEntry, Client};
 use nullspace_node::images::{self, ImageReference, LayerId, LayerStore, PulledImage, RegistryAuth, RegistryConfig};
 use nullspace_types::template_api::{BuildRequest, Step};
 
-use super::bench::{summarize, Summary};
+use super::report::{summarize, Summary};
 use crate::exit::UserError;
 
 /// How to get an image for these figures.

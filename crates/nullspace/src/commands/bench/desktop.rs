@@ -22,8 +22,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::bench::{summarize, Summary};
-use super::bench_rfb::{Link, Session};
+use super::report::{summarize, Summary};
+use super::rfb::{Link, Session};
 use crate::cli::GlobalArgs;
 
 /// The built-in template the figures need.
