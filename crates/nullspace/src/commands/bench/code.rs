@@ -25,7 +25,7 @@ const CELL_RESULT: &str = "2";
 /// Untimed round trips before each timed series (both ours and the baseline's).
 const WARMUP: usize = 3;
 /// The in-sandbox baseline (`python3 -c`).
-const KERNEL_SCRIPT: &str = include_str!("bench_code_kernel.py");
+const KERNEL_SCRIPT: &str = include_str!("code_kernel.py");
 /// The targets.
 const TARGET_RATIO: f64 = 1.5;
 const TARGET_FIRST_RESULT_MS: f64 = 300.0;

@@ -42,7 +42,7 @@ const ANIMATION_RATE: u32 = 60;
 /// How long a pointer position or the animation's window is waited for.
 const WAIT_LIMIT: Duration = Duration::from_secs(30);
 /// The in-sandbox baselines (`python3 -c`).
-const INSIDE_SCRIPT: &str = include_str!("bench_desktop_inside.py");
+const INSIDE_SCRIPT: &str = include_str!("desktop_inside.py");
 
 /// The desktop figures.
 #[derive(Debug, serde::Serialize)]

@@ -29,7 +29,6 @@ pub(super) fn summarize(samples: &mut [Duration]) -> Summary {
 pub(super) enum Unit {
     Ms,
     MibPerS,
-    Mib,
 }
 
 impl Unit {
@@ -37,7 +36,6 @@ impl Unit {
         match self {
             Unit::Ms => "ms",
             Unit::MibPerS => "MiB/s",
-            Unit::Mib => "MiB",
         }
     }
 }
@@ -85,7 +83,6 @@ pub(super) enum Target {
     RatioAtMost(f64),
     RatioAtLeast(f64),
     P50AtMost(f64),
-    P50AtLeast(f64),
     MarginAtMost(f64),
 }
 
@@ -97,7 +94,6 @@ impl Target {
             Target::RatioAtMost(bound) => ratio.is_some_and(|r| r <= bound),
             Target::RatioAtLeast(bound) => ratio.is_some_and(|r| r >= bound),
             Target::P50AtMost(bound) => row.figure.p50 <= bound,
-            Target::P50AtLeast(bound) => row.figure.p50 >= bound,
             Target::MarginAtMost(bound) => margin.is_some_and(|m| m <= bound),
         }
     }
@@ -108,7 +104,6 @@ impl Target {
             Target::RatioAtMost(bound) => format!("≤ {bound}×"),
             Target::RatioAtLeast(bound) => format!("≥ {bound}×"),
             Target::P50AtMost(bound) => format!("≤ {bound} {unit}"),
-            Target::P50AtLeast(bound) => format!("≥ {bound} {unit}"),
             Target::MarginAtMost(bound) => format!("≤ base + {bound} {unit}"),
         }
     }
