@@ -47,6 +47,7 @@ async fn fork_once(client: &Client, parent: &str, index: usize, mib: usize) -> a
     if mib > 0 {
         let write = ExecRequest {
             command: format!("head -c {mib}M /dev/urandom > /workspace/bench.bin && sync"),
+            shell: Some(true),
             ..ExecRequest::default()
         };
         let result = client.exec(parent, &write).await.context("writing the change set")?;

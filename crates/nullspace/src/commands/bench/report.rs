@@ -17,7 +17,9 @@ pub(super) struct Summary {
     pub(super) samples: usize,
 }
 
+/// Sorts `samples` and summarizes them.
 pub(super) fn summarize(samples: &mut [Duration]) -> Summary {
+    samples.sort();
     let figure = Figure::of_durations(samples);
     let mean = samples.iter().map(|d| d.as_secs_f64() * 1000.0).sum::<f64>() / samples.len().max(1) as f64;
     Summary { p50_ms: figure.p50, p90_ms: figure.p90, mean_ms: mean, samples: figure.samples }
