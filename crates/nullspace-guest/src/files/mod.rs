@@ -1,9 +1,10 @@
 //! The sandbox filesystem as the files API sees it: path resolution, the acting user's credentials,
 //! metadata, single-path operations, bounded walks (listing, searches), replace, streaming uploads and
-//! directory archives.
+//! downloads, and directory archives.
 
 pub mod archive;
 pub mod as_user;
+pub mod bulk;
 pub mod info;
 pub mod list;
 pub mod ops;

@@ -2,7 +2,7 @@
 //! file beside the target, then renamed over it, so readers never see a half-written file. Owner and mode
 //! of a replaced file are kept (as far as the acting user may: a user's replacement is its own). The
 //! file is opened, and later renamed, with the credentials of the request's user; the bytes stream into
-//! the open file in between.
+//! the open file in between, and are synced before the rename (see [`crate::files::bulk`]).
 
 use std::fmt::Display;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
 
 use crate::error::{GuestError, GuestResult};
 use crate::files::as_user::run_as;
+use crate::files::bulk::ChunkWriter;
 use crate::files::ops;
 use crate::users::User;
 
@@ -44,7 +44,8 @@ fn open_for_write(path: &str) -> GuestResult<Opened> {
 }
 
 /// Writes the byte `stream` to `path` (creating parents) as `user` (guestd itself when `None`),
-/// replacing it atomically.
+/// replacing it atomically. The new file is synced before it replaces the old one, and the rename
+/// after it, so a completed upload survives a crash.
 pub async fn write_stream<S, E>(path: &str, user: Option<&User>, mut stream: S) -> GuestResult<()>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -54,17 +55,22 @@ where
         let path = path.to_owned();
         run_as(user, move || open_for_write(&path)).await?
     };
-    let mut file = tokio::fs::File::from_std(file);
     let leftover = temp.clone();
     let result = async move {
-        copy_into(&mut file, &mut stream, path).await?;
-        file.flush().await.map_err(|error| GuestError::file_op("write", path, error))?;
-        drop(file);
+        let writer = ChunkWriter::start(file, true);
+        let fed = copy_into(&writer, &mut stream, path).await;
+        if let Err(error) = fed {
+            drop(writer);
+            return Err(error);
+        }
+        writer.finish().await.map_err(|error| GuestError::file_op("write", path, error))?;
         let Some(temp) = temp else { return Ok(()) };
         let path = path.to_owned();
         run_as(user, move || {
             adopt_ownership(&temp, &path, existing.as_ref())?;
-            std::fs::rename(&temp, &path).map_err(|error| GuestError::file_op("write", &path, error))
+            std::fs::rename(&temp, &path).map_err(|error| GuestError::file_op("write", &path, error))?;
+            sync_parent(&path);
+            Ok(())
         })
         .await
     }
@@ -75,7 +81,8 @@ where
     result
 }
 
-async fn copy_into<S, E>(file: &mut tokio::fs::File, stream: &mut S, path: &str) -> GuestResult<()>
+/// Feeds `stream` to `writer`; the writer's own error (a full disk) wins over the body's.
+async fn copy_into<S, E>(writer: &ChunkWriter, stream: &mut S, path: &str) -> GuestResult<()>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Display,
@@ -83,9 +90,21 @@ where
     while let Some(chunk) = stream.next().await {
         let chunk =
             chunk.map_err(|error| GuestError::invalid(format!("upload of {path} broke off: {error}; retry it")))?;
-        file.write_all(&chunk).await.map_err(|error| GuestError::file_op("write", path, error))?;
+        if writer.send(chunk).await.is_err() {
+            // The writer stopped on an error: `finish` reports it.
+            return Ok(());
+        }
     }
     Ok(())
+}
+
+/// Syncs the directory holding `path` so a rename survives a crash (best effort).
+pub fn sync_parent(path: &str) {
+    if let Some(parent) = Path::new(path).parent() {
+        if let Ok(dir) = std::fs::File::open(parent) {
+            let _ = dir.sync_all();
+        }
+    }
 }
 
 /// Gives the new file `temp` (about to replace `path`) the mode of the `existing` file and, when guestd

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use nullspace_types::files_api::FileInfo;
 use nullspace_types::files_ops_api::{BatchManifest, BatchWriteResponse, BatchWriteResult, RawFileQuery};
-use tokio_util::io::ReaderStream;
 
 use super::extract::QueryParams;
 use crate::error::{GuestError, GuestResult};
 use crate::files::as_user::run_as;
+use crate::files::bulk::read_chunks;
 use crate::files::info::file_info;
 use crate::files::target::resolve;
 use crate::files::upload::write_stream;
@@ -32,11 +32,10 @@ pub async fn download(
         Ok((file, metadata))
     })
     .await?;
-    let file = tokio::fs::File::from_std(file);
     if metadata.is_dir() {
         return Err(GuestError::invalid(format!("{} is a directory; list it with GET /files?path=…", target.path)));
     }
-    let mut response = Body::from_stream(ReaderStream::with_capacity(file, 64 * 1024)).into_response();
+    let mut response = Body::from_stream(read_chunks(file)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/octet-stream"));
     if metadata.is_file() {

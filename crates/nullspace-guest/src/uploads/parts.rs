@@ -10,12 +10,12 @@ use futures::{Stream, StreamExt};
 use nullspace_types::upload_api::{UploadFailureReason as R, UploadStatus};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use super::error::UploadError;
 use super::record::Record;
 use super::store::Uploads;
 use crate::error::{GuestError, GuestResult};
+use crate::files::bulk::ChunkWriter;
 
 static PART_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -80,8 +80,9 @@ where
     let temp = uploads.dir(id).join(format!("part-{n}.tmp-{}", PART_COUNTER.fetch_add(1, Ordering::Relaxed)));
     let temp_name = temp.display().to_string();
     let written = async {
-        let mut file =
-            tokio::fs::File::create(&temp).await.map_err(|error| GuestError::file_op("stage", &temp_name, error))?;
+        let file = std::fs::File::create(&temp).map_err(|error| GuestError::file_op("stage", &temp_name, error))?;
+        // Staged parts are not synced: the publish syncs the file it makes of them.
+        let writer = ChunkWriter::start(file, false);
         let mut hasher = Sha256::new();
         let mut total = 0u64;
         while let Some(chunk) = body.next().await {
@@ -92,9 +93,11 @@ where
                 return Err(size_error(total).into());
             }
             hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(|error| GuestError::file_op("stage", &temp_name, error))?;
+            if writer.send(chunk).await.is_err() {
+                break; // the writer's error comes from `finish`
+            }
         }
-        file.flush().await.map_err(|error| GuestError::file_op("stage", &temp_name, error))?;
+        writer.finish().await.map_err(|error| GuestError::file_op("stage", &temp_name, error))?;
         if total != expected {
             return Err(size_error(total).into());
         }

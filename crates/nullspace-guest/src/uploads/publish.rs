@@ -4,7 +4,7 @@
 //! truncated; a failed publish leaves it untouched.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use nullspace_types::upload_api::{UploadConflict, UploadFailureReason as R};
 use serde_json::json;
@@ -13,7 +13,9 @@ use super::error::UploadError;
 use super::reader::{HashingReader, PartsReader};
 use super::record::Record;
 use crate::error::{GuestError, GuestResult};
+use crate::files::bulk::{Writeback, READ_CHUNK};
 use crate::files::ops::ensure_parents;
+pub use crate::files::upload::sync_parent;
 use crate::files::upload::{adopt_ownership, temp_path};
 
 /// What a completion published.
@@ -65,7 +67,7 @@ pub fn publish_file(record: &Record, parts: Vec<File>, expected: Option<&str>) -
         let fail = |error| GuestError::file_op("write", target, error);
         let mut file = File::options().write(true).create_new(true).open(&temp).map_err(fail)?;
         let mut reader = HashingReader::new(PartsReader::new(parts));
-        io::copy(&mut reader, &mut file).map_err(fail)?;
+        copy_durably(&mut reader, &mut file).map_err(fail)?;
         let (actual, bytes) = reader.finish().map_err(fail)?;
         if let Some(expected) = expected.filter(|expected| *expected != actual) {
             return Err(checksum_mismatch(record, expected, &actual).into());
@@ -84,11 +86,19 @@ pub fn publish_file(record: &Record, parts: Vec<File>, expected: Option<&str>) -
     result
 }
 
-/// Syncs the directory holding `path` so a rename survives a crash (best effort).
-pub fn sync_parent(path: &str) {
-    if let Some(parent) = std::path::Path::new(path).parent() {
-        if let Ok(dir) = File::open(parent) {
-            let _ = dir.sync_all();
-        }
+/// Copies `reader` to the end into `file` in large chunks, starting the file's writeback as it fills
+/// (the caller syncs it).
+fn copy_durably(reader: &mut impl Read, file: &mut File) -> io::Result<()> {
+    let mut buffer = vec![0u8; READ_CHUNK];
+    let mut writeback = Writeback::default();
+    loop {
+        let read = match reader.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        file.write_all(&buffer[..read])?;
+        writeback.advance(file, read);
     }
 }
