@@ -46,6 +46,7 @@ def test_quick_bench_reports_every_row_beside_its_baseline(server, cli):
     assert any("volume" in row["name"] for row in files) and any("sandbox" in row["name"] for row in files)
     assert any(row["baseline"] and "runc" in row["baseline"]["name"] for row in by_mode["create"])
     assert any(row["baseline"] and "healthz" in row["baseline"]["name"] for row in by_mode["exec"])
+    assert any(row["baseline"] and "guest socket" in row["baseline"]["name"] for row in by_mode["exec"])
     assert any(row["baseline"] and "cp -a" in row["baseline"]["name"] for row in by_mode["fork"])
     assert any(row["name"].startswith("resume") and row["baseline"] for row in by_mode["resume"])
 

@@ -1,7 +1,9 @@
 //! The node's link to one sandbox's guest daemon: HTTP/1.1 and WebSocket over the guest's unix socket.
-//! Requests and responses stream through untouched; this module knows transport, not routes.
+//! Requests and responses stream through untouched; this module knows transport, not routes. A link
+//! made by the node reuses idle connections to its guest ([`GuestPool`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,6 +15,7 @@ use nullspace_types::guest::{GuestHealth, GUEST_PROTOCOL_VERSION};
 use tokio::net::UnixStream;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::guest_pool::{GuestBody, GuestPool};
 use crate::{GuestPeer, NodeError, NodeResult};
 
 /// A handle on one guest's socket; cheap to create and clone.
@@ -21,6 +24,8 @@ pub struct GuestLink {
     sandbox_id: String,
     socket: PathBuf,
     peer: GuestPeer,
+    /// Where idle connections to this guest are kept (none: one connection per request).
+    pool: Option<Arc<GuestPool>>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -29,7 +34,13 @@ impl GuestLink {
     /// A link to the guest of `sandbox_id` listening on `socket`, which only `peer` may serve (the socket's
     /// directory is writable by the sandbox: see [`crate::guest_socket`]).
     pub fn new(sandbox_id: impl Into<String>, socket: PathBuf, peer: GuestPeer) -> Self {
-        Self { sandbox_id: sandbox_id.into(), socket, peer }
+        Self { sandbox_id: sandbox_id.into(), socket, peer, pool: None }
+    }
+
+    /// The same link, reusing idle connections kept in `pool`.
+    pub fn pooled(mut self, pool: Arc<GuestPool>) -> Self {
+        self.pool = Some(pool);
+        self
     }
 
     fn request_error(&self, source: impl Into<BoxError>) -> NodeError {
@@ -42,14 +53,33 @@ impl GuestLink {
 
     /// Sends `request` (whose URI holds only path and query) to the guest and returns its response with
     /// the body still streaming. Upgrades (WebSocket, TCP tunnels) are kept available on the response.
-    pub async fn send<B>(&self, mut request: Request<B>) -> NodeResult<Response<Incoming>>
+    /// An idle pooled connection is used when there is one; a request that one could not take (it
+    /// closed meanwhile) goes on the next, then on a new connection. A request the guest may have
+    /// received is never sent twice.
+    pub async fn send<B>(&self, request: Request<B>) -> NodeResult<Response<Incoming>>
     where
-        B: Body + Send + 'static,
-        B::Data: Send,
+        B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        let mut request = request.map(|body| body.map_err(Into::into).boxed_unsync());
+        request.headers_mut().insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("guest"));
+        let key = (self.sandbox_id.clone(), self.socket.clone());
+        if let Some(pool) = &self.pool {
+            while let Some(mut sender) = pool.take(&key) {
+                match sender.try_send_request(request).await {
+                    Ok(response) => {
+                        pool.recycle(key, sender, response.status() == hyper::StatusCode::SWITCHING_PROTOCOLS);
+                        return Ok(response);
+                    }
+                    Err(mut error) => match error.take_message() {
+                        Some(unsent) => request = unsent,
+                        None => return Err(self.request_error(error.into_error())),
+                    },
+                }
+            }
+        }
         let stream = self.connect().await?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (mut sender, connection) = hyper::client::conn::http1::handshake::<_, GuestBody>(TokioIo::new(stream))
             .await
             .map_err(|error| self.request_error(error))?;
         tokio::spawn(async move {
@@ -57,8 +87,11 @@ impl GuestLink {
                 tracing::debug!(%error, "guest connection ended with an error");
             }
         });
-        request.headers_mut().insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("guest"));
-        sender.send_request(request).await.map_err(|error| self.request_error(error))
+        let response = sender.send_request(request).await.map_err(|error| self.request_error(error))?;
+        if let Some(pool) = &self.pool {
+            pool.recycle(key, sender, response.status() == hyper::StatusCode::SWITCHING_PROTOCOLS);
+        }
+        Ok(response)
     }
 
     /// Opens a WebSocket to the guest at `path_and_query` (e.g. `/ws?channel=exec`).

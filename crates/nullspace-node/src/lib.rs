@@ -7,6 +7,7 @@ mod ca_bundle;
 mod error;
 mod guest_binary;
 mod guest_link;
+mod guest_pool;
 mod guest_socket;
 mod host_files;
 pub mod idmap;
@@ -29,6 +30,7 @@ pub mod volumes;
 
 pub use error::NodeError;
 pub use guest_link::GuestLink;
+pub use guest_pool::GuestPool;
 pub use guest_socket::GuestPeer;
 pub use layer_views::is_dir_in_view;
 pub use layout::{private_dir, SandboxPaths};

@@ -132,6 +132,8 @@ pub struct Node {
     /// Which id ranges sandboxes may get, and the store's record of who holds which.
     range_policy: crate::idmap::RangePolicy,
     id_ranges: Option<std::sync::Arc<dyn crate::idmap::IdRangeBook>>,
+    /// Idle connections to the sandboxes' guests.
+    guest_pool: std::sync::Arc<crate::GuestPool>,
 }
 
 impl Node {
@@ -196,6 +198,7 @@ impl Node {
             userns,
             range_policy,
             id_ranges: None,
+            guest_pool: std::sync::Arc::default(),
         })
     }
 
@@ -313,6 +316,7 @@ impl Node {
             self.paths(sandbox_id).guest_socket(),
             crate::GuestPeer::Sandbox(sandbox_id.to_owned()),
         )
+        .pooled(self.guest_pool.clone())
     }
 
     /// Launches a sandbox and returns once its guest answers. On failure everything acquired is released.
@@ -487,6 +491,7 @@ impl Node {
     /// directories. Idempotent: succeeds for a sandbox that is partly or entirely gone.
     #[tracing::instrument(skip_all, fields(sandbox = %sandbox_id))]
     pub async fn destroy(&self, sandbox_id: &str) -> NodeResult<()> {
+        self.guest_pool.forget(sandbox_id);
         let paths = self.paths(sandbox_id);
         self.runtime
             .destroy(sandbox_id)
