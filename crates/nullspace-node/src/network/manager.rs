@@ -61,6 +61,9 @@ pub struct Network {
     netns_prefix: String,
     pool: AddressPool,
     mtu: u32,
+    /// Held while rules are listed and a script made from that listing is applied, so two teardowns of
+    /// one sandbox (a destroy racing a failed launch's cleanup) never both delete what one listing showed.
+    rules: tokio::sync::Mutex<()>,
 }
 
 impl Network {
@@ -78,7 +81,7 @@ impl Network {
         let base = firewall::base_script(&table, &config.bridge, config.subnet) + &port_guard::base_script(&table);
         firewall::apply_blocking(&base)?;
         let netns_prefix = config.netns_prefix();
-        Ok(Self { config, gateway, table, netns_prefix, pool, mtu })
+        Ok(Self { config, gateway, table, netns_prefix, pool, mtu, rules: tokio::sync::Mutex::new(()) })
     }
 
     /// The configuration this network was created with.
@@ -241,6 +244,7 @@ impl Network {
         unguard: impl Fn(&str) -> bool,
         bind: Vec<PortBinding>,
     ) -> Result<(), NetworkError> {
+        let _listed = self.rules.lock().await;
         let firewall = firewall::state(&self.table).await?;
         let ports = port_guard::state(&self.table).await?;
         let mut script: String =
