@@ -9,6 +9,7 @@ mod guest_binary;
 mod guest_link;
 mod guest_socket;
 mod host_files;
+pub mod host_limits;
 pub mod idmap;
 mod layer_views;
 mod layout;

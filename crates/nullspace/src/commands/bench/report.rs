@@ -29,6 +29,7 @@ pub(super) fn summarize(samples: &mut [Duration]) -> Summary {
 pub(super) enum Unit {
     Ms,
     MibPerS,
+    Mib,
 }
 
 impl Unit {
@@ -36,6 +37,7 @@ impl Unit {
         match self {
             Unit::Ms => "ms",
             Unit::MibPerS => "MiB/s",
+            Unit::Mib => "MiB",
         }
     }
 }
