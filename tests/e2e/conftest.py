@@ -126,6 +126,12 @@ def host_snapshot(data_dir: str | os.PathLike[str]) -> dict[str, set[str]]:
     return snap
 
 
+def segment_bridges(bridge: str) -> list[str]:
+    """The bridges of a server's other subnet segments (`<bridge>-<k>`) that exist now."""
+    names = os.listdir("/sys/class/net") if os.path.isdir("/sys/class/net") else []
+    return sorted(n for n in names if re.fullmatch(re.escape(bridge) + r"-[0-9]+", n))
+
+
 def host_counts(data_dir: str | os.PathLike[str], bridge: str) -> dict[str, int]:
     """How many of each host resource a server (data dir + bridge) holds right now: the categories of
     `host_snapshot` plus network namespaces (`/run/netns/<bridge>-*`), veths enslaved to the bridge, nftables
@@ -136,8 +142,14 @@ def host_counts(data_dir: str | os.PathLike[str], bridge: str) -> dict[str, int]
     counts = {key: len(items) for key, items in host_snapshot(data_dir).items()}
     run_netns = Path("/run/netns")
     counts["netns"] = len([n for n in os.listdir(run_netns) if n.startswith(f"{bridge}-")]) if run_netns.exists() else 0
-    links = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True)
-    counts["veths"] = len([line for line in links.stdout.splitlines() if line.strip()])
+    # Veths on the bridge and on the bridges of the subnet's other segments (`<bridge>-<k>`), and those
+    # other bridges themselves (made past 1,021 sandboxes, removed by the reconcile once empty).
+    bridges = [bridge] + segment_bridges(bridge)
+    counts["veths"] = 0
+    for name in bridges:
+        links = subprocess.run(["ip", "-o", "link", "show", "master", name], capture_output=True, text=True)
+        counts["veths"] += len([line for line in links.stdout.splitlines() if line.strip()])
+    counts["segment_bridges"] = len(bridges) - 1
     for family in ("inet", "bridge"):
         table = subprocess.run(["nft", "-a", "list", "table", family, f"nullspace_{bridge}"],
                                capture_output=True, text=True)
@@ -335,7 +347,8 @@ class Server:
 
     def remove_network(self) -> None:
         """Removes this server's bridge and its firewall and port-guard tables once no sandbox of it is left."""
-        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        for name in [self.bridge] + segment_bridges(self.bridge):
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
         for family in ("inet", "bridge"):
             subprocess.run(["nft", "delete", "table", family, f"nullspace_{self.bridge}"], capture_output=True)
 

@@ -72,6 +72,11 @@ impl RangePolicy {
         Self { excluded }
     }
 
+    /// How many slots this policy hands out.
+    pub fn slots(&self) -> u64 {
+        (FIRST_BASE..END).step_by(RANGE_SIZE as usize).filter(|base| self.allows(*base)).count() as u64
+    }
+
     /// Whether `base` is a slot this policy hands out.
     pub fn allows(&self, base: u32) -> bool {
         let (start, end) = (u64::from(base), u64::from(base) + u64::from(RANGE_SIZE));

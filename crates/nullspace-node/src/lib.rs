@@ -10,6 +10,7 @@ mod guest_link;
 mod guest_pool;
 mod guest_socket;
 mod host_files;
+pub mod host_limits;
 pub mod idmap;
 mod layer_views;
 mod layout;

@@ -208,6 +208,14 @@ impl Node {
         self
     }
 
+    /// How many sandboxes this host can hold ([`crate::host_limits`]), with sandbox disks (`disks`) or
+    /// without.
+    pub fn sandbox_limit(&self, disks: bool) -> crate::host_limits::SandboxLimit {
+        let addresses = self.network.as_ref().map(|n| n.config().sandbox_capacity());
+        let id_ranges = self.userns.then(|| self.range_policy.slots());
+        crate::host_limits::SandboxLimit::derive(&crate::host_limits::HostFacts::read(addresses, id_ranges, disks))
+    }
+
     /// Whether sandboxes run in user namespaces of their own.
     pub fn uses_userns(&self) -> bool {
         self.userns

@@ -70,18 +70,30 @@ fn run(program: &str, args: &[&std::ffi::OsStr]) -> Result<(), ImageError> {
 /// Creates a sparse image of `size_bytes` at `image` and formats it as ext4 (no reserved blocks, root
 /// directory owned by root, inode tables and journal initialized lazily so it takes milliseconds).
 pub fn format(image: &Path, size_bytes: u64) -> Result<(), ImageError> {
+    format_with(image, size_bytes, &[])
+}
+
+/// [`format`] of a filesystem that is never grown: without the resize inode, whose reserved
+/// descriptor blocks `mkfs` writes out (4 MiB of writes and page cache for 10 GiB, against 0.2 MiB
+/// without; 32 ms instead of 48 ms here). Sandbox disks are made at their size and die with it.
+pub fn format_fixed_size(image: &Path, size_bytes: u64) -> Result<(), ImageError> {
+    format_with(image, size_bytes, &["-O".as_ref(), "^resize_inode".as_ref()])
+}
+
+fn format_with(image: &Path, size_bytes: u64, extra: &[&std::ffi::OsStr]) -> Result<(), ImageError> {
     let file = std::fs::OpenOptions::new().write(true).create_new(true).open(image).map_err(io("creating", image))?;
     file.set_len(size_bytes).map_err(io("sizing", image))?;
     drop(file);
-    let args: [&std::ffi::OsStr; 7] = [
+    let mut args: Vec<&std::ffi::OsStr> = vec![
         "-q".as_ref(),
         "-F".as_ref(),
         "-m".as_ref(),
         "0".as_ref(),
         "-E".as_ref(),
         "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0".as_ref(),
-        image.as_os_str(),
     ];
+    args.extend_from_slice(extra);
+    args.push(image.as_os_str());
     run("mkfs.ext4", &args)
 }
 

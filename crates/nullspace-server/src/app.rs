@@ -26,9 +26,6 @@ pub const BOOTSTRAP_KEY_ENV: &str = "NULLSPACE_BOOTSTRAP_API_KEY";
 /// Environment variable overriding where the guest daemon binary is.
 pub const GUESTD_ENV: &str = "NULLSPACE_GUESTD";
 
-/// Most sandboxes alive at once on this host.
-const MAX_SANDBOXES: usize = 256;
-
 /// Options of `nullspace server`.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -69,6 +66,33 @@ pub struct ServerOptions {
     pub desktop_raw_vnc: bool,
     /// The rate limit per API key and the exec cap per sandbox.
     pub requests: crate::RequestSettings,
+    /// Most sandboxes alive at once (`--max-sandboxes`); `None`: the limit derived from the host
+    /// (`nullspace_node::host_limits`).
+    pub max_sandboxes: Option<u64>,
+}
+
+/// The most sandboxes alive at once: `--max-sandboxes` when given, else what the host can hold.
+fn sandbox_limit(node: &Node, disk_limits: &DiskLimits, configured: Option<u64>) -> usize {
+    let derived = node.sandbox_limit(*disk_limits != DiskLimits::Unlimited);
+    let bounds: Vec<String> =
+        derived.bounds.iter().map(|b| format!("{} {} ({})", b.resource, b.sandboxes, b.detail)).collect();
+    let max = match configured {
+        Some(max) => {
+            if max > derived.max {
+                tracing::warn!(max_sandboxes = max, derived = derived.max, bounds = ?bounds, "--max-sandboxes is above what this host can hold");
+            }
+            max
+        }
+        None => derived.max,
+    };
+    tracing::info!(
+        max_sandboxes = max,
+        derived = derived.max,
+        bound_by = derived.binding().map_or("", |b| b.resource),
+        bounds = ?bounds,
+        "most sandboxes alive at once"
+    );
+    usize::try_from(max).unwrap_or(usize::MAX)
 }
 
 /// The disk limits of sandboxes under `--sandbox-disk` (`default_bytes`), bounded by the data dir's
@@ -219,7 +243,8 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
     );
     let disk_limits = sandbox_disk_limits(&node, options.sandbox_disk)?;
     let preview_ports = PreviewPorts::new(options.listen.ip(), options.http.max_connections);
-    let control = Control::new(store, Arc::new(node), MAX_SANDBOXES, preview_ports)
+    let max_sandboxes = sandbox_limit(&node, &disk_limits, options.max_sandboxes);
+    let control = Control::new(store, Arc::new(node), max_sandboxes, preview_ports)
         .with_default_volume_size(options.volume_size)
         .with_capacity(capacity)
         .with_disk_limits(disk_limits)

@@ -107,6 +107,8 @@ pub enum BenchMode {
     Fork,
     /// Hibernate and resume vs a cold create.
     Resume,
+    /// MiB per idle sandbox at 10, 100 and 1,000 from the host's free memory (run on the server's host).
+    Density,
     /// Template pull + unpack and disk use (needs `--registry-image`).
     Templates,
     /// Code-interpreter figures (when the server has the `code-interpreter` template).
@@ -139,6 +141,11 @@ pub struct BenchArgs {
     /// Size of the file written and read back, in MiB [default: 1024, quick: 16].
     #[arg(long)]
     pub file_mb: Option<usize>,
+    /// Idle sandboxes held at each step of the density figure (comma-separated) [default: 10,100,1000;
+    /// quick: 10,50]. 1,000 default sandboxes need the server's `--cpu-overcommit 1000
+    /// --memory-overcommit 22` on a 2-core, 24 GiB host.
+    #[arg(long, value_name = "N,N,…", value_delimiter = ',')]
+    pub density_steps: Option<Vec<usize>>,
     /// The server's data directory (to find the base template rootfs for the runc baseline, and the
     /// layer store for the template disk figure, which is skipped without this flag).
     #[arg(long, value_name = "DIR")]
@@ -227,6 +234,11 @@ pub struct ServerArgs {
     /// Memory of live sandboxes may add up to the host's memory times this [default: 1.5].
     #[arg(long, value_name = "RATIO")]
     pub memory_overcommit: Option<f64>,
+    /// Most sandboxes alive at once (creates, forks and resumes past it answer `capacity_exceeded`)
+    /// [default: what this host can hold, derived at start from its tasks (pid_max), memory, mounts,
+    /// namespaces, the subnet's addresses and the user-namespace id ranges; the server logs each bound].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_sandboxes: Option<u64>,
     /// Let webhooks deliver to loopback, private, link-local and this host's own addresses
     /// (refused by default).
     #[arg(long)]

@@ -1,6 +1,8 @@
 //! Address leases: one file per leased address under `<state>/leases/<ip>`, created with `O_EXCL`
 //! (so concurrent setups, even in different processes, never get the same address) and holding the
-//! sandbox id. Released at teardown; the lowest free address is handed out next.
+//! sandbox id. Released at teardown; the lowest free address is handed out next, skipping each
+//! segment's network, gateway and broadcast addresses (see [`NetworkConfig`]'s segments), so a
+//! segment's sandboxes fill its bridge before the next segment's bridge is needed.
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Write};
@@ -9,6 +11,7 @@ use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
 
+use super::config::NetworkConfig;
 use super::error::NetworkError;
 
 /// The lease files of one subnet.
@@ -16,14 +19,22 @@ use super::error::NetworkError;
 pub(crate) struct AddressPool {
     dir: PathBuf,
     subnet: Ipv4Net,
-    gateway: Ipv4Addr,
+    /// The subnet's segments: which addresses may be leased.
+    layout: NetworkConfig,
 }
 
 impl AddressPool {
-    /// Leases under `dir` (created when missing) for `subnet`, whose `gateway` is never handed out.
-    pub(crate) fn open(dir: PathBuf, subnet: Ipv4Net, gateway: Ipv4Addr) -> Result<Self, NetworkError> {
+    /// Leases under `dir` (created when missing) for the subnet of `layout`, handing out only its
+    /// sandbox addresses ([`NetworkConfig::is_sandbox_address`]).
+    pub(crate) fn open(dir: PathBuf, layout: &NetworkConfig) -> Result<Self, NetworkError> {
         std::fs::create_dir_all(&dir).map_err(NetworkError::io("creating", &dir))?;
-        Ok(Self { dir, subnet, gateway })
+        Ok(Self { dir, subnet: layout.subnet, layout: layout.clone() })
+    }
+
+    /// The leased addresses, without reading who holds them.
+    fn leased(&self) -> Result<std::collections::BTreeSet<Ipv4Addr>, NetworkError> {
+        let entries = std::fs::read_dir(&self.dir).map_err(NetworkError::io("listing", &self.dir))?;
+        Ok(entries.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok())).collect())
     }
 
     fn path(&self, addr: Ipv4Addr) -> PathBuf {
@@ -49,8 +60,8 @@ impl AddressPool {
 
     /// Leases the lowest free address to `sandbox_id`.
     pub(crate) fn allocate(&self, sandbox_id: &str) -> Result<Ipv4Addr, NetworkError> {
-        let taken = self.leases()?;
-        for addr in self.subnet.hosts().filter(|a| *a != self.gateway && !taken.contains_key(a)) {
+        let taken = self.leased()?;
+        for addr in self.subnet.hosts().filter(|a| self.layout.is_sandbox_address(*a) && !taken.contains(a)) {
             let path = self.path(addr);
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut file) => {
@@ -98,9 +109,9 @@ mod tests {
     use super::*;
 
     fn pool(dir: &Path, subnet: &str) -> AddressPool {
-        let subnet: Ipv4Net = subnet.parse().unwrap();
-        let gateway = subnet.hosts().next().unwrap();
-        AddressPool::open(dir.join("leases"), subnet, gateway).unwrap()
+        let mut layout = NetworkConfig::new(dir);
+        layout.subnet = subnet.parse().unwrap();
+        AddressPool::open(dir.join("leases"), &layout).unwrap()
     }
 
     #[test]
@@ -133,6 +144,19 @@ mod tests {
         }
         assert!(matches!(pool.allocate("s5"), Err(NetworkError::AddressesExhausted { .. })));
         assert_eq!(std::fs::read_dir(pool.dir()).unwrap().count(), 5);
+    }
+
+    #[test]
+    fn segments_skip_their_network_gateway_and_broadcast_addresses() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut layout = NetworkConfig::new(tmp.path());
+        layout.subnet = "10.9.0.0/27".parse().unwrap();
+        layout.segment_prefix_len = 29; // four segments of 8 addresses, 5 sandboxes each
+        let pool = AddressPool::open(tmp.path().join("leases"), &layout).unwrap();
+        let got: Vec<u8> = (0..20).map(|i| pool.allocate(&format!("s{i}")).unwrap().octets()[3]).collect();
+        assert_eq!(got, [2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 18, 19, 20, 21, 22, 26, 27, 28, 29, 30]);
+        assert!(matches!(pool.allocate("s20"), Err(NetworkError::AddressesExhausted { .. })));
+        assert_eq!(layout.sandbox_capacity(), 20);
     }
 
     #[test]

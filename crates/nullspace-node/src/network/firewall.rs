@@ -3,13 +3,15 @@
 //! sandbox address. Every change is one `nft -f -` script, applied atomically.
 //!
 //! ```text
-//! input_guard   (hook input,  prio -1): from bridge: established/related accept, everything else drop
-//! forward_guard (hook forward, prio -1): bridge→bridge drop (sandbox to sandbox)
-//!                                        →bridge established/related accept, other →bridge drop
-//!                                        bridge→169.254.0.0/16 reject
-//!                                        bridge: ip saddr vmap @sandboxes (jump sb_<hash>)
-//!                                        bridge: drop (unknown source address)
-//! nat_out       (hook postrouting, srcnat): subnet → not bridge: masquerade
+//! bridges: set of ifname, every bridge of the subnet's segments (see `config`), existing or not yet
+//! input_guard   (hook input,  prio -1): from @bridges: established/related accept, everything else drop
+//! forward_guard (hook forward, prio -1): @bridges→@bridges drop (sandbox to sandbox, on one bridge
+//!                                          or across segments)
+//!                                        →@bridges established/related accept, other →@bridges drop
+//!                                        @bridges→169.254.0.0/16 reject
+//!                                        @bridges: ip saddr vmap @sandboxes (jump sb_<hash>)
+//!                                        @bridges: drop (unknown source address)
+//! nat_out       (hook postrouting, srcnat): subnet → not @bridges: masquerade
 //! sb_<hash>: established accept; [internet off: reject] DNS accept; rules by longest prefix; default
 //! ```
 
@@ -26,6 +28,8 @@ use super::policy::{EgressPlan, Verdict};
 
 /// The verdict map from sandbox address to its chain.
 const MAP: &str = "sandboxes";
+/// The set of the node's bridges (one per segment of the subnet).
+const BRIDGES: &str = "bridges";
 const REJECT: &str = "reject with icmpx type admin-prohibited";
 
 fn verdict(v: Verdict) -> &'static str {
@@ -35,13 +39,18 @@ fn verdict(v: Verdict) -> &'static str {
     }
 }
 
-/// The base chains and map; idempotent (re-flushes and refills the base chains, keeps sandbox chains).
-pub(crate) fn base_script(table: &str, bridge: &str, subnet: Ipv4Net) -> String {
+/// The base chains, map and bridge set (`bridges`: every bridge of the subnet's segments, first one
+/// first); idempotent (re-flushes and refills the base chains and the set, keeps sandbox chains).
+pub(crate) fn base_script(table: &str, bridges: &[String], subnet: Ipv4Net) -> String {
     let t = format!("inet {table}");
-    let br = format!("\"{bridge}\"");
+    let br = format!("@{BRIDGES}");
+    let names = bridges.iter().map(|b| format!("\"{b}\"")).collect::<Vec<_>>().join(", ");
     let mut s = String::new();
     let _ = writeln!(s, "add table {t}");
     let _ = writeln!(s, "add map {t} {MAP} {{ type ipv4_addr : verdict; }}");
+    let _ = writeln!(s, "add set {t} {BRIDGES} {{ type ifname; }}");
+    let _ = writeln!(s, "flush set {t} {BRIDGES}");
+    let _ = writeln!(s, "add element {t} {BRIDGES} {{ {names} }}");
     let _ = writeln!(s, "add chain {t} input_guard {{ type filter hook input priority -1; policy accept; }}");
     let _ = writeln!(s, "flush chain {t} input_guard");
     let _ = writeln!(s, "add rule {t} input_guard iifname {br} ct state established,related accept");
@@ -172,19 +181,24 @@ mod tests {
 
     #[test]
     fn base_script_guards_host_and_sandboxes_and_masquerades() {
-        let s = base_script("nullspace_nsbr0", "nsbr0", "10.213.0.0/16".parse().unwrap());
+        let bridges = ["nsbr0".to_owned(), "nsbr0-1".to_owned()];
+        let s = base_script("nullspace_nsbr0", &bridges, "10.213.0.0/16".parse().unwrap());
         let expected = [
             "add table inet nullspace_nsbr0",
             "add map inet nullspace_nsbr0 sandboxes { type ipv4_addr : verdict; }",
-            "add rule inet nullspace_nsbr0 input_guard iifname \"nsbr0\" drop",
-            "add rule inet nullspace_nsbr0 forward_guard iifname \"nsbr0\" oifname \"nsbr0\" drop",
-            "add rule inet nullspace_nsbr0 forward_guard iifname \"nsbr0\" ip saddr vmap @sandboxes",
-            "add rule inet nullspace_nsbr0 nat_out ip saddr 10.213.0.0/16 oifname != \"nsbr0\" masquerade",
+            "add set inet nullspace_nsbr0 bridges { type ifname; }",
+            "add element inet nullspace_nsbr0 bridges { \"nsbr0\", \"nsbr0-1\" }",
+            "add rule inet nullspace_nsbr0 input_guard iifname @bridges drop",
+            "add rule inet nullspace_nsbr0 forward_guard iifname @bridges oifname @bridges drop",
+            "add rule inet nullspace_nsbr0 forward_guard iifname @bridges ip saddr vmap @sandboxes",
+            "add rule inet nullspace_nsbr0 nat_out ip saddr 10.213.0.0/16 oifname != @bridges masquerade",
         ];
         for line in expected {
             assert!(s.lines().any(|l| l == line), "missing {line:?} in\n{s}");
         }
-        // Base chains are flushed before being refilled, so re-running is idempotent.
+        // Base chains and the set are flushed before being refilled, so re-running is idempotent.
+        let flush = s.find("flush set inet nullspace_nsbr0 bridges").unwrap();
+        assert!(flush < s.find("add element inet nullspace_nsbr0 bridges").unwrap());
         for chain in ["input_guard", "forward_guard", "nat_out"] {
             let flush = s.find(&format!("flush chain inet nullspace_nsbr0 {chain}")).unwrap();
             let first_rule = s.find(&format!("add rule inet nullspace_nsbr0 {chain} ")).unwrap();

@@ -45,6 +45,11 @@ fn nft(args: &[&str]) -> String {
 
 /// A test environment, or `None` (with a message) when this host cannot run the tests.
 fn env(n: u8) -> Option<Env> {
+    env_with(n, SEGMENT_PREFIX_LEN)
+}
+
+/// [`env`] whose subnet is carved into segments of `segment_prefix_len` (one bridge each).
+fn env_with(n: u8, segment_prefix_len: u8) -> Option<Env> {
     let lock = HOST.lock().unwrap_or_else(|e| e.into_inner());
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!("skipping network host test: not root");
@@ -63,6 +68,7 @@ fn env(n: u8) -> Option<Env> {
         subnet: format!("10.250.{n}.0/24").parse().unwrap(),
         state_dir: tmp.path().join("network"),
         dns: vec![outside],
+        segment_prefix_len,
     };
     let (table, prefix) = (config.table(), config.netns_prefix());
     let outside_ns = format!("nstout{pid}x{n}");
@@ -111,10 +117,17 @@ impl Drop for Cleanup {
         for ns in namespace::list(&self.prefix) {
             let _ = run_blocking(Tool::Ip, &["netns", "delete", &ns], None);
         }
-        for port in link::bridge_ports(&self.bridge) {
-            let _ = run_blocking(Tool::Ip, &["link", "delete", "dev", &port], None);
+        // The bridge and those of its other segments (`<bridge>-<k>`).
+        let segment = format!("{}-", self.bridge);
+        let bridges: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+            .unwrap_or_default();
+        for bridge in bridges.iter().filter(|b| **b == self.bridge || b.starts_with(&segment)) {
+            for port in link::bridge_ports(bridge) {
+                let _ = run_blocking(Tool::Ip, &["link", "delete", "dev", &port], None);
+            }
+            let _ = run_blocking(Tool::Ip, &["link", "delete", "dev", bridge], None);
         }
-        let _ = run_blocking(Tool::Ip, &["link", "delete", "dev", &self.bridge], None);
         let _ = run_blocking(Tool::Nft, &["delete", "table", "inet", &self.table], None);
         let _ = run_blocking(Tool::Nft, &["delete", "table", "bridge", &self.table], None);
         let _ = run_blocking(Tool::Ip, &["link", "delete", "dev", &self.outside_veth], None);
@@ -563,6 +576,70 @@ async fn network_concurrent_setups_get_distinct_addresses() {
     let removed = env.net.reconcile(&BTreeSet::new()).await.unwrap();
     assert_eq!(removed.len(), ids.len());
     assert!(link::bridge_ports(&env.bridge).is_empty());
+}
+
+#[tokio::test]
+async fn network_segments_have_bridges_of_their_own_and_stay_isolated() {
+    // A /24 in segments of /29: five sandboxes a bridge, so the sixth and seventh get the second one.
+    let Some(env) = env_with(9, 29) else { return };
+    let before = env.footprint();
+    let outside_listener = listen(Some(&env.outside_ns_path()), 0);
+    let host_listener = listen(None, 0);
+    let ids: Vec<String> = (0..7).map(|i| format!("sb_seg{i}")).collect();
+    let mut nets = Vec::new();
+    for id in &ids {
+        nets.push(env.setup(id, &NetworkPolicy::default()).await);
+    }
+    let second = format!("{}-1", env.bridge);
+    let first_ports: Vec<String> = ids[..5].iter().map(|id| env.names(id).host_veth).collect();
+    let second_ports: Vec<String> = ids[5..].iter().map(|id| env.names(id).host_veth).collect();
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(link::bridge_ports(&env.bridge), sorted(first_ports));
+    assert_eq!(link::bridge_ports(&second), sorted(second_ports));
+    let (a, c, d) = (&nets[0], &nets[5], &nets[6]);
+    assert_eq!(c.address, Ipv4Addr::new(10, 250, 9, 10), "segment 1 starts after its network and gateway");
+    assert_eq!(c.gateway, Ipv4Addr::new(10, 250, 9, 9));
+    assert_eq!(a.gateway, Ipv4Addr::new(10, 250, 9, 1));
+    // The sandbox keeps the subnet's prefix; the second bridge has its segment's.
+    assert!(
+        ip(&["-n", &env.names(&ids[5]).netns, "-4", "-o", "address", "show", "dev", "eth0"]).contains("10.250.9.10/24")
+    );
+    assert!(ip(&["-4", "-o", "address", "show", "dev", &second]).contains("10.250.9.9/29"));
+
+    // Egress through NAT from both segments; the host reaches both (preview proxy).
+    for net in [a, c, d] {
+        assert!(connects(Some(&net.netns_path), env.outside, port(&outside_listener)), "{}", net.address);
+    }
+    let c_listener = listen(Some(&c.netns_path), 0);
+    let a_listener = listen(Some(&a.netns_path), 0);
+    assert!(connects(None, c.address, port(&c_listener)));
+    // Isolation on the second bridge, across bridges both ways, and from the host on every gateway.
+    assert!(!connects(Some(&d.netns_path), c.address, port(&c_listener)), "same segment");
+    assert!(!connects(Some(&a.netns_path), c.address, port(&c_listener)), "first to second segment");
+    assert!(!connects(Some(&c.netns_path), a.address, port(&a_listener)), "second to first segment");
+    for gateway in [a.gateway, c.gateway] {
+        assert!(!connects(Some(&c.netns_path), gateway, port(&host_listener)), "host via {gateway}");
+        assert!(!connects(Some(&a.netns_path), gateway, port(&host_listener)), "host via {gateway}");
+    }
+    // The second bridge's port is guarded like the first's.
+    let guarded = port_guard::state(&env.table).await.unwrap().guarded;
+    assert!(guarded.contains(&env.names(&ids[6]).host_veth));
+
+    // A restart finds the sandboxes of both bridges whole; once they are gone, the reconcile removes
+    // the second bridge and everything is as before.
+    let restarted = Network::new(env.net.config().clone()).unwrap();
+    let all: BTreeSet<String> = ids.iter().cloned().collect();
+    assert!(restarted.lost(&all).await.unwrap().is_empty());
+    for id in &ids {
+        restarted.teardown(id).await.unwrap();
+    }
+    assert!(link::exists(&second), "the bridge stays until a reconcile");
+    assert!(restarted.reconcile(&BTreeSet::new()).await.unwrap().is_empty());
+    assert!(!link::exists(&second));
+    assert_eq!(env.footprint(), before);
 }
 
 #[test]

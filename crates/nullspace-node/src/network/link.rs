@@ -30,7 +30,11 @@ pub(crate) fn uplink_mtu() -> u32 {
 /// Creates the bridge when missing and (re)applies its address, MTU and state. Blocking.
 pub(crate) fn ensure_bridge(bridge: &str, gateway: Ipv4Addr, prefix_len: u8, mtu: u32) -> Result<(), NetworkError> {
     if !exists(bridge) {
-        command::run_blocking(Tool::Ip, &["link", "add", "name", bridge, "type", "bridge"], None)?;
+        let added = command::run_blocking(Tool::Ip, &["link", "add", "name", bridge, "type", "bridge"], None);
+        // Another setup may have made it meanwhile (two first sandboxes of one segment).
+        if added.is_err() && !exists(bridge) {
+            added?;
+        }
     }
     // No IPv6 on the bridge: sandboxes have none, and the host must not offer a link-local address.
     let _ = namespace::set_host_sysctl(&format!("net/ipv6/conf/{bridge}/disable_ipv6"), "1");

@@ -4,6 +4,10 @@
 //!
 //! The firewall's egress chains key on a packet's source address; the port guard makes that address
 //! (and the MAC) trustworthy, so both are added together, before the veth exists.
+//!
+//! A sandbox's veth joins the bridge of its address's segment (see `config`): the first segment's
+//! bridge exists from [`Network::new`] on, another segment's is made (idempotently) by the first
+//! connect of one of its addresses, and removed by the reconcile at start once it holds no port.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -64,6 +68,8 @@ pub struct Network {
     /// Held while rules are listed and a script made from that listing is applied, so two teardowns of
     /// one sandbox (a destroy racing a failed launch's cleanup) never both delete what one listing showed.
     rules: tokio::sync::Mutex<()>,
+    /// Segments whose bridge this process has made or checked (segment 0 by [`Network::new`]).
+    bridges_ready: std::sync::Mutex<BTreeSet<u32>>,
 }
 
 impl Network {
@@ -73,15 +79,50 @@ impl Network {
     pub fn new(config: NetworkConfig) -> Result<Self, NetworkError> {
         config.validate()?;
         let gateway = config.gateway();
-        let pool = AddressPool::open(config.state_dir.join("leases"), config.subnet, gateway)?;
+        let pool = AddressPool::open(config.state_dir.join("leases"), &config)?;
         namespace::set_host_sysctl("net/ipv4/ip_forward", "1")?;
         let mtu = link::uplink_mtu();
-        link::ensure_bridge(&config.bridge, gateway, config.subnet.prefix_len(), mtu)?;
+        link::ensure_bridge(&config.bridge, gateway, config.bridge_prefix_len(0), mtu)?;
         let table = config.table();
-        let base = firewall::base_script(&table, &config.bridge, config.subnet) + &port_guard::base_script(&table);
+        let base =
+            firewall::base_script(&table, &config.bridge_names(), config.subnet) + &port_guard::base_script(&table);
         firewall::apply_blocking(&base)?;
         let netns_prefix = config.netns_prefix();
-        Ok(Self { config, gateway, table, netns_prefix, pool, mtu, rules: tokio::sync::Mutex::new(()) })
+        let bridges_ready = std::sync::Mutex::new(BTreeSet::from([0]));
+        let rules = tokio::sync::Mutex::new(());
+        Ok(Self { config, gateway, table, netns_prefix, pool, mtu, rules, bridges_ready })
+    }
+
+    /// The bridge of `address`'s segment, made (address, MTU, up) when this process has not made or
+    /// checked it yet.
+    async fn segment_bridge(&self, address: Ipv4Addr) -> Result<String, NetworkError> {
+        let k = self.config.segment_of(address).ok_or_else(|| NetworkError::InvalidConfig {
+            reason: format!("{address} is not an address of {}", self.config.subnet),
+        })?;
+        let bridge = self.config.bridge_name(k);
+        if self.bridges_ready.lock().unwrap_or_else(|e| e.into_inner()).contains(&k) {
+            return Ok(bridge);
+        }
+        let (name, gateway, prefix_len, mtu) =
+            (bridge.clone(), self.config.segment_gateway(k), self.config.bridge_prefix_len(k), self.mtu);
+        // Concurrent first connects of one segment may both get here: `ensure_bridge` takes a bridge
+        // another made meanwhile.
+        tokio::task::spawn_blocking(move || link::ensure_bridge(&name, gateway, prefix_len, mtu))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        self.bridges_ready.lock().unwrap_or_else(|e| e.into_inner()).insert(k);
+        Ok(bridge)
+    }
+
+    /// Forgets the segments whose bridge is gone, so the next connect makes it again.
+    fn forget_missing_bridges(&self) {
+        let mut ready = self.bridges_ready.lock().unwrap_or_else(|e| e.into_inner());
+        ready.retain(|k| link::exists(&self.config.bridge_name(*k)));
+    }
+
+    /// The bridges of the subnet's segments that exist now.
+    fn existing_bridges(&self) -> Vec<String> {
+        self.config.bridge_names().into_iter().filter(|b| link::exists(b)).collect()
     }
 
     /// The configuration this network was created with.
@@ -182,8 +223,9 @@ impl Network {
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
         let (resolv_conf, hosts) = files::write_all(files_dir, hostname, address, &self.config.dns)?;
+        let gateway = self.config.segment_of(address).map_or(self.gateway, |k| self.config.segment_gateway(k));
         Ok(PreparedNetwork {
-            network: SandboxNetwork { netns_path, address, gateway: self.gateway, resolv_conf, hosts },
+            network: SandboxNetwork { netns_path, address, gateway, resolv_conf, hosts },
             names,
             plan: policy::plan(policy, &self.config.dns),
         })
@@ -201,9 +243,10 @@ impl Network {
             let script = firewall::sandbox_script(&self.table, &names.chain, network.address, plan)
                 + &port_guard::bind_script(&self.table, &binding);
             firewall::apply(&script).await?;
-            link::create_veth(&names.netns, &names.host_veth, mac, &self.config.bridge, self.mtu).await?;
+            let bridge = self.segment_bridge(network.address).await?;
+            link::create_veth(&names.netns, &names.host_veth, mac, &bridge, self.mtu).await?;
             let prefix_len = self.config.subnet.prefix_len();
-            link::configure_sandbox_side(&network.netns_path, network.address, prefix_len, self.gateway).await
+            link::configure_sandbox_side(&network.netns_path, network.address, prefix_len, network.gateway).await
         }
         .instrument(info_span!("network_connect", netns = %names.netns))
         .await
@@ -286,21 +329,26 @@ impl Network {
     }
 
     /// The sandboxes of `ids` that hold an address but whose network is no longer whole: their host
-    /// veth is off the bridge (the bridge was deleted and made again) or their firewall chain is gone
-    /// (the table was deleted). Such a sandbox answers its guest socket but reaches nothing.
+    /// veth is off their segment's bridge (the bridge was deleted and made again) or their firewall
+    /// chain is gone (the table was deleted). Such a sandbox answers its guest socket but reaches nothing.
     pub async fn lost(&self, ids: &BTreeSet<String>) -> Result<BTreeSet<String>, NetworkError> {
-        let leased: BTreeSet<String> = self.pool.leases()?.into_values().filter(|id| ids.contains(id)).collect();
+        let leased: Vec<(Ipv4Addr, String)> =
+            self.pool.leases()?.into_iter().filter(|(_, id)| ids.contains(id)).collect();
         if leased.is_empty() {
             return Ok(BTreeSet::new());
         }
-        let ports = link::bridge_ports(&self.config.bridge);
+        let ports: std::collections::BTreeMap<String, Vec<String>> =
+            self.existing_bridges().into_iter().map(|b| (b.clone(), link::bridge_ports(&b))).collect();
         let chains = firewall::state(&self.table).await?.chains;
         Ok(leased
             .into_iter()
-            .filter(|id| {
+            .filter(|(addr, id)| {
                 let names = self.names(id);
-                !ports.contains(&names.host_veth) || !chains.contains(&names.chain)
+                let bridge = self.config.segment_of(*addr).map(|k| self.config.bridge_name(k));
+                let on_bridge = bridge.and_then(|b| ports.get(&b)).is_some_and(|p| p.contains(&names.host_veth));
+                !on_bridge || !chains.contains(&names.chain)
             })
+            .map(|(_, id)| id)
             .collect())
     }
 
@@ -321,12 +369,19 @@ impl Network {
             }
             let kept: Vec<SandboxNames> = keep.iter().map(|id| self.names(id)).collect();
             // Orphaned ports go before their guard.
-            for port in link::bridge_ports(&self.config.bridge) {
+            for port in self.existing_bridges().iter().flat_map(|b| link::bridge_ports(b)) {
                 if port.starts_with(VETH_PREFIX) && !kept.iter().any(|k| k.host_veth == port) {
                     warn!(port, "removing orphaned sandbox veth");
                     link::delete(&port).await?;
                 }
             }
+            // Bridges of other segments that hold no port any more go (the first one stays).
+            for bridge in self.existing_bridges().into_iter().filter(|b| *b != self.config.bridge) {
+                if link::bridge_ports(&bridge).is_empty() {
+                    link::delete(&bridge).await?;
+                }
+            }
+            self.forget_missing_bridges();
             let kept_addrs: BTreeSet<Ipv4Addr> = self
                 .pool
                 .leases()?

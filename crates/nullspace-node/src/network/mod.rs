@@ -4,7 +4,8 @@
 //! each bridge port may only send from its sandbox's MAC and address (no ARP or IP spoofing).
 //!
 //! Host-wide effects while a [`Network`] exists: the bridge (default `nsbr0`) with the gateway
-//! address, two nftables tables (`inet nullspace_<bridge>`: firewall and NAT; `bridge
+//! address (and, past 1,021 sandboxes, one more bridge `<bridge>-<k>` per /22 segment of the subnet:
+//! a bridge holds at most 1,023 ports; see `config`), two nftables tables (`inet nullspace_<bridge>`: firewall and NAT; `bridge
 //! nullspace_<bridge>`: the port guard), and `net.ipv4.ip_forward=1` (enabled by [`Network::new`] and
 //! left on, since other sandboxes or host services may rely on it).
 
@@ -25,7 +26,7 @@ mod port_guard;
 #[cfg(test)]
 mod host_tests;
 
-pub use config::{host_dns, NetworkConfig, DEFAULT_BRIDGE, DEFAULT_SUBNET};
+pub use config::{host_dns, NetworkConfig, DEFAULT_BRIDGE, DEFAULT_SUBNET, SEGMENT_PREFIX_LEN};
 pub use error::NetworkError;
 pub use manager::{Network, PreparedNetwork, SandboxNetwork};
 pub use policy::{parse_destination, NetworkPolicy, MAX_POLICY_ENTRIES};

@@ -189,7 +189,11 @@ impl Control {
             .await?;
         if live.len() >= self.max_sandboxes {
             return Err(ControlError::Capacity {
-                reason: format!("{} of {} sandboxes in use", live.len(), self.max_sandboxes),
+                reason: format!(
+                    "{} of {} sandboxes in use (the most this host holds, or --max-sandboxes)",
+                    live.len(),
+                    self.max_sandboxes
+                ),
             });
         }
         let reserved = live.iter().fold((0_u64, 0_u64), |(cpus, memory), record| {

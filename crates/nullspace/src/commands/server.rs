@@ -65,6 +65,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitStatus> {
             }),
             max_execs_per_sandbox: usize::try_from(args.max_execs_per_sandbox).unwrap_or(usize::MAX),
         },
+        max_sandboxes: args.max_sandboxes,
     };
     nullspace_server::run(options).await?;
     Ok(ExitStatus::Success)

@@ -1,12 +1,14 @@
 //! `nullspace bench`: measures a running server, each figure beside a baseline measured in the same run
 //! (absolute times swing on a shared machine; the ratio is the figure), one module per mode: `files`
 //! (API transfers vs `cp`), `exec` (round trip vs `GET /healthz`), `create` (create→first exec vs bare
-//! `runc run`), `fork` (vs `cp -a` of the change set), `resume` (vs a cold create), and the template,
+//! `runc run`), `fork` (vs `cp -a` of the change set), `resume` (vs a cold create), `density` (MiB per
+//! idle sandbox at 10, 100 and 1,000 from the host's free memory), and the template,
 //! code-interpreter and desktop figures of `templates`, `code` and `desktop`. `report` holds the rows
 //! and prints them (`--json` writes the same).
 
 mod code;
 mod create;
+mod density;
 mod desktop;
 mod exec;
 mod files;
@@ -86,6 +88,14 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
             BenchMode::Create => rows.extend(create::measure(&bench).await?),
             BenchMode::Fork => rows.extend(fork::measure(&bench).await?),
             BenchMode::Resume => rows.extend(resume::measure(&bench).await?),
+            BenchMode::Density => {
+                let steps = match &args.density_steps {
+                    Some(steps) => steps.clone(),
+                    None if args.quick => vec![10, 50],
+                    None => vec![10, 100, 1000],
+                };
+                rows.extend(density::measure(&bench, &steps).await?)
+            }
             BenchMode::Templates => template_figures = measure_templates(&bench, &args).await?,
             BenchMode::Code => {
                 code_figures = if args.no_code_interpreter {

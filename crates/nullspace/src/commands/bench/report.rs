@@ -31,6 +31,7 @@ pub(super) fn summarize(samples: &mut [Duration]) -> Summary {
 pub(super) enum Unit {
     Ms,
     MibPerS,
+    Mib,
 }
 
 impl Unit {
@@ -38,6 +39,7 @@ impl Unit {
         match self {
             Unit::Ms => "ms",
             Unit::MibPerS => "MiB/s",
+            Unit::Mib => "MiB",
         }
     }
 }
