@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 mod ca_bundle;
+pub mod disk_clone;
 mod error;
 mod guest_binary;
 mod guest_link;

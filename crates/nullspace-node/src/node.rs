@@ -134,6 +134,8 @@ pub struct Node {
     id_ranges: Option<std::sync::Arc<dyn crate::idmap::IdRangeBook>>,
     /// Idle connections to the sandboxes' guests.
     guest_pool: std::sync::Arc<crate::GuestPool>,
+    /// Whether the data dir's filesystem reflinks (forks copy sandbox disks in O(1)).
+    disk_reflink: bool,
 }
 
 impl Node {
@@ -186,6 +188,15 @@ impl Node {
             tracing::warn!("--allow-host-root: every sandbox's root is the host's root (no user namespace)");
         }
         let range_policy = crate::idmap::RangePolicy::host();
+        let disk_reflink = crate::disk_clone::reflink_works(&sandboxes_dir);
+        if disk_reflink {
+            tracing::info!("the data dir's filesystem reflinks: a fork copies its parent's disk in O(1)");
+        } else {
+            tracing::info!(
+                "the data dir's filesystem cannot reflink (ext4?): a fork copies its parent's change set; \
+                 put the data dir on XFS (mkfs.xfs -m reflink=1) or btrfs for O(1) forks"
+            );
+        }
         Ok(Self {
             config,
             templates,
@@ -199,6 +210,7 @@ impl Node {
             range_policy,
             id_ranges: None,
             guest_pool: std::sync::Arc::default(),
+            disk_reflink,
         })
     }
 
@@ -290,6 +302,16 @@ impl Node {
     /// The guests serving volumes' files without a sandbox.
     pub fn volume_guests(&self) -> &crate::VolumeGuests {
         &self.volume_guests
+    }
+
+    /// Whether the data dir's filesystem reflinks (see `disk_clone`).
+    pub(crate) fn disk_reflink(&self) -> bool {
+        self.disk_reflink
+    }
+
+    /// Where sandboxes' directories live.
+    pub(crate) fn sandboxes_dir(&self) -> &Path {
+        &self.sandboxes_dir
     }
 
     /// Where snapshot layers live.
@@ -593,6 +615,16 @@ impl Node {
         }
         found.extend(crate::idmap::gated_ids(&self.config.data_dir).into_iter().filter(|id| is_sandbox_id(id)));
         let mut report = ReconcileReport::default();
+        // A server that died while a fork copied a disk left that disk frozen: thaw it before anything
+        // looks at the sandbox (a frozen filesystem holds every write of its processes).
+        for id in &found {
+            let disk = self.paths(id).disk;
+            if crate::volume_image::is_mount_point(&disk).unwrap_or(false) {
+                if let Err(error) = crate::disk_clone::thaw(&disk) {
+                    tracing::warn!(sandbox = %id, %error, "cannot thaw a sandbox disk");
+                }
+            }
+        }
         for id in &found {
             if !expected.contains(id) {
                 self.destroy(id).await?;

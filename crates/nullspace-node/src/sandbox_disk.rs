@@ -78,6 +78,26 @@ pub fn prepare(paths: &SandboxPaths, disk_mb: Option<u32>) -> Result<(), ImageEr
     volume_image::mount_with(&paths.disk_image, &paths.disk, MOUNT_OPTIONS)
 }
 
+/// Mounts the image at `paths.disk_image` that a fork copied from its parent's (see `disk_clone`) on
+/// `paths.disk`, where [`prepare`] keeps it, and empties what the launch makes again: the overlay work dir
+/// and the network files (the control dir is made fresh by every launch).
+pub fn adopt(paths: &SandboxPaths) -> Result<(), ImageError> {
+    let io = |operation: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ImageError::Io { operation, path, source }
+    };
+    std::fs::create_dir_all(&paths.disk).map_err(io("creating", &paths.disk))?;
+    volume_image::mount_with(&paths.disk_image, &paths.disk, MOUNT_OPTIONS)?;
+    for dir in [&paths.work, &paths.net] {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io("emptying", dir)(error)),
+        }
+    }
+    Ok(())
+}
+
 /// [`prepare`] on a blocking thread (`mkfs.ext4` and `mount` take tens of milliseconds).
 pub async fn prepare_off_thread(paths: &SandboxPaths, disk_mb: Option<u32>) -> Result<(), ImageError> {
     let paths = paths.clone();

@@ -1,6 +1,8 @@
 //! Snapshot layers: a sandbox's upper dir frozen into a read-only directory that later sandboxes stack
 //! as an overlay lower layer. Hibernate moves the upper dir (O(1), or a copy from a sandbox disk, a
-//! filesystem of its own); snapshot and fork of a running sandbox copy it while its processes are frozen. A layer appears under its final name only when complete.
+//! filesystem of its own); a snapshot of a running sandbox (and a fork of one without a disk image: see
+//! `disk_clone`) copies it while its processes are frozen. A layer appears under its final name only
+//! when complete.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! Snapshots, hibernate, resume and fork. A snapshot is a stack of frozen layer directories plus the
-//! configuration to restore; sandboxes resumed or forked from it stack those layers below a fresh upper
-//! dir, so resume and fork cost a mount, not a copy of the filesystem.
+//! configuration to restore; sandboxes resumed from it stack those layers below a fresh upper dir, so
+//! resume costs a mount, not a copy of the filesystem. A fork of a sandbox with a disk, on a data dir
+//! that reflinks, copies the disk image instead (O(1)) and makes no layer.
 
 use nullspace_types::sandbox::CreateSandboxRequest;
 
@@ -282,6 +283,9 @@ impl Control {
         Self::running(&parent)?;
         let (parent, _mounts_held) = self.hold_mounts(&parent).await?;
         self.admit(parent.vcpus, parent.memory_mb).await?;
+        if !self.node.memory_snapshots() && parent.disk_mb.is_some() && self.node.forks_by_disk_copy(&parent.id) {
+            return self.fork_disk(tenant, &parent).await;
+        }
         let (layer, restore_from) = if self.node.memory_snapshots() {
             let layer = self.fork_layer_with_memory(&parent).await?;
             let image = self.memory_of(&layer);
@@ -306,6 +310,54 @@ impl Control {
         if !self.node.memory_snapshots() {
             self.restart_template(&child).await;
         }
+        let mut event = NewEvent::sandbox("fork", "succeeded", "user", &child.id).reason("api");
+        event.source_sandbox_id = Some(parent.id.clone());
+        event.target_sandbox_id = Some(child.id.clone());
+        self.events.emit(&tenant.id, event).await;
+        Ok(child)
+    }
+
+    /// Fork of a running sandbox whose writes live on a disk image (runc/crun with a disk limit): the
+    /// child's disk starts as a copy of the parent's image (a reflink where the data dir's filesystem
+    /// shares blocks; see `nullspace_node::disk_clone`) and it stacks the parent's layers below it, so no
+    /// snapshot layer is made. A child that is never recorded has its copy released here; once recorded,
+    /// its launch (or the reaper) owns it.
+    async fn fork_disk(&self, tenant: &Tenant, parent: &SandboxRecord) -> ControlResult<SandboxRecord> {
+        let mut record = new_record(
+            tenant,
+            parent.template.clone(),
+            (parent.vcpus, parent.memory_mb),
+            parent.envs.clone(),
+            parent.metadata.clone(),
+            parent.cwd.clone(),
+            parent.timeout_ms,
+            &parent.timeout_action,
+            parent.layers.clone(),
+            None,
+        );
+        record.network = parent.network.clone();
+        record.volumes = parent.volumes.clone();
+        record.auto_resume = parent.auto_resume;
+        // The copy is the parent's filesystem, of the parent's size.
+        record.disk_mb = parent.disk_mb;
+        let child_id = record.id.clone();
+        let started = match self.node.clone_disk(&parent.id, &child_id).await {
+            Ok(_) => self.insert_and_start(record, "fork", None).await,
+            Err(error) => Err(error.into()),
+        };
+        let child = match started {
+            Ok(child) => child,
+            Err(error) => {
+                if self.store.get_sandbox(&tenant.id, &child_id).await?.is_none() {
+                    if let Err(release) = self.node.destroy(&child_id).await {
+                        let release = crate::error_chain(&release);
+                        tracing::warn!(error = %release, sandbox = %child_id, "cannot release a fork's disk copy");
+                    }
+                }
+                return Err(error);
+            }
+        };
+        self.restart_template(&child).await;
         let mut event = NewEvent::sandbox("fork", "succeeded", "user", &child.id).reason("api");
         event.source_sandbox_id = Some(parent.id.clone());
         event.target_sandbox_id = Some(child.id.clone());
