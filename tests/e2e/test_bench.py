@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-MODES = ("files", "exec", "create", "fork", "resume")
+MODES = ("files", "exec", "create", "fork", "resume", "density")
 
 
 def _live_ids(server) -> set[str]:
@@ -17,7 +17,10 @@ def _live_ids(server) -> set[str]:
 
 def test_quick_bench_reports_every_row_beside_its_baseline(server, cli):
     before = _live_ids(server)
-    proc = cli.run("bench", "--quick", "--mode", ",".join(MODES), "--data-dir", str(server.data_dir), timeout=900)
+    # Density at 2 and 4 sandboxes: the e2e server admits few default sandboxes (no overcommit flags), and
+    # the rows, not the figure, are what this checks (MemAvailable moves by more than 4 sandboxes take).
+    argv = ["bench", "--quick", "--mode", ",".join(MODES), "--density-steps", "2,4", "--data-dir", str(server.data_dir)]
+    proc = cli.run(*argv, timeout=900)
     assert proc.returncode == 0, f"bench exited {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     report = json.loads(proc.stdout)
     assert report["quick"] is True
@@ -28,12 +31,14 @@ def test_quick_bench_reports_every_row_beside_its_baseline(server, cli):
     for row in rows:
         where = f"{row['mode']} / {row['name']}"
         assert row["samples"] >= 1, where
-        assert row["p50"] > 0 and row["p90"] > 0, where
-        assert row["unit"] in ("ms", "mib_per_s"), where
+        assert row["unit"] in ("ms", "mib_per_s", "mib"), where
+        if row["unit"] != "mib":  # memory deltas of a few sandboxes may come out negative on a busy host
+            assert row["p50"] > 0 and row["p90"] > 0, where
         baseline = row["baseline"]
         if baseline is not None:
-            assert baseline["p50"] > 0 and baseline["samples"] >= 1, where
-            assert abs(row["ratio"] - row["p50"] / baseline["p50"]) < 1e-9, where
+            assert baseline["samples"] >= 1, where
+            if baseline["p50"] > 0:
+                assert abs(row["ratio"] - row["p50"] / baseline["p50"]) < 1e-9, where
         for target in row["targets"]:
             assert target["text"], where
         assert isinstance(row["met"], bool), where
@@ -51,6 +56,7 @@ def test_quick_bench_reports_every_row_beside_its_baseline(server, cli):
     assert any(row["baseline"] and "guest socket" in row["baseline"]["name"] for row in by_mode["exec"])
     assert any(row["baseline"] and "cp -a" in row["baseline"]["name"] for row in by_mode["fork"])
     assert any(row["name"].startswith("resume") and row["baseline"] for row in by_mode["resume"])
+    assert any("per idle sandbox at 4" in row["name"] for row in by_mode["density"])
 
     after = _live_ids(server)
     assert after <= before, f"the bench left sandboxes behind: {after - before}"
