@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-MODES = ("files", "exec", "create", "fork", "resume", "density")
+MODES = ("files", "exec", "create", "concurrent", "fork", "resume", "density")
 
 
 def _live_ids(server) -> set[str]:
@@ -17,9 +17,9 @@ def _live_ids(server) -> set[str]:
 
 def test_quick_bench_reports_every_row_beside_its_baseline(server, cli):
     before = _live_ids(server)
-    # Density at 2 and 4 sandboxes: the e2e server admits few default sandboxes (no overcommit flags), and
+    # Concurrent creates of 4, density at 2 and 4 sandboxes: the e2e server admits few default sandboxes (no overcommit flags), and
     # the rows, not the figure, are what this checks (MemAvailable moves by more than 4 sandboxes take).
-    argv = ["bench", "--quick", "--mode", ",".join(MODES), "--density-steps", "2,4", "--data-dir", str(server.data_dir)]
+    argv = ["bench", "--quick", "--mode", ",".join(MODES), "--density-steps", "2,4", "--concurrency", "4", "--data-dir", str(server.data_dir)]
     proc = cli.run(*argv, timeout=900)
     assert proc.returncode == 0, f"bench exited {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     report = json.loads(proc.stdout)
@@ -57,6 +57,7 @@ def test_quick_bench_reports_every_row_beside_its_baseline(server, cli):
     assert any(row["baseline"] and "cp -a" in row["baseline"]["name"] for row in by_mode["fork"])
     assert any(row["name"].startswith("resume") and row["baseline"] for row in by_mode["resume"])
     assert any("per idle sandbox at 4" in row["name"] for row in by_mode["density"])
+    assert any(row["baseline"] and "sequential" in row["baseline"]["name"] for row in by_mode["concurrent"])
 
     after = _live_ids(server)
     assert after <= before, f"the bench left sandboxes behind: {after - before}"

@@ -103,6 +103,8 @@ pub enum BenchMode {
     Exec,
     /// Create→first exec, cold and from a warm pool, vs bare `runc run` of the same rootfs.
     Create,
+    /// N creates→first exec sent at once (all answered) vs the same N one after another.
+    Concurrent,
     /// Fork of a running sandbox vs a copy of its change set.
     Fork,
     /// Hibernate and resume vs a cold create.
@@ -126,7 +128,8 @@ impl BenchMode {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Figures to measure (repeat or comma-separate); all of them when omitted.
+    /// Figures to measure (repeat or comma-separate); when omitted, all but `concurrent` and `density`
+    /// (they hold many sandboxes at once and need the server's overcommit flags).
     #[arg(long = "mode", value_name = "MODE", value_delimiter = ',')]
     pub modes: Vec<BenchMode>,
     /// A short run with small samples and sizes (what CI runs): the figures are noisier, the rows the same.
@@ -138,6 +141,10 @@ pub struct BenchArgs {
     /// Exec round trips to time in one sandbox [default: 200, quick: 20].
     #[arg(long)]
     pub execs: Option<usize>,
+    /// Creates sent at once by the `concurrent` mode (and made one after another for its baseline)
+    /// [default: 100, quick: 10]. 100 sandboxes of 1 vCPU need `server --cpu-overcommit 64` on 2 cores.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
     /// Size of the file written and read back, in MiB [default: 1024, quick: 16].
     #[arg(long)]
     pub file_mb: Option<usize>,

@@ -15,8 +15,12 @@ const ATTEMPTS: usize = 8;
 
 impl Store {
     /// The base of `sandbox_id`'s range: the one it holds when `policy` still allows it, else the lowest
-    /// free block, recorded before it is returned.
+    /// free block, recorded before it is returned. Allocations of this process run one at a time (each
+    /// picks the lowest free block, so concurrent ones would all pick the same one and all but one
+    /// retry, up to [`ATTEMPTS`] times: 100 concurrent creates ran out of attempts); the unique key
+    /// still settles a race with another process on the same store.
     pub async fn allocate_id_range(&self, sandbox_id: &str, policy: &RangePolicy) -> StoreResult<Option<u32>> {
+        let _one_at_a_time = self.id_ranges.lock().await;
         for _ in 0..ATTEMPTS {
             let rows = sqlx::query("SELECT sandbox_id, host_base FROM sandbox_id_ranges")
                 .fetch_all(&self.pool)
@@ -149,6 +153,24 @@ mod tests {
         let c = store.allocate_id_range("sb_c", &policy).await.unwrap().unwrap();
         assert_eq!(c, a);
         assert_eq!(store.id_range_of("sb_b").await.unwrap(), Some(b));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_hundred_concurrent_allocations_all_get_distinct_ranges() {
+        let (_dir, store) = store().await;
+        let policy = RangePolicy::default();
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let (store, policy) = (store.clone(), policy.clone());
+                tokio::spawn(async move { store.allocate_id_range(&format!("sb_{i}"), &policy).await })
+            })
+            .collect();
+        let mut bases = BTreeSet::new();
+        for task in tasks {
+            let base = task.await.unwrap().unwrap().expect("a range for every sandbox");
+            assert!(bases.insert(base), "block {base} handed out twice");
+        }
+        assert_eq!(bases.len(), 100);
     }
 
     #[tokio::test]

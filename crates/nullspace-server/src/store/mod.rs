@@ -38,6 +38,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Serializes this process's id range allocations (see `allocate_id_range`): concurrent
+    /// creates would otherwise race for the same lowest free block and lose to each other.
+    id_ranges: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -55,6 +58,6 @@ impl Store {
             .await
             .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(Self { pool })
+        Ok(Self { pool, id_ranges: Default::default() })
     }
 }

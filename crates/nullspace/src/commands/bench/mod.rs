@@ -1,12 +1,13 @@
 //! `nullspace bench`: measures a running server, each figure beside a baseline measured in the same run
 //! (absolute times swing on a shared machine; the ratio is the figure), one module per mode: `files`
 //! (API transfers vs `cp`), `exec` (round trip vs `GET /healthz`), `create` (create→first exec vs bare
-//! `runc run`), `fork` (vs `cp -a` of the change set), `resume` (vs a cold create), `density` (MiB per
-//! idle sandbox at 10, 100 and 1,000 from the host's free memory), and the template,
-//! code-interpreter and desktop figures of `templates`, `code` and `desktop`. `report` holds the rows
-//! and prints them (`--json` writes the same).
+//! `runc run`), `concurrent` (N creates→first exec at once vs one after another), `fork` (vs `cp -a` of
+//! the change set), `resume` (vs a cold create), `density` (MiB per idle sandbox at 10, 100 and 1,000
+//! from the host's free memory), and the template, code-interpreter and desktop figures of `templates`,
+//! `code` and `desktop`. `report` holds the rows and prints them (`--json` writes the same).
 
 mod code;
+mod concurrent;
 mod create;
 mod density;
 mod desktop;
@@ -41,6 +42,7 @@ pub(super) struct Bench<'a> {
     sandboxes: usize,
     execs: usize,
     file_mb: usize,
+    concurrency: usize,
 }
 
 impl Bench<'_> {
@@ -68,13 +70,17 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
         sandboxes: sized(args.sandboxes, 20, 3),
         execs: sized(args.execs, 200, 20),
         file_mb: sized(args.file_mb, 1024, 16),
+        concurrency: sized(args.concurrency, 100, 10),
     };
-    if bench.sandboxes == 0 || bench.execs == 0 || bench.file_mb == 0 {
-        bail!("--sandboxes, --execs and --file-mb must be at least 1");
+    if bench.sandboxes == 0 || bench.execs == 0 || bench.file_mb == 0 || bench.concurrency == 0 {
+        bail!("--sandboxes, --execs, --file-mb and --concurrency must be at least 1");
     }
     let mut modes = args.modes.clone();
     if modes.is_empty() {
-        modes = BenchMode::value_variants().to_vec();
+        // Concurrent creates and density hold many sandboxes at once: they need the server's overcommit
+        // flags, so they run only when asked for.
+        let by_default = |mode: &&BenchMode| !matches!(mode, BenchMode::Concurrent | BenchMode::Density);
+        modes = BenchMode::value_variants().iter().filter(by_default).copied().collect();
     }
     modes.sort();
     modes.dedup();
@@ -86,6 +92,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
             BenchMode::Files => rows.extend(files::measure(&bench).await?),
             BenchMode::Exec => rows.extend(exec::measure(&bench).await?),
             BenchMode::Create => rows.extend(create::measure(&bench).await?),
+            BenchMode::Concurrent => rows.extend(concurrent::measure(&bench).await?),
             BenchMode::Fork => rows.extend(fork::measure(&bench).await?),
             BenchMode::Resume => rows.extend(resume::measure(&bench).await?),
             BenchMode::Density => {
