@@ -33,7 +33,7 @@ pub mod volumes;
 pub use error::NodeError;
 pub use guest_link::GuestLink;
 pub use guest_pool::GuestPool;
-pub use guest_socket::GuestPeer;
+pub use guest_socket::{connect as connect_guest_socket, GuestPeer};
 pub use layer_views::is_dir_in_view;
 pub use layout::{private_dir, SandboxPaths};
 pub use metrics::SandboxUsage;

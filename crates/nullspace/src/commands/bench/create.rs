@@ -36,16 +36,23 @@ async fn measure_create(client: &Client, count: usize) -> anyhow::Result<Vec<Dur
         let started = Instant::now();
         let sandbox =
             client.create_sandbox(&CreateSandboxRequest::default(), None).await.context("creating a sandbox")?;
-        let result = client.exec(&sandbox.id, &exec_true()).await;
-        let elapsed = started.elapsed();
-        client.kill_sandbox(&sandbox.id).await.context("killing a bench sandbox")?;
-        let result = result.context("first exec")?;
-        if result.exit_code != 0 {
-            bail!("`true` exited {} in sandbox {}", result.exit_code, sandbox.id);
-        }
+        let elapsed = first_exec_then_kill(client, &sandbox.id, started).await?;
         samples.push(elapsed);
     }
     Ok(samples)
+}
+
+/// Runs `true` in a just-created sandbox, then kills it: the time from `started` to the exec's answer
+/// (checked to be exit 0 once the sandbox is gone).
+async fn first_exec_then_kill(client: &Client, id: &str, started: Instant) -> anyhow::Result<Duration> {
+    let result = client.exec(id, &exec_true()).await;
+    let elapsed = started.elapsed();
+    client.kill_sandbox(id).await.context("killing a bench sandbox")?;
+    let result = result.context("first exec")?;
+    if result.exit_code != 0 {
+        bail!("`true` exited {} in sandbox {id}", result.exit_code);
+    }
+    Ok(elapsed)
 }
 
 /// Create→first-exec of sandboxes claimed from a warm pool of `base` (one ready sandbox kept; each
@@ -81,13 +88,7 @@ async fn warm_samples(client: &Client, pool_id: &str, count: usize) -> anyhow::R
             .create_sandbox_from_pool(&CreateSandboxRequest::default(), pool_id, "require")
             .await
             .context("claiming a warm pool sandbox")?;
-        let result = client.exec(&sandbox.id, &exec_true()).await;
-        let elapsed = started.elapsed();
-        client.kill_sandbox(&sandbox.id).await.context("killing a bench sandbox")?;
-        let result = result.context("first exec")?;
-        if result.exit_code != 0 {
-            bail!("`true` exited {} in sandbox {}", result.exit_code, sandbox.id);
-        }
+        let elapsed = first_exec_then_kill(client, &sandbox.id, started).await?;
         if checkout.as_ref().and_then(|c| c["hit"].as_bool()) != Some(true) {
             bail!("the create did not claim from the warm pool: {checkout:?}");
         }

@@ -5,17 +5,16 @@
 //! costs). The guest's socket is found under the server's `--data-dir` (the bench runs as root on the
 //! host, as the server does).
 
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use nullspace_client::Client;
-use nullspace_node::SandboxPaths;
+use nullspace_node::{GuestPeer, SandboxPaths};
 use nullspace_types::exec_api::ExecResult;
 use nullspace_types::sandbox::CreateSandboxRequest;
 
@@ -57,7 +56,7 @@ struct Samples {
 async fn round_trips(client: &Client, id: &str, socket: &Path, count: usize) -> anyhow::Result<Samples> {
     let mut samples =
         Samples { execs: Vec::with_capacity(count), health: Vec::with_capacity(count), raw: Vec::with_capacity(count) };
-    let mut guest = RawGuest::connect(socket).await?;
+    let mut guest = RawGuest::connect(socket, id).await?;
     let request = exec_true();
     let body = Bytes::from(serde_json::to_vec(&request)?);
     for _ in 0..count {
@@ -82,14 +81,12 @@ struct RawGuest {
 }
 
 impl RawGuest {
-    async fn connect(socket: &Path) -> anyhow::Result<RawGuest> {
+    async fn connect(socket: &Path, sandbox_id: &str) -> anyhow::Result<RawGuest> {
         let hint = || format!("the guest socket {}: pass the server's --data-dir", socket.display());
-        // The entry lives in a directory the sandbox can write: refuse anything but a socket itself.
-        let meta = std::fs::symlink_metadata(socket).with_context(hint)?;
-        if !meta.file_type().is_socket() {
-            bail!("{} is not a unix socket", socket.display());
-        }
-        let stream = tokio::net::UnixStream::connect(socket).await.with_context(hint)?;
+        // The entry lives in a directory the sandbox can write: connect as the node does (the entry
+        // itself, never followed, must be a socket, and its listener a process of the sandbox).
+        let peer = GuestPeer::Sandbox(sandbox_id.to_owned());
+        let stream = nullspace_node::connect_guest_socket(socket, &peer).await.with_context(hint)?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .with_context(|| format!("HTTP handshake on {}", socket.display()))?;
@@ -112,5 +109,24 @@ impl RawGuest {
         let result: ExecResult = serde_json::from_slice(&bytes).with_context(context)?;
         ensure!(result.exit_code == 0, "`true` on the guest socket exited {}: {}", result.exit_code, result.stderr);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_symlink_planted_for_the_guest_socket_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("host.sock");
+        let _listener = tokio::net::UnixListener::bind(&target).unwrap();
+        let planted = dir.path().join("guest.sock");
+        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        let error = RawGuest::connect(&planted, "sb_bench").await.err().expect("a planted link is refused");
+        assert!(format!("{error:#}").contains("is not a unix socket"), "{error:#}");
+        // A real socket whose listener is not a process of the sandbox is refused too.
+        let foreign = RawGuest::connect(&target, "sb_bench").await.err().expect("a foreign listener is refused");
+        assert!(format!("{foreign:#}").contains("does not belong to sandbox sb_bench"), "{foreign:#}");
     }
 }
